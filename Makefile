@@ -1,0 +1,42 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Each bootstraps .venv.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck unit bench soak clean venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null \
+	  || { echo "installing python3-venv (Debian)"; apt-get update -qq && apt-get install -y -qq python3-venv; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+demo: venv
+	$(PY) -m daemon.demo
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+unit: venv
+	$(PY) -m pytest
+
+test: lint typecheck unit
+
+bench: venv
+	$(PY) -m hil.bench
+
+soak: venv
+	KIOSK_SOAK=1 $(PY) -m pytest -m "slow" tests
+
+clean:
+	rm -rf $(VENV) .demo bench-results.json .mypy_cache .pytest_cache .ruff_cache
