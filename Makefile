@@ -28,7 +28,7 @@ typecheck: venv
 	$(VENV)/bin/mypy
 
 unit: venv
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not soak"
 
 test: lint typecheck unit
 
@@ -36,7 +36,7 @@ bench: venv
 	$(PY) -m hil.bench
 
 soak: venv
-	KIOSK_SOAK=1 $(PY) -m pytest -m "slow" tests
+	$(PY) -m pytest -m soak --timeout 7200
 
 clean:
 	rm -rf $(VENV) .demo bench-results.json .mypy_cache .pytest_cache .ruff_cache
