@@ -1,0 +1,291 @@
+"""Check-in records: JWS compact serialisation, hash chain, and the one verifier.
+
+A record is a JWS (RFC 7515) in compact form, signed by the device key (ES256 by default,
+EdDSA allowed). Its payload (docs/api.md) carries ``seq`` (1, 2, 3... per device, no gaps) and
+``prev`` (base64url SHA-256 of the previous record's compact JWS; :data:`GENESIS` for seq 1),
+so deleting, altering, reordering or replaying a record breaks the chain.
+
+:func:`verify_record` is the single verification function: the reference API, the outbox's
+self-check, ``kioskctl outbox verify`` and the tests all call it (directly or through
+:class:`ChainVerifier`).
+
+May import: the standard library, ``daemon.keys``, ``daemon.errors``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from daemon.errors import RecordError
+from daemon.keys import PublicKey, SigningKey, verify_signature
+
+VERSION = 1
+JWS_TYPE = "kiosk-record+jws"
+#: ``prev`` of the first record: base64url of 32 zero bytes (the shape of every other ``prev``).
+GENESIS = "A" * 43
+RECORD_TYPES = frozenset(
+    {
+        "checkin",
+        "checkin_fallback",
+        "staff_override",
+        "tamper",
+        "boot",
+        "clock_step",
+        "fault",
+        "enrolment",
+        "key_rotation",
+        "see_officer",
+    }
+)
+FLAGS = frozenset({"see_officer", "id_review", "fault", "photo_quality", "no_photo", "demo"})
+_B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
+_DEVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str) -> bytes:
+    if not _B64URL.match(text):
+        raise ValueError("not base64url")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def record_hash(compact: str) -> str:
+    """The chain hash of a record: base64url(SHA-256(compact JWS as ASCII))."""
+    return b64url(hashlib.sha256(compact.encode("ascii")).digest())
+
+
+def canonical_json(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+
+
+def uuid7(unix_ms: int | None = None) -> str:
+    """A UUIDv7 (RFC 9562): 48-bit Unix milliseconds, then random bits; sortable by time."""
+    ms = int(time.time() * 1000) if unix_ms is None else unix_ms
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    value |= ((rand >> 62) & 0xFFF) << 64
+    value |= 0b10 << 62
+    value |= rand & ((1 << 62) - 1)
+    return str(uuid.UUID(int=value))
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A verified (or freshly signed) record."""
+
+    compact: str
+    header: Mapping[str, Any]
+    payload: Mapping[str, Any]
+
+    @property
+    def seq(self) -> int:
+        return int(self.payload["seq"])
+
+    @property
+    def id(self) -> str:
+        return str(self.payload["id"])
+
+    @property
+    def type(self) -> str:
+        return str(self.payload["type"])
+
+    @property
+    def device(self) -> str:
+        return str(self.payload["device"])
+
+    @property
+    def hash(self) -> str:
+        return record_hash(self.compact)
+
+
+def sign_record(payload: Mapping[str, Any], key: SigningKey) -> str:
+    """Sign ``payload`` (already schema-valid) with ``key``; return the compact JWS."""
+    header = {"alg": key.alg, "typ": JWS_TYPE, "kid": payload["device"]}
+    signing_input = f"{b64url(canonical_json(header))}.{b64url(canonical_json(payload))}"
+    signature = key.sign(signing_input.encode("ascii"))
+    return f"{signing_input}.{b64url(signature)}"
+
+
+def decode_unverified(compact: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
+    """Split a compact JWS into (header, payload, signing input, signature) without trusting it.
+
+    Raises :class:`RecordError` (reason ``malformed``) on anything that is not a compact JWS
+    with JSON objects in header and payload.
+    """
+    if not isinstance(compact, str) or not compact.isascii():
+        raise RecordError("record is not an ASCII compact JWS", reason="malformed")
+    parts = compact.split(".")
+    if len(parts) != 3:
+        raise RecordError("record is not a compact JWS (expected 3 parts)", reason="malformed")
+    try:
+        header = json.loads(b64url_decode(parts[0]))
+        payload = json.loads(b64url_decode(parts[1]))
+        signature = b64url_decode(parts[2])
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RecordError("record parts are not base64url JSON", reason="malformed") from exc
+    if not isinstance(header, dict) or not isinstance(payload, dict):
+        raise RecordError("record header and payload must be JSON objects", reason="malformed")
+    return header, payload, f"{parts[0]}.{parts[1]}".encode("ascii"), signature
+
+
+def _schema_fail(what: str) -> RecordError:
+    return RecordError(f"record schema: {what}", reason="schema")
+
+
+def validate_payload(p: Mapping[str, Any]) -> None:
+    """Check the payload against the v1 schema (docs/api.md); raise RecordError(schema)."""
+    required = {"v", "id", "device", "seq", "prev", "type", "at", "clock", "flags", "app"}
+    allowed = required | {"person", "verify", "photo", "answers", "detail"}
+    missing = required - p.keys()
+    if missing:
+        raise _schema_fail(f"missing {', '.join(sorted(missing))}")
+    extra = p.keys() - allowed
+    if extra:
+        raise _schema_fail(f"unknown field(s) {', '.join(sorted(extra))}")
+    if p["v"] != VERSION or isinstance(p["v"], bool):
+        raise _schema_fail("v must be 1")
+    try:
+        parsed = uuid.UUID(str(p["id"]))
+    except ValueError as exc:
+        raise _schema_fail("id must be a UUID") from exc
+    if parsed.version != 7 or str(parsed) != p["id"]:
+        raise _schema_fail("id must be a lower-case UUIDv7")
+    if not isinstance(p["device"], str) or not _DEVICE.match(p["device"]):
+        raise _schema_fail("device must be 1-64 of [A-Za-z0-9._-]")
+    seq = p["seq"]
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+        raise _schema_fail("seq must be an integer >= 1")
+    if not isinstance(p["prev"], str) or len(p["prev"]) != 43 or not _B64URL.match(p["prev"]):
+        raise _schema_fail("prev must be a base64url SHA-256")
+    if p["type"] not in RECORD_TYPES:
+        raise _schema_fail("type is not a known record type")
+    if not isinstance(p["at"], str) or not _RFC3339_UTC.match(p["at"]):
+        raise _schema_fail("at must be RFC 3339 UTC ending in Z")
+    clock = p["clock"]
+    if (
+        not isinstance(clock, dict)
+        or set(clock) != {"synced", "boot_id", "mono_ns"}
+        or not isinstance(clock["synced"], bool)
+        or not isinstance(clock["boot_id"], str)
+        or not isinstance(clock["mono_ns"], int)
+        or isinstance(clock["mono_ns"], bool)
+    ):
+        raise _schema_fail("clock must be {synced: bool, boot_id: str, mono_ns: int}")
+    flags = p["flags"]
+    if (
+        not isinstance(flags, list)
+        or any(f not in FLAGS for f in flags)
+        or len(set(flags)) != len(flags)
+    ):
+        raise _schema_fail("flags must be a list of distinct known flags")
+    if not isinstance(p["app"], str):
+        raise _schema_fail("app must be a version string")
+    if "person" in p and p["person"] is not None and not isinstance(p["person"], str):
+        raise _schema_fail("person must be a string")
+    if (
+        "photo" in p
+        and p["photo"] is not None
+        and (not isinstance(p["photo"], str) or not _HEX64.match(p["photo"]))
+    ):
+        raise _schema_fail("photo must be a SHA-256 hex digest")
+    if "verify" in p and p["verify"] is not None:
+        v = p["verify"]
+        if not isinstance(v, dict) or not isinstance(v.get("method"), str):
+            raise _schema_fail("verify must be an object with a method")
+    if "answers" in p and not isinstance(p["answers"], dict):
+        raise _schema_fail("answers must be an object")
+    if "detail" in p and not isinstance(p["detail"], dict):
+        raise _schema_fail("detail must be an object")
+
+
+def verify_record(
+    compact: str,
+    public_key: PublicKey,
+    *,
+    device: str | None = None,
+    expected_seq: int | None = None,
+    expected_prev: str | None = None,
+) -> Record:
+    """Verify one record: signature with ``public_key``, schema, and (when given) its place in
+    the chain (``expected_seq`` and ``expected_prev``, the hash of the record before it).
+
+    Raises :class:`RecordError` with reason ``malformed``, ``bad_signature``, ``schema``,
+    ``wrong_device``, ``seq_gap`` or ``prev_mismatch``.
+    """
+    header, payload, signing_input, signature = decode_unverified(compact)
+    if header.get("typ") != JWS_TYPE or set(header) != {"alg", "typ", "kid"}:
+        raise RecordError("record header is not a kiosk record header", reason="schema")
+    if not verify_signature(public_key, str(header.get("alg")), signing_input, signature):
+        raise RecordError("record signature does not verify", reason="bad_signature")
+    validate_payload(payload)
+    if header["kid"] != payload["device"] or (device is not None and payload["device"] != device):
+        raise RecordError("record belongs to another device", reason="wrong_device")
+    if expected_seq is not None and payload["seq"] != expected_seq:
+        raise RecordError(
+            f"record seq {payload['seq']} where {expected_seq} was expected", reason="seq_gap"
+        )
+    if expected_prev is not None and payload["prev"] != expected_prev:
+        raise RecordError(
+            "record prev does not hash-link to its predecessor", reason="prev_mismatch"
+        )
+    if payload["seq"] == 1 and payload["prev"] != GENESIS:
+        raise RecordError("the first record must link to the genesis value", reason="prev_mismatch")
+    return Record(compact=compact, header=header, payload=payload)
+
+
+class ChainVerifier:
+    """Incremental verifier of one device's chain, from a known point (genesis by default)."""
+
+    def __init__(
+        self,
+        public_key: PublicKey,
+        device: str | None = None,
+        *,
+        last_seq: int = 0,
+        last_hash: str = GENESIS,
+    ) -> None:
+        self.public_key = public_key
+        self.device = device
+        self.last_seq = last_seq
+        self.last_hash = last_hash
+
+    def feed(self, compact: str) -> Record:
+        record = verify_record(
+            compact,
+            self.public_key,
+            device=self.device,
+            expected_seq=self.last_seq + 1,
+            expected_prev=self.last_hash,
+        )
+        self.last_seq = record.seq
+        self.last_hash = record.hash
+        return record
+
+
+def verify_chain(
+    compacts: Iterable[str], public_key: PublicKey, device: str | None = None
+) -> list[Record]:
+    """Verify a whole chain from genesis; raise RecordError naming the first bad position."""
+    verifier = ChainVerifier(public_key, device)
+    out: list[Record] = []
+    for index, compact in enumerate(compacts):
+        try:
+            out.append(verifier.feed(compact))
+        except RecordError as exc:
+            raise RecordError(f"record {index + 1}: {exc.message}", reason=exc.reason) from exc
+    return out
