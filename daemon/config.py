@@ -1,0 +1,127 @@
+"""The kiosk's configuration: one TOML file (``/etc/kiosk/kiosk.toml`` on a device), read
+once at start-up into frozen dataclasses. Any unknown key or bad value is a
+:class:`~daemon.errors.ConfigError` naming the key, the value and what is allowed; the daemon
+exits with status 78 (EX_CONFIG) on it, and systemd does not restart it
+(``RestartPreventExitStatus=78``).
+
+Driver sections reuse the settings dataclasses that live with each driver.
+
+May import: the standard library, ``daemon.confload``, ``daemon.errors``, driver settings.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from daemon.confload import build
+from daemon.errors import ConfigError
+
+DEFAULT_PATH = Path("/etc/kiosk/kiosk.toml")
+EX_CONFIG = 78
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceConfig:
+    id: str
+    data_dir: Path = Path("/var/lib/kiosk")
+    key_alg: Literal["ES256", "EdDSA"] = "ES256"
+    #: default: ``<data_dir>/device-key.pem``
+    key_file: Path | None = None
+    office: str = ""
+    #: simulated backends are refused unless this is true (and then shown on screen/STATUS)
+    allow_simulated: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.id or len(self.id) > 64 or not all(c.isalnum() or c in "._-" for c in self.id):
+            raise ValueError(f"id = {self.id!r} is not allowed: use 1-64 of A-Z a-z 0-9 . _ -")
+
+    @property
+    def key_path(self) -> Path:
+        return self.key_file or self.data_dir / "device-key.pem"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    url: str
+    #: CA bundle that signs the API's certificate; None = the system's CAs. Never disabled.
+    ca_bundle: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    #: the API's X25519 photo-sealing public key, base64 (set by `kioskctl provision`)
+    seal_public_key: str = ""
+    timeout_s: float = 10.0
+    batch_size: int = 200
+    backoff_base_s: float = 1.0
+    backoff_cap_s: float = 300.0
+    heartbeat_s: float = 60.0
+    roster_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.url)
+        if parts.scheme != "https" or not parts.hostname:
+            raise ValueError(
+                f"url = {self.url!r} is not allowed: the API must be an https:// URL "
+                "(TLS verification is never switched off)"
+            )
+        if (self.client_cert is None) != (self.client_key is None):
+            raise ValueError("client_cert: client_cert and client_key must be given together")
+        if not 1 <= self.batch_size <= 500:
+            raise ValueError(f"batch_size = {self.batch_size} is not allowed: use 1..500")
+        if not 0 < self.timeout_s <= 120:
+            raise ValueError(f"timeout_s = {self.timeout_s} is not allowed: use (0, 120]")
+        if not 0 < self.backoff_base_s <= self.backoff_cap_s:
+            raise ValueError("backoff_base_s: need 0 < backoff_base_s <= backoff_cap_s")
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxConfig:
+    #: refuse new check-ins (with a clear error to staff) below this much free space
+    min_free_mb: int = 64
+
+    def __post_init__(self) -> None:
+        if self.min_free_mb < 1:
+            raise ValueError(f"min_free_mb = {self.min_free_mb} is not allowed: use >= 1")
+
+
+@dataclass(frozen=True, slots=True)
+class UiConfig:
+    #: the local UI listens on 127.0.0.1 only; the port is configurable, the address is not
+    port: int = 8088
+
+    def __post_init__(self) -> None:
+        if not 1024 <= self.port <= 65535:
+            raise ValueError(f"port = {self.port} is not allowed: use 1024..65535")
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    device: DeviceConfig
+    api: ApiConfig
+    outbox: OutboxConfig = field(default_factory=OutboxConfig)
+    ui: UiConfig = field(default_factory=UiConfig)
+
+
+def parse_config(table: dict[str, Any]) -> Config:
+    return build(Config, table, "")
+
+
+def load_config(path: Path = DEFAULT_PATH) -> Config:
+    """Read and validate ``path``. Raises :class:`ConfigError` saying what to fix."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"no configuration file at {path}; create it (see docs/configuration.md) "
+            "or provision the device with `kioskctl provision`."
+        ) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the configuration file {path}: {exc}") from exc
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML ({exc}); fix the file and restart.") from exc
+    return parse_config(table)
