@@ -168,6 +168,10 @@ class Outbox:
         self.close()
 
     @property
+    def app_version(self) -> str:
+        return self._app
+
+    @property
     def db(self) -> sqlite3.Connection:
         if self._db is None:
             raise StorageError("the outbox is not open (call open() first)")
