@@ -195,14 +195,25 @@ class Outbox:
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction. A full disk at any step (including COMMIT) rolls back and
+        raises :class:`DiskFull`; the database is left as it was before the transaction."""
         db = self.db
-        db.execute("BEGIN IMMEDIATE")
         try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:
+            if "full" in str(exc).lower():
+                raise DiskFull(
+                    "the kiosk's data disk is full; this was not saved and nothing queued was "
+                    "harmed. Staff: note the attendance by hand and call the field engineer."
+                ) from exc
+            raise StorageError(f"the outbox could not save ({exc})") from exc
 
     # --- writing --------------------------------------------------------------------------
     def _check_space(self, extra: int = 0) -> None:
@@ -273,54 +284,46 @@ class Outbox:
         flags = list(fields.pop("flags", []))
         clock = self._clock
         now = clock.wall()
-        try:
-            with self._write() as db:
-                head_seq, head_hash = db.execute("SELECT seq, hash FROM head").fetchone()
-                seq = head_seq + 1
-                payload: dict[str, Any] = {
-                    "v": VERSION,
-                    "id": uuid7(int(now * 1000)),
-                    "device": self.device,
-                    "seq": seq,
-                    "prev": head_hash,
-                    "type": type_,
-                    "at": rfc3339(now),
-                    "clock": {
-                        "synced": clock.synced(),
-                        "boot_id": clock.boot_id(),
-                        "mono_ns": clock.monotonic_ns(),
-                    },
-                    "flags": flags,
-                    "app": self._app,
-                    **{k: v for k, v in fields.items() if v is not None},
-                }
-                compact = sign_record(payload, self._key)
+        with self._write() as db:
+            head_seq, head_hash = db.execute("SELECT seq, hash FROM head").fetchone()
+            seq = head_seq + 1
+            payload: dict[str, Any] = {
+                "v": VERSION,
+                "id": uuid7(int(now * 1000)),
+                "device": self.device,
+                "seq": seq,
+                "prev": head_hash,
+                "type": type_,
+                "at": rfc3339(now),
+                "clock": {
+                    "synced": clock.synced(),
+                    "boot_id": clock.boot_id(),
+                    "mono_ns": clock.monotonic_ns(),
+                },
+                "flags": flags,
+                "app": self._app,
+                **{k: v for k, v in fields.items() if v is not None},
+            }
+            compact = sign_record(payload, self._key)
+            db.execute(
+                "INSERT INTO records(seq, id, type, compact, photo, created_ns, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    seq,
+                    payload["id"],
+                    type_,
+                    compact,
+                    payload.get("photo"),
+                    payload["clock"]["mono_ns"],
+                    now,
+                ),
+            )
+            if blob is not None:
                 db.execute(
-                    "INSERT INTO records(seq, id, type, compact, photo, created_ns, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        seq,
-                        payload["id"],
-                        type_,
-                        compact,
-                        payload.get("photo"),
-                        payload["clock"]["mono_ns"],
-                        now,
-                    ),
+                    "INSERT OR IGNORE INTO blobs(sha256, size) VALUES (?, ?)",
+                    (payload["photo"], len(blob)),
                 )
-                if blob is not None:
-                    db.execute(
-                        "INSERT OR IGNORE INTO blobs(sha256, size) VALUES (?, ?)",
-                        (payload["photo"], len(blob)),
-                    )
-                db.execute("UPDATE head SET seq = ?, hash = ?", (seq, record_hash(compact)))
-        except sqlite3.OperationalError as exc:
-            if "full" in str(exc).lower():
-                raise DiskFull(
-                    "the kiosk's data disk is full; this check-in was not saved. Staff: note the "
-                    "attendance by hand and call the field engineer."
-                ) from exc
-            raise StorageError(f"the outbox could not save the record ({exc})") from exc
+            db.execute("UPDATE head SET seq = ?, hash = ?", (seq, record_hash(compact)))
         return Record(compact=compact, header={}, payload=payload)
 
     # --- sync side ------------------------------------------------------------------------

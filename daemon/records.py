@@ -58,9 +58,13 @@ def b64url(data: bytes) -> str:
 
 
 def b64url_decode(text: str) -> bytes:
-    if not _B64URL.match(text):
+    """Strict base64url: unpadded and canonical (no stray bits), so a JWS has one spelling."""
+    if not _B64URL.match(text) or len(text) % 4 == 1:
         raise ValueError("not base64url")
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if b64url(data) != text:
+        raise ValueError("not canonical base64url")
+    return data
 
 
 def record_hash(compact: str) -> str:
@@ -278,9 +282,17 @@ class ChainVerifier:
 
 
 def verify_chain(
-    compacts: Iterable[str], public_key: PublicKey, device: str | None = None
+    compacts: Iterable[str],
+    public_key: PublicKey,
+    device: str | None = None,
+    *,
+    head_seq: int | None = None,
 ) -> list[Record]:
-    """Verify a whole chain from genesis; raise RecordError naming the first bad position."""
+    """Verify a whole chain from genesis; raise RecordError naming the first bad position.
+
+    ``head_seq`` is the last ``seq`` the device says it made (its heartbeat reports it): a
+    chain cut short at the tail is only detectable against it (reason ``truncated``).
+    """
     verifier = ChainVerifier(public_key, device)
     out: list[Record] = []
     for index, compact in enumerate(compacts):
@@ -288,4 +300,9 @@ def verify_chain(
             out.append(verifier.feed(compact))
         except RecordError as exc:
             raise RecordError(f"record {index + 1}: {exc.message}", reason=exc.reason) from exc
+    if head_seq is not None and verifier.last_seq != head_seq:
+        raise RecordError(
+            f"the chain ends at seq {verifier.last_seq} but the device reached {head_seq}",
+            reason="truncated",
+        )
     return out

@@ -1,0 +1,69 @@
+"""Configuration: clear errors that name the key, the value and what is allowed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from daemon.config import load_config, parse_config
+from daemon.errors import ConfigError
+
+GOOD = """
+[device]
+id = "kiosk-0001"
+data_dir = "/var/lib/kiosk"
+
+[api]
+url = "https://api.probation.example/"
+ca_bundle = "/etc/kiosk/api-ca.pem"
+"""
+
+
+def test_good_config_loads_with_defaults(tmp_path: Path) -> None:
+    f = tmp_path / "kiosk.toml"
+    f.write_text(GOOD)
+    cfg = load_config(f)
+    assert cfg.device.id == "kiosk-0001"
+    assert cfg.device.key_path == Path("/var/lib/kiosk/device-key.pem")
+    assert cfg.api.batch_size == 200
+    assert cfg.ui.port == 8088
+
+
+@pytest.mark.parametrize(
+    ("toml", "must_say"),
+    [
+        (GOOD + "\n[outbox]\nmin_free_md = 10\n", ["outbox.min_free_md", "min_free_mb"]),
+        (GOOD.replace("https://", "http://"), ["api.url", "https"]),
+        (GOOD + "\n[ui]\nport = 80\n", ["ui", "port = 80", "1024..65535"]),
+        (GOOD + "\n[ui]\nport = 'x'\n", ["ui.port", "'x'", "an integer"]),
+        (GOOD.replace('"kiosk-0001"', '"kiosk 1!"'), ["device.id", "kiosk 1!"]),
+        (GOOD + "\n[device2]\n", ["device2"]),
+        (GOOD.replace('id = "kiosk-0001"', ""), ["device.id"]),
+        (GOOD + '\n[api]\nkey_alg = "RS256"\n', ["TOML"]),
+        (
+            '[device]\nid = "k"\nkey_alg = "RS256"\n[api]\nurl = "https://a/"\n',
+            ["device.key_alg", "'RS256'", "'ES256'", "'EdDSA'"],
+        ),
+        ("this is = = not toml", ["not valid TOML"]),
+    ],
+)
+def test_bad_config_names_key_value_and_allowed(
+    tmp_path: Path, toml: str, must_say: list[str]
+) -> None:
+    f = tmp_path / "kiosk.toml"
+    f.write_text(toml)
+    with pytest.raises(ConfigError) as err:
+        load_config(f)
+    for piece in must_say:
+        assert piece in str(err.value), (piece, str(err.value))
+
+
+def test_missing_file_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="kioskctl provision"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_client_cert_needs_key() -> None:
+    with pytest.raises(ConfigError, match="client_key"):
+        parse_config({"device": {"id": "k"}, "api": {"url": "https://a/", "client_cert": "/c"}})

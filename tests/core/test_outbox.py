@@ -1,0 +1,214 @@
+"""The durable outbox on a real SQLite file."""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import os
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from daemon.clock import FakeClock
+from daemon.errors import DiskFull, OutboxCorrupt
+from daemon.keys import FileKeyBackend
+from daemon.outbox import _MIGRATIONS, Outbox
+from daemon.records import verify_chain
+from tests.core.helpers import make_key, open_outbox, synthetic_checkin
+
+
+def test_durability_settings_are_real(tmp_path: Path) -> None:
+    with open_outbox(tmp_path) as ob:
+        assert ob.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert ob.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_records_survive_reopen_and_chain_verifies(tmp_path: Path) -> None:
+    key = make_key()
+    with open_outbox(tmp_path, key) as ob:
+        for i in range(20):
+            ob.append("checkin", synthetic_checkin(i))
+    with open_outbox(tmp_path, key) as ob:
+        rec = ob.append("checkin", synthetic_checkin(99))
+        assert rec.seq == 21
+        compacts = [c for _s, _st, c in ob.all_compact()]
+        assert ob.stats().depth == 21
+    verify_chain(compacts, key.public_key(), "kiosk-t1", head_seq=21)
+
+
+def test_ack_retires_and_park_keeps_with_reason(tmp_path: Path) -> None:
+    with open_outbox(tmp_path) as ob:
+        for i in range(5):
+            ob.append("checkin", synthetic_checkin(i))
+        ob.mark_acked([1, 2])
+        ob.park(3, "schema")
+        assert [p.seq for p in ob.pending()] == [4, 5]
+        assert ob.parked() == [(3, "checkin", "schema")]
+        s = ob.stats()
+        assert (s.depth, s.parked, s.acked, s.last_seq) == (2, 1, 2, 5)
+        # an acked record is never "un-acked" and a parked one is not retried
+        ob.mark_acked([3])
+        assert ob.parked() == [(3, "checkin", "schema")]
+
+
+def test_photo_blob_is_durable_and_deleted_only_after_ack(tmp_path: Path) -> None:
+    with open_outbox(tmp_path) as ob:
+        rec = ob.append("checkin", synthetic_checkin(1), blob=b"sealed-bytes" * 100)
+        sha = rec.payload["photo"]
+        path = ob.blob_path(sha)
+        assert path.read_bytes() == b"sealed-bytes" * 100
+        assert oct(path.stat().st_mode & 0o777) == "0o600"
+        assert not ob.blob_uploaded(sha)
+        ob.mark_acked([rec.seq])  # record acked but blob not yet confirmed uploaded: kept
+        assert path.exists()
+        ob.mark_blob_uploaded(sha)
+        ob.mark_acked([rec.seq])
+        assert not path.exists()
+
+
+def test_orphan_blob_files_are_swept(tmp_path: Path) -> None:
+    with open_outbox(tmp_path) as ob:
+        rec = ob.append("checkin", synthetic_checkin(1), blob=b"kept")
+        (ob.blob_dir / ("f" * 64)).write_bytes(b"crash between rename and commit")
+        (ob.blob_dir / ".abc.tmp123").write_bytes(b"half written")
+        assert ob.sweep_orphans() == 2
+        assert ob.blob_path(rec.payload["photo"]).exists()
+
+
+def test_disk_nearly_full_refuses_new_checkins_and_harms_nothing(tmp_path: Path) -> None:
+    key = make_key()
+    with open_outbox(tmp_path, key) as ob:
+        for i in range(3):
+            ob.append("checkin", synthetic_checkin(i))
+    free = os.statvfs(tmp_path).f_bavail * os.statvfs(tmp_path).f_frsize
+    with open_outbox(tmp_path, key, min_free_bytes=free + 10**9) as ob:
+        with pytest.raises(DiskFull) as err:
+            ob.append("checkin", synthetic_checkin(9))
+        assert err.value.reason == "disk_full"
+        assert "Staff" in str(err.value)
+        assert ob.stats().depth == 3 and ob.head()[0] == 3
+        verify_chain([c for _s, _st, c in ob.all_compact()], key.public_key(), head_seq=3)
+
+
+def _tmpfs(path: Path, size: str) -> bool:
+    path.mkdir()
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+        capture_output=True,
+        check=False,
+    )
+    return r.returncode == 0
+
+
+def test_a_really_full_disk_loses_nothing_already_queued() -> None:
+    mnt = Path(tempfile.mkdtemp(prefix="kiosk-fulldisk-")) / "small"
+    if os.geteuid() != 0 or not _tmpfs(mnt, "2m"):
+        pytest.skip("needs root to mount a small tmpfs (CI runs as root)")
+    try:
+        key = make_key()
+        ballast = mnt / "ballast"  # something else on the disk that staff can later remove
+        ballast.write_bytes(b"\0" * 256 * 1024)
+        # min_free_bytes=1: let the file system itself run out, not our guard
+        with open_outbox(mnt, key, min_free_bytes=1) as ob:
+            queued = 0
+            with pytest.raises(DiskFull):
+                for i in range(100_000):
+                    ob.append("checkin", synthetic_checkin(i), blob=os.urandom(2048))
+                    queued += 1
+            assert queued > 10
+        ballast.unlink()  # space comes back
+        with open_outbox(mnt, key, min_free_bytes=1) as ob:
+            compacts = [c for _s, _st, c in ob.all_compact()]
+            assert len(compacts) == queued
+            verify_chain(compacts, key.public_key(), head_seq=queued)
+            assert ob.sweep_orphans() <= 1  # at most the blob of the refused check-in
+            assert ob.append("checkin", synthetic_checkin(0)).seq == queued + 1
+    finally:
+        gc.collect()
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+        shutil.rmtree(mnt.parent, ignore_errors=True)
+
+
+def test_migration_from_version_1_keeps_data(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / Outbox.FILE)
+    for statement in _MIGRATIONS[1].split(";"):
+        if statement.strip():
+            db.execute(statement)
+    db.execute("PRAGMA user_version = 1")
+    db.execute(
+        "INSERT INTO records(seq, id, type, compact, created_ns) VALUES (1, 'x', 'boot', 'c', 0)"
+    )
+    db.commit()
+    db.close()
+    with open_outbox(tmp_path) as ob:
+        assert ob.db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert ob.db.execute("SELECT created_at FROM records").fetchone()[0] == 0
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / Outbox.FILE)
+    db.execute("PRAGMA user_version = 99")
+    db.close()
+    with pytest.raises(OutboxCorrupt, match="newer"):
+        open_outbox(tmp_path)
+
+
+def test_corrupt_file_is_detected(tmp_path: Path) -> None:
+    (tmp_path / Outbox.FILE).write_bytes(b"SQLite format 3\x00" + os.urandom(4096))
+    with pytest.raises(OutboxCorrupt):
+        open_outbox(tmp_path)
+
+
+def _writer(args: tuple[str, str, int]) -> None:
+    path, keyfile, n = args
+    key = FileKeyBackend(Path(keyfile)).load()
+    with Outbox(Path(path), device="kiosk-t1", key=key, clock=FakeClock()) as ob:
+        for i in range(n):
+            ob.append("checkin", synthetic_checkin(i))
+
+
+def test_two_processes_appending_never_fork_the_chain(tmp_path: Path) -> None:
+    kb = FileKeyBackend(tmp_path / "key.pem")
+    key = kb.create()
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(2) as pool:
+        pool.map(_writer, [(str(tmp_path / "d"), str(kb.path), 40)] * 2)
+    with open_outbox(tmp_path / "d", key) as ob:
+        compacts = [c for _s, _st, c in ob.all_compact()]
+    verify_chain(compacts, key.public_key(), "kiosk-t1", head_seq=80)
+
+
+@settings(max_examples=30, deadline=None)
+@given(ops=st.lists(st.sampled_from(["append", "ack", "park", "reopen"]), max_size=25))
+def test_outbox_model(tmp_path_factory: pytest.TempPathFactory, ops: list[str]) -> None:
+    """Against a plain model: nothing is lost, nothing retired without an ack."""
+    tmp = tmp_path_factory.mktemp("model")
+    key = make_key()
+    ob = open_outbox(tmp, key)
+    pending: list[int] = []
+    parked: list[int] = []
+    made = 0
+    for op in ops:
+        if op == "append":
+            made += 1
+            assert ob.append("checkin", synthetic_checkin(made)).seq == made
+            pending.append(made)
+        elif op == "ack" and pending:
+            ob.mark_acked(pending[:2])
+            pending = pending[2:]
+        elif op == "park" and pending:
+            ob.park(pending[0], "schema")
+            parked.append(pending.pop(0))
+        elif op == "reopen":
+            ob.close()
+            ob = open_outbox(tmp, key)
+    assert [p.seq for p in ob.pending()] == pending
+    assert [p[0] for p in ob.parked()] == parked
+    assert ob.head()[0] == made
+    ob.close()
