@@ -13,7 +13,6 @@ import ctypes
 import ctypes.util
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -34,8 +33,12 @@ class Clock(Protocol):
 
 def rfc3339(unix_s: float) -> str:
     """``2026-11-23T09:15:02.123Z`` (UTC, millisecond precision)."""
-    dt = datetime.fromtimestamp(unix_s, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    ms = int(unix_s * 1000)
+    t = time.gmtime(ms // 1000)
+    return (
+        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{ms % 1000:03d}Z"
+    )
 
 
 class SystemClock:
@@ -47,6 +50,8 @@ class SystemClock:
         except OSError:
             self._boot_id = str(uuid.uuid4())
         self._libc: ctypes.CDLL | None = None
+        self._synced_at = -1.0
+        self._synced = False
 
     def wall(self) -> float:
         return time.time()
@@ -58,6 +63,15 @@ class SystemClock:
         return self._boot_id
 
     def synced(self) -> bool:
+        """Asks the kernel at most once a second (it changes rarely; this is on the hot path)."""
+        now = time.monotonic()
+        if now - self._synced_at < 1.0:
+            return self._synced
+        self._synced_at = now
+        self._synced = self._ask_kernel()
+        return self._synced
+
+    def _ask_kernel(self) -> bool:
         if self._libc is None:
             name = ctypes.util.find_library("c")
             if name is None:

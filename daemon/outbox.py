@@ -25,7 +25,8 @@ import hashlib
 import logging
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,44 +35,58 @@ from daemon import __version__
 from daemon.clock import Clock, rfc3339
 from daemon.errors import DiskFull, OutboxCorrupt, StorageError
 from daemon.keys import SigningKey
-from daemon.records import GENESIS, VERSION, Record, record_hash, sign_record, uuid7
+from daemon.records import (
+    GENESIS,
+    VERSION,
+    Record,
+    encoded_header,
+    record_hash,
+    sign_record,
+    uuid7,
+)
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
+# The records table is append-only: one B-tree page touched per check-in, as cheap as a raw
+# insert. Sync progress is derived, not stored per row: every seq <= acked_upto is resolved
+# (acknowledged, or parked when it is in `parked`); everything above is pending.
 _MIGRATIONS: dict[int, str] = {
-    # 0 -> 1: records, the chain head, blobs
     1: """
     CREATE TABLE records (
         seq        INTEGER PRIMARY KEY,
-        id         TEXT NOT NULL UNIQUE,
+        id         TEXT NOT NULL,
         type       TEXT NOT NULL,
         compact    TEXT NOT NULL,
         photo      TEXT,
-        created_ns INTEGER NOT NULL,
-        state      TEXT NOT NULL DEFAULT 'pending'
-                   CHECK (state IN ('pending', 'acked', 'parked')),
-        reason     TEXT,
-        acked_at   REAL
+        created_ns INTEGER NOT NULL
     );
-    CREATE INDEX records_state ON records(state, seq);
-    CREATE TABLE head (
-        one  INTEGER PRIMARY KEY CHECK (one = 1),
-        seq  INTEGER NOT NULL,
-        hash TEXT NOT NULL
+    CREATE TABLE progress (
+        one        INTEGER PRIMARY KEY CHECK (one = 1),
+        acked_upto INTEGER NOT NULL
     );
-    INSERT INTO head VALUES (1, 0, '{genesis}');
+    INSERT INTO progress VALUES (1, 0);
+    CREATE TABLE parked (
+        seq    INTEGER PRIMARY KEY,
+        reason TEXT NOT NULL
+    );
     CREATE TABLE blobs (
         sha256   TEXT PRIMARY KEY,
         size     INTEGER NOT NULL,
         uploaded INTEGER NOT NULL DEFAULT 0
     );
-    """.replace("{genesis}", GENESIS),
-    # 1 -> 2: the wall time a record was made, for "oldest unsent" without parsing JWS
+    """,
+    # 1 -> 2: the wall time a record was made, for "oldest unsent" and retention
     2: """
     ALTER TABLE records ADD COLUMN created_at REAL NOT NULL DEFAULT 0;
     """,
 }
+
+
+_INSERT_RECORD = (
+    "INSERT INTO records(seq, id, type, compact, photo, created_ns, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +145,10 @@ class Outbox:
         self._app = app_version
         self._busy_ms = busy_timeout_ms
         self._db: sqlite3.Connection | None = None
+        self._free_est = 0
+        self._head_cache: tuple[int, str] | None = None
+        self._free_at = -1.0
+        self._header = "" if key is None else encoded_header(key.alg, device)
 
     # --- lifecycle ------------------------------------------------------------------------
     def open(self) -> Outbox:
@@ -217,8 +236,16 @@ class Outbox:
 
     # --- writing --------------------------------------------------------------------------
     def _check_space(self, extra: int = 0) -> None:
-        st = os.statvfs(self.data_dir)
-        free = st.f_bavail * st.f_frsize
+        """Raise DiskFull below the reserve. ``statvfs`` is asked at most every 0.5 s; in
+        between, the bytes this outbox wrote are subtracted (records are ~1 KB, the reserve is
+        tens of MB, so the estimate cannot run past it)."""
+        now = time.monotonic()
+        if now - self._free_at > 0.5 or self._free_est - extra < self._min_free * 2:
+            st = os.statvfs(self.data_dir)
+            self._free_est = st.f_bavail * st.f_frsize
+            self._free_at = now
+        free = self._free_est
+        self._free_est -= extra + 4096
         if free - extra < self._min_free:
             raise DiskFull(
                 f"only {free // (1024 * 1024)} MB free on the kiosk's data disk; new check-ins "
@@ -273,25 +300,31 @@ class Outbox:
         ``fields`` adds ``person``, ``verify``, ``answers``, ``flags``, ``detail``. ``blob`` is a
         sealed photo: its file is made durable first, then its row and the record (whose
         ``photo`` names its hash) commit in the same transaction.
+
+        Concurrency: optimistic. The record is signed against the cached chain head and
+        inserted in a single statement (one implicit transaction, one fsync); records are
+        append-only and ``seq`` is the primary key, so if another writer took that ``seq`` the
+        insert fails, the head is re-read and the record re-signed. The chain cannot fork.
         Raises :class:`DiskFull` (nothing queued) or :class:`StorageError`.
         """
         if self._key is None:
             raise StorageError("this outbox was opened read-only (no signing key)")
         self._check_space(len(blob) if blob else 0)
-        fields = dict(fields or {})
+        fields = {k: v for k, v in (fields or {}).items() if v is not None}
         if blob is not None:
             fields["photo"] = self._write_blob_file(blob)
         flags = list(fields.pop("flags", []))
         clock = self._clock
         now = clock.wall()
-        with self._write() as db:
-            head_seq, head_hash = db.execute("SELECT seq, hash FROM head").fetchone()
-            seq = head_seq + 1
+        for _attempt in range(100):
+            if self._head_cache is None:
+                self._head_cache = self.head()
+            head_seq, head_hash = self._head_cache
             payload: dict[str, Any] = {
                 "v": VERSION,
                 "id": uuid7(int(now * 1000)),
                 "device": self.device,
-                "seq": seq,
+                "seq": head_seq + 1,
                 "prev": head_hash,
                 "type": type_,
                 "at": rfc3339(now),
@@ -302,35 +335,61 @@ class Outbox:
                 },
                 "flags": flags,
                 "app": self._app,
-                **{k: v for k, v in fields.items() if v is not None},
+                **fields,
             }
-            compact = sign_record(payload, self._key)
-            db.execute(
-                "INSERT INTO records(seq, id, type, compact, photo, created_ns, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    seq,
-                    payload["id"],
-                    type_,
-                    compact,
-                    payload.get("photo"),
-                    payload["clock"]["mono_ns"],
-                    now,
-                ),
+            compact = sign_record(payload, self._key, self._header)
+            row = (
+                head_seq + 1,
+                payload["id"],
+                type_,
+                compact,
+                payload.get("photo"),
+                payload["clock"]["mono_ns"],
+                now,
             )
-            if blob is not None:
-                db.execute(
-                    "INSERT OR IGNORE INTO blobs(sha256, size) VALUES (?, ?)",
-                    (payload["photo"], len(blob)),
-                )
-            db.execute("UPDATE head SET seq = ?, hash = ?", (seq, record_hash(compact)))
-        return Record(compact=compact, header={}, payload=payload)
+            try:
+                if blob is None:
+                    self._insert_alone(row)
+                else:
+                    with self._write() as db:
+                        db.execute(_INSERT_RECORD, row)
+                        db.execute(
+                            "INSERT OR IGNORE INTO blobs(sha256, size) VALUES (?, ?)",
+                            (payload["photo"], len(blob)),
+                        )
+            except sqlite3.IntegrityError:
+                self._head_cache = None  # another writer took this seq: re-read, re-sign
+                continue
+            except StorageError:
+                self._head_cache = None
+                raise
+            self._head_cache = (head_seq + 1, record_hash(compact))
+            return Record(compact=compact, header={}, payload=payload)
+        raise StorageError("could not append: the chain head kept moving (another writer?)")
+
+    def _insert_alone(self, row: tuple[Any, ...]) -> None:
+        """One INSERT in autocommit mode: its own transaction, committed (and fsynced)."""
+        try:
+            self.db.execute(_INSERT_RECORD, row)
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.OperationalError as exc:
+            if "full" in str(exc).lower():
+                raise DiskFull(
+                    "the kiosk's data disk is full; this was not saved and nothing queued was "
+                    "harmed. Staff: note the attendance by hand and call the field engineer."
+                ) from exc
+            raise StorageError(f"the outbox could not save ({exc})") from exc
 
     # --- sync side ------------------------------------------------------------------------
+    def _acked_upto(self) -> int:
+        return int(self.db.execute("SELECT acked_upto FROM progress").fetchone()[0])
+
     def pending(self, limit: int = 500) -> list[Pending]:
+        """The oldest records not yet resolved by the server, in seq order."""
         rows = self.db.execute(
-            "SELECT seq, id, compact, photo FROM records WHERE state = 'pending' "
-            "ORDER BY seq LIMIT ?",
+            "SELECT seq, id, compact, photo FROM records WHERE seq > "
+            "(SELECT acked_upto FROM progress) ORDER BY seq LIMIT ?",
             (limit,),
         ).fetchall()
         return [Pending(*row) for row in rows]
@@ -346,59 +405,60 @@ class Outbox:
         with self._write() as db:
             db.execute("UPDATE blobs SET uploaded = 1 WHERE sha256 = ?", (sha,))
 
-    def mark_acked(self, seqs: Sequence[int]) -> None:
-        """Retire records the server acknowledged durably, and drop blobs no longer needed."""
-        if not seqs:
-            return
-        now = self._clock.wall()
+    def resolve(self, upto_seq: int, parked: Mapping[int, str] | None = None) -> None:
+        """The server has answered for every pending record up to ``upto_seq``: those in
+        ``parked`` were rejected (kept with the reason, never retried), the rest acknowledged
+        durably and retired. Blobs no longer needed are deleted after the commit."""
+        parked = dict(parked or {})
         with self._write() as db:
+            current = int(db.execute("SELECT acked_upto FROM progress").fetchone()[0])
+            if upto_seq <= current:
+                return
             db.executemany(
-                "UPDATE records SET state = 'acked', acked_at = ? WHERE seq = ? AND state = "
-                "'pending'",
-                [(now, s) for s in seqs],
+                "INSERT OR IGNORE INTO parked(seq, reason) VALUES (?, ?)",
+                [(s, r) for s, r in parked.items() if current < s <= upto_seq],
             )
+            db.execute("UPDATE progress SET acked_upto = ?", (upto_seq,))
             done = db.execute(
                 "SELECT b.sha256 FROM blobs b WHERE b.uploaded = 1 AND NOT EXISTS ("
-                "SELECT 1 FROM records r WHERE r.photo = b.sha256 AND r.state != 'acked')"
+                "SELECT 1 FROM records r WHERE r.photo = b.sha256 AND r.seq > ?)",
+                (upto_seq,),
             ).fetchall()
             db.executemany("DELETE FROM blobs WHERE sha256 = ?", done)
+        for seq, reason in parked.items():
+            log.warning("record seq %d parked: %s", seq, reason)
         for (sha,) in done:
             with contextlib.suppress(FileNotFoundError):
                 (self.blob_dir / sha).unlink()
 
-    def park(self, seq: int, reason: str) -> None:
-        """Set a record aside that the server rejected, with its reason, for an engineer."""
-        with self._write() as db:
-            db.execute(
-                "UPDATE records SET state = 'parked', reason = ? WHERE seq = ? AND state = "
-                "'pending'",
-                (reason, seq),
-            )
-        log.warning("record seq %d parked: %s", seq, reason)
-
     def prune_acked(self, older_than_s: float) -> int:
-        """Forget acknowledged records older than ``older_than_s`` (bounded retention)."""
+        """Forget acknowledged records older than ``older_than_s`` (bounded retention of
+        personal data). Parked records and the newest record (the chain head) are kept."""
         cutoff = self._clock.wall() - older_than_s
         with self._write() as db:
             cur = db.execute(
-                "DELETE FROM records WHERE state = 'acked' AND acked_at < ?", (cutoff,)
+                "DELETE FROM records WHERE seq <= (SELECT acked_upto FROM progress) "
+                "AND created_at < ? AND seq NOT IN (SELECT seq FROM parked) "
+                "AND seq < (SELECT max(seq) FROM records)",
+                (cutoff,),
             )
         return cur.rowcount
 
     # --- inspection -----------------------------------------------------------------------
     def stats(self) -> OutboxStats:
         db = self.db
-        counts = dict(db.execute("SELECT state, count(*) FROM records GROUP BY state").fetchall())
-        oldest = db.execute(
-            "SELECT min(created_at) FROM records WHERE state = 'pending'"
-        ).fetchone()[0]
-        last_seq = db.execute("SELECT seq FROM head").fetchone()[0]
+        upto = self._acked_upto()
+        depth, oldest = db.execute(
+            "SELECT count(*), min(created_at) FROM records WHERE seq > ?", (upto,)
+        ).fetchone()
+        parked = db.execute("SELECT count(*) FROM parked").fetchone()[0]
+        acked = db.execute("SELECT count(*) FROM records WHERE seq <= ?", (upto,)).fetchone()[0]
         blobs = db.execute("SELECT count(*) FROM blobs WHERE uploaded = 0").fetchone()[0]
         return OutboxStats(
-            depth=counts.get("pending", 0),
-            parked=counts.get("parked", 0),
-            acked=counts.get("acked", 0),
-            last_seq=last_seq,
+            depth=depth,
+            parked=parked,
+            acked=acked - parked,
+            last_seq=self.head()[0],
             oldest_unsent_s=None if oldest is None else max(0.0, self._clock.wall() - oldest),
             blobs_pending=blobs,
         )
@@ -408,14 +468,27 @@ class Outbox:
         return [
             (s, t, r)
             for s, t, r in self.db.execute(
-                "SELECT seq, type, reason FROM records WHERE state = 'parked' ORDER BY seq"
+                "SELECT p.seq, r.type, p.reason FROM parked p JOIN records r USING (seq) "
+                "ORDER BY p.seq"
             )
         ]
 
     def all_compact(self) -> Iterator[tuple[int, str, str]]:
-        """(seq, state, compact JWS) of every record still held, in seq order."""
-        yield from self.db.execute("SELECT seq, state, compact FROM records ORDER BY seq")
+        """(seq, state, compact JWS) of every record still held, in seq order; state is
+        ``pending``, ``acked`` or ``parked``."""
+        upto = self._acked_upto()
+        parked = {row[0] for row in self.db.execute("SELECT seq FROM parked")}
+        for seq, compact in self.db.execute("SELECT seq, compact FROM records ORDER BY seq"):
+            state = "parked" if seq in parked else "acked" if seq <= upto else "pending"
+            yield seq, state, compact
+
+    @staticmethod
+    def _head(db: sqlite3.Connection) -> tuple[int, str]:
+        row = db.execute("SELECT seq, compact FROM records ORDER BY seq DESC LIMIT 1").fetchone()
+        if row is None:
+            return 0, GENESIS
+        return int(row[0]), record_hash(row[1])
 
     def head(self) -> tuple[int, str]:
-        seq, h = self.db.execute("SELECT seq, hash FROM head").fetchone()
-        return int(seq), str(h)
+        """(seq, hash) of the newest record: the chain head."""
+        return self._head(self.db)

@@ -85,7 +85,8 @@ def uuid7(unix_ms: int | None = None) -> str:
     value |= ((rand >> 62) & 0xFFF) << 64
     value |= 0b10 << 62
     value |= rand & ((1 << 62) - 1)
-    return str(uuid.UUID(int=value))
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,10 +118,16 @@ class Record:
         return record_hash(self.compact)
 
 
-def sign_record(payload: Mapping[str, Any], key: SigningKey) -> str:
-    """Sign ``payload`` (already schema-valid) with ``key``; return the compact JWS."""
-    header = {"alg": key.alg, "typ": JWS_TYPE, "kid": payload["device"]}
-    signing_input = f"{b64url(canonical_json(header))}.{b64url(canonical_json(payload))}"
+def encoded_header(alg: str, device: str) -> str:
+    """The base64url protected header of a record (constant per device and key)."""
+    return b64url(canonical_json({"alg": alg, "typ": JWS_TYPE, "kid": device}))
+
+
+def sign_record(payload: Mapping[str, Any], key: SigningKey, header: str | None = None) -> str:
+    """Sign ``payload`` (already schema-valid) with ``key``; return the compact JWS.
+    ``header`` may pass a cached :func:`encoded_header` for this device and key."""
+    header = header or encoded_header(key.alg, payload["device"])
+    signing_input = f"{header}.{b64url(canonical_json(payload))}"
     signature = key.sign(signing_input.encode("ascii"))
     return f"{signing_input}.{b64url(signature)}"
 

@@ -251,9 +251,7 @@ class SyncClient:
                 parked.append((item.seq, str(result.get("reason") or "unspecified")))
             else:
                 raise ApiProtocolError(f"unknown record status {status!r}; nothing retired")
-        self.outbox.mark_acked(acked)
-        for seq, reason in parked:
-            self.outbox.park(seq, reason)
+        self.outbox.resolve(batch[-1].seq, dict(parked))
         dup = sum(1 for r in results if r.get("status") == "duplicate")
         return BatchOutcome(accepted=len(acked) - dup, duplicate=dup, rejected=len(parked))
 

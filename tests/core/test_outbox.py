@@ -46,15 +46,23 @@ def test_ack_retires_and_park_keeps_with_reason(tmp_path: Path) -> None:
     with open_outbox(tmp_path) as ob:
         for i in range(5):
             ob.append("checkin", synthetic_checkin(i))
-        ob.mark_acked([1, 2])
-        ob.park(3, "schema")
+        ob.resolve(3, {3: "schema"})
         assert [p.seq for p in ob.pending()] == [4, 5]
         assert ob.parked() == [(3, "checkin", "schema")]
         s = ob.stats()
         assert (s.depth, s.parked, s.acked, s.last_seq) == (2, 1, 2, 5)
-        # an acked record is never "un-acked" and a parked one is not retried
-        ob.mark_acked([3])
+        # a late or repeated answer changes nothing: resolved records stay resolved
+        ob.resolve(2)
+        ob.resolve(3)
         assert ob.parked() == [(3, "checkin", "schema")]
+        assert [p.seq for p in ob.pending()] == [4, 5]
+        assert [st for _s, st, _c in ob.all_compact()] == [
+            "acked",
+            "acked",
+            "parked",
+            "pending",
+            "pending",
+        ]
 
 
 def test_photo_blob_is_durable_and_deleted_only_after_ack(tmp_path: Path) -> None:
@@ -65,10 +73,11 @@ def test_photo_blob_is_durable_and_deleted_only_after_ack(tmp_path: Path) -> Non
         assert path.read_bytes() == b"sealed-bytes" * 100
         assert oct(path.stat().st_mode & 0o777) == "0o600"
         assert not ob.blob_uploaded(sha)
-        ob.mark_acked([rec.seq])  # record acked but blob not yet confirmed uploaded: kept
+        ob.append("checkin", synthetic_checkin(2))
+        ob.resolve(1)  # record acked but blob not yet confirmed uploaded: kept
         assert path.exists()
         ob.mark_blob_uploaded(sha)
-        ob.mark_acked([rec.seq])
+        ob.resolve(2)
         assert not path.exists()
 
 
@@ -142,7 +151,7 @@ def test_migration_from_version_1_keeps_data(tmp_path: Path) -> None:
             db.execute(statement)
     db.execute("PRAGMA user_version = 1")
     db.execute(
-        "INSERT INTO records(seq, id, type, compact, created_ns) VALUES (1, 'x', 'boot', 'c', 0)"
+        "INSERT INTO records(seq, id, type, compact, created_ns) VALUES (1, 'x', 'boot', 'c.d.e', 0)"
     )
     db.commit()
     db.close()
@@ -200,10 +209,10 @@ def test_outbox_model(tmp_path_factory: pytest.TempPathFactory, ops: list[str]) 
             assert ob.append("checkin", synthetic_checkin(made)).seq == made
             pending.append(made)
         elif op == "ack" and pending:
-            ob.mark_acked(pending[:2])
+            ob.resolve(pending[:2][-1])
             pending = pending[2:]
         elif op == "park" and pending:
-            ob.park(pending[0], "schema")
+            ob.resolve(pending[0], {pending[0]: "schema"})
             parked.append(pending.pop(0))
         elif op == "reopen":
             ob.close()

@@ -1,0 +1,76 @@
+"""``kiosk sync``: the network process (kiosk-sync.service). No devices, only the data
+directory and the API.
+
+READY=1 once the outbox is open and the wake socket is bound; WATCHDOG=1 from the event loop
+after a real probe (the outbox answers a query), so a hung loop or a wedged database gets the
+process restarted; STATUS= mirrors the queue and the last error.
+
+May import: the standard library, ``daemon.*``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from daemon import sdnotify
+from daemon.clock import Clock, SystemClock
+from daemon.config import Config
+from daemon.keys import FileKeyBackend
+from daemon.outbox import Outbox
+from daemon.sync import SyncClient
+from daemon.wake import WakeListener
+
+log = logging.getLogger(__name__)
+WAKE_SOCKET = "sync.wake"
+
+
+def status_line(client: SyncClient, outbox: Outbox) -> str:
+    st = outbox.stats()
+    state = "ok" if client.last_error is None else f"retrying: {client.last_error.reason}"
+    oldest = "-" if st.oldest_unsent_s is None else f"{st.oldest_unsent_s:.0f}s"
+    return f"sync {state}; queue {st.depth}, oldest {oldest}, parked {st.parked}"
+
+
+async def _watchdog(client: SyncClient, outbox: Outbox, stop: asyncio.Event) -> None:
+    interval = sdnotify.watchdog_interval() or 10.0
+    while not stop.is_set():
+        outbox.db.execute("SELECT seq FROM head").fetchone()  # the probe: the outbox answers
+        sdnotify.watchdog()
+        sdnotify.status(status_line(client, outbox))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval / 2)
+
+
+async def run_sync(
+    cfg: Config, *, clock: Clock | None = None, stop: asyncio.Event | None = None
+) -> None:
+    """Run until SIGTERM/SIGINT (or ``stop``)."""
+    clock = clock or SystemClock()
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    key = FileKeyBackend(cfg.device.key_path).load()
+    outbox = Outbox(cfg.device.data_dir, device=cfg.device.id, key=None, clock=clock).open()
+    client = SyncClient(
+        outbox, cfg.api, key, clock=clock, roster_path=cfg.device.data_dir / "roster.json"
+    )
+    listener = WakeListener(cfg.device.data_dir / WAKE_SOCKET, client.wakeup)
+    await listener.start()
+    sdnotify.ready()
+    log.info("sync started for device %s", cfg.device.id)
+    watchdog = asyncio.create_task(_watchdog(client, outbox, stop))
+    try:
+        await client.run(stop)
+    finally:
+        sdnotify.stopping()
+        stop.set()
+        await watchdog
+        listener.close()
+        await client.aclose()
+        outbox.close()
+        log.info("sync stopped")
