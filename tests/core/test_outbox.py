@@ -151,7 +151,8 @@ def test_migration_from_version_1_keeps_data(tmp_path: Path) -> None:
             db.execute(statement)
     db.execute("PRAGMA user_version = 1")
     db.execute(
-        "INSERT INTO records(seq, id, type, compact, created_ns) VALUES (1, 'x', 'boot', 'c.d.e', 0)"
+        "INSERT INTO records(seq, id, type, compact, created_ns) "
+        "VALUES (1, 'x', 'boot', 'c.d.e', 0)"
     )
     db.commit()
     db.close()
