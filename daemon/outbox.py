@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,11 +35,12 @@ from typing import Any
 from daemon import __version__
 from daemon.clock import Clock, rfc3339
 from daemon.errors import DiskFull, OutboxCorrupt, StorageError
-from daemon.keys import SigningKey
+from daemon.keys import SigningKey, write_private_file
 from daemon.records import (
     GENESIS,
     VERSION,
     Record,
+    decode_unverified,
     encoded_header,
     record_hash,
     sign_record,
@@ -47,7 +49,7 @@ from daemon.records import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # The records table is append-only: one B-tree page touched per check-in, as cheap as a raw
 # insert. Sync progress is derived, not stored per row: every seq <= acked_upto is resolved
 # (acknowledged, or parked when it is in `parked`); everything above is pending.
@@ -80,9 +82,19 @@ _MIGRATIONS: dict[int, str] = {
     2: """
     ALTER TABLE records ADD COLUMN created_at REAL NOT NULL DEFAULT 0;
     """,
+    # 2 -> 3: where the chain continues from when this file holds no records yet (a new
+    # outbox after a damaged one was set aside: see daemon/recovery.py)
+    3: """
+    CREATE TABLE anchor (
+        one  INTEGER PRIMARY KEY CHECK (one = 1),
+        seq  INTEGER NOT NULL,
+        hash TEXT NOT NULL
+    );
+    """,
 }
 
 
+ANCHOR_HINT = "chain-anchor.json"
 _INSERT_RECORD = (
     "INSERT INTO records(seq, id, type, compact, photo, created_ns, created_at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -485,9 +497,59 @@ class Outbox:
     @staticmethod
     def _head(db: sqlite3.Connection) -> tuple[int, str]:
         row = db.execute("SELECT seq, compact FROM records ORDER BY seq DESC LIMIT 1").fetchone()
+        if row is not None:
+            return int(row[0]), record_hash(row[1])
+        anchor = db.execute("SELECT seq, hash FROM anchor").fetchone()
+        if anchor is not None:
+            return int(anchor[0]), str(anchor[1])
+        return 0, GENESIS
+
+    def set_anchor(self, seq: int, hash_: str) -> None:
+        """Continue the chain after ``seq`` (whose record hashes to ``hash_``) in an empty
+        outbox; records up to ``seq`` count as resolved here (they live elsewhere)."""
+        with self._write() as db:
+            if db.execute("SELECT count(*) FROM records").fetchone()[0]:
+                raise StorageError("an anchor can only be set in an empty outbox")
+            db.execute("INSERT OR REPLACE INTO anchor VALUES (1, ?, ?)", (seq, hash_))
+            db.execute("UPDATE progress SET acked_upto = ?", (seq,))
+        self._head_cache = None
+
+    def import_verified(self, compacts: Sequence[str], pending_from: int) -> None:
+        """Copy already-signed records (salvaged and verified by the caller) into an empty or
+        anchored outbox, in order; those with ``seq >= pending_from`` stay pending."""
+        with self._write() as db:
+            for compact in compacts:
+                _h, payload, _si, _sig = decode_unverified(compact)
+                db.execute(
+                    _INSERT_RECORD,
+                    (
+                        payload["seq"],
+                        payload["id"],
+                        payload["type"],
+                        compact,
+                        payload.get("photo"),
+                        payload["clock"]["mono_ns"],
+                        self._clock.wall(),
+                    ),
+                )
+                if payload.get("photo"):
+                    db.execute(
+                        "INSERT OR IGNORE INTO blobs(sha256, size, uploaded) VALUES (?, 0, 0)",
+                        (payload["photo"],),
+                    )
+            db.execute("UPDATE progress SET acked_upto = max(acked_upto, ?)", (pending_from - 1,))
+        self._head_cache = None
+
+    def write_anchor_hint(self) -> None:
+        """Remember the newest resolved record (seq, hash) in ``chain-anchor.json`` beside
+        the database, so a new outbox can continue the chain if this file is ever damaged
+        beyond salvage. Called by the sync process after each batch, not on the hot path."""
+        upto = self._acked_upto()
+        row = self.db.execute("SELECT compact FROM records WHERE seq = ?", (upto,)).fetchone()
         if row is None:
-            return 0, GENESIS
-        return int(row[0]), record_hash(row[1])
+            return
+        hint = json.dumps({"seq": upto, "hash": record_hash(row[0])}).encode()
+        write_private_file(self.data_dir / ANCHOR_HINT, hint)
 
     def head(self) -> tuple[int, str]:
         """(seq, hash) of the newest record: the chain head."""

@@ -252,6 +252,7 @@ class SyncClient:
             else:
                 raise ApiProtocolError(f"unknown record status {status!r}; nothing retired")
         self.outbox.resolve(batch[-1].seq, dict(parked))
+        self.outbox.write_anchor_hint()
         dup = sum(1 for r in results if r.get("status") == "duplicate")
         return BatchOutcome(accepted=len(acked) - dup, duplicate=dup, rejected=len(parked))
 

@@ -157,7 +157,7 @@ def test_migration_from_version_1_keeps_data(tmp_path: Path) -> None:
     db.commit()
     db.close()
     with open_outbox(tmp_path) as ob:
-        assert ob.db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert ob.db.execute("PRAGMA user_version").fetchone()[0] == 3
         assert ob.db.execute("SELECT created_at FROM records").fetchone()[0] == 0
 
 
