@@ -166,6 +166,7 @@ class Outbox:
     def open(self) -> Outbox:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.blob_dir.mkdir(exist_ok=True)
+        created = not self.path.exists()
         try:
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
             db.execute(f"PRAGMA busy_timeout = {int(self._busy_ms)}")
@@ -176,6 +177,9 @@ class Outbox:
             db.execute("PRAGMA foreign_keys = ON")
             self._db = db
             self._migrate()
+            if created:  # make the new file's name durable, not only its content
+                _fsync_dir(self.data_dir)
+                _fsync_dir(self.blob_dir)
             ok = db.execute("PRAGMA quick_check").fetchone()[0]
         except sqlite3.DatabaseError as exc:
             self.close()
