@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--config", type=Path, default=DEFAULT_PATH, help=f"default {DEFAULT_PATH}")
         p.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
-    setup(args.log_level)
+    setup(args.log_level, "kiosk-sync" if args.command == "sync" else "kiosk")
     try:
         cfg = load_config(args.config)
     except ConfigError as exc:
