@@ -1,0 +1,148 @@
+"""``kiosk-refapi``: run the reference central API and work with what it stored.
+
+kiosk-refapi serve --data DIR --tls-cert F --tls-key F [--port N | --fd N] [--client-ca F]
+                   [--admin-token-file F] [--seal-public B64] [--faults]
+kiosk-refapi export --data DIR [--device ID] [-o FILE]    one compact JWS per line
+kiosk-refapi open-photo --data DIR --seal-key F --sha HEX -o FILE   (authorised reviewer)
+kiosk-refapi mint-code --data DIR                          a one-time enrolment code
+kiosk-refapi openapi                                       the OpenAPI document
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import secrets
+import ssl
+import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger("kiosk-refapi")
+DB = "refapi.sqlite3"
+
+
+def _storage(data: Path):  # type: ignore[no-untyped-def]
+    from hil.refapi.storage import SqliteStorage
+
+    return SqliteStorage(data / DB)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from hil.refapi.app import Faults, Settings, create_app
+
+    token = args.admin_token_file.read_text().strip() if args.admin_token_file else None
+    ca_pem = args.ca.read_text() if args.ca else ""
+    settings = Settings(
+        storage=_storage(args.data),
+        admin_token=token,
+        seal_public_key=args.seal_public or "",
+        ca_pem=ca_pem,
+        faults=Faults(enabled=args.faults),
+    )
+    config = uvicorn.Config(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        fd=args.fd,
+        ssl_certfile=str(args.tls_cert),
+        ssl_keyfile=str(args.tls_key),
+        ssl_ca_certs=str(args.client_ca) if args.client_ca else None,
+        ssl_cert_reqs=ssl.CERT_REQUIRED if args.client_ca else ssl.CERT_NONE,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=2,
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    store = _storage(args.data)
+    out = args.output.open("w") if args.output else sys.stdout
+    n = 0
+    for _device, _seq, compact in store.export(args.device):
+        out.write(compact + "\n")
+        n += 1
+    if args.output:
+        out.close()
+    print(f"exported {n} records", file=sys.stderr)
+    return 0
+
+
+def cmd_open_photo(args: argparse.Namespace) -> int:
+    from daemon.sealing import open_sealed
+
+    if not args.seal_key.exists():
+        print("the API's sealing key is needed to open a photo (--seal-key)", file=sys.stderr)
+        return 2
+    blob = _storage(args.data).get_blob(args.sha.lower())
+    if blob is None:
+        print(f"no sealed photo {args.sha[:12]}... is stored", file=sys.stderr)
+        return 1
+    jpeg = open_sealed(blob, args.seal_key.read_bytes())
+    args.output.write_bytes(jpeg)
+    args.output.chmod(0o600)
+    # an audit line, no personal data: who opened which photo hash, when
+    log.warning("reviewer opened sealed photo %s at %s", args.sha[:12], time.time())
+    print(f"wrote {args.output} ({len(jpeg)} bytes)", file=sys.stderr)
+    return 0
+
+
+def cmd_mint_code(args: argparse.Namespace) -> int:
+    code = secrets.token_urlsafe(12)
+    _storage(args.data).add_code(code, time.time() + args.ttl)
+    print(code)
+    return 0
+
+
+def cmd_openapi(_args: argparse.Namespace) -> int:
+    from hil.refapi.app import openapi_document
+
+    print(json.dumps(openapi_document(), indent=2, sort_keys=True))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    p = argparse.ArgumentParser(prog="kiosk-refapi", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="serve the API over HTTPS")
+    s.add_argument("--data", type=Path, required=True)
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8443)
+    s.add_argument("--fd", type=int, default=None, help="an already bound listening socket")
+    s.add_argument("--tls-cert", type=Path, required=True)
+    s.add_argument("--tls-key", type=Path, required=True)
+    s.add_argument("--ca", type=Path, help="the CA handed to devices at enrolment")
+    s.add_argument("--client-ca", type=Path, help="require client certificates (mTLS)")
+    s.add_argument("--admin-token-file", type=Path)
+    s.add_argument("--seal-public", help="the photo-sealing public key handed to devices")
+    s.add_argument("--faults", action="store_true", help="allow fault injection (tests only)")
+    s.set_defaults(func=cmd_serve)
+    e = sub.add_parser("export", help="stored records, one compact JWS per line")
+    e.add_argument("--data", type=Path, required=True)
+    e.add_argument("--device")
+    e.add_argument("-o", "--output", type=Path)
+    e.set_defaults(func=cmd_export)
+    o = sub.add_parser("open-photo", help="decrypt a sealed photo (authorised reviewer)")
+    o.add_argument("--data", type=Path, required=True)
+    o.add_argument("--seal-key", type=Path, required=True)
+    o.add_argument("--sha", required=True)
+    o.add_argument("-o", "--output", type=Path, required=True)
+    o.set_defaults(func=cmd_open_photo)
+    m = sub.add_parser("mint-code", help="a one-time enrolment code")
+    m.add_argument("--data", type=Path, required=True)
+    m.add_argument("--ttl", type=float, default=3600.0)
+    m.set_defaults(func=cmd_mint_code)
+    a = sub.add_parser("openapi", help="print the OpenAPI document")
+    a.set_defaults(func=cmd_openapi)
+    args = p.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,423 @@
+"""The reference central API as a FastAPI app. See docs/api.md for the contract.
+
+Device calls are authenticated by signed requests (daemon/reqauth.py) except enrolment (a
+one-time code) and record uploads (each record is signed; the batch header is checked too).
+Admin calls need the bearer token given at start-up; without a token they are disabled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from daemon.errors import DeviceKeyError, RecordError
+from daemon.keys import alg_of, load_public_pem
+from daemon.records import decode_unverified, record_hash, verify_record
+from daemon.reqauth import RequestAuthError, parse_device, verify_request
+from hil.refapi.storage import EnrolmentRefused, SqliteStorage
+
+MAX_BATCH = 500
+
+
+class EnrolRequest(BaseModel):
+    code: str = Field(min_length=6, max_length=128)
+    device_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    alg: Literal["ES256", "EdDSA"]
+    public_key_pem: str = Field(max_length=4096)
+
+
+class EnrolAnswer(BaseModel):
+    device_id: str
+    seal_public_key: str
+    api_ca_pem: str
+
+
+class Batch(BaseModel):
+    records: list[str] = Field(max_length=MAX_BATCH)
+
+
+class RecordResult(BaseModel):
+    index: int
+    seq: int | None
+    id: str | None
+    status: Literal["accepted", "duplicate", "rejected"]
+    reason: str | None = None
+
+
+class BatchAnswer(BaseModel):
+    results: list[RecordResult]
+    last_seq: int
+    gaps: list[tuple[int, int]]
+
+
+class HeartbeatAnswer(BaseModel):
+    server_time: float
+
+
+class CodeAnswer(BaseModel):
+    code: str
+    expires: float
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class ErrorBody(BaseModel):
+    error: str
+    detail: str
+
+
+@dataclass
+class Faults:
+    """Planned misbehaviour for tests, consumed one per device request (off by default)."""
+
+    enabled: bool = False
+    plan: list[str] = field(default_factory=list)
+
+    def next(self) -> str | None:
+        return self.plan.pop(0) if self.enabled and self.plan else None
+
+
+@dataclass
+class Settings:
+    storage: SqliteStorage
+    admin_token: str | None = None
+    seal_public_key: str = ""
+    ca_pem: str = ""
+    faults: Faults = field(default_factory=Faults)
+    clock: Callable[[], float] = time.time
+
+
+def _error(status: int, error: str, detail: str, headers: dict[str, str] | None = None) -> Any:
+    return HTTPException(status, {"error": error, "detail": detail}, headers=headers)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    app = FastAPI(
+        title="Probation kiosk central API (reference)",
+        version="1.0.0",
+        description="Contract between check-in kiosks and the central probation system. "
+        "See docs/api.md.",
+    )
+    store = settings.storage
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(_request: Request, exc: HTTPException) -> Response:
+        body = (
+            exc.detail
+            if isinstance(exc.detail, dict)
+            else {"error": "error", "detail": str(exc.detail)}
+        )
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.middleware("http")
+    async def _faults(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        path = request.url.path
+        fault = None if path.startswith(("/v1/admin", "/v1/health")) else settings.faults.next()
+        if fault is None:
+            return await call_next(request)
+        kind, _, arg = fault.partition(":")
+        if kind == "500":
+            return JSONResponse({"error": "internal", "detail": "injected"}, status_code=500)
+        if kind == "503":
+            return JSONResponse(
+                {"error": "busy", "detail": "injected"},
+                status_code=503,
+                headers={"Retry-After": arg or "1"},
+            )
+        if kind == "garbage":
+            return Response(
+                b"\x00<html>proxy error</html>", status_code=200, media_type="application/json"
+            )
+        if kind == "stall":
+            await asyncio.sleep(float(arg or "5"))
+            return await call_next(request)
+        if kind == "lie":  # do the work, then claim it failed
+            await call_next(request)
+            return JSONResponse({"error": "internal", "detail": "injected lie"}, status_code=500)
+        return await call_next(request)
+
+    # --- auth helpers ----------------------------------------------------------------------
+    async def device_auth(request: Request, device: str | None = None) -> str:
+        body = await request.body()
+        header = request.headers.get("Authorization")
+        try:
+            claimed = parse_device(header)
+        except RequestAuthError as exc:
+            raise _error(401, exc.reason, str(exc)) from exc
+        known = store.device(claimed)
+        if known is None:
+            raise _error(
+                401, "unknown_device", "this device is not enrolled; run kioskctl provision"
+            )
+        try:
+            verify_request(
+                header,
+                request.method,
+                request.url.path,
+                body,
+                load_public_pem(known.public_pem),
+                known.alg,
+                settings.clock(),
+            )
+        except RequestAuthError as exc:
+            raise _error(401, exc.reason, str(exc)) from exc
+        if device is not None and device != claimed:
+            raise _error(403, "wrong_device", "a device may only act for itself")
+        return claimed
+
+    def admin(authorization: Annotated[str | None, Header()] = None) -> None:
+        token = settings.admin_token
+        if not token:
+            raise _error(403, "admin_disabled", "start the server with an admin token")
+        given = (authorization or "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            raise _error(401, "unauthorised", "wrong admin token")
+
+    # --- public endpoints ------------------------------------------------------------------
+    @app.get("/v1/health", response_model=Health)
+    def health() -> Health:
+        return Health(status="ok")
+
+    @app.post(
+        "/v1/enrol",
+        status_code=201,
+        response_model=EnrolAnswer,
+        responses={403: {"model": ErrorBody}, 409: {"model": ErrorBody}},
+    )
+    def enrol(body: EnrolRequest, response: Response) -> EnrolAnswer:
+        try:
+            key = load_public_pem(body.public_key_pem)
+        except DeviceKeyError as exc:
+            raise _error(422, "public_key", str(exc)) from exc
+        if alg_of(key) != body.alg:
+            raise _error(422, "alg", "the key does not match the algorithm")
+        try:
+            outcome = store.enrol(
+                body.code, body.device_id, body.alg, body.public_key_pem, settings.clock()
+            )
+        except EnrolmentRefused as exc:
+            detail = {
+                "enrolment_code": "the enrolment code is wrong, used or expired; ask for a new one",
+                "already_enrolled": "this device id is enrolled with another key",
+            }[exc.reason]
+            raise _error(exc.status, exc.reason, detail) from exc
+        if outcome == "unchanged":
+            response.status_code = 200
+        return EnrolAnswer(
+            device_id=body.device_id,
+            seal_public_key=settings.seal_public_key,
+            api_ca_pem=settings.ca_pem,
+        )
+
+    @app.post(
+        "/v1/devices/{device}/records",
+        response_model=BatchAnswer,
+        responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+    )
+    async def records(
+        device: str,
+        request: Request,
+        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> Any:
+        await device_auth(request, device)
+        raw = await request.body()
+        try:
+            batch = Batch.model_validate_json(raw)
+        except ValueError as exc:
+            raise _error(422, "schema", 'the body must be {"records": [compact JWS, ...]}') from exc
+        body_hash = hashlib.sha256(raw).hexdigest()
+        if idempotency_key:
+            prior = store.idempotent_answer(device, idempotency_key)
+            if prior is not None:
+                if prior[0] != body_hash:
+                    raise _error(
+                        422, "idempotency_key_reused", "this key was used for another batch"
+                    )
+                return JSONResponse(json.loads(prior[1]))
+        payload = await asyncio.to_thread(
+            _process_batch, store, device, batch.records, settings.clock()
+        )
+        if idempotency_key:
+            store.save_answer(device, idempotency_key, body_hash, json.dumps(payload))
+        return JSONResponse(payload)
+
+    @app.put(
+        "/v1/blobs/{sha256}",
+        status_code=201,
+        responses={200: {"description": "already held"}, 422: {"model": ErrorBody}},
+    )
+    async def put_blob(sha256: str, request: Request, response: Response) -> dict[str, str]:
+        device = await device_auth(request)
+        data = await request.body()
+        if hashlib.sha256(data).hexdigest() != sha256.lower():
+            raise _error(422, "hash_mismatch", "the body does not hash to the name; resend it")
+        created = store.put_blob(sha256.lower(), device, data, settings.clock())
+        if not created:
+            response.status_code = 200
+        return {"sha256": sha256.lower()}
+
+    @app.get("/v1/devices/{device}/roster", responses={304: {"description": "not modified"}})
+    async def roster(
+        device: str,
+        request: Request,
+        if_none_match: Annotated[str | None, Header()] = None,
+    ) -> Response:
+        await device_auth(request, device)
+        got = store.get_roster(device)
+        if got is None:
+            raise _error(404, "no_roster", "no roster has been published for this device yet")
+        etag, body = got
+        if if_none_match == etag:
+            return Response(status_code=304, headers={"ETag": etag})
+        return Response(body, media_type="application/json", headers={"ETag": etag})
+
+    @app.post("/v1/devices/{device}/heartbeat", response_model=HeartbeatAnswer)
+    async def heartbeat(device: str, request: Request) -> HeartbeatAnswer:
+        await device_auth(request, device)
+        try:
+            body = json.loads(await request.body())
+            assert isinstance(body, dict)
+        except (ValueError, AssertionError) as exc:
+            raise _error(422, "schema", "the heartbeat must be a JSON object") from exc
+        store.heartbeat(device, body, settings.clock())
+        return HeartbeatAnswer(server_time=settings.clock())
+
+    # --- admin -----------------------------------------------------------------------------
+    @app.post("/v1/admin/enrolment-codes", response_model=CodeAnswer, dependencies=[Depends(admin)])
+    def mint_code(ttl_s: float = 3600.0) -> CodeAnswer:
+        code = secrets.token_urlsafe(12)
+        expires = settings.clock() + ttl_s
+        store.add_code(code, expires)
+        return CodeAnswer(code=code, expires=expires)
+
+    @app.put("/v1/admin/devices/{device}/roster", dependencies=[Depends(admin)])
+    async def put_roster(device: str, request: Request) -> dict[str, str]:
+        body = await request.body()
+        try:
+            json.loads(body)
+        except ValueError as exc:
+            raise _error(422, "schema", "the roster must be JSON") from exc
+        return {"etag": store.put_roster(device, body)}
+
+    @app.get("/v1/admin/devices/{device}", dependencies=[Depends(admin)])
+    def device_status(device: str) -> dict[str, Any]:
+        return {
+            "device": device,
+            "records": store.count(device),
+            "last_seq": store.last_seq(device),
+            "gaps": store.gaps(device),
+            "forks": store.forks(device),
+            "heartbeat": store.last_heartbeat(device),
+        }
+
+    @app.get("/v1/admin/alerts", dependencies=[Depends(admin)])
+    def alerts() -> list[dict[str, Any]]:
+        return store.alerts()
+
+    @app.post("/v1/admin/faults", dependencies=[Depends(admin)])
+    def faults(plan: list[str]) -> dict[str, int]:
+        if not settings.faults.enabled:
+            raise _error(403, "faults_disabled", "start the server with fault injection enabled")
+        settings.faults.plan.extend(plan)
+        return {"queued": len(settings.faults.plan)}
+
+    return app
+
+
+def _process_batch(
+    store: SqliteStorage, device: str, compacts: list[str], now: float
+) -> dict[str, Any]:
+    """Verify and classify every record, store the accepted ones (and forks, for the auditor)
+    in one durable transaction, and return the answer. Runs in a worker thread."""
+    known = store.device(device)
+    assert known is not None
+    key = load_public_pem(known.public_pem)
+    decoded: list[dict[str, Any] | None] = []
+    for c in compacts:
+        try:
+            decoded.append(decode_unverified(c)[1])
+        except RecordError:
+            decoded.append(None)
+    seqs = [p["seq"] for p in decoded if p and isinstance(p.get("seq"), int)]
+    ids = [str(p["id"]) for p in decoded if p and "id" in p]
+    stored, known_ids = store.records_near(device, seqs, ids)
+    batch_hash: dict[int, str] = {}
+    results: list[dict[str, Any]] = []
+    accepted: list[tuple[dict[str, Any], str, str]] = []
+    forks: list[tuple[int, str, str]] = []
+    for index, (compact, payload) in enumerate(zip(compacts, decoded, strict=True)):
+        seq = payload.get("seq") if payload else None
+        rid = payload.get("id") if payload else None
+        result: dict[str, Any] = {
+            "index": index,
+            "seq": seq if isinstance(seq, int) and not isinstance(seq, bool) else None,
+            "id": rid if isinstance(rid, str) else None,
+            "status": "rejected",
+            "reason": None,
+        }
+        results.append(result)
+        try:
+            record = verify_record(compact, key, device=device)
+        except RecordError as exc:
+            result["reason"] = exc.reason
+            continue
+        h = record_hash(compact)
+        here = stored[record.seq].hash if record.seq in stored else batch_hash.get(record.seq)
+        if here is not None:
+            if here == h:
+                result["status"] = "duplicate"
+            else:
+                forks.append((record.seq, compact, "fork"))
+                result["reason"] = "fork"
+            continue
+        if record.id in known_ids:
+            result["reason"] = "duplicate_id"
+            continue
+        before = batch_hash.get(record.seq - 1) or (
+            stored[record.seq - 1].hash if record.seq - 1 in stored else None
+        )
+        after = stored.get(record.seq + 1)
+        if (before is not None and record.payload["prev"] != before) or (
+            after is not None and after.prev != h
+        ):
+            forks.append((record.seq, compact, "prev_mismatch"))
+            result["reason"] = "prev_mismatch"
+            continue
+        batch_hash[record.seq] = h
+        known_ids.add(record.id)
+        accepted.append((dict(record.payload), compact, h))
+        result["status"] = "accepted"
+    store.store_batch(device, accepted, forks, None, now)
+    return {
+        "results": results,
+        "last_seq": store.last_seq(device),
+        "gaps": store.gaps(device),
+    }
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of this server (committed as docs/openapi.json)."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        storage = SqliteStorage(Path(tmp) / "x.sqlite3")
+        try:
+            return create_app(Settings(storage=storage)).openapi()
+        finally:
+            storage.close()

@@ -1,0 +1,396 @@
+"""Storage for the reference API: a small interface and its SQLite implementation.
+
+The interface (:class:`Storage`) is what a PostgreSQL backend would fill for a real,
+horizontally scaled deployment: every method is one transaction, and the batch method is the
+only one on the hot path. SQLite runs in WAL mode with ``synchronous=FULL``: an answer is sent
+only after the batch is durable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS devices (
+    device     TEXT PRIMARY KEY,
+    alg        TEXT NOT NULL,
+    public_pem TEXT NOT NULL,
+    enrolled   REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS codes (
+    code_hash TEXT PRIMARY KEY,
+    expires   REAL NOT NULL,
+    used_by   TEXT
+);
+CREATE TABLE IF NOT EXISTS records (
+    device   TEXT NOT NULL,
+    seq      INTEGER NOT NULL,
+    id       TEXT NOT NULL UNIQUE,
+    type     TEXT NOT NULL,
+    hash     TEXT NOT NULL,
+    prev     TEXT NOT NULL,
+    flags    TEXT NOT NULL,
+    photo    TEXT,
+    compact  TEXT NOT NULL,
+    received REAL NOT NULL,
+    PRIMARY KEY (device, seq)
+);
+CREATE TABLE IF NOT EXISTS forks (
+    device   TEXT NOT NULL,
+    seq      INTEGER NOT NULL,
+    compact  TEXT NOT NULL,
+    reason   TEXT NOT NULL,
+    received REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS idempotency (
+    device    TEXT NOT NULL,
+    key       TEXT NOT NULL,
+    body_hash TEXT NOT NULL,
+    answer    TEXT NOT NULL,
+    PRIMARY KEY (device, key)
+);
+CREATE TABLE IF NOT EXISTS blobs (
+    sha256   TEXT PRIMARY KEY,
+    device   TEXT NOT NULL,
+    data     BLOB NOT NULL,
+    received REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rosters (
+    device TEXT PRIMARY KEY,
+    etag   TEXT NOT NULL,
+    body   BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS heartbeats (
+    device   TEXT NOT NULL,
+    received REAL NOT NULL,
+    body     TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    device: str
+    alg: str
+    public_pem: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    seq: int
+    id: str
+    hash: str
+    prev: str
+    compact: str
+
+
+class Storage(Protocol):
+    def device(self, device: str) -> Device | None: ...
+    def enrol(self, code: str, device: str, alg: str, public_pem: str, now: float) -> str: ...
+    def add_code(self, code: str, expires: float) -> None: ...
+    def records_near(
+        self, device: str, seqs: Sequence[int], ids: Sequence[str]
+    ) -> tuple[dict[int, StoredRecord], set[str]]: ...
+    def store_batch(
+        self,
+        device: str,
+        accepted: Sequence[tuple[dict[str, Any], str, str]],
+        forks: Sequence[tuple[int, str, str]],
+        idempotency: tuple[str, str, str] | None,
+        now: float,
+    ) -> None: ...
+    def save_answer(self, device: str, key: str, body_hash: str, answer: str) -> None: ...
+    def idempotent_answer(self, device: str, key: str) -> tuple[str, str] | None: ...
+    def gaps(self, device: str) -> list[tuple[int, int]]: ...
+    def last_seq(self, device: str) -> int: ...
+    def put_blob(self, sha: str, device: str, data: bytes, now: float) -> bool: ...
+    def get_blob(self, sha: str) -> bytes | None: ...
+    def put_roster(self, device: str, body: bytes) -> str: ...
+    def get_roster(self, device: str) -> tuple[str, bytes] | None: ...
+    def heartbeat(self, device: str, body: dict[str, Any], now: float) -> None: ...
+    def export(self, device: str | None = None) -> Iterator[tuple[str, int, str]]: ...
+
+
+def code_hash(code: str) -> str:
+    return hashlib.sha256(code.strip().encode()).hexdigest()
+
+
+class EnrolmentRefused(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class SqliteStorage:
+    """One SQLite file; a lock serialises writers across the server's worker threads."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.RLock()
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode = WAL")
+        self.db.execute("PRAGMA synchronous = FULL")
+        self.db.execute("PRAGMA busy_timeout = 10000")
+        with self._lock:
+            self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --- devices and enrolment ---------------------------------------------------------------
+    def device(self, device: str) -> Device | None:
+        with self._lock:
+            row = self.db.execute(
+                "SELECT device, alg, public_pem FROM devices WHERE device = ?", (device,)
+            ).fetchone()
+        return None if row is None else Device(*row)
+
+    def add_code(self, code: str, expires: float) -> None:
+        with self._lock:
+            self.db.execute("INSERT INTO codes VALUES (?, ?, NULL)", (code_hash(code), expires))
+
+    def enrol(self, code: str, device: str, alg: str, public_pem: str, now: float) -> str:
+        """Enrol ``device`` with a one-time code. Returns ``"created"`` or ``"unchanged"``
+        (the same key again); raises EnrolmentRefused(403|409)."""
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                existing = self.db.execute(
+                    "SELECT public_pem FROM devices WHERE device = ?", (device,)
+                ).fetchone()
+                if existing is not None and existing[0].strip() == public_pem.strip():
+                    self.db.execute("COMMIT")
+                    return "unchanged"
+                row = self.db.execute(
+                    "SELECT expires, used_by FROM codes WHERE code_hash = ?", (code_hash(code),)
+                ).fetchone()
+                if row is None or row[1] is not None or row[0] < now:
+                    raise EnrolmentRefused(403, "enrolment_code")
+                if existing is not None:
+                    raise EnrolmentRefused(409, "already_enrolled")
+                self.db.execute(
+                    "UPDATE codes SET used_by = ? WHERE code_hash = ?", (device, code_hash(code))
+                )
+                self.db.execute(
+                    "INSERT INTO devices VALUES (?, ?, ?, ?)", (device, alg, public_pem, now)
+                )
+                self.db.execute("COMMIT")
+                return "created"
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+
+    # --- records ---------------------------------------------------------------------------
+    def records_near(
+        self, device: str, seqs: Sequence[int], ids: Sequence[str]
+    ) -> tuple[dict[int, StoredRecord], set[str]]:
+        """Stored records at these seqs and their neighbours, and which ids already exist."""
+        wanted = sorted({s + d for s in seqs for d in (-1, 0, 1)})
+        out: dict[int, StoredRecord] = {}
+        with self._lock:
+            for i in range(0, len(wanted), 900):
+                chunk = wanted[i : i + 900]
+                q = ",".join("?" * len(chunk))
+                for seq, rid, h, prev, compact in self.db.execute(
+                    f"SELECT seq, id, hash, prev, compact FROM records WHERE device = ? "  # noqa: S608
+                    f"AND seq IN ({q})",
+                    (device, *chunk),
+                ):
+                    out[seq] = StoredRecord(seq, rid, h, prev, compact)
+            known: set[str] = set()
+            for i in range(0, len(ids), 900):
+                chunk_ids = list(ids[i : i + 900])
+                q = ",".join("?" * len(chunk_ids))
+                known.update(
+                    r[0]
+                    for r in self.db.execute(
+                        f"SELECT id FROM records WHERE id IN ({q})",  # noqa: S608
+                        chunk_ids,
+                    )
+                )
+        return out, known
+
+    def store_batch(
+        self,
+        device: str,
+        accepted: Sequence[tuple[dict[str, Any], str, str]],
+        forks: Sequence[tuple[int, str, str]],
+        idempotency: tuple[str, str, str] | None,
+        now: float,
+    ) -> None:
+        """One transaction: accepted records (payload, compact, hash), forks (seq, compact,
+        reason) for the auditor, and the idempotency answer (key, body hash, answer)."""
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.executemany(
+                    "INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            device,
+                            p["seq"],
+                            p["id"],
+                            p["type"],
+                            h,
+                            p["prev"],
+                            json.dumps(p.get("flags", [])),
+                            p.get("photo"),
+                            c,
+                            now,
+                        )
+                        for p, c, h in accepted
+                    ],
+                )
+                self.db.executemany(
+                    "INSERT INTO forks VALUES (?, ?, ?, ?, ?)",
+                    [(device, s, c, r, now) for s, c, r in forks],
+                )
+                if idempotency is not None:
+                    self.db.execute(
+                        "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)",
+                        (device, *idempotency),
+                    )
+                self.db.execute("COMMIT")
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+
+    def save_answer(self, device: str, key: str, body_hash: str, answer: str) -> None:
+        """Remember the answer to a batch, after its records are durable. (If the process dies
+        in between, a replay is answered from the records themselves: all duplicates.)"""
+        with self._lock:
+            self.db.execute(
+                "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)",
+                (device, key, body_hash, answer),
+            )
+
+    def idempotent_answer(self, device: str, key: str) -> tuple[str, str] | None:
+        with self._lock:
+            row = self.db.execute(
+                "SELECT body_hash, answer FROM idempotency WHERE device = ? AND key = ?",
+                (device, key),
+            ).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def gaps(self, device: str) -> list[tuple[int, int]]:
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT seq FROM records WHERE device = ? ORDER BY seq", (device,)
+            ).fetchall()
+        gaps: list[tuple[int, int]] = []
+        expected = 1
+        for (seq,) in rows:
+            if seq > expected:
+                gaps.append((expected, seq - 1))
+            expected = seq + 1
+        return gaps
+
+    def last_seq(self, device: str) -> int:
+        with self._lock:
+            row = self.db.execute(
+                "SELECT max(seq) FROM records WHERE device = ?", (device,)
+            ).fetchone()
+        return int(row[0] or 0)
+
+    def count(self, device: str | None = None) -> int:
+        with self._lock:
+            if device is None:
+                return int(self.db.execute("SELECT count(*) FROM records").fetchone()[0])
+            return int(
+                self.db.execute(
+                    "SELECT count(*) FROM records WHERE device = ?", (device,)
+                ).fetchone()[0]
+            )
+
+    def forks(self, device: str) -> list[tuple[int, str]]:
+        with self._lock:
+            return [
+                (s, r)
+                for s, r in self.db.execute(
+                    "SELECT seq, reason FROM forks WHERE device = ? ORDER BY seq", (device,)
+                )
+            ]
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """Records staff must see first: see_officer / id_review flags and tamper/fault."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT device, seq, type, flags, received FROM records WHERE type IN "
+                "('tamper', 'fault', 'see_officer', 'checkin_fallback', 'staff_override') "
+                "OR flags != '[]' ORDER BY (type = 'tamper' OR flags LIKE '%see_officer%') "
+                "DESC, received DESC LIMIT 500"
+            ).fetchall()
+        return [
+            {"device": d, "seq": s, "type": t, "flags": json.loads(f), "received": r}
+            for d, s, t, f, r in rows
+        ]
+
+    # --- blobs, roster, heartbeat ----------------------------------------------------------
+    def put_blob(self, sha: str, device: str, data: bytes, now: float) -> bool:
+        with self._lock:
+            cur = self.db.execute(
+                "INSERT OR IGNORE INTO blobs VALUES (?, ?, ?, ?)", (sha, device, data, now)
+            )
+        return cur.rowcount == 1
+
+    def get_blob(self, sha: str) -> bytes | None:
+        with self._lock:
+            row = self.db.execute("SELECT data FROM blobs WHERE sha256 = ?", (sha,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def put_roster(self, device: str, body: bytes) -> str:
+        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        with self._lock:
+            self.db.execute("INSERT OR REPLACE INTO rosters VALUES (?, ?, ?)", (device, etag, body))
+        return etag
+
+    def get_roster(self, device: str) -> tuple[str, bytes] | None:
+        with self._lock:
+            row = self.db.execute(
+                "SELECT etag, body FROM rosters WHERE device = ?", (device,)
+            ).fetchone()
+        return None if row is None else (row[0], bytes(row[1]))
+
+    def heartbeat(self, device: str, body: dict[str, Any], now: float) -> None:
+        with self._lock:
+            self.db.execute(
+                "INSERT INTO heartbeats VALUES (?, ?, ?)", (device, now, json.dumps(body))
+            )
+
+    def last_heartbeat(self, device: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self.db.execute(
+                "SELECT body FROM heartbeats WHERE device = ? ORDER BY received DESC LIMIT 1",
+                (device,),
+            ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def export(self, device: str | None = None) -> Iterator[tuple[str, int, str]]:
+        """(device, seq, compact) of every stored record, per device in seq order."""
+        with self._lock:
+            if device is None:
+                rows = self.db.execute(
+                    "SELECT device, seq, compact FROM records ORDER BY device, seq"
+                ).fetchall()
+            else:
+                rows = self.db.execute(
+                    "SELECT device, seq, compact FROM records WHERE device = ? ORDER BY seq",
+                    (device,),
+                ).fetchall()
+        yield from rows
+
+
+def now() -> float:
+    return time.time()
