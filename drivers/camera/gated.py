@@ -1,0 +1,85 @@
+"""The camera every backend shares: frames from a :class:`FrameSource`, the quality gate
+(retake once, then carry on and flag), and JPEG encoding.
+
+May import: the standard library, Pillow, ``daemon.errors``, ``drivers.camera``.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+from types import TracebackType
+
+from PIL import Image
+
+from drivers.camera.interface import CameraError, CameraSettings, FrameSource, Photo
+from drivers.camera.quality import assess
+
+log = logging.getLogger(__name__)
+
+
+class GatedCamera:
+    """A :class:`Camera` over a frame source. Calls are serialised by a lock."""
+
+    def __init__(self, source: FrameSource, settings: CameraSettings) -> None:
+        self.source = source
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._open = False
+
+    def open(self) -> None:
+        with self._lock:
+            if not self._open:
+                self.source.open()
+                self._open = True
+
+    def close(self) -> None:
+        with self._lock:
+            if self._open:
+                self._open = False
+                self.source.close()
+
+    def __enter__(self) -> GatedCamera:
+        self.open()
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def capture_still(self) -> Photo:
+        s = self.settings
+        with self._lock:
+            if not self._open:
+                raise CameraError(
+                    "the camera is not open; this is a software fault: restart the kiosk service.",
+                    reason="camera_not_open",
+                )
+            frame = self._grab()
+            verdict = assess(frame, s)
+            attempts = 1
+            if not verdict.ok:
+                log.info("photo failed the quality gate (%s); retaking", ",".join(verdict.problems))
+                frame = self._grab()
+                verdict = assess(frame, s)
+                attempts = 2
+                if not verdict.ok:
+                    log.warning(
+                        "retaken photo still fails the quality gate (%s); kept and flagged",
+                        ",".join(verdict.problems),
+                    )
+        return Photo(self._encode(frame), frame.width, frame.height, verdict, attempts)
+
+    def _grab(self) -> Image.Image:
+        frame = self.source.grab(self.settings.timeout_s)
+        if frame.size != (self.settings.width, self.settings.height):
+            frame = frame.resize((self.settings.width, self.settings.height))
+        return frame if frame.mode == "RGB" else frame.convert("RGB")
+
+    def _encode(self, frame: Image.Image) -> bytes:
+        out = io.BytesIO()
+        # no EXIF, no thumbnail: the record carries time and device; the JPEG carries pixels
+        frame.save(out, format="JPEG", quality=self.settings.jpeg_quality)
+        return out.getvalue()
