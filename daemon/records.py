@@ -48,6 +48,7 @@ RECORD_TYPES = frozenset(
 )
 FLAGS = frozenset({"see_officer", "id_review", "fault", "photo_quality", "no_photo", "demo"})
 _B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
 _DEVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -59,12 +60,12 @@ def b64url(data: bytes) -> str:
 
 def b64url_decode(text: str) -> bytes:
     """Strict base64url: unpadded and canonical (no stray bits), so a JWS has one spelling."""
-    if not _B64URL.match(text) or len(text) % 4 == 1:
+    rem = len(text) % 4
+    if rem == 1 or not _B64URL.match(text):
         raise ValueError("not base64url")
-    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    if b64url(data) != text:
-        raise ValueError("not canonical base64url")
-    return data
+    if rem and _ALPHABET.index(text[-1]) & (0x0F if rem == 2 else 0x03):
+        raise ValueError("not canonical base64url (stray bits in the last character)")
+    return base64.urlsafe_b64decode(text + "=" * (-rem % 4))
 
 
 def record_hash(compact: str) -> str:
@@ -231,14 +232,16 @@ def verify_record(
     device: str | None = None,
     expected_seq: int | None = None,
     expected_prev: str | None = None,
+    decoded: tuple[dict[str, Any], dict[str, Any], bytes, bytes] | None = None,
 ) -> Record:
     """Verify one record: signature with ``public_key``, schema, and (when given) its place in
     the chain (``expected_seq`` and ``expected_prev``, the hash of the record before it).
 
     Raises :class:`RecordError` with reason ``malformed``, ``bad_signature``, ``schema``,
-    ``wrong_device``, ``seq_gap`` or ``prev_mismatch``.
+    ``wrong_device``, ``seq_gap`` or ``prev_mismatch``. ``decoded`` may pass the result of
+    :func:`decode_unverified` for ``compact`` when the caller already has it.
     """
-    header, payload, signing_input, signature = decode_unverified(compact)
+    header, payload, signing_input, signature = decoded or decode_unverified(compact)
     if header.get("typ") != JWS_TYPE or set(header) != {"alg", "typ", "kid"}:
         raise RecordError("record header is not a kiosk record header", reason="schema")
     if not verify_signature(public_key, str(header.get("alg")), signing_input, signature):

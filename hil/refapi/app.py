@@ -249,11 +249,10 @@ def create_app(settings: Settings) -> FastAPI:
                         422, "idempotency_key_reused", "this key was used for another batch"
                     )
                 return JSONResponse(json.loads(prior[1]))
+        idem = (idempotency_key, body_hash) if idempotency_key else None
         payload = await asyncio.to_thread(
-            _process_batch, store, device, batch.records, settings.clock()
+            _process_batch, store, device, batch.records, idem, settings.clock()
         )
-        if idempotency_key:
-            store.save_answer(device, idempotency_key, body_hash, json.dumps(payload))
         return JSONResponse(payload)
 
     @app.put(
@@ -340,19 +339,24 @@ def create_app(settings: Settings) -> FastAPI:
 
 
 def _process_batch(
-    store: SqliteStorage, device: str, compacts: list[str], now: float
+    store: SqliteStorage,
+    device: str,
+    compacts: list[str],
+    idem: tuple[str, str] | None,
+    now: float,
 ) -> dict[str, Any]:
     """Verify and classify every record, store the accepted ones (and forks, for the auditor)
     in one durable transaction, and return the answer. Runs in a worker thread."""
     known = store.device(device)
     assert known is not None
     key = load_public_pem(known.public_pem)
-    decoded: list[dict[str, Any] | None] = []
+    parts: list[tuple[dict[str, Any], dict[str, Any], bytes, bytes] | None] = []
     for c in compacts:
         try:
-            decoded.append(decode_unverified(c)[1])
+            parts.append(decode_unverified(c))
         except RecordError:
-            decoded.append(None)
+            parts.append(None)
+    decoded = [None if p is None else p[1] for p in parts]
     seqs = [p["seq"] for p in decoded if p and isinstance(p.get("seq"), int)]
     ids = [str(p["id"]) for p in decoded if p and "id" in p]
     stored, known_ids = store.records_near(device, seqs, ids)
@@ -360,7 +364,7 @@ def _process_batch(
     results: list[dict[str, Any]] = []
     accepted: list[tuple[dict[str, Any], str, str]] = []
     forks: list[tuple[int, str, str]] = []
-    for index, (compact, payload) in enumerate(zip(compacts, decoded, strict=True)):
+    for index, (compact, payload, part) in enumerate(zip(compacts, decoded, parts, strict=True)):
         seq = payload.get("seq") if payload else None
         rid = payload.get("id") if payload else None
         result: dict[str, Any] = {
@@ -372,7 +376,7 @@ def _process_batch(
         }
         results.append(result)
         try:
-            record = verify_record(compact, key, device=device)
+            record = verify_record(compact, key, device=device, decoded=part)
         except RecordError as exc:
             result["reason"] = exc.reason
             continue
@@ -402,12 +406,7 @@ def _process_batch(
         known_ids.add(record.id)
         accepted.append((dict(record.payload), compact, h))
         result["status"] = "accepted"
-    store.store_batch(device, accepted, forks, None, now)
-    return {
-        "results": results,
-        "last_seq": store.last_seq(device),
-        "gaps": store.gaps(device),
-    }
+    return store.store_batch(device, accepted, forks, results, idem, now)
 
 
 def openapi_document() -> dict[str, Any]:

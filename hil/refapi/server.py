@@ -68,6 +68,8 @@ class RefApi:
     def start(self, timeout_s: float = 20.0) -> None:
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # accepted connections inherit it: responses are not held back by Nagle's algorithm
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind(("127.0.0.1", self.port))
         sock.listen(128)
         args = [

@@ -68,6 +68,10 @@ CREATE TABLE IF NOT EXISTS rosters (
     etag   TEXT NOT NULL,
     body   BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS chains (
+    device TEXT PRIMARY KEY,
+    upto   INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS heartbeats (
     device   TEXT NOT NULL,
     received REAL NOT NULL,
@@ -104,10 +108,10 @@ class Storage(Protocol):
         device: str,
         accepted: Sequence[tuple[dict[str, Any], str, str]],
         forks: Sequence[tuple[int, str, str]],
-        idempotency: tuple[str, str, str] | None,
+        results: list[dict[str, Any]],
+        idempotency: tuple[str, str] | None,
         now: float,
-    ) -> None: ...
-    def save_answer(self, device: str, key: str, body_hash: str, answer: str) -> None: ...
+    ) -> dict[str, Any]: ...
     def idempotent_answer(self, device: str, key: str) -> tuple[str, str] | None: ...
     def gaps(self, device: str) -> list[tuple[int, int]]: ...
     def last_seq(self, device: str) -> int: ...
@@ -226,11 +230,13 @@ class SqliteStorage:
         device: str,
         accepted: Sequence[tuple[dict[str, Any], str, str]],
         forks: Sequence[tuple[int, str, str]],
-        idempotency: tuple[str, str, str] | None,
+        results: list[dict[str, Any]],
+        idempotency: tuple[str, str] | None,
         now: float,
-    ) -> None:
-        """One transaction: accepted records (payload, compact, hash), forks (seq, compact,
-        reason) for the auditor, and the idempotency answer (key, body hash, answer)."""
+    ) -> dict[str, Any]:
+        """One durable transaction: accepted records (payload, compact, hash), forks (seq,
+        compact, reason) for the auditor, the chain's contiguous head, and the answer kept for
+        the Idempotency-Key (key, body hash). Returns the answer."""
         with self._lock:
             self.db.execute("BEGIN IMMEDIATE")
             try:
@@ -256,25 +262,41 @@ class SqliteStorage:
                     "INSERT INTO forks VALUES (?, ?, ?, ?, ?)",
                     [(device, s, c, r, now) for s, c, r in forks],
                 )
+                row = self.db.execute("SELECT upto FROM chains WHERE device = ?", (device,))
+                found = row.fetchone()
+                upto = int(found[0]) if found else 0
+                above = [
+                    r[0]
+                    for r in self.db.execute(
+                        "SELECT seq FROM records WHERE device = ? AND seq > ? ORDER BY seq",
+                        (device, upto),
+                    )
+                ]
+                gaps: list[list[int]] = []
+                expected = upto + 1
+                for seq in above:
+                    if seq == expected and not gaps:
+                        upto = seq
+                    elif seq > expected:
+                        gaps.append([expected, seq - 1])
+                    expected = seq + 1
+                self.db.execute("INSERT OR REPLACE INTO chains VALUES (?, ?)", (device, upto))
+                answer = {
+                    "results": results,
+                    "last_seq": above[-1] if above else upto,
+                    "gaps": gaps,
+                }
                 if idempotency is not None:
                     self.db.execute(
                         "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)",
-                        (device, *idempotency),
+                        (device, idempotency[0], idempotency[1], json.dumps(answer)),
                     )
                 self.db.execute("COMMIT")
             except BaseException:
                 if self.db.in_transaction:
                     self.db.execute("ROLLBACK")
                 raise
-
-    def save_answer(self, device: str, key: str, body_hash: str, answer: str) -> None:
-        """Remember the answer to a batch, after its records are durable. (If the process dies
-        in between, a replay is answered from the records themselves: all duplicates.)"""
-        with self._lock:
-            self.db.execute(
-                "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)",
-                (device, key, body_hash, answer),
-            )
+        return answer
 
     def idempotent_answer(self, device: str, key: str) -> tuple[str, str] | None:
         with self._lock:
