@@ -199,3 +199,19 @@ def wiring_table(pinmap: PinMap) -> str:
             f"| {notes} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def update_doc(doc: Path, pinmap: PinMap) -> bool:
+    """Rewrite the wiring table between the ``<!-- pinmap:begin -->`` and ``<!-- pinmap:end
+    -->`` markers of ``doc``; returns True when the file changed."""
+    text = doc.read_text(encoding="utf-8")
+    begin, end = "<!-- pinmap:begin -->\n", "<!-- pinmap:end -->"
+    head, _, rest = text.partition(begin)
+    _, _, tail = rest.partition(end)
+    if not rest or end not in rest:
+        raise _bad(doc, "the document has no pinmap:begin / pinmap:end markers")
+    new = head + begin + wiring_table(pinmap) + end + tail
+    if new == text:
+        return False
+    doc.write_text(new, encoding="utf-8")
+    return True
