@@ -19,6 +19,10 @@ from urllib.parse import urlsplit
 
 from daemon.confload import build
 from daemon.errors import ConfigError
+from drivers.camera.interface import CameraSettings
+from drivers.display.interface import DisplaySettings
+from drivers.fingerprint.interface import FingerprintSettings
+from drivers.gpio.interface import GpioSettings
 
 DEFAULT_PATH = Path("/etc/kiosk/kiosk.toml")
 EX_CONFIG = 78
@@ -98,11 +102,47 @@ class UiConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StaffConfig:
+    #: PBKDF2-SHA256 of the staff PIN: "pbkdf2$<iterations>$<salt b64>$<hash b64>"; empty
+    #: disables staff mode on the kiosk (staff then use kioskctl)
+    pin_hash: str = ""
+    #: idle time-out of the check-in screens before the "do you need more time?" warning
+    warn_after_s: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     device: DeviceConfig
     api: ApiConfig
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     ui: UiConfig = field(default_factory=UiConfig)
+    staff: StaffConfig = field(default_factory=StaffConfig)
+    fingerprint: FingerprintSettings = field(default_factory=FingerprintSettings)
+    camera: CameraSettings = field(default_factory=CameraSettings)
+    gpio: GpioSettings = field(default_factory=GpioSettings)
+    display: DisplaySettings = field(default_factory=DisplaySettings)
+
+    @property
+    def simulated_parts(self) -> list[str]:
+        """The parts configured with a simulated backend (refused unless allowed)."""
+        parts = []
+        if self.fingerprint.backend == "emulator":
+            parts.append("fingerprint")
+        if self.camera.backend == "simulated":
+            parts.append("camera")
+        if self.gpio.backend == "mock":
+            parts.append("gpio")
+        if self.display.backend == "simulated":
+            parts.append("display")
+        return parts
+
+    def __post_init__(self) -> None:
+        if self.simulated_parts and not self.device.allow_simulated:
+            raise ConfigError(
+                f"simulated hardware configured for {', '.join(self.simulated_parts)} but "
+                "device.allow_simulated is false; set real backends, or allow_simulated = true "
+                "for a demo or test rig (the kiosk then says so on screen)"
+            )
 
 
 def parse_config(table: dict[str, Any]) -> Config:

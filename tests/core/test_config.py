@@ -67,3 +67,24 @@ def test_missing_file_says_what_to_do(tmp_path: Path) -> None:
 def test_client_cert_needs_key() -> None:
     with pytest.raises(ConfigError, match="client_key"):
         parse_config({"device": {"id": "k"}, "api": {"url": "https://a/", "client_cert": "/c"}})
+
+
+def test_simulated_hardware_must_be_allowed_explicitly() -> None:
+    table = {
+        "device": {"id": "k"},
+        "api": {"url": "https://a/"},
+        "camera": {"backend": "simulated"},
+    }
+    with pytest.raises(ConfigError, match="allow_simulated"):
+        parse_config(table)
+    table["device"]["allow_simulated"] = True  # type: ignore[index]
+    assert parse_config(table).simulated_parts == ["camera"]
+
+
+def test_driver_sections_are_validated_too() -> None:
+    with pytest.raises(ConfigError, match=r"fingerprint\.bad_key"):
+        parse_config({"device": {"id": "k"}, "api": {"url": "https://a/"},
+                      "fingerprint": {"bad_key": 1}})  # fmt: skip
+    with pytest.raises(ConfigError, match="fingerprint.baud"):
+        parse_config({"device": {"id": "k"}, "api": {"url": "https://a/"},
+                      "fingerprint": {"baud": 12345}})  # fmt: skip
