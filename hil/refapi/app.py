@@ -35,6 +35,8 @@ class EnrolRequest(BaseModel):
     device_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
     alg: Literal["ES256", "EdDSA"]
     public_key_pem: str = Field(max_length=4096)
+    #: the device's X25519 roster key (base64), to which roster templates are sealed
+    roster_public_key: str = Field(default="", max_length=64)
 
 
 class EnrolAnswer(BaseModel):
@@ -315,8 +317,13 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/v1/admin/devices/{device}", dependencies=[Depends(admin)])
     def device_status(device: str) -> dict[str, Any]:
+        known = store.device(device)
+        if known is None:
+            raise _error(404, "unknown_device", "no such device is enrolled")
         return {
             "device": device,
+            "alg": known.alg,
+            "roster_public_key": known.roster_public_key,
             "records": store.count(device),
             "last_seq": store.last_seq(device),
             "gaps": store.gaps(device),

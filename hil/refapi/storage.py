@@ -23,7 +23,8 @@ CREATE TABLE IF NOT EXISTS devices (
     device     TEXT PRIMARY KEY,
     alg        TEXT NOT NULL,
     public_pem TEXT NOT NULL,
-    enrolled   REAL NOT NULL
+    enrolled   REAL NOT NULL,
+    roster_pub TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS codes (
     code_hash TEXT PRIMARY KEY,
@@ -85,6 +86,7 @@ class Device:
     device: str
     alg: str
     public_pem: str
+    roster_public_key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +100,15 @@ class StoredRecord:
 
 class Storage(Protocol):
     def device(self, device: str) -> Device | None: ...
-    def enrol(self, code: str, device: str, alg: str, public_pem: str, now: float) -> str: ...
+    def enrol(
+        self,
+        code: str,
+        device: str,
+        alg: str,
+        public_pem: str,
+        now: float,
+        roster_public_key: str = "",
+    ) -> str: ...
     def add_code(self, code: str, expires: float) -> None: ...
     def records_near(
         self, device: str, seqs: Sequence[int], ids: Sequence[str]
@@ -155,7 +165,8 @@ class SqliteStorage:
     def device(self, device: str) -> Device | None:
         with self._lock:
             row = self.db.execute(
-                "SELECT device, alg, public_pem FROM devices WHERE device = ?", (device,)
+                "SELECT device, alg, public_pem, roster_pub FROM devices WHERE device = ?",
+                (device,),
             ).fetchone()
         return None if row is None else Device(*row)
 
@@ -163,7 +174,15 @@ class SqliteStorage:
         with self._lock:
             self.db.execute("INSERT INTO codes VALUES (?, ?, NULL)", (code_hash(code), expires))
 
-    def enrol(self, code: str, device: str, alg: str, public_pem: str, now: float) -> str:
+    def enrol(
+        self,
+        code: str,
+        device: str,
+        alg: str,
+        public_pem: str,
+        now: float,
+        roster_public_key: str = "",
+    ) -> str:
         """Enrol ``device`` with a one-time code. Returns ``"created"`` or ``"unchanged"``
         (the same key again); raises EnrolmentRefused(403|409)."""
         with self._lock:
@@ -186,7 +205,8 @@ class SqliteStorage:
                     "UPDATE codes SET used_by = ? WHERE code_hash = ?", (device, code_hash(code))
                 )
                 self.db.execute(
-                    "INSERT INTO devices VALUES (?, ?, ?, ?)", (device, alg, public_pem, now)
+                    "INSERT INTO devices VALUES (?, ?, ?, ?, ?)",
+                    (device, alg, public_pem, now, roster_public_key),
                 )
                 self.db.execute("COMMIT")
                 return "created"
