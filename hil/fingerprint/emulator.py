@@ -28,13 +28,15 @@ import tty
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from drivers.fingerprint.codec import (
     DEFAULT_ADDRESS,
     POWER_ON_BYTE,
+    Conf,
     Corrupt,
     Decoder,
+    Op,
     Packet,
     Pid,
 )
@@ -180,6 +182,7 @@ class SensorEmulator:
         self._busy_until = 0.0
         self._due = 0.0
         self._touch: list[Callable[[bool], None]] = []
+        self._taps: list[Any] | None = None
         self._endpoint: _Endpoint | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -200,14 +203,40 @@ class SensorEmulator:
         )
         with self._lock:
             self.core.finger = vf
+            self._taps = None
         for cb in list(self._touch):
             cb(True)
 
     def lift_finger(self) -> None:
         with self._lock:
             self.core.finger = None
+            self._taps = None
         for cb in list(self._touch):
             cb(False)
+
+    def tap(self, finger: VirtualFinger, times: int) -> None:
+        """A person who follows the enrolment prompts: the finger lands, stays until the sensor
+        has extracted its features, lifts, and lands again when the host next finds the glass
+        empty, ``times`` landings in all."""
+        self.present_finger(finger)
+        with self._lock:
+            self._taps = [finger, times - 1]
+
+    def _follow_taps(self, op: int, conf: int) -> None:
+        taps = self._taps
+        if taps is None:
+            return
+        if op == Op.IMG2TZ and conf == Conf.OK and self.core.finger is not None:
+            self.core.finger = None
+            touched = False
+        elif op == Op.GEN_IMG and conf == Conf.NO_FINGER and taps[1] > 0:
+            taps[1] -= 1
+            self.core.finger = taps[0]  # lands for the next capture
+            touched = True
+        else:
+            return
+        for cb in list(self._touch):
+            cb(touched)
 
     @property
     def finger(self) -> VirtualFinger | None:
@@ -380,6 +409,8 @@ class SensorEmulator:
             is_command = isinstance(item, Packet) and item.pid == Pid.COMMAND
             baud = self.core.baud  # a baud change is acknowledged at the old rate
             reply = self.core.handle(item)
+            if is_command and reply.frames and isinstance(item, Packet):
+                self._follow_taps(item.payload[0], reply.frames[0][9])
             fault = self._faults.pop(0) if reply.frames and self._faults else None
         if is_command:
             self.stats.commands += 1
