@@ -85,6 +85,6 @@ def test_driver_sections_are_validated_too() -> None:
     with pytest.raises(ConfigError, match=r"fingerprint\.bad_key"):
         parse_config({"device": {"id": "k"}, "api": {"url": "https://a/"},
                       "fingerprint": {"bad_key": 1}})  # fmt: skip
-    with pytest.raises(ConfigError, match="fingerprint.baud"):
+    with pytest.raises(ConfigError, match=r"fingerprint\.baud"):
         parse_config({"device": {"id": "k"}, "api": {"url": "https://a/"},
                       "fingerprint": {"baud": 12345}})  # fmt: skip
