@@ -73,14 +73,15 @@ def open_gpio(settings: GpioSettings, pin_factory: Any = None) -> GpioBoard:
 
     ``pin_factory``: given, it is used for every device (tests pass a ``MockFactory``);
     otherwise ``settings.backend`` decides: ``lgpio`` opens the Pi's GPIO chip, ``mock`` makes
-    a fresh ``MockFactory``. Never gpiozero's global default.
+    a fresh ``MockFactory`` whose enclosure starts closed. Never gpiozero's global default.
 
     Raises :class:`ConfigError` (bad pin map), :class:`DeviceNotFound` (no lgpio/GPIO chip),
     :class:`GpioError` (a pin could not be claimed). Pins claimed before a failure are released.
     """
     pinmap = load_pinmap(settings.pinmap)
+    fresh_mock = pin_factory is None and settings.backend == "mock"
     if pin_factory is None:
-        pin_factory = MockFactory() if settings.backend == "mock" else _lgpio_factory()
+        pin_factory = MockFactory() if fresh_mock else _lgpio_factory()
     built: list[Any] = []
     try:
         light = GpioStatusLight(
@@ -113,12 +114,17 @@ def open_gpio(settings: GpioSettings, pin_factory: Any = None) -> GpioBoard:
             with contextlib.suppress(Exception):
                 device.close()
         raise
-    return GpioBoard(light, buzzer, tamper, finger, motion, pinmap, pin_factory)
+    board = GpioBoard(light, buzzer, tamper, finger, motion, pinmap, pin_factory)
+    if fresh_mock:
+        GpioSim(board)  # a simulated kiosk starts closed, with no finger and nobody near
+    return board
 
 
 class GpioSim:
     """Drive a board built on a ``MockFactory`` in domain terms, and read back what a person
-    would see and hear. Pin changes run the board's callbacks on the calling thread."""
+    would see and hear. Pin changes run the board's callbacks on the calling thread.
+    Creating one puts the enclosure in the closed state (a bare MockFactory pin with a
+    pull-up reads as an open lid)."""
 
     def __init__(self, board: GpioBoard) -> None:
         if not isinstance(board.pin_factory, MockFactory):

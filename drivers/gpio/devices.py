@@ -80,6 +80,7 @@ class GpioStatusLight:
             )
         self._blink_s = blink_s
         self._state = LightState.OFF
+        self._lock = threading.Lock()
         self._led = _claim(
             "status light",
             red,
@@ -100,13 +101,14 @@ class GpioStatusLight:
     def show(self, state: LightState) -> None:
         colour, blink = LIGHT_LOOK[state]
         rgb = (int(colour.red), int(colour.green), int(colour.blue))
-        if blink:
-            self._led.blink(
-                on_time=self._blink_s, off_time=self._blink_s, on_color=rgb, background=True
-            )
-        else:
-            self._led.color = rgb  # also stops a running blink
-        self._state = state
+        with self._lock:  # the flow and the tamper/sync watchers may all set it
+            if blink:
+                self._led.blink(
+                    on_time=self._blink_s, off_time=self._blink_s, on_color=rgb, background=True
+                )
+            else:
+                self._led.color = rgb  # also stops a running blink
+            self._state = state
 
     def close(self) -> None:
         self._led.close()

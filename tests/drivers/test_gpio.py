@@ -255,3 +255,10 @@ def test_a_custom_pinmap_moves_the_devices(tmp_path: Path) -> None:
     with open_gpio(GpioSettings(pinmap=custom), pin_factory=factory) as b:
         factory.pin(25).drive_high()
         assert b.tamper.is_open
+
+
+def test_a_simulated_kiosk_starts_closed_and_quiet() -> None:
+    with open_gpio(GpioSettings(backend="mock")) as b:
+        assert not b.tamper.is_open
+        assert not b.finger_wake.active
+        assert b.light.state is LightState.OFF
