@@ -18,6 +18,7 @@ libcamera inside ``open`` only.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import time
@@ -88,7 +89,9 @@ class Picamera2Source:
                     log.info("autofocus did not lock; taking the still anyway")
             remaining = max(0.05, deadline - time.monotonic())
             image: Image.Image = cam.capture_image("main", wait=False).get_result(timeout=remaining)
-        except TimeoutError as exc:
+        except TimeoutError as exc:  # concurrent.futures.TimeoutError from Job.get_result
+            with contextlib.suppress(Exception):
+                cam.cancel_all_and_flush()  # do not leave the stale job queued
             raise CameraTimeout(
                 f"the camera gave no frame within {timeout_s} s; check the cable and restart "
                 "the kiosk service. Check-ins continue without a photo meanwhile.",
