@@ -10,6 +10,7 @@ May import: the standard library and pyserial (lazily, inside :class:`SerialLink
 from __future__ import annotations
 
 import contextlib
+import termios
 import threading
 import time
 from typing import Protocol
@@ -43,7 +44,13 @@ class SerialLink:
     def __init__(self, port: str, baud: int) -> None:
         import serial  # pyserial: imported here so importing the driver never touches a port
 
-        self._serial_mod = serial
+        self._errors: tuple[type[BaseException], ...] = (
+            serial.SerialException,
+            OSError,
+            termios.error,  # tcflush/tcsetattr on a pty whose master went away
+            TypeError,  # pyserial's read() on an fd closed under it
+        )
+        self._baud_errors: tuple[type[BaseException], ...] = (*self._errors, ValueError)
         try:
             self._port = serial.Serial(port=port, baudrate=baud, timeout=0, write_timeout=2.0)
         except (serial.SerialException, OSError) as exc:
@@ -53,7 +60,7 @@ class SerialLink:
     def write(self, data: bytes) -> None:
         try:
             self._port.write(data)
-        except (self._serial_mod.SerialException, OSError) as exc:
+        except self._errors as exc:
             raise LinkLost(str(exc)) from exc
 
     def read(self, max_bytes: int, timeout_s: float) -> bytes:
@@ -71,24 +78,23 @@ class SerialLink:
                 if waiting:
                     got += bytes(self._port.read(min(max_bytes - 1, waiting)))
             return got
-        except (self._serial_mod.SerialException, OSError, TypeError) as exc:
-            # pyserial raises TypeError from read() when the fd was closed under it
+        except self._errors as exc:
             raise LinkLost(str(exc)) from exc
 
     def reset_input(self) -> None:
         try:
             self._port.reset_input_buffer()
-        except (self._serial_mod.SerialException, OSError) as exc:
+        except self._errors as exc:
             raise LinkLost(str(exc)) from exc
 
     def set_baud(self, baud: int) -> None:
         try:
             self._port.baudrate = baud
-        except (self._serial_mod.SerialException, OSError, ValueError) as exc:
+        except self._baud_errors as exc:
             raise LinkLost(str(exc)) from exc
 
     def close(self) -> None:
-        with contextlib.suppress(self._serial_mod.SerialException, OSError):
+        with contextlib.suppress(*self._errors):
             self._port.close()
 
 

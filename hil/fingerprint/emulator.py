@@ -25,7 +25,7 @@ import termios
 import threading
 import time
 import tty
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -214,13 +214,15 @@ class SensorEmulator:
         for cb in list(self._touch):
             cb(False)
 
-    def tap(self, finger: VirtualFinger, times: int) -> None:
+    def tap(self, finger: VirtualFinger | Sequence[VirtualFinger], times: int) -> None:
         """A person who follows the enrolment prompts: the finger lands, stays until the sensor
         has extracted its features, lifts, and lands again when the host next finds the glass
-        empty, ``times`` landings in all."""
-        self.present_finger(finger)
+        empty, ``times`` landings in all. A sequence of fingers is used in turn (a person who
+        swaps fingers)."""
+        order = [finger] if isinstance(finger, VirtualFinger) else list(finger)
+        self.present_finger(order[0])
         with self._lock:
-            self._taps = [finger, times - 1]
+            self._taps = [order, times - 1, 0]
 
     def _follow_taps(self, op: int, conf: int) -> None:
         taps = self._taps
@@ -231,7 +233,8 @@ class SensorEmulator:
             touched = False
         elif op == Op.GEN_IMG and conf == Conf.NO_FINGER and taps[1] > 0:
             taps[1] -= 1
-            self.core.finger = taps[0]  # lands for the next capture
+            taps[2] += 1
+            self.core.finger = taps[0][taps[2] % len(taps[0])]  # lands for the next capture
             touched = True
         else:
             return
