@@ -417,6 +417,8 @@ class SensorEmulator:
             fault = self._faults.pop(0) if reply.frames and self._faults else None
         if is_command:
             self.stats.commands += 1
+            if not reply.frames:
+                self.stats.ignored += 1  # addressed to another module
         self.stats.work_s += reply.work_s
         self._advance(reply.work_s)
         frames = list(reply.frames)
