@@ -70,7 +70,7 @@ def _reply(core: SensorCore, op: int, params: bytes) -> bytes:
 
 
 def test_every_reply_has_the_datasheet_length_even_on_failure() -> None:
-    totals = {
+    totals: dict[int, int] = {
         Op.MATCH: 14,
         Op.SEARCH: 16,
         Op.HIGH_SPEED_SEARCH: 16,

@@ -103,7 +103,8 @@ def test_image_download(
     lib.downloadImage(str(tmp_path / "finger.bmp"))
     with Image.open(tmp_path / "finger.bmp") as img:
         assert img.size == (256, 288)
-        lo, hi = img.convert("L").getextrema()
+        extrema = img.convert("L").getextrema()
+    lo, hi = int(extrema[0]), int(extrema[1])  # type: ignore[arg-type]
     assert hi - lo > 150  # a ridge pattern, not a blank frame
 
 
