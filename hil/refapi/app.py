@@ -210,7 +210,12 @@ def create_app(settings: Settings) -> FastAPI:
             raise _error(422, "alg", "the key does not match the algorithm")
         try:
             outcome = store.enrol(
-                body.code, body.device_id, body.alg, body.public_key_pem, settings.clock()
+                body.code,
+                body.device_id,
+                body.alg,
+                body.public_key_pem,
+                settings.clock(),
+                roster_public_key=body.roster_public_key,
             )
         except EnrolmentRefused as exc:
             detail = {

@@ -1,0 +1,228 @@
+"""What the demo (and the end-to-end tests) need around a kiosk: a reference API on loopback,
+a provisioned simulated device, a roster of synthetic people, and a summary of what reached
+the API. Everything lives in one folder (``.demo/`` for ``make demo``).
+
+Synthetic data only: case references ``CR-9xxxxx``, made-up dates of birth, no names.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from daemon.errors import RecordError
+from daemon.keys import FileKeyBackend, public_pem
+from daemon.records import verify_chain
+from daemon.sealing import RosterKey, public_to_b64, roster_key_path, seal_template
+from hil.refapi.server import RefApi
+
+
+@dataclass(frozen=True)
+class Person:
+    ref: str
+    dob: str
+    finger: int = 2  # right index
+    questions: tuple[dict[str, Any], ...] = ()
+    messages: tuple[dict[str, str], ...] = ()
+
+
+PEOPLE = (
+    Person("CR-900101", "1990-04-12"),
+    Person(
+        "CR-900102",
+        "1985-11-30",
+        messages=(
+            {
+                "id": "m1",
+                "en": "Please bring your payslips to your next appointment.",
+                "cy": "Dewch â'ch slipiau cyflog i'ch apwyntiad nesaf, os gwelwch yn dda.",
+            },
+        ),
+    ),
+    Person("CR-900103", "1979-02-02"),
+    Person(
+        "CR-900104",
+        "2001-07-19",
+        questions=(
+            {
+                "id": "course_attended",
+                "en": "Did you go to your course this week?",
+                "cy": "Aethoch chi i'ch cwrs yr wythnos hon?",
+                "kind": "yes_no",
+                "flag_if": "no",
+            },
+        ),
+    ),
+    Person("CR-900105", "1995-09-09"),
+)
+
+
+def dob_hmac(salt: bytes, dob: str) -> str:
+    return base64.b64encode(hmac.new(salt, dob.encode(), hashlib.sha256).digest()).decode()
+
+
+@dataclass
+class DemoDevice:
+    id: str
+    folder: Path
+    config_path: Path
+    data_dir: Path
+    key: FileKeyBackend
+
+
+def provision(api: RefApi, folder: Path, device: str = "kiosk-demo-01", *, time_scale: float = 0.02,
+              extra: str = "") -> DemoDevice:  # fmt: skip
+    """Create the device's keys, enrol it with the API, write its kiosk.toml (simulated
+    hardware, explicitly allowed)."""
+    data = folder / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    kb = FileKeyBackend(data / "device-key.pem")
+    key = kb.create()
+    roster = RosterKey.create(roster_key_path(kb.path))
+    r = httpx.post(
+        api.url + "v1/enrol",
+        json={
+            "code": api.mint_code(),
+            "device_id": device,
+            "alg": key.alg,
+            "public_key_pem": public_pem(key.public_key()),
+            "roster_public_key": public_to_b64(roster.public_bytes()),
+        },
+        verify=ssl.create_default_context(cafile=str(api.ca)),
+        timeout=30,
+    )
+    r.raise_for_status()
+    answer = r.json()
+    ca = folder / "api-ca.pem"
+    ca.write_text(answer["api_ca_pem"])
+    cfg = folder / "kiosk.toml"
+    cfg.write_text(
+        f"""# written by the demo: a simulated kiosk (see docs/configuration.md)
+[device]
+id = "{device}"
+data_dir = "{data}"
+allow_simulated = true
+office = "demo-office"
+
+[api]
+url = "{api.url}"
+ca_bundle = "{ca}"
+seal_public_key = "{answer["seal_public_key"]}"
+batch_size = 100
+backoff_base_s = 0.2
+backoff_cap_s = 2.0
+heartbeat_s = 5.0
+roster_s = 2.0
+
+[fingerprint]
+backend = "emulator"
+emulator_time_scale = {time_scale}
+finger_timeout_s = 3.0
+
+[camera]
+backend = "simulated"
+
+[gpio]
+backend = "mock"
+
+[display]
+backend = "simulated"
+{extra}"""
+    )
+    return DemoDevice(device, folder, cfg, data, kb)
+
+
+def publish_roster(api: RefApi, device: DemoDevice, people: tuple[Person, ...] = PEOPLE) -> None:
+    """What the probation service's back office does: the people due at this kiosk, their
+    templates sealed to the device's roster key, their next appointments and messages."""
+    from hil.fingerprint.fingers import make_template
+    from hil.fingerprint.models import model
+
+    with api.admin() as admin:
+        status = admin.get(f"/v1/admin/devices/{device.id}")
+        status.raise_for_status()
+        roster_pub = base64.b64decode(status.json()["roster_public_key"])
+    salt = os.urandom(16)
+    size = model("R503").template_size
+    roster = {
+        "office": "demo-office",
+        "generated_at": "2026-11-23T08:00:00Z",
+        "dob_salt": base64.b64encode(salt).decode(),
+        "people": [
+            {
+                "ref": p.ref,
+                "dob_hmac": dob_hmac(salt, p.dob),
+                "templates": [
+                    {
+                        "finger": "right_index",
+                        "sealed": base64.b64encode(
+                            seal_template(make_template(p.ref, p.finger, size), roster_pub)
+                        ).decode(),
+                    }
+                ],
+                "next_appointment": {
+                    "at": "2026-12-07T10:30:00Z",
+                    "place_en": "Room 2, ground floor",
+                    "place_cy": "Ystafell 2, llawr gwaelod",
+                },
+                "messages": list(p.messages),
+                "questions": list(p.questions),
+            }
+            for p in people
+        ],
+    }
+    with api.admin() as admin:
+        admin.put(
+            f"/v1/admin/devices/{device.id}/roster", content=json.dumps(roster)
+        ).raise_for_status()
+
+
+@dataclass(frozen=True)
+class Summary:
+    created: int
+    synced: int
+    verified: int
+    chain_intact: bool
+    by_type: dict[str, int]
+    flagged: int
+
+    def lines(self) -> list[str]:
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.by_type.items()))
+        return [
+            f"records created on the kiosk : {self.created}",
+            f"records synced to the API    : {self.synced}",
+            f"verified by the API (sig+chain): {self.verified}",
+            f"chain intact                 : {'yes' if self.chain_intact else 'NO'}",
+            f"by type                      : {kinds}",
+            f"flagged for an officer       : {self.flagged}",
+        ]
+
+
+def summarise(api: RefApi, device: DemoDevice, created: int) -> Summary:
+    store = api.storage()
+    try:
+        compacts = [c for _d, _s, c in store.export(device.id)]
+    finally:
+        store.close()
+    intact = True
+    records = []
+    try:
+        records = verify_chain(compacts, device.key.load().public_key(), device.id,
+                               head_seq=created)  # fmt: skip
+    except RecordError:  # reported, not raised: the summary says "NO"
+        intact = False
+    by_type: dict[str, int] = {}
+    flagged = 0
+    for r in records:
+        by_type[r.type] = by_type.get(r.type, 0) + 1
+        flagged += bool(r.payload.get("flags"))
+    return Summary(created, len(compacts), len(records), intact, by_type, flagged)
