@@ -1,0 +1,174 @@
+"""Enrolment, signed-request auth, blobs, roster, heartbeat and admin (app in process)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from hil.refapi.testing import InProcess, SimDevice, in_process
+from tests.refapi.conftest import FakeClock
+
+ADMIN = {"Authorization": "Bearer test-admin-token"}
+
+
+async def _code(api: InProcess) -> str:
+    r = await api.client.post("/v1/admin/enrolment-codes", headers=ADMIN)
+    assert r.status_code == 200
+    return str(r.json()["code"])
+
+
+async def test_an_enrolment_code_works_once(api: InProcess, clock: FakeClock) -> None:
+    code = await _code(api)
+    first, second = SimDevice(clock=clock), SimDevice(clock=clock)
+    r = await api.client.post("/v1/enrol", json=first.enrol_body(code))
+    assert r.status_code == 201 and r.json()["device_id"] == first.device
+    r = await api.client.post("/v1/enrol", json=second.enrol_body(code))
+    assert r.status_code == 403 and r.json()["error"] == "enrolment_code"
+    # the same device and key again is harmless (a retried enrolment)
+    r = await api.client.post("/v1/enrol", json=first.enrol_body(code))
+    assert r.status_code == 200
+
+
+async def test_an_expired_code_and_a_taken_device_id_are_refused(
+    api: InProcess, clock: FakeClock
+) -> None:
+    code = await _code(api)
+    clock.now += 3601
+    d = SimDevice(clock=clock)
+    r = await api.client.post("/v1/enrol", json=d.enrol_body(code))
+    assert r.status_code == 403
+    await api.enrol(d)
+    impostor = SimDevice(device=d.device, clock=clock)
+    r = await api.client.post("/v1/enrol", json=impostor.enrol_body(await _code(api)))
+    assert r.status_code == 409 and r.json()["error"] == "already_enrolled"
+
+
+async def test_enrolment_refuses_a_key_that_is_not_the_named_algorithm(api: InProcess) -> None:
+    d = SimDevice(alg="EdDSA")
+    body = d.enrol_body(await _code(api)) | {"alg": "ES256"}
+    r = await api.client.post("/v1/enrol", json=body)
+    assert r.status_code == 422 and r.json()["error"] == "alg"
+
+
+async def test_unsigned_unknown_forged_and_skewed_requests_are_refused(
+    api: InProcess, dev: SimDevice, clock: FakeClock
+) -> None:
+    path = f"/v1/devices/{dev.device}/heartbeat"
+    body = b"{}"
+    r = await api.client.post(path, content=body)
+    assert r.status_code == 401 and r.json()["error"] == "unauthorised"
+    stranger = SimDevice(clock=clock)
+    r = await api.client.post(path, content=body, headers=stranger.auth("POST", path, body))
+    assert r.status_code == 401 and r.json()["error"] == "unknown_device"
+    # signed for another body
+    r = await api.client.post(path, content=b'{"a":1}', headers=dev.auth("POST", path, body))
+    assert r.status_code == 401 and r.json()["error"] == "unauthorised"
+    # a device clock 301 s ahead of the server's
+    headers = dev.auth("POST", path, body)
+    clock.now -= 301
+    r = await api.client.post(path, content=body, headers=headers)
+    assert r.status_code == 401 and r.json()["error"] == "clock_skew"
+    clock.now += 2  # 299 s: inside the window
+    r = await api.client.post(path, content=body, headers=headers)
+    assert r.status_code == 200
+
+
+async def test_a_device_may_act_only_for_itself(api: InProcess, dev: SimDevice) -> None:
+    other = SimDevice(clock=dev.clock)
+    await api.enrol(other)
+    path = f"/v1/devices/{other.device}/heartbeat"
+    r = await api.client.post(path, content=b"{}", headers=dev.auth("POST", path, b"{}"))
+    assert r.status_code == 403 and r.json()["error"] == "wrong_device"
+
+
+async def test_blobs_are_stored_by_content_hash(api: InProcess, dev: SimDevice) -> None:
+    blob = b"KSEAL synthetic sealed bytes" * 100
+    sha = hashlib.sha256(blob).hexdigest()
+    path = f"/v1/blobs/{sha}"
+    r = await api.client.put(path, content=blob, headers=dev.auth("PUT", path, blob))
+    assert r.status_code == 201
+    r = await api.client.put(path, content=blob, headers=dev.auth("PUT", path, blob))
+    assert r.status_code == 200
+    assert api.storage.get_blob(sha) == blob
+    wrong = b"other bytes"
+    r = await api.client.put(path, content=wrong, headers=dev.auth("PUT", path, wrong))
+    assert r.status_code == 422 and r.json()["error"] == "hash_mismatch"
+    assert api.storage.get_blob(sha) == blob
+
+
+async def test_the_roster_is_served_with_a_strong_etag(api: InProcess, dev: SimDevice) -> None:
+    path = f"/v1/devices/{dev.device}/roster"
+    r = await api.client.get(path, headers=dev.auth("GET", path))
+    assert r.status_code == 404 and r.json()["error"] == "no_roster"
+    roster: dict[str, object] = {
+        "office": "test-office",
+        "generated_at": "2026-11-23T08:00:00Z",
+        "people": [],
+    }
+    put = await api.client.put(f"/v1/admin/devices/{dev.device}/roster", json=roster, headers=ADMIN)
+    assert put.status_code == 200
+    r = await api.client.get(path, headers=dev.auth("GET", path))
+    assert r.status_code == 200 and r.json() == roster
+    etag = r.headers["ETag"]
+    assert etag.startswith('"') and not etag.startswith("W/")
+    r = await api.client.get(path, headers=dev.auth("GET", path) | {"If-None-Match": etag})
+    assert r.status_code == 304 and r.content == b""
+    roster["people"] = [{"ref": "CR-000001"}]
+    await api.client.put(f"/v1/admin/devices/{dev.device}/roster", json=roster, headers=ADMIN)
+    r = await api.client.get(path, headers=dev.auth("GET", path) | {"If-None-Match": etag})
+    assert r.status_code == 200 and r.headers["ETag"] != etag
+
+
+async def test_a_heartbeat_is_recorded_and_answers_server_time(
+    api: InProcess, dev: SimDevice, clock: FakeClock
+) -> None:
+    path = f"/v1/devices/{dev.device}/heartbeat"
+    body = json.dumps({"queue_depth": 3, "parked": 0, "last_seq": 7}).encode()
+    r = await api.client.post(path, content=body, headers=dev.auth("POST", path, body))
+    assert r.status_code == 200 and r.json() == {"server_time": clock.now}
+    status = await api.client.get(f"/v1/admin/devices/{dev.device}", headers=ADMIN)
+    assert status.json()["heartbeat"]["queue_depth"] == 3
+    bad = b"[1, 2]"
+    r = await api.client.post(path, content=bad, headers=dev.auth("POST", path, bad))
+    assert r.status_code == 422
+
+
+async def test_admin_needs_the_token_and_is_off_without_one(api: InProcess, tmp_path: Path) -> None:
+    r = await api.client.post("/v1/admin/enrolment-codes")
+    assert r.status_code == 401
+    r = await api.client.post(
+        "/v1/admin/enrolment-codes", headers={"Authorization": "Bearer wrong"}
+    )
+    assert r.status_code == 401
+    closed = in_process(tmp_path / "closed", admin_token=None)
+    try:
+        r = await closed.client.post(
+            "/v1/admin/enrolment-codes", headers={"Authorization": "Bearer "}
+        )
+        assert r.status_code == 403 and r.json()["error"] == "admin_disabled"
+    finally:
+        await closed.client.aclose()
+        closed.storage.close()
+
+
+async def test_staff_see_tamper_and_see_officer_first(api: InProcess, dev: SimDevice) -> None:
+    records = [
+        dev.next_record(),
+        dev.next_record(type="fault", person=None),
+        dev.next_record(flags=["see_officer"]),
+        dev.next_record(),
+        dev.next_record(type="tamper", person=None),
+        dev.next_record(flags=["id_review"]),
+    ]
+    await api.push(dev, records)
+    r = await api.client.get("/v1/admin/alerts", headers=ADMIN)
+    alerts = [(a["seq"], a["type"]) for a in r.json()]
+    assert {s for s, _ in alerts[:2]} == {3, 5}  # see_officer and tamper lead
+    assert {s for s, _ in alerts[2:]} == {2, 6}  # then the other flagged ones
+    assert 1 not in {s for s, _ in alerts} and 4 not in {s for s, _ in alerts}
+
+
+async def test_health_needs_no_auth(api: InProcess) -> None:
+    r = await api.client.get("/v1/health")
+    assert r.status_code == 200 and r.json() == {"status": "ok"}
