@@ -3,7 +3,7 @@
 kiosk-refapi serve --data DIR --tls-cert F --tls-key F [--port N | --fd N] [--client-ca F]
                    [--admin-token-file F] [--seal-public B64] [--faults]
 kiosk-refapi export --data DIR [--device ID] [-o FILE]    one compact JWS per line
-kiosk-refapi open-photo --data DIR --seal-key F --sha HEX -o FILE   (authorised reviewer)
+kiosk-refapi open-photo --data DIR --seal-key F --sha HEX --reviewer ID -o FILE
 kiosk-refapi mint-code --data DIR                          a one-time enrolment code
 kiosk-refapi openapi                                       the OpenAPI document
 """
@@ -11,6 +11,7 @@ kiosk-refapi openapi                                       the OpenAPI document
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import secrets
@@ -18,12 +19,16 @@ import ssl
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hil.refapi.storage import SqliteStorage
 
 log = logging.getLogger("kiosk-refapi")
 DB = "refapi.sqlite3"
 
 
-def _storage(data: Path):  # type: ignore[no-untyped-def]
+def _storage(data: Path) -> SqliteStorage:
     from hil.refapi.storage import SqliteStorage
 
     return SqliteStorage(data / DB)
@@ -66,34 +71,50 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    """Every stored record, one compact JWS per line, per device in seq order (an auditor
+    verifies them with the device's public key alone)."""
     store = _storage(args.data)
-    out = args.output.open("w") if args.output else sys.stdout
     n = 0
-    for _device, _seq, compact in store.export(args.device):
-        out.write(compact + "\n")
-        n += 1
-    if args.output:
-        out.close()
+    try:
+        with contextlib.ExitStack() as stack:
+            out = stack.enter_context(args.output.open("w")) if args.output else sys.stdout
+            for _device, _seq, compact in store.export(args.device):
+                out.write(compact + "\n")
+                n += 1
+    finally:
+        store.close()
     print(f"exported {n} records", file=sys.stderr)
     return 0
 
 
 def cmd_open_photo(args: argparse.Namespace) -> int:
-    from daemon.sealing import open_sealed
+    """Decrypt one stored sealed photo with the API's private key (an authorised reviewer's
+    act). Exit 2 without the key, 1 when the photo is not stored or will not open."""
+    from daemon.sealing import PHOTO_INFO, SealedBlobError, open_sealed
 
-    if not args.seal_key.exists():
+    if not args.seal_key.is_file():
         print("the API's sealing key is needed to open a photo (--seal-key)", file=sys.stderr)
         return 2
-    blob = _storage(args.data).get_blob(args.sha.lower())
+    sha = args.sha.lower()
+    store = _storage(args.data)
+    try:
+        blob = store.get_blob(sha)
+    finally:
+        store.close()
     if blob is None:
-        print(f"no sealed photo {args.sha[:12]}... is stored", file=sys.stderr)
+        print(f"no sealed photo {sha[:12]}... is stored; check the hash", file=sys.stderr)
         return 1
-    jpeg = open_sealed(blob, args.seal_key.read_bytes())
-    args.output.write_bytes(jpeg)
-    args.output.chmod(0o600)
-    # an audit line, no personal data: who opened which photo hash, when
-    log.warning("reviewer opened sealed photo %s at %s", args.sha[:12], time.time())
-    print(f"wrote {args.output} ({len(jpeg)} bytes)", file=sys.stderr)
+    try:
+        jpeg = open_sealed(blob, args.seal_key.read_bytes(), expect_info=PHOTO_INFO)
+    except SealedBlobError as exc:
+        print(f"the photo could not be opened: {exc}", file=sys.stderr)
+        return 1
+    from daemon.keys import write_private_file
+
+    write_private_file(args.output, jpeg)
+    # the audit line: which reviewer opened which blob (a hash prefix), never its contents
+    log.warning("reviewer %s opened sealed photo %s", args.reviewer, sha[:12])
+    print(f"wrote {args.output} ({len(jpeg)} bytes, mode 0600)", file=sys.stderr)
     return 0
 
 
@@ -137,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     o.add_argument("--data", type=Path, required=True)
     o.add_argument("--seal-key", type=Path, required=True)
     o.add_argument("--sha", required=True)
+    o.add_argument("--reviewer", required=True, help="the reviewer's staff id, for the audit log")
     o.add_argument("-o", "--output", type=Path, required=True)
     o.set_defaults(func=cmd_open_photo)
     m = sub.add_parser("mint-code", help="a one-time enrolment code")
