@@ -1,0 +1,202 @@
+// The kiosk page: renders the view the daemon pushes (server-sent events) and posts taps.
+// No text lives here: every word comes from the server's catalogue tables (msg.text) through
+// data-t attributes in index.html. No request leaves 127.0.0.1 (CSP default-src 'self').
+"use strict";
+
+(() => {
+  const HEARTBEAT_MS = 2000;
+  const state = { msg: null, tapAt: null, countdown: null };
+  // Tap-to-render latencies in ms, read by the tests and the benchmark.
+  const metrics = { tapToRender: [], renders: 0, taps: 0, tapErrors: 0 };
+  window.kioskMetrics = metrics;
+
+  const byId = (id) => document.getElementById(id);
+
+  function field(view, path) {
+    let value = view;
+    for (const part of path.split(".")) {
+      if (value === null || typeof value !== "object") return undefined;
+      value = value[part];
+    }
+    return value;
+  }
+
+  function truthy(value) {
+    if (Array.isArray(value)) return value.length > 0;
+    return value !== undefined && value !== null && value !== false && value !== "";
+  }
+
+  function format(text, el, view) {
+    for (const attr of el.attributes) {
+      if (!attr.name.startsWith("data-p-")) continue;
+      let value = field(view, attr.value);
+      if (Array.isArray(value)) value = value.join(", ");
+      text = text.split("{" + attr.name.slice(7) + "}").join(value === undefined ? "" : String(value));
+    }
+    return text;
+  }
+
+  // Fill one cloned screen (or the static chrome) from the current message.
+  function fill(root, msg) {
+    const view = msg.view;
+    const table = (el) => {
+      const panel = el.closest("[data-lang]");
+      return panel && panel.dataset.lang !== msg.lang ? msg.alt : msg.text;
+    };
+    for (const el of root.querySelectorAll("[data-if]")) {
+      if (!truthy(field(view, el.dataset.if))) el.remove();
+    }
+    for (const el of root.querySelectorAll("[data-if-not]")) {
+      if (truthy(field(view, el.dataset.ifNot))) el.remove();
+    }
+    for (const el of root.querySelectorAll("[data-if-eq]")) {
+      const [path, want] = el.dataset.ifEq.split(":");
+      if (String(field(view, path)) !== want) el.remove();
+    }
+    for (const el of root.querySelectorAll("[data-keypad]")) {
+      el.replaceWith(byId("tpl-keypad").content.cloneNode(true));
+    }
+    for (const el of root.querySelectorAll("[data-t-from]")) {
+      el.dataset.t = el.dataset.tPrefix + String(field(view, el.dataset.tFrom));
+      if (!table(el)[el.dataset.t]) el.dataset.t = el.dataset.tPrefix + "fault";
+    }
+    for (const el of root.querySelectorAll("[data-t]")) {
+      const key = msg.large_text && el.dataset.tLarge ? el.dataset.tLarge : el.dataset.t;
+      el.textContent = format(table(el)[key] || "", el, view);
+    }
+    for (const el of root.querySelectorAll("[data-t-aria]")) {
+      el.setAttribute("aria-label", msg.text[el.dataset.tAria] || "");
+    }
+    for (const el of root.querySelectorAll("[data-field]")) {
+      const value = field(view, el.dataset.field);
+      el.textContent = value === undefined || value === null ? "" : String(value);
+    }
+    for (const el of root.querySelectorAll("[data-derived]")) {
+      el.textContent = msg.derived[el.dataset.derived] || "";
+    }
+  }
+
+  function render(msg) {
+    state.msg = msg;
+    const tpl = byId("tpl-" + msg.screen) || byId("tpl-see_reception");
+    const screen = tpl.content.cloneNode(true);
+    fill(screen, msg);
+    const main = byId("screen");
+    main.replaceChildren(screen);
+    document.documentElement.lang = msg.lang;
+    document.body.classList.toggle("large", msg.large_text);
+    document.body.dataset.screen = msg.screen;
+    fill(byId("bar"), msg);
+    for (const el of byId("bar").querySelectorAll("[data-hide-on]")) {
+      el.hidden = el.dataset.hideOn.split(" ").includes(msg.screen);
+    }
+    document.title = msg.text["app.title"] || "";
+    const banner = byId("simulated");
+    banner.hidden = !msg.simulated;
+    fill(banner, msg);
+    renderTimeout(msg);
+    fill(byId("reconnecting"), msg);
+    main.dataset.screen = msg.screen;
+    main.dataset.lang = msg.lang;
+    main.dataset.seq = String(msg.seq);
+    metrics.renders += 1;
+    if (state.tapAt !== null) {
+      const tapAt = state.tapAt;
+      state.tapAt = null;
+      // The next frame is the first one showing the new screen.
+      requestAnimationFrame(() => {
+        metrics.tapToRender.push(performance.now() - tapAt);
+      });
+    }
+  }
+
+  function renderTimeout(msg) {
+    const box = byId("timeout");
+    const timeout = msg.view.timeout;
+    clearInterval(state.countdown);
+    if (!timeout || !timeout.warning) {
+      box.hidden = true;
+      return;
+    }
+    let remaining = Number(timeout.remaining_s) || 0;
+    const paint = () => fill(box, { ...msg, view: { remaining_s: remaining } });
+    paint();
+    box.hidden = false;
+    state.countdown = setInterval(() => {
+      remaining = Math.max(0, remaining - 1);
+      paint();
+    }, 1000);
+  }
+
+  async function post(path, body) {
+    const response = await fetch(path, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+      cache: "no-store",
+    });
+    if (!response.ok) throw new Error("status " + response.status);
+  }
+
+  function tapData(button, action, view) {
+    switch (action) {
+      case "start":
+        return { lang: button.dataset.langArg };
+      case "language":
+        return { lang: state.msg.lang === "en" ? "cy" : "en" };
+      case "large_text":
+        return { on: !state.msg.large_text };
+      case "key":
+        return { digit: button.dataset.digit };
+      case "answer":
+        return { id: String(field(view, "question.id") || ""), value: button.dataset.value };
+      case "read":
+        return { id: String(field(view, "message.id") || "") };
+      default:
+        return {};
+    }
+  }
+
+  function listen() {
+    const audio = byId("prompt");
+    audio.src = "audio/" + state.msg.lang + "/" + state.msg.screen + ".wav";
+    audio.play().catch(() => {});
+  }
+
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-action]");
+    if (!button || !state.msg) return;
+    const action = button.dataset.action;
+    if (action === "listen") {
+      listen();
+      return;
+    }
+    state.tapAt = event.timeStamp;
+    metrics.taps += 1;
+    post("tap", { action, data: tapData(button, action, state.msg.view) }).catch(() => {
+      metrics.tapErrors += 1;
+      state.tapAt = null;
+    });
+  });
+
+  // No pinch, no long-press menu, no drag: a kiosk, not a web page.
+  document.addEventListener("contextmenu", (event) => event.preventDefault());
+  document.addEventListener("dragstart", (event) => event.preventDefault());
+
+  function connect() {
+    const events = new EventSource("events");
+    events.onmessage = (event) => {
+      byId("reconnecting").hidden = true;
+      render(JSON.parse(event.data));
+    };
+    events.onerror = () => {
+      if (state.msg) byId("reconnecting").hidden = false;
+    };
+  }
+
+  setInterval(() => {
+    post("heartbeat", {}).catch(() => {});
+  }, HEARTBEAT_MS);
+  post("heartbeat", {}).catch(() => {});
+  connect();
+})();
