@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -336,6 +336,22 @@ def create_app(settings: Settings) -> FastAPI:
             "heartbeat": store.last_heartbeat(device),
         }
 
+    @app.get("/v1/admin/devices/{device}/records", dependencies=[Depends(admin)])
+    def list_records(
+        device: str,
+        after_seq: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[dict[str, Any]]:
+        """Stored records of one device in seq order, a page at a time (``after_seq``)."""
+        return store.list_records(device, after_seq, limit)
+
+    @app.get("/v1/admin/devices/{device}/heartbeats", dependencies=[Depends(admin)])
+    def list_heartbeats(
+        device: str, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    ) -> list[dict[str, Any]]:
+        """The latest heartbeats of one device, newest first."""
+        return store.heartbeats(device, limit)
+
     @app.get("/v1/admin/alerts", dependencies=[Depends(admin)])
     def alerts() -> list[dict[str, Any]]:
         return store.alerts()
@@ -358,7 +374,23 @@ def _process_batch(
     now: float,
 ) -> dict[str, Any]:
     """Verify and classify every record, store the accepted ones (and forks, for the auditor)
-    in one durable transaction, and return the answer. Runs in a worker thread."""
+    in one durable transaction, and return the answer. Runs in a worker thread; batches of one
+    device are serialised (see ``batch_lock``)."""
+    with store.batch_lock(device):
+        return _process_batch_locked(store, device, compacts, idem, now)
+
+
+def _process_batch_locked(
+    store: SqliteStorage,
+    device: str,
+    compacts: list[str],
+    idem: tuple[str, str] | None,
+    now: float,
+) -> dict[str, Any]:
+    if idem is not None:  # the same batch may have completed while this one waited
+        prior = store.idempotent_answer(device, idem[0])
+        if prior is not None and prior[0] == idem[1]:
+            return dict(json.loads(prior[1]))
     known = store.device(device)
     assert known is not None
     key = load_public_pem(known.public_pem)

@@ -161,6 +161,14 @@ class SqliteStorage:
     def close(self) -> None:
         self.db.close()
 
+    def batch_lock(self, device: str) -> threading.RLock:
+        """Held while one batch of ``device`` is classified and stored, so a resent batch
+        arriving while the first is still being processed waits and then sees it (a
+        PostgreSQL backend takes a row lock on the device instead). One lock serves all
+        devices here: SQLite has one writer anyway."""
+        del device
+        return self._lock
+
     # --- devices and enrolment ---------------------------------------------------------------
     def device(self, device: str) -> Device | None:
         with self._lock:
@@ -355,6 +363,32 @@ class SqliteStorage:
                     "SELECT count(*) FROM records WHERE device = ?", (device,)
                 ).fetchone()[0]
             )
+
+    def list_records(
+        self, device: str, after_seq: int = 0, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Stored records of ``device`` above ``after_seq`` in seq order (no personal fields:
+        seq, id, type, flags, photo hash, received time in Unix seconds)."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT seq, id, type, flags, photo, received FROM records WHERE device = ? "
+                "AND seq > ? ORDER BY seq LIMIT ?",
+                (device, after_seq, limit),
+            ).fetchall()
+        return [
+            {"seq": s, "id": i, "type": t, "flags": json.loads(f), "photo": p, "received": r}
+            for s, i, t, f, p, r in rows
+        ]
+
+    def heartbeats(self, device: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The latest heartbeats of ``device``, newest first, with their received time."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT received, body FROM heartbeats WHERE device = ? "
+                "ORDER BY received DESC LIMIT ?",
+                (device, limit),
+            ).fetchall()
+        return [{"received": r, "body": json.loads(b)} for r, b in rows]
 
     def forks(self, device: str) -> list[tuple[int, str]]:
         with self._lock:

@@ -172,3 +172,23 @@ async def test_staff_see_tamper_and_see_officer_first(api: InProcess, dev: SimDe
 async def test_health_needs_no_auth(api: InProcess) -> None:
     r = await api.client.get("/v1/health")
     assert r.status_code == 200 and r.json() == {"status": "ok"}
+
+
+async def test_admin_lists_records_in_pages_and_heartbeats_newest_first(
+    api: InProcess, dev: SimDevice, clock: FakeClock
+) -> None:
+    chain = dev.records(7)
+    await api.push(dev, chain[4:] + chain[:4])
+    url = f"/v1/admin/devices/{dev.device}/records"
+    page = (await api.client.get(url, params={"limit": 5}, headers=ADMIN)).json()
+    assert [r["seq"] for r in page] == [1, 2, 3, 4, 5]
+    assert "person" not in page[0]
+    rest = (await api.client.get(url, params={"after_seq": 5}, headers=ADMIN)).json()
+    assert [r["seq"] for r in rest] == [6, 7]
+    path = f"/v1/devices/{dev.device}/heartbeat"
+    for depth in (1, 2):
+        body = json.dumps({"queue_depth": depth}).encode()
+        await api.client.post(path, content=body, headers=dev.auth("POST", path, body))
+        clock.now += 60
+    beats = await api.client.get(f"/v1/admin/devices/{dev.device}/heartbeats", headers=ADMIN)
+    assert [b["body"]["queue_depth"] for b in beats.json()] == [2, 1]
