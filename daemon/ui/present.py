@@ -56,8 +56,9 @@ def present(view: View, catalogue: Catalogue, *, seq: int) -> dict[str, Any]:
     Keys: ``seq`` (increasing per connection), ``screen`` (a :class:`Screen` value; an
     unknown screen is shown as ``see_reception`` with reason ``fault``, never as a blank
     page), ``lang``, ``large_text``, ``simulated``, ``view`` (the flow's dict), ``text`` (every
-    catalogue string in ``lang``), ``alt`` (the same in the other language, for the
-    side-by-side idle screen) and ``derived`` (dates and bilingual fields in ``lang``).
+    catalogue string in ``lang``), ``alt`` (the same in the other language, on the
+    side-by-side idle screen only; empty elsewhere) and ``derived`` (dates and bilingual
+    fields in ``lang``).
     """
     raw_screen = view.get("screen")
     try:
@@ -93,6 +94,6 @@ def present(view: View, catalogue: Catalogue, *, seq: int) -> dict[str, Any]:
         "simulated": bool(view.get("simulated", False)),
         "view": view,
         "text": catalogue.table(lang),
-        "alt": catalogue.table(other),
+        "alt": catalogue.table(other) if screen is Screen.IDLE else {},
         "derived": derived,
     }

@@ -9,18 +9,25 @@ flow (daemon.flow); nothing here is used in production.
 
 All methods run on one event loop thread. Synthetic data only.
 
-May import: the standard library and daemon.ui.
+May import: the standard library and daemon.ui (server included).
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import AsyncIterator, Mapping
+import threading
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
+
+from starlette.applications import Starlette
 
 from daemon.ui.bridge import View
+from daemon.ui.server import AUDIO_DIR, UiServer, create_ui_app, new_token, serve_ui
+
+T = TypeVar("T")
 
 MAX_FINGER_ATTEMPTS = 3
 
@@ -337,3 +344,102 @@ class PreviewBridge:
         view = self.current_view()
         for queue in list(self._queues):
             queue.put_nowait(copy.deepcopy(view))
+
+
+class LiveUi:
+    """Serve the UI over ``bridge`` from a background thread with its own event loop, for
+    synchronous callers (browser tests, the benchmark, screenshots). Not used by the daemon,
+    which serves the UI on its own loop.
+
+    ``start()`` returns the start URL (with a fresh token); ``call(fn, *args)`` runs ``fn``
+    on the server's loop thread (the bridge is not thread-safe) and returns its result;
+    ``stop()`` closes the server and joins the thread (5 s timeout). Context manager.
+    ``configure(app)`` may add middleware before the server starts (the bench counts bytes).
+    """
+
+    def __init__(
+        self,
+        bridge: PreviewBridge,
+        *,
+        audio_dir: Path | None = None,
+        configure: Callable[[Starlette], None] | None = None,
+    ) -> None:
+        self.bridge = bridge
+        self.audio_dir = audio_dir
+        self.configure = configure
+        self.token = new_token()
+        self.url = ""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: UiServer | None = None
+        self._stopped: asyncio.Event | None = None
+
+    def start(self, timeout_s: float = 10.0) -> str:
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        async def run() -> None:
+            self._stopped = asyncio.Event()
+            try:
+                app = create_ui_app(
+                    self.bridge, token=self.token, audio_dir=self.audio_dir or AUDIO_DIR
+                )
+                if self.configure is not None:
+                    self.configure(app)
+                self._server = await serve_ui(app, 0)
+                self.url = self._server.url(self.token)
+            except BaseException as exc:
+                failure.append(exc)
+                ready.set()
+                return
+            ready.set()
+            await self._stopped.wait()
+            await self._server.close()
+
+        def main() -> None:
+            self._loop = asyncio.new_event_loop()
+            try:
+                self._loop.run_until_complete(run())
+            finally:
+                self._loop.close()
+
+        self._thread = threading.Thread(target=main, name="ui-server", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout_s):
+            raise TimeoutError("the UI server did not start in time")
+        if failure:
+            raise failure[0]
+        return self.url
+
+    def call(self, fn: Callable[..., T], *args: Any, timeout_s: float = 5.0) -> T:
+        assert self._loop is not None
+        done = threading.Event()
+        box: list[Any] = []
+
+        def run() -> None:
+            try:
+                box.append((True, fn(*args)))
+            except BaseException as exc:
+                box.append((False, exc))
+            done.set()
+
+        self._loop.call_soon_threadsafe(run)
+        if not done.wait(timeout_s):
+            raise TimeoutError("the UI server loop did not answer")
+        ok, value = box[0]
+        if not ok:
+            raise value
+        return value  # type: ignore[no-any-return]
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stopped is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._stopped.set)
+            self._thread.join(5.0)
+        self._thread = None
+
+    def __enter__(self) -> LiveUi:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
