@@ -25,7 +25,7 @@ from daemon.errors import DeviceKeyError, RecordError
 from daemon.keys import alg_of, load_public_pem
 from daemon.records import decode_unverified, record_hash, verify_record
 from daemon.reqauth import RequestAuthError, parse_device, verify_request
-from hil.refapi.storage import EnrolmentRefused, SqliteStorage
+from hil.refapi.storage import EnrolmentRefused, SqliteStorage, Storage
 
 MAX_BATCH = 500
 
@@ -63,6 +63,32 @@ class BatchAnswer(BaseModel):
     gaps: list[tuple[int, int]]
 
 
+class Heartbeat(BaseModel):
+    """Health figures a device reports (docs/api.md); unknown fields are kept as sent."""
+
+    model_config = {"extra": "allow"}
+    queue_depth: int | None = None
+    oldest_unsent_s: float | None = None
+    parked: int | None = None
+    app: str | None = None
+    sensor: Any = None  # a state word or an object; the contract leaves it open
+    camera: Any = None
+    disk_free_mb: float | None = None
+    temperature_c: float | None = None
+    clock_synced: bool | None = None
+    last_seq: int | None = None
+
+
+def _json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """An OpenAPI requestBody for an endpoint that reads the raw bytes (they are signed)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        }
+    }
+
+
 class HeartbeatAnswer(BaseModel):
     server_time: float
 
@@ -94,7 +120,7 @@ class Faults:
 
 @dataclass
 class Settings:
-    storage: SqliteStorage
+    storage: Storage
     admin_token: str | None = None
     seal_public_key: str = ""
     ca_pem: str = ""
@@ -235,6 +261,7 @@ def create_app(settings: Settings) -> FastAPI:
         "/v1/devices/{device}/records",
         response_model=BatchAnswer,
         responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+        openapi_extra=_json_body(Batch),
     )
     async def records(
         device: str,
@@ -266,6 +293,16 @@ def create_app(settings: Settings) -> FastAPI:
         "/v1/blobs/{sha256}",
         status_code=201,
         responses={200: {"description": "already held"}, 422: {"model": ErrorBody}},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/octet-stream": {
+                        "schema": {"type": "string", "contentMediaType": "application/octet-stream"}
+                    }
+                },
+            }
+        },
     )
     async def put_blob(sha256: str, request: Request, response: Response) -> dict[str, str]:
         device = await device_auth(request)
@@ -292,14 +329,24 @@ def create_app(settings: Settings) -> FastAPI:
             return Response(status_code=304, headers={"ETag": etag})
         return Response(body, media_type="application/json", headers={"ETag": etag})
 
-    @app.post("/v1/devices/{device}/heartbeat", response_model=HeartbeatAnswer)
+    @app.post(
+        "/v1/devices/{device}/heartbeat",
+        response_model=HeartbeatAnswer,
+        responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+        openapi_extra=_json_body(Heartbeat),
+    )
     async def heartbeat(device: str, request: Request) -> HeartbeatAnswer:
         await device_auth(request, device)
         try:
             body = json.loads(await request.body())
-            assert isinstance(body, dict)
-        except (ValueError, AssertionError) as exc:
+        except ValueError as exc:
             raise _error(422, "schema", "the heartbeat must be a JSON object") from exc
+        if not isinstance(body, dict):
+            raise _error(422, "schema", "the heartbeat must be a JSON object")
+        try:
+            Heartbeat.model_validate(body)
+        except ValueError as exc:
+            raise _error(422, "schema", "a heartbeat figure has the wrong type") from exc
         store.heartbeat(device, body, settings.clock())
         return HeartbeatAnswer(server_time=settings.clock())
 
@@ -367,7 +414,7 @@ def create_app(settings: Settings) -> FastAPI:
 
 
 def _process_batch(
-    store: SqliteStorage,
+    store: Storage,
     device: str,
     compacts: list[str],
     idem: tuple[str, str] | None,
@@ -381,7 +428,7 @@ def _process_batch(
 
 
 def _process_batch_locked(
-    store: SqliteStorage,
+    store: Storage,
     device: str,
     compacts: list[str],
     idem: tuple[str, str] | None,

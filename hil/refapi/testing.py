@@ -27,7 +27,7 @@ from daemon.records import GENESIS, record_hash, sign_record, uuid7
 from daemon.reqauth import sign_request
 from hil.refapi.app import Faults, Settings, create_app
 from hil.refapi.server import RefApi
-from hil.refapi.storage import SqliteStorage
+from hil.refapi.storage import SqliteStorage, Storage
 
 _serial = itertools.count(1)
 
@@ -106,7 +106,7 @@ class InProcess:
     client: httpx.AsyncClient
 
     @property
-    def storage(self) -> SqliteStorage:
+    def storage(self) -> Storage:
         return self.settings.storage
 
     async def enrol(self, dev: SimDevice) -> None:
