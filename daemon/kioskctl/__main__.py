@@ -1,0 +1,292 @@
+"""``kioskctl``: the field engineer's command line. Run ``kioskctl --help`` or
+``kioskctl <command> --help``; docs/kioskctl.md is the manual.
+
+Exit status: 0 done (doctor: no failures); 1 a check failed or the command could not do its
+job (the message says what to do next); 2 wrong usage; 78 the configuration is wrong.
+
+May import: everything in ``daemon``; hardware only through ``daemon.kioskctl.parts``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import TextIO
+
+from daemon import __version__
+from daemon.clock import Clock, SystemClock
+from daemon.config import DEFAULT_PATH, EX_CONFIG, Config, load_config
+from daemon.errors import ConfigError, KioskError
+from daemon.kioskctl import bundle as bundlemod
+from daemon.kioskctl import hwcmd, outboxcmd, report
+from daemon.kioskctl import status as statusmod
+from daemon.kioskctl.context import Context
+from daemon.kioskctl.doctor import doctor
+from daemon.kioskctl.identity import load_enrolment
+from daemon.kioskctl.parts import Parts
+from daemon.kioskctl.progress import Progress
+
+EXAMPLES = """\
+first steps on a new kiosk:
+  kioskctl provision --device-id kiosk-0042 --api-url https://api.example/ \\
+                     --ca ./probation-ca.pem --code ABCD-1234
+  kioskctl doctor
+on a running kiosk:
+  kioskctl status                 what the front desk sees
+  kioskctl doctor --no-hardware   checks that leave the running service alone
+  sudo systemctl stop kiosk && kioskctl doctor && sudo systemctl start kiosk
+to hand over to support:
+  kioskctl bundle --out /tmp/kiosk-bundle.tar.gz
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="kioskctl",
+        description="Install, check and look after a probation check-in kiosk.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"kioskctl {__version__}")
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_PATH,
+        help=f"configuration file (default {DEFAULT_PATH})",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    pr = sub.add_parser(
+        "provision",
+        help="give this kiosk its key and enrol it with the central API",
+        description="Create the device key, enrol it with the central API using a one-time "
+        "code, fetch the API's CA and photo-sealing key, and write the configuration. Refuses "
+        "to replace an existing identity unless --force (which records a key_rotation signed "
+        "by the old key). Stop kiosk.service and kiosk-sync.service first.",
+    )
+    pr.add_argument(
+        "--code", required=True, help="the one-time enrolment code from the central team"
+    )
+    pr.add_argument("--device-id", help="this kiosk's id, e.g. kiosk-0042 (kept if already set)")
+    pr.add_argument("--api-url", help="the central API, https://... (kept if already set)")
+    pr.add_argument("--ca", type=Path, help="CA bundle to trust for the enrolment call")
+    pr.add_argument("--data-dir", type=Path, help="where the key and outbox live (/var/lib/kiosk)")
+    pr.add_argument("--alg", choices=["ES256", "EdDSA"], default="ES256", help="key type (ES256)")
+    pr.add_argument("--force", action="store_true", help="replace an existing identity (rotation)")
+    pr.add_argument(
+        "--allow-simulated", action="store_true", default=None,
+        help="permit simulated hardware (demo and test rigs only)",
+    )  # fmt: skip
+
+    d = sub.add_parser(
+        "doctor",
+        help="check every part and print pass / warn / fail with the fix",
+        description="Checks the key, disk, outbox, clock, API (DNS, TLS, certificate expiry, "
+        "clock skew, enrolment), fingerprint sensor, camera, GPIO, display and systemd units. "
+        "Exit status 1 if anything failed.",
+    )
+    d.add_argument("--json", action="store_true", help="machine-readable output")
+    d.add_argument(
+        "--no-hardware", action="store_true",
+        help="skip sensor, camera, GPIO and display (safe while kiosk.service runs)",
+    )  # fmt: skip
+
+    s = sub.add_parser("status", help="one screen: running, last check-in, last sync, alerts")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+
+    se = sub.add_parser("sensor", help="fingerprint sensor admin (stop kiosk.service first)")
+    ses = se.add_subparsers(dest="action", required=True, metavar="ACTION")
+    ses.add_parser("info", help="what the sensor reports: baud, capacity, library count")
+    sb = ses.add_parser("set-baud", help="move the sensor to another baud rate (kept in its flash)")
+    sb.add_argument("baud", type=int, choices=[9600, 19200, 38400, 57600, 115200])
+    sb.add_argument(
+        "--from", dest="from_baud", type=int, help="the rate it uses now (default: find it)"
+    )
+    sc = ses.add_parser("clear-library", help="erase templates stored in the sensor's flash")
+    sc.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    ses.add_parser("test-match", help="enrol your finger in RAM and match it (nothing stored)")
+
+    ca = sub.add_parser("camera", help="camera tools")
+    cas = ca.add_subparsers(dest="action", required=True, metavar="ACTION")
+    snap = cas.add_parser("snap", help="save an aiming image of the empty lobby (never uploaded)")
+    snap.add_argument("--out", type=Path, help="where to save the JPEG (default ./aim-<time>.jpg)")
+
+    ob = sub.add_parser("outbox", help="the local queue of signed records")
+    obs = ob.add_subparsers(dest="action", required=True, metavar="ACTION")
+    ol = obs.add_parser("list", help="seq, state, type, time, flags (no personal data)")
+    ol.add_argument("--parked", action="store_true", help="only records the API rejected")
+    obs.add_parser("verify", help="verify signatures and the hash chain of every record held")
+    oe = obs.add_parser("export", help="compact JWS lines for an auditor")
+    oe.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    oe.add_argument("--from", dest="from_seq", type=int, default=1, help="first seq to export")
+
+    b = sub.add_parser("bundle", help="diagnostics archive with personal data removed")
+    b.add_argument("--out", type=Path, help="archive path (default ./kiosk-bundle-<device>.tar.gz)")
+    b.add_argument("--log-file", type=Path, action="append", default=[], help="add a log file")
+
+    sub.add_parser("sync", help="send the queued records to the API now (with progress)")
+    return p
+
+
+def main(
+    argv: list[str] | None = None,
+    *,
+    parts: Parts | None = None,
+    clock: Clock | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """The console script. ``parts``, ``clock`` and the streams are injected by tests."""
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    args = _parser().parse_args(argv)
+    clock = clock or SystemClock()
+    try:
+        if args.command == "provision":
+            return _provision(args, clock, out)
+        cfg = load_config(args.config)
+        ctx = Context(cfg, parts=parts or Parts(), clock=clock)
+        return _dispatch(args, ctx, out, err)
+    except ConfigError as exc:
+        print(f"kioskctl: configuration error: {exc}", file=err)
+        return EX_CONFIG
+    except KioskError as exc:
+        print(f"kioskctl: {exc.message} [{exc.reason}]", file=err)
+        return 1
+
+
+def _provision(args: argparse.Namespace, clock: Clock, out: TextIO) -> int:
+    from daemon.kioskctl.provision import provision
+
+    done = provision(
+        args.config,
+        code=args.code,
+        clock=clock,
+        device_id=args.device_id,
+        api_url=args.api_url,
+        ca=args.ca,
+        data_dir=args.data_dir,
+        alg=args.alg,
+        force=args.force,
+        allow_simulated=args.allow_simulated,
+    )
+    what = "re-keyed" if done.rotated else "provisioned"
+    print(f"{done.device} {what}: key {done.key_path}, configuration {done.config_path}", file=out)
+    if done.rotation_seq is not None:
+        print(f"key_rotation record written at seq {done.rotation_seq}", file=out)
+    for warning in done.warnings:
+        print(f"warning: {warning}", file=out)
+    print("next: `kioskctl doctor`, then start kiosk.service and kiosk-sync.service", file=out)
+    return 0
+
+
+def _dispatch(args: argparse.Namespace, ctx: Context, out: TextIO, err: TextIO) -> int:
+    cfg: Config = ctx.cfg
+    if args.command == "doctor":
+        checks = doctor(ctx, hardware=not args.no_hardware)
+        print(report.to_json(checks) if args.json else report.to_table(checks), file=out)
+        return report.exit_status(checks)
+    if args.command == "status":
+        st = statusmod.gather(ctx)
+        if args.json:
+            print(json.dumps(asdict(st), indent=2), file=out)
+        else:
+            print(statusmod.render(st, ctx.clock.wall()), file=out)
+        return 0 if st.ok else 1
+    if args.command == "sensor":
+        return _sensor(args, ctx, out)
+    if args.command == "camera":
+        path, line = hwcmd.camera_snap(ctx, args.out)
+        print(f"aiming image saved to {path}: {line} (kept on this kiosk only)", file=out)
+        return 0
+    if args.command == "outbox":
+        return _outbox(args, ctx, out, err)
+    if args.command == "bundle":
+        target = args.out or Path.cwd() / f"kiosk-bundle-{cfg.device.id}.tar.gz"
+        with Progress("bundle", 6 + len(args.log_file), stream=err) as bar:
+            manifest = bundlemod.make_bundle(
+                ctx, target, config_path=args.config, log_files=args.log_file, progress=bar
+            )
+        print(
+            f"bundle written to {target}: {len(manifest['files'])} files, "
+            f"{manifest['scrubbed_values']} personal values removed; keys, photos, templates "
+            "and the outbox are never included",
+            file=out,
+        )
+        return 0
+    if args.command == "sync":
+        from daemon.kioskctl.synccmd import sync_now
+
+        with Progress("sync", None, stream=err) as bar:
+            result = sync_now(ctx, bar)
+        print(
+            f"sent: {result.accepted} accepted, {result.duplicate} already held, "
+            f"{result.rejected} rejected (parked); {result.left} still waiting",
+            file=out,
+        )
+        return 0 if not result.rejected and not result.left else 1
+    raise AssertionError(args.command)
+
+
+def _sensor(args: argparse.Namespace, ctx: Context, out: TextIO) -> int:
+    if args.action == "info":
+        print(hwcmd.format_info(hwcmd.sensor_info(ctx), ctx.cfg.fingerprint.port), file=out)
+        return 0
+    if args.action == "set-baud":
+        old, new = hwcmd.set_baud(ctx, args.baud, args.from_baud)
+        print(f"sensor moved from {old} to {new} baud", file=out)
+        s = ctx.cfg.fingerprint
+        if new not in (s.baud, s.initial_baud):
+            print(f"now set fingerprint.initial_baud = {new} in {ctx.cfg.device.id}'s "
+                  "configuration", file=out)  # fmt: skip
+        return 0
+    if args.action == "clear-library":
+        if not args.yes:
+            answer = input("erase every template stored in the sensor's flash? [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                print("nothing erased", file=out)
+                return 1
+        n = hwcmd.clear_library(ctx)
+        print(f"sensor library cleared ({n} templates erased)", file=out)
+        return 0
+    result = hwcmd.trial_match(ctx, lambda text: print(text, file=out, flush=True))
+    m = result.match
+    verdict = "MATCH" if m.matched else "NO MATCH"
+    print(f"{verdict}: score {m.score} (threshold {m.threshold}); nothing was stored", file=out)
+    return 0 if m.matched else 1
+
+
+def _outbox(args: argparse.Namespace, ctx: Context, out: TextIO, err: TextIO) -> int:
+    with outboxcmd.open_for(ctx) as outbox:
+        if args.action == "list":
+            print(outboxcmd.format_rows(list(outboxcmd.rows(outbox, parked_only=args.parked))),
+                  file=out)  # fmt: skip
+            return 0
+        if args.action == "verify":
+            enrolment = load_enrolment(ctx.cfg.device.data_dir)
+            pems = enrolment.all_public_pems() if enrolment else []
+            if not pems:
+                from daemon.keys import public_pem
+                from daemon.kioskctl.checks_sys import load_key
+
+                pems = [public_pem(load_key(ctx).public_key())]
+            result = outboxcmd.verify(outbox, pems, ctx.cfg.device.id)
+            print(result.describe(), file=out)
+            return 0 if result.ok else 1
+        total = outboxcmd.count_records(outbox)
+        with Progress("export", total, stream=err) as bar:
+            if args.out is None:
+                n = outboxcmd.export(outbox, out, from_seq=args.from_seq, progress=bar)
+            else:
+                with args.out.open("w", encoding="ascii") as f:
+                    n = outboxcmd.export(outbox, f, from_seq=args.from_seq, progress=bar)
+        if args.out is not None:
+            print(f"{n} records written to {args.out}", file=out)
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,212 @@
+"""``kioskctl bundle``: a diagnostics archive (tar.gz) an engineer can send to support, with
+personal data removed.
+
+What goes in: ``manifest.json``; ``doctor.json`` (the checks that need no hardware);
+``figures.json`` (outbox stats, disk, versions); ``outbox-summary.txt`` (seq, state, type,
+time, flags, parked reasons: the shape of the queue, never its content); ``config.toml`` with
+secrets removed; ``logs/*.txt`` (journalctl of the kiosk units when available, plus any log
+files named on the command line), scrubbed.
+
+What never goes in: keys, the outbox database, the roster, photos (sealed or not),
+templates, record payloads.
+
+Scrubbing is belt and braces: (1) every value the kiosk knows to be personal — each record's
+``person`` and every string in its ``answers``, and every roster reference — is removed
+wherever it appears; (2) text that looks personal is removed by pattern (case references,
+e-mail addresses, phone numbers, dates of birth, JWS and PEM blocks, long base64).
+
+May import: the standard library, ``daemon.*``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import platform
+import re
+import sys
+import tarfile
+import time
+import tomllib
+from collections.abc import Iterable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from daemon import __version__
+from daemon.errors import RecordError, StorageError
+from daemon.kioskctl import checks_sys
+from daemon.kioskctl.context import Context
+from daemon.kioskctl.doctor import SYSTEM_CHECKS, UNIT_CHECKS, run_checks
+from daemon.kioskctl.outboxcmd import format_rows, rows
+from daemon.kioskctl.progress import Progress
+from daemon.records import decode_unverified
+
+REMOVED = "[removed]"
+JOURNAL_UNITS = ("kiosk.service", "kiosk-sync.service", "kiosk-ui.service")
+#: configuration keys whose values are secrets or personal; removed from config.toml
+SECRET_KEYS = re.compile(r"pin|password|secret|token|passphrase", re.IGNORECASE)
+_PATTERNS = [
+    re.compile(r"-----BEGIN [A-Z ]+-----.*?-----END [A-Z ]+-----", re.DOTALL),
+    re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),  # JWS / JWT
+    re.compile(r"\b[A-Z]{1,4}-?\d{5,}\b"),  # case references (CR-000123, X12345678)
+    re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+"),  # e-mail
+    re.compile(r"(?<!\d)(?:\+44\s?|0)\d{3,4}[\s-]?\d{3}[\s-]?\d{3,4}(?!\d)"),  # UK phone
+    re.compile(r"\b(?:19|20)\d\d-[01]\d-[0-3]\d\b(?!T)"),  # bare dates (birth dates)
+    re.compile(r"[A-Za-z0-9+/=_-]{64,}"),  # long base64: templates, sealed blobs
+]
+
+
+class Scrubber:
+    """Removes known personal values and personal-looking text from log and config text."""
+
+    def __init__(self, known: Iterable[str] = ()) -> None:
+        # longest first, so a value that contains another is removed whole
+        self.known = sorted({k for k in known if len(k) >= 3}, key=len, reverse=True)
+        self.removed = 0
+
+    def __call__(self, text: str) -> str:
+        for value in self.known:
+            if value in text:
+                self.removed += text.count(value)
+                text = text.replace(value, REMOVED)
+        for pattern in _PATTERNS:
+            text, n = pattern.subn(REMOVED, text)
+            self.removed += n
+        return text
+
+
+def _strings(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
+def known_personal(ctx: Context) -> set[str]:
+    """Every person reference and answer text the kiosk holds (outbox and roster)."""
+    found: set[str] = set()
+    try:
+        outbox = checks_sys.open_outbox_readonly(ctx)
+    except StorageError:
+        outbox = None
+    if outbox is not None:
+        with outbox:
+            for _seq, _state, compact in outbox.all_compact():
+                try:
+                    _h, p, _si, _sig = decode_unverified(compact)
+                except RecordError:  # a damaged row: nothing to learn from it
+                    continue
+                if isinstance(p.get("person"), str):
+                    found.add(p["person"])
+                found.update(_strings(p.get("answers", {})))
+    roster = ctx.cfg.device.data_dir / "roster.json"
+    try:
+        data = json.loads(roster.read_text(encoding="utf-8"))
+        for person in data.get("people", []):
+            found.add(str(person.get("ref", "")))
+            for q in person.get("messages", []) + person.get("questions", []):
+                found.update(str(v) for k, v in q.items() if k in ("en", "cy"))
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass
+    return {f for f in found if f}
+
+
+def redacted_config(path: Path, scrub: Scrubber) -> str:
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        return f"# configuration unreadable: {exc.__class__.__name__}\n"
+    lines = [f"# {path}, secrets and personal data removed by kioskctl bundle"]
+    for name, section in table.items():
+        if not isinstance(section, dict):
+            continue
+        lines.append(f"[{name}]")
+        for k, v in section.items():
+            shown = REMOVED if SECRET_KEYS.search(k) else scrub(json.dumps(v))
+            lines.append(f"{k} = {shown}")
+    return "\n".join(lines) + "\n"
+
+
+def _journal(ctx: Context) -> str | None:
+    argv = ["journalctl", "--no-pager", "-o", "short-iso", "--since", "-7d", "-n", "20000"]
+    for unit in JOURNAL_UNITS:
+        argv += ["-u", unit]
+    got = ctx.parts.run(argv, 60.0)
+    return None if got is None else got[1]
+
+
+def _add(tar: tarfile.TarFile, name: str, text: str, mtime: float) -> None:
+    data = text.encode("utf-8")
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mtime = int(mtime)
+    info.mode = 0o644
+    tar.addfile(info, io.BytesIO(data))
+
+
+def make_bundle(
+    ctx: Context,
+    out: Path,
+    *,
+    config_path: Path,
+    log_files: Iterable[Path] = (),
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Write the archive to ``out``; return its manifest. Steps are reported to ``progress``."""
+    log_files = list(log_files)
+    now = ctx.clock.wall()
+    scrub = Scrubber(known_personal(ctx))
+    progress = progress or Progress("bundle", None, enabled=False)
+    root = f"kiosk-bundle-{ctx.cfg.device.id}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(now))}"
+    manifest: dict[str, Any] = {
+        "device": ctx.cfg.device.id,
+        "created": now,
+        "kioskctl": __version__,
+        "files": [],
+        "excluded": ["keys", "outbox database", "roster", "photos", "templates", "payloads"],
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(out, "w:gz") as tar:
+
+        def add(name: str, text: str) -> None:
+            _add(tar, f"{root}/{name}", text, now)
+            manifest["files"].append(name)
+            progress.advance()
+
+        checks = run_checks(ctx, [*SYSTEM_CHECKS, *UNIT_CHECKS])
+        add("doctor.json", scrub(json.dumps([asdict(c) for c in checks], indent=2)))
+        figures: dict[str, Any] = {
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "app": __version__,
+        }
+        summary = "(no outbox)"
+        try:
+            outbox = checks_sys.open_outbox_readonly(ctx)
+        except StorageError as exc:
+            outbox = None
+            summary = f"(outbox unreadable: {exc.reason})"
+        if outbox is not None:
+            with outbox:
+                figures["outbox"] = asdict(outbox.stats())
+                summary = format_rows(list(rows(outbox)))
+        add("figures.json", json.dumps(figures, indent=2))
+        add("outbox-summary.txt", scrub(summary))
+        add("config.toml", redacted_config(config_path, scrub))
+        journal = _journal(ctx)
+        if journal is not None:
+            add("logs/journal.txt", scrub(journal))
+        for path in log_files:
+            try:
+                text = path.read_text(encoding="utf-8", errors="replace")
+            except OSError as exc:
+                text = f"(unreadable: {exc.__class__.__name__})"
+            add(f"logs/{path.name}.txt", scrub(text))
+        manifest["scrubbed_values"] = scrub.removed
+        _add(tar, f"{root}/manifest.json", json.dumps(manifest, indent=2), now)
+    return manifest

@@ -1,0 +1,425 @@
+"""Doctor checks that need no hardware: clock, disk, outbox, API, device key, systemd units.
+
+Each function returns one or more :class:`~daemon.kioskctl.report.Check` rows with the fix
+for each problem. Network steps are bounded by ``ctx.net_timeout_s`` each.
+
+May import: the standard library, ``cryptography``, ``httpx``, ``daemon.*``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import ipaddress
+import os
+import socket
+import ssl
+import stat
+from urllib.parse import urlsplit
+
+import httpx
+from cryptography import x509
+
+from daemon.errors import DeviceKeyError, OutboxCorrupt, StorageError
+from daemon.keys import FileKeyBackend, SoftwareKey, public_pem
+from daemon.kioskctl import apiclient
+from daemon.kioskctl.context import Context
+from daemon.kioskctl.identity import load_enrolment
+from daemon.kioskctl.report import Check, failed, passed, warned
+from daemon.outbox import Outbox
+
+MB = 1024 * 1024
+UNITS = ("kiosk.service", "kiosk-sync.service", "kiosk-ui.service")
+#: the API refuses signed requests further than this from its clock (docs/api.md)
+MAX_SKEW_S = 300
+WARN_SKEW_S = 10
+CERT_WARN_DAYS = 21
+OLDEST_WARN_S = 24 * 3600
+OLDEST_FAIL_S = 30 * 24 * 3600
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+# --- clock -----------------------------------------------------------------------------------
+def check_clock(ctx: Context) -> list[Check]:
+    """The kernel says NTP has set the clock (drift against the API: see check_api)."""
+    if ctx.clock.synced():
+        return [passed("clock", "synchronised by NTP")]
+    return [
+        warned(
+            "clock",
+            "not synchronised: records are marked synced=false and the API re-bases their times",
+            "check `timedatectl status`; NTP (UDP 123) must reach a time server",
+        )
+    ]
+
+
+# --- disk and outbox -------------------------------------------------------------------------
+def check_disk(ctx: Context) -> list[Check]:
+    """Free space on the data partition against the outbox reserve."""
+    data = ctx.cfg.device.data_dir
+    reserve = ctx.cfg.outbox.min_free_mb * MB
+    try:
+        st = os.statvfs(data)
+    except OSError:
+        return [
+            failed(
+                "disk",
+                f"the data directory {data} does not exist or cannot be read",
+                "mount the data partition, or provision the device with `kioskctl provision`",
+            )
+        ]
+    free = st.f_bavail * st.f_frsize
+    detail = f"{free // MB} MB free on {data}; reserve {reserve // MB} MB"
+    if free < reserve:
+        return [
+            failed(
+                "disk",
+                f"{detail}: new check-ins are refused",
+                "free space on the data partition (`journalctl --vacuum-size=50M`, delete old "
+                "bundles and aiming images); let the queue drain by restoring the network",
+            )
+        ]
+    if free < 2 * reserve:
+        return [warned("disk", detail, "free space soon: less than twice the reserve is left")]
+    return [passed("disk", detail)]
+
+
+def open_outbox_readonly(ctx: Context) -> Outbox | None:
+    """The outbox without a signing key, or None when it was never created.
+
+    Raises OutboxCorrupt (integrity check failed) or StorageError."""
+    cfg = ctx.cfg.device
+    if not (cfg.data_dir / Outbox.FILE).exists():
+        return None
+    return Outbox(cfg.data_dir, device=cfg.id, key=None, clock=ctx.clock).open()
+
+
+def check_outbox(ctx: Context) -> list[Check]:
+    """Integrity, queue depth, oldest unsent record, parked records."""
+    try:
+        outbox = open_outbox_readonly(ctx)
+    except OutboxCorrupt as exc:
+        return [
+            failed(
+                "outbox integrity",
+                f"the outbox database failed its integrity check ({exc.reason})",
+                "restart kiosk.service: it sets the damaged file aside and salvages every "
+                "record that still verifies; keep the set-aside file for the central team",
+            )
+        ]
+    except StorageError as exc:
+        return [failed("outbox integrity", f"the outbox cannot be opened ({exc.reason})", str(exc))]
+    if outbox is None:
+        return [warned("outbox", "no outbox yet (no records made)", "start kiosk.service")]
+    with outbox:
+        stats = outbox.stats()
+    rows = [passed("outbox integrity", f"quick_check ok; chain head at seq {stats.last_seq}")]
+    depth = f"{stats.depth} records waiting"
+    oldest = stats.oldest_unsent_s
+    if oldest is None:
+        rows.append(passed("outbox queue", "nothing waiting: every record is acknowledged"))
+    elif oldest > OLDEST_FAIL_S:
+        rows.append(
+            failed(
+                "outbox queue",
+                f"{depth}; the oldest for {_age(oldest)}",
+                "the kiosk has not reached the API for weeks: fix the network (see the api "
+                "rows), then `kioskctl sync`",
+            )
+        )
+    elif oldest > OLDEST_WARN_S:
+        rows.append(
+            warned(
+                "outbox queue",
+                f"{depth}; the oldest for {_age(oldest)}",
+                "check the network and the api rows; `kioskctl sync` sends the queue now",
+            )
+        )
+    else:
+        rows.append(passed("outbox queue", f"{depth}; the oldest for {_age(oldest)}"))
+    if stats.parked:
+        rows.append(
+            warned(
+                "outbox parked",
+                f"{stats.parked} records were rejected by the API and are kept aside",
+                "list them with `kioskctl outbox list --parked` and send "
+                "`kioskctl outbox export` to the central team",
+            )
+        )
+    else:
+        rows.append(passed("outbox parked", "no rejected records"))
+    return rows
+
+
+# --- device key ------------------------------------------------------------------------------
+def load_key(ctx: Context) -> SoftwareKey:
+    return FileKeyBackend(ctx.cfg.device.key_path).load()
+
+
+def check_key(ctx: Context) -> list[Check]:
+    """The key exists, has mode 0600 and is the key the device enrolled."""
+    path = ctx.cfg.device.key_path
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return [
+            failed(
+                "key",
+                f"no device key at {path}",
+                "provision the device: `kioskctl provision --code <enrolment code>`",
+            )
+        ]
+    rows = [passed("key", f"present at {path}")]
+    if mode & 0o077:
+        rows.append(
+            failed(
+                "key permissions",
+                f"mode {mode:04o}: other users can read the device key",
+                f"chmod 600 {path}; if it may have been copied, rotate it with "
+                "`kioskctl provision --force`",
+            )
+        )
+        return rows
+    rows.append(passed("key permissions", "0600"))
+    try:
+        key = load_key(ctx)
+        enrolment = load_enrolment(ctx.cfg.device.data_dir)
+    except DeviceKeyError as exc:
+        rows.append(failed("key enrolment", exc.message, "re-provision with --force"))
+        return rows
+    if enrolment is None:
+        rows.append(
+            failed(
+                "key enrolment",
+                "this device has no enrolment record (enrolment.json)",
+                "provision it: `kioskctl provision --code <enrolment code>`",
+            )
+        )
+    elif enrolment.public_key_pem.strip() != public_pem(key.public_key()).strip():
+        rows.append(
+            failed(
+                "key enrolment",
+                "the device key is not the key this device enrolled",
+                "restore the enrolled key from backup, or rotate deliberately with "
+                "`kioskctl provision --force --code <new code>`",
+            )
+        )
+    else:
+        rows.append(passed("key enrolment", f"matches the key enrolled as {enrolment.device}"))
+    return rows
+
+
+# --- API -------------------------------------------------------------------------------------
+def _peer_certificate(host: str, port: int, timeout: float) -> x509.Certificate | None:
+    """The server's certificate fetched WITHOUT verification, only to explain a failure."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        with (
+            socket.create_connection((host, port), timeout=timeout) as sock,
+            ctx.wrap_socket(sock, server_hostname=host) as tls,
+        ):
+            der = tls.getpeercert(binary_form=True)
+    except OSError:
+        return None
+    return x509.load_der_x509_certificate(der) if der else None
+
+
+def _tls(ctx: Context, host: str, port: int) -> Check:
+    api = ctx.cfg.api
+    now = dt.datetime.fromtimestamp(ctx.clock.wall(), dt.UTC)
+    try:
+        with (
+            socket.create_connection((host, port), timeout=ctx.net_timeout_s) as sock,
+            apiclient.tls_context(api.ca_bundle).wrap_socket(sock, server_hostname=host) as tls,
+        ):
+            der = tls.getpeercert(binary_form=True)
+    except ssl.SSLCertVerificationError as exc:
+        cert = _peer_certificate(host, port, ctx.net_timeout_s)
+        if cert is not None and cert.not_valid_after_utc < now:
+            return failed(
+                "api tls",
+                f"the API's certificate expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC",
+                "the central team must renew the API's certificate; check the kiosk's clock "
+                f"too (it reads {now:%Y-%m-%d %H:%M} UTC)",
+            )
+        if cert is not None and cert.not_valid_before_utc > now:
+            return failed(
+                "api tls",
+                f"the API's certificate is not valid until {cert.not_valid_before_utc:%Y-%m-%d}",
+                "the kiosk's clock is probably wrong: check `timedatectl status` and NTP",
+            )
+        return failed(
+            "api tls",
+            f"the API's certificate is not trusted ({exc.verify_message})",
+            f"the CA bundle {api.ca_bundle or '(system)'} does not sign it: re-run "
+            "`kioskctl provision` or install the API's CA bundle",
+        )
+    except (OSError, ssl.SSLError) as exc:
+        return failed(
+            "api tls",
+            f"cannot connect to {host}:{port} ({exc.__class__.__name__})",
+            "check the network cable or Wi-Fi, the firewall (HTTPS out), and api.url",
+        )
+    cert = x509.load_der_x509_certificate(der) if der else None
+    if cert is None:
+        return failed("api tls", "the API sent no certificate", "check api.url")
+    left = cert.not_valid_after_utc - now
+    detail = (
+        f"verified; certificate valid until {cert.not_valid_after_utc:%Y-%m-%d} ({left.days} days)"
+    )
+    if left.days < CERT_WARN_DAYS:
+        return warned("api tls", detail, "ask the central team to renew the API certificate")
+    return passed("api tls", detail)
+
+
+def _skew(ctx: Context, response: httpx.Response) -> Check:
+    header = response.headers.get("Date")
+    if not header:
+        return warned("clock skew", "the API sent no Date header", "compare the clocks by hand")
+    server = email.utils.parsedate_to_datetime(header).timestamp()
+    skew = ctx.clock.wall() - server
+    way = "ahead of" if skew > 0 else "behind"
+    detail = f"the kiosk's clock is {abs(skew):.0f} s {way} the API's"
+    if abs(skew) > MAX_SKEW_S:
+        return failed(
+            "clock skew",
+            f"{detail}; the API refuses requests more than {MAX_SKEW_S} s out",
+            "fix time sync: `timedatectl status`, NTP (UDP 123) reachable; a Pi 4 has no "
+            "RTC and keeps the wrong time until NTP answers",
+        )
+    if abs(skew) > WARN_SKEW_S:
+        return warned("clock skew", detail, "check NTP (`timedatectl status`)")
+    return passed("clock skew", detail)
+
+
+def _enrolled(ctx: Context, http: httpx.Client) -> Check:
+    try:
+        key = load_key(ctx)
+    except DeviceKeyError:
+        return failed("api enrolment", "no usable device key to sign with", "see the key rows")
+    device = ctx.cfg.device.id
+    try:
+        response = apiclient.signed_get(
+            http, ctx.cfg.api, key, device, f"/v1/devices/{device}/roster", ctx.clock.wall()
+        )
+    except httpx.HTTPError as exc:
+        return failed("api enrolment", f"no answer ({exc.__class__.__name__})", "retry later")
+    if response.status_code in (200, 304, 404):
+        return passed("api enrolment", f"the API accepts {device}'s signed requests")
+    reason = ""
+    try:
+        reason = str(response.json().get("error", ""))
+    except ValueError:
+        reason = ""
+    if reason == "unknown_device":
+        return failed(
+            "api enrolment",
+            f"the API does not know {device}",
+            "provision the device: `kioskctl provision --code <enrolment code>`",
+        )
+    if reason == "clock_skew":
+        return failed(
+            "api enrolment",
+            "the API refused the request: the kiosk's clock is too far out",
+            "fix time sync (see the clock skew row)",
+        )
+    return failed(
+        "api enrolment",
+        f"the API refused this device's signature ({response.status_code} {reason})",
+        "the API holds another key for this device: re-provision with `kioskctl provision "
+        "--force --code <new code>` or ask the central team",
+    )
+
+
+def check_api(ctx: Context) -> list[Check]:
+    """DNS, TLS with certificate expiry, clock skew from the Date header, enrolment."""
+    parts = urlsplit(ctx.cfg.api.url)
+    host = parts.hostname or ""
+    port = parts.port or 443
+    try:
+        ipaddress.ip_address(host)
+        rows = [passed("api dns", f"{host} is an address; no lookup needed")]
+    except ValueError:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError:
+            return [
+                failed(
+                    "api dns",
+                    f"{host} cannot be resolved",
+                    "check the network and DNS (`resolvectl status`), and the host in api.url",
+                )
+            ]
+        rows = [passed("api dns", f"{host} -> {infos[0][4][0]}")]
+    tls = _tls(ctx, host, port)
+    rows.append(tls)
+    if tls.status == "fail":
+        return rows
+    try:
+        with apiclient.client(ctx.cfg.api, ctx.net_timeout_s) as http:
+            response = http.get("/v1/health")
+            rows.append(_skew(ctx, response))
+            rows.append(_enrolled(ctx, http))
+    except httpx.HTTPError as exc:
+        rows.append(
+            failed("api", f"the API did not answer ({exc.__class__.__name__})", "retry later")
+        )
+    return rows
+
+
+# --- systemd ---------------------------------------------------------------------------------
+def check_units(ctx: Context) -> list[Check]:
+    """Each kiosk unit is active; restarts and the last result are shown."""
+    rows: list[Check] = []
+    for unit in UNITS:
+        got = ctx.parts.run(
+            [
+                "systemctl",
+                "show",
+                unit,
+                "--property=LoadState,ActiveState,SubState,Result,NRestarts,ExecMainStatus",
+            ],
+            ctx.net_timeout_s,
+        )
+        if got is None:
+            return [
+                warned(
+                    "systemd",
+                    "systemctl is not available here (not a kiosk image, or a container)",
+                    "run kioskctl on the kiosk itself",
+                )
+            ]
+        props = dict(line.split("=", 1) for line in got[1].splitlines() if "=" in line)
+        name = unit.removesuffix(".service")
+        state = f"{props.get('ActiveState', '?')} ({props.get('SubState', '?')})"
+        restarts = int(props.get("NRestarts", "0") or 0)
+        last = props.get("Result", "?")
+        logs = f"see `journalctl -u {unit} -b -n 50`"
+        if props.get("LoadState") == "not-found":
+            rows.append(failed(name, "unit not installed", "reinstall the kiosk image or units"))
+        elif props.get("ActiveState") != "active":
+            rows.append(
+                failed(
+                    name,
+                    f"{state}; last result {last}, exit status {props.get('ExecMainStatus', '?')}",
+                    f"`sudo systemctl restart {unit}`; {logs}",
+                )
+            )
+        elif restarts:
+            rows.append(
+                warned(name, f"{state}; restarted {restarts} times, last result {last}", logs)
+            )
+        else:
+            rows.append(passed(name, f"{state}; no restarts"))
+    return rows

@@ -1,0 +1,108 @@
+"""kioskctl's composition root: the one place it turns configuration into opened hardware and
+runs system commands (systemctl, journalctl).
+
+:class:`Parts` holds a factory per part. The defaults follow the configuration exactly as the
+daemon does (daemon/hardware.py); tests replace a factory with one that returns a simulated
+part already scripted to fail (a camera unplugged, a sensor emulator at another baud rate).
+
+May import: ``daemon.*``, ``drivers.*``; ``hil.fingerprint`` only inside
+:func:`default_sensor` for the emulator backend (a demo or test rig).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from daemon.clock import Clock
+from drivers.camera import GatedCamera, open_camera
+from drivers.camera.interface import CameraSettings
+from drivers.display import Display, open_display
+from drivers.display.interface import DisplaySettings
+from drivers.fingerprint.factory import build_fingerprint
+from drivers.fingerprint.interface import FingerprintSettings
+from drivers.fingerprint.kiosk import KioskSensor
+from drivers.gpio import GpioBoard, GpioSettings, open_gpio
+
+#: (exit status, standard output) of a command, or None when the program is not installed
+RunResult = tuple[int, str] | None
+Runner = Callable[[list[str], float], RunResult]
+
+
+def run_command(argv: list[str], timeout_s: float) -> RunResult:
+    """Run ``argv`` with a timeout (seconds); None if the program is missing or hangs."""
+    if shutil.which(argv[0]) is None:
+        return None
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.returncode, done.stdout
+
+
+@contextlib.contextmanager
+def default_sensor(settings: FingerprintSettings) -> Iterator[KioskSensor]:
+    """The configured sensor, opened; closed (and any emulator stopped) on exit.
+
+    Raises what ``KioskSensor.open`` raises (SensorMissing, SensorNotAnswering, ...)."""
+    emulator = None
+    if settings.backend == "emulator":
+        from hil.fingerprint.emulator import SensorEmulator
+
+        emulator = SensorEmulator(settings.emulator_model, time_scale=0.0)
+    sensor = build_fingerprint(settings, emulator=emulator)
+    try:
+        sensor.open()
+        yield sensor
+    finally:
+        with contextlib.suppress(Exception):
+            sensor.close()
+        if emulator is not None:
+            emulator.close()
+
+
+@contextlib.contextmanager
+def default_camera(settings: CameraSettings) -> Iterator[GatedCamera]:
+    camera = open_camera(settings)
+    try:
+        yield camera
+    finally:
+        camera.close()
+
+
+@contextlib.contextmanager
+def default_gpio(settings: GpioSettings) -> Iterator[GpioBoard]:
+    board = open_gpio(settings)
+    try:
+        yield board
+    finally:
+        board.close()
+
+
+@contextlib.contextmanager
+def default_display(settings: DisplaySettings, clock: Clock) -> Iterator[Display]:
+    display = open_display(settings, clock)
+    try:
+        yield display
+    finally:
+        display.close()
+
+
+@dataclass
+class Parts:
+    """Factories for each part; every one is a context manager that closes what it opened."""
+
+    sensor: Callable[[FingerprintSettings], contextlib.AbstractContextManager[KioskSensor]] = (
+        default_sensor
+    )
+    camera: Callable[[CameraSettings], contextlib.AbstractContextManager[GatedCamera]] = (
+        default_camera
+    )
+    gpio: Callable[[GpioSettings], contextlib.AbstractContextManager[GpioBoard]] = default_gpio
+    display: Callable[[DisplaySettings, Clock], contextlib.AbstractContextManager[Display]] = (
+        default_display
+    )
+    run: Runner = field(default=run_command)

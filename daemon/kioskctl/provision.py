@@ -1,0 +1,274 @@
+"""``kioskctl provision``: give a kiosk its identity and enrol it with the central API.
+
+Order, chosen so that a refusal leaves nothing changed:
+
+1. build and validate the configuration (existing file updated, or a new one);
+2. refuse if a device key exists, unless ``force``;
+3. make the new signing key and roster key in memory;
+4. enrol them with the API using the one-time code (TLS verified against ``--ca`` or the
+   configured bundle). A refused code or an unreachable API stops here, with nothing written;
+5. with ``force`` and a readable old key: append a ``key_rotation`` record, signed by the OLD
+   key and naming the new public key, to the outbox (the chain continues through it);
+6. write the keys (0600, atomic), the API's CA, the configuration and ``enrolment.json``; a
+   fresh device's first record is an ``enrolment`` record signed by the new key.
+
+A rotation the API answers with 409 (it still holds the old key) is kept: the API learns the
+new key from the ``key_rotation`` record, which the old key signed (``api_confirmed`` false in
+enrolment.json until then). Stop kiosk.service and kiosk-sync.service before rotating.
+
+Blocking: one HTTPS request (``api.timeout_s``). May import: ``daemon.*``, ``httpx``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tomllib
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import x25519
+
+from daemon.clock import Clock
+from daemon.config import ApiConfig, parse_config
+from daemon.errors import ApiProtocolError, ApiUnreachable, DeviceKeyError, KioskError, TlsError
+from daemon.keys import Alg, FileKeyBackend, SoftwareKey, generate, public_pem, write_private_file
+from daemon.kioskctl import apiclient
+from daemon.kioskctl.identity import Enrolment, load_enrolment, save_enrolment
+from daemon.kioskctl.tomlout import write_config
+from daemon.outbox import Outbox
+from daemon.records import b64url
+from daemon.sealing import public_bytes, public_to_b64, roster_key_path
+
+log = logging.getLogger(__name__)
+CA_FILE = "api-ca.pem"
+
+
+class EnrolmentRefused(KioskError):
+    reason = "enrolment_refused"
+
+
+@dataclass(frozen=True, slots=True)
+class Provisioned:
+    device: str
+    config_path: Path
+    key_path: Path
+    rotated: bool
+    #: seq of the key_rotation record, when one was written
+    rotation_seq: int | None
+    #: False when the API still holds the previous key (it switches on the rotation record)
+    api_confirmed: bool
+    warnings: tuple[str, ...] = ()
+
+
+def _key_fingerprint(pem: str) -> str:
+    return b64url(hashlib.sha256(pem.encode()).digest())[:16]
+
+
+def _enrol(
+    api: ApiConfig, ca: Path | None, device: str, code: str, key: SoftwareKey, roster_pub: bytes
+) -> tuple[int, dict[str, Any]]:
+    body = {
+        "code": code,
+        "device_id": device,
+        "alg": key.alg,
+        "public_key_pem": public_pem(key.public_key()),
+        "roster_public_key": public_to_b64(roster_pub),
+    }
+    try:
+        with apiclient.client(replace(api, ca_bundle=ca)) as http:
+            response = http.post("/v1/enrol", json=body)
+    except httpx.ConnectError as exc:
+        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            raise TlsError(
+                "the API's certificate is not trusted by the CA bundle given; pass the right "
+                "bundle with --ca, or run `kioskctl doctor` to see why",
+            ) from exc
+        raise ApiUnreachable(
+            f"cannot reach the API at {api.url}; check the network and the URL, then retry"
+        ) from exc
+    except httpx.HTTPError as exc:
+        raise ApiUnreachable(
+            f"the API at {api.url} did not answer ({exc.__class__.__name__}); retry"
+        ) from exc
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = {}
+    if not isinstance(answer, dict):
+        answer = {}
+    return response.status_code, answer
+
+
+def provision(
+    config_path: Path,
+    *,
+    code: str,
+    clock: Clock,
+    device_id: str | None = None,
+    api_url: str | None = None,
+    ca: Path | None = None,
+    data_dir: Path | None = None,
+    alg: Alg = "ES256",
+    force: bool = False,
+    allow_simulated: bool | None = None,
+) -> Provisioned:
+    """See the module docstring. Raises DeviceKeyError (identity exists without ``force``),
+    EnrolmentRefused (bad code, device taken), ApiUnreachable, TlsError, ConfigError."""
+    table: dict[str, Any] = {}
+    if config_path.exists():
+        table = tomllib.loads(config_path.read_text(encoding="utf-8"))
+    device_t = dict(table.get("device", {}))
+    api_t = dict(table.get("api", {}))
+    if device_id:
+        device_t["id"] = device_id
+    if data_dir:
+        device_t["data_dir"] = str(data_dir)
+    if allow_simulated is not None:
+        device_t["allow_simulated"] = allow_simulated
+    device_t["key_alg"] = alg
+    if api_url:
+        api_t["url"] = api_url
+    table["device"], table["api"] = device_t, api_t
+    cfg = parse_config(table)  # raises ConfigError naming what is missing or wrong
+    key_path = cfg.device.key_path
+    backend = FileKeyBackend(key_path)
+    existing = backend.exists()
+    if existing and not force:
+        raise DeviceKeyError(
+            f"this kiosk already has an identity ({key_path}); refusing to replace it. To "
+            "rotate it deliberately (a key_rotation record is kept), run again with --force.",
+            reason="identity_exists",
+        )
+    new_private = generate(alg)
+    new_key = SoftwareKey(new_private)
+    new_pem = public_pem(new_key.public_key())
+    roster_private = x25519.X25519PrivateKey.generate()
+    roster_pub = public_bytes(roster_private.public_key())
+
+    status, answer = _enrol(cfg.api, ca or cfg.api.ca_bundle, cfg.device.id, code, new_key,
+                            roster_pub)  # fmt: skip
+    api_confirmed = True
+    warnings: list[str] = []
+    if status == 403:
+        raise EnrolmentRefused(
+            "the API refused the enrolment code (wrong, used or expired); ask the central "
+            "team for a new one. Nothing was changed on this kiosk.",
+            reason="enrolment_code",
+        )
+    if status == 409 and existing:
+        api_confirmed = False
+        warnings.append(
+            "the API still holds this device's previous key; it switches to the new one when "
+            "it receives the key_rotation record (run `kioskctl sync`)"
+        )
+    elif status == 409:
+        raise EnrolmentRefused(
+            f"the API already has a device {cfg.device.id} with another key; choose another "
+            "device id, or ask the central team to retire the old one. Nothing was changed.",
+            reason="already_enrolled",
+        )
+    elif status not in (200, 201):
+        raise ApiProtocolError(
+            f"the API answered the enrolment with {status}; nothing was changed. Retry, or "
+            "run `kioskctl doctor` to check the API."
+        )
+    seal_key = str(answer.get("seal_public_key", "")) if status != 409 else ""
+    ca_pem = str(answer.get("api_ca_pem", "")) if status != 409 else ""
+
+    rotation_seq: int | None = None
+    previous: list[str] = []
+    old = load_enrolment(cfg.device.data_dir)
+    if old is not None:
+        previous = old.all_public_pems()
+    outbox_kw: dict[str, Any] = {
+        "device": cfg.device.id,
+        "clock": clock,
+        "min_free_bytes": cfg.outbox.min_free_mb * 1024 * 1024,
+    }
+    if existing:
+        try:
+            old_key = backend.load()
+        except DeviceKeyError as exc:
+            warnings.append(
+                f"the previous key could not be read ({exc.reason}), so no key_rotation record "
+                "could be signed: tell the central team this device was re-keyed"
+            )
+        else:
+            old_pem = public_pem(old_key.public_key())
+            if old_pem not in previous:
+                previous.append(old_pem)
+            with Outbox(cfg.device.data_dir, key=old_key, **outbox_kw) as outbox:
+                record = outbox.append(
+                    "key_rotation",
+                    {
+                        "detail": {
+                            "new_alg": alg,
+                            "new_public_key_pem": new_pem,
+                            "new_key_id": _key_fingerprint(new_pem),
+                            "old_key_id": _key_fingerprint(old_pem),
+                        }
+                    },
+                )
+            rotation_seq = record.seq
+            log.info("key_rotation record written at seq %d", rotation_seq)
+
+    # --- the switch: keys, CA, configuration, enrolment record ------------------------------
+    write_private_file(
+        key_path,
+        new_private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
+    write_private_file(
+        roster_key_path(key_path),
+        roster_private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
+    if ca_pem:
+        ca_path = config_path.parent / CA_FILE
+        ca_path.parent.mkdir(parents=True, exist_ok=True)
+        ca_path.write_text(ca_pem)
+        api_t["ca_bundle"] = str(ca_path)
+    elif ca is not None:
+        api_t["ca_bundle"] = str(ca)
+    if seal_key:
+        api_t["seal_public_key"] = seal_key
+    table["api"] = api_t
+    write_config(config_path, table)
+    if rotation_seq is None:
+        with Outbox(cfg.device.data_dir, key=new_key, **outbox_kw) as outbox:
+            outbox.append(
+                "enrolment",
+                {"detail": {"alg": alg, "key_id": _key_fingerprint(new_pem), "forced": force}},
+            )
+    previous = [p for p in previous if p.strip() != new_pem.strip()]
+    save_enrolment(
+        cfg.device.data_dir,
+        Enrolment(
+            device=cfg.device.id,
+            api_url=cfg.api.url,
+            alg=alg,
+            public_key_pem=new_pem,
+            enrolled_at=clock.wall(),
+            previous_public_keys=previous,
+            api_confirmed=api_confirmed,
+        ),
+    )
+    return Provisioned(
+        device=cfg.device.id,
+        config_path=config_path,
+        key_path=key_path,
+        rotated=existing,
+        rotation_seq=rotation_seq,
+        api_confirmed=api_confirmed,
+        warnings=tuple(warnings),
+    )

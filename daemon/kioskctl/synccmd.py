@@ -1,0 +1,52 @@
+"""``kioskctl sync``: send the queue to the API now, with a progress bar, then a heartbeat.
+
+Uses the daemon's own :class:`daemon.sync.SyncClient` batch by batch (same idempotency keys,
+so running it beside kiosk-sync.service is safe: the API answers a repeated batch with
+``duplicate``). Raises the client's SyncError on the first failure; nothing is lost.
+
+May import: ``daemon.*``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from daemon.keys import FileKeyBackend
+from daemon.kioskctl.context import Context
+from daemon.kioskctl.progress import Progress
+from daemon.outbox import Outbox
+from daemon.sync import SyncClient
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    accepted: int
+    duplicate: int
+    rejected: int
+    left: int
+
+
+async def _sync(ctx: Context, progress: Progress) -> SyncResult:
+    cfg = ctx.cfg
+    key = FileKeyBackend(cfg.device.key_path).load()
+    acc = dup = rej = 0
+    with Outbox(cfg.device.data_dir, device=cfg.device.id, key=None, clock=ctx.clock) as outbox:
+        progress.total = outbox.stats().depth
+        client = SyncClient(outbox, cfg.api, key, clock=ctx.clock)
+        try:
+            while batch := outbox.pending(cfg.api.batch_size):
+                outcome = await client.push_batch(batch)
+                acc += outcome.accepted
+                dup += outcome.duplicate
+                rej += outcome.rejected
+                progress.advance(len(batch))
+            await client.heartbeat()
+        finally:
+            await client.aclose()
+        left = outbox.stats().depth
+    return SyncResult(acc, dup, rej, left)
+
+
+def sync_now(ctx: Context, progress: Progress) -> SyncResult:
+    return asyncio.run(_sync(ctx, progress))
