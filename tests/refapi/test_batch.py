@@ -135,3 +135,25 @@ async def test_an_idempotency_key_replays_the_stored_answer(api: InProcess, dev:
 async def test_a_batch_over_the_limit_is_refused(api: InProcess, dev: SimDevice) -> None:
     r = await api.push(dev, ["x"] * 501)
     assert r.status_code == 422 and r.json()["error"] == "schema"
+
+
+async def test_a_resend_that_passed_the_early_check_still_gets_the_first_answer(
+    api: InProcess, dev: SimDevice
+) -> None:
+    # Two sends of one batch can both pass the endpoint's early Idempotency-Key check before
+    # either commits; the second then waits on the batch lock. Under the lock it must find
+    # the first answer, not classify the records again as duplicates and overwrite it.
+    # (Without that re-check the second answer says "duplicate" five times.)
+    import hashlib
+
+    from hil.refapi.app import _process_batch
+
+    batch = dev.records(5)
+    idem = ("race", hashlib.sha256(b"the batch body").hexdigest())
+    first = _process_batch(api.storage, dev.device, batch, idem, 0.0)
+    second = _process_batch(api.storage, dev.device, batch, idem, 0.0)
+    assert second == first
+    assert {r["status"] for r in second["results"]} == {"accepted"}
+    assert api.storage.idempotent_answer(dev.device, "race") is not None
+    replay = await api.push(dev, batch, key="race")
+    assert replay.status_code == 422  # another body under the same key
