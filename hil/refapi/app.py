@@ -325,7 +325,8 @@ def create_app(settings: Settings) -> FastAPI:
         if got is None:
             raise _error(404, "no_roster", "no roster has been published for this device yet")
         etag, body = got
-        if if_none_match == etag:
+        offered = {t.strip() for t in (if_none_match or "").split(",")}
+        if etag in offered or "*" in offered:
             return Response(status_code=304, headers={"ETag": etag})
         return Response(body, media_type="application/json", headers={"ETag": etag})
 
