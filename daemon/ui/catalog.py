@@ -45,6 +45,7 @@ def parse_po(text: str, *, source: str = "<po>") -> dict[str, str]:
     msgstr: list[str] | None = None
     section = ""
     line_no = 0
+    start = 0  # the line of the current entry's msgid
 
     def flush() -> None:
         nonlocal msgid, msgstr
@@ -52,11 +53,11 @@ def parse_po(text: str, *, source: str = "<po>") -> dict[str, str]:
             return
         if msgstr is None:
             raise CatalogueError(
-                f"{source}:{line_no}: msgid without msgstr; add a msgstr line",
+                f"{source}:{start}: msgid without msgstr; add a msgstr line",
             )
         key = "".join(msgid)
         if key in entries:
-            raise CatalogueError(f"{source}:{line_no}: duplicate msgid {key!r}; keep one")
+            raise CatalogueError(f"{source}:{start}: duplicate msgid {key!r}; keep one")
         entries[key] = "".join(msgstr)
         msgid = msgstr = None
 
@@ -72,6 +73,7 @@ def parse_po(text: str, *, source: str = "<po>") -> dict[str, str]:
         if line.startswith("msgid "):
             flush()
             section = "id"
+            start = line_no
             msgid = [_unquote(line[6:], source, line_no)]
         elif line.startswith("msgstr "):
             if msgid is None:

@@ -22,11 +22,20 @@ log = logging.getLogger(__name__)
 
 
 def pick(value: object, lang: str) -> str:
-    """A bilingual field in ``lang``: ``{"en": .., "cy": ..}`` → that language (``""`` if
-    absent, so the gap is visible and counted); a plain string passes through."""
+    """A bilingual field in ``lang``: ``{"en": .., "cy": ..}`` → that language. If the roster
+    sent only the other language, that text is shown rather than nothing (the person must
+    still read their question) and a warning is logged so the gap gets fixed upstream; a
+    plain string passes through."""
     if isinstance(value, Mapping):
         text = value.get(lang)
-        return text if isinstance(text, str) else ""
+        if isinstance(text, str) and text.strip():
+            return text
+        for other in sorted(LANGS - {lang}):
+            text = value.get(other)
+            if isinstance(text, str) and text.strip():
+                log.warning("a roster text has no %s version; showing %s", lang, other)
+                return text
+        return ""
     return value if isinstance(value, str) else ""
 
 

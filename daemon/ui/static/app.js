@@ -135,7 +135,7 @@
       body: JSON.stringify(body),
       cache: "no-store",
     });
-    if (!response.ok) throw new Error("status " + response.status);
+    if (!response.ok) throw new Error(String(response.status));
   }
 
   function tapData(button, action, view) {
