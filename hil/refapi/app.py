@@ -79,6 +79,28 @@ class Heartbeat(BaseModel):
     last_seq: int | None = None
 
 
+class RosterPerson(BaseModel):
+    """One person due at the office (pseudonymous; docs/api.md). Other fields pass through."""
+
+    model_config = {"extra": "allow"}
+    ref: str
+    dob_hmac: str | None = None
+    templates: list[dict[str, Any]] = []
+    next_appointment: dict[str, Any] | None = None
+    messages: list[dict[str, Any]] = []
+    questions: list[dict[str, Any]] = []
+
+
+class Roster(BaseModel):
+    """A device's roster (docs/api.md): no names, no plain dates of birth."""
+
+    model_config = {"extra": "allow"}
+    office: str | None = None
+    generated_at: str | None = None
+    dob_salt: str | None = None
+    people: list[RosterPerson]
+
+
 def _json_body(model: type[BaseModel]) -> dict[str, Any]:
     """An OpenAPI requestBody for an endpoint that reads the raw bytes (they are signed)."""
     return {
@@ -314,7 +336,17 @@ def create_app(settings: Settings) -> FastAPI:
             response.status_code = 200
         return {"sha256": sha256.lower()}
 
-    @app.get("/v1/devices/{device}/roster", responses={304: {"description": "not modified"}})
+    @app.get(
+        "/v1/devices/{device}/roster",
+        responses={
+            200: {
+                "description": "the roster, with a strong ETag",
+                "content": {"application/json": {"schema": Roster.model_json_schema()}},
+            },
+            304: {"description": "not modified (If-None-Match matched the ETag)"},
+            404: {"model": ErrorBody},
+        },
+    )
     async def roster(
         device: str,
         request: Request,
@@ -359,13 +391,20 @@ def create_app(settings: Settings) -> FastAPI:
         store.add_code(code, expires)
         return CodeAnswer(code=code, expires=expires)
 
-    @app.put("/v1/admin/devices/{device}/roster", dependencies=[Depends(admin)])
+    @app.put(
+        "/v1/admin/devices/{device}/roster",
+        dependencies=[Depends(admin)],
+        openapi_extra=_json_body(Roster),
+    )
     async def put_roster(device: str, request: Request) -> dict[str, str]:
+        """Publish a device's roster; served byte for byte with a strong ETag."""
         body = await request.body()
         try:
-            json.loads(body)
+            Roster.model_validate_json(body)
         except ValueError as exc:
-            raise _error(422, "schema", "the roster must be JSON") from exc
+            raise _error(
+                422, "schema", 'the roster must be a JSON object with "people": [{"ref": ...}]'
+            ) from exc
         return {"etag": store.put_roster(device, body)}
 
     @app.get("/v1/admin/devices/{device}", dependencies=[Depends(admin)])

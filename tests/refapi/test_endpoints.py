@@ -108,6 +108,11 @@ async def test_the_roster_is_served_with_a_strong_etag(api: InProcess, dev: SimD
     }
     put = await api.client.put(f"/v1/admin/devices/{dev.device}/roster", json=roster, headers=ADMIN)
     assert put.status_code == 200
+    for bad in ({"office": "x"}, {"people": [{"name": "not a ref"}]}, [1]):
+        refused = await api.client.put(
+            f"/v1/admin/devices/{dev.device}/roster", json=bad, headers=ADMIN
+        )
+        assert refused.status_code == 422 and refused.json()["error"] == "schema"
     r = await api.client.get(path, headers=dev.auth("GET", path))
     assert r.status_code == 200 and r.json() == roster
     etag = r.headers["ETag"]
