@@ -86,9 +86,10 @@ class Kiosk:
 _n = 0
 
 
-def provision_args(api: RefApi, folder: Path, device: str) -> list[str]:
+def provision_args(api: RefApi, folder: Path, device: str, code: str = "") -> list[str]:
+    """``--code=`` form: a code may begin with '-'."""
     return ["provision", "--device-id", device, "--api-url", api.url, "--ca", str(api.ca),
-            "--code", api.mint_code(), "--data-dir", str(folder / "data"),
+            f"--code={code or api.mint_code()}", "--data-dir", str(folder / "data"),
             "--allow-simulated"]  # fmt: skip
 
 
@@ -100,7 +101,7 @@ def kiosk(api: RefApi, tmp_path: Path) -> Iterator[Kiosk]:
         port = emu.start_pty(tmp_path / "ttyFP")
         k = Kiosk(tmp_path, tmp_path / "etc" / "kiosk.toml", api, emu,
                   FakeClock(wall=time.time(), synced=True))  # fmt: skip
-        code, out, err = k.run(*provision_args(api, tmp_path, f"kiosk-ctl{_n:03d}"))
+        code, _out, err = k.run(*provision_args(api, tmp_path, f"kiosk-ctl{_n:03d}"))
         assert code == 0, err
         k.edit("fingerprint", port=port, **FP)
         k.edit("camera", backend="simulated", width=320, height=240, gate_width=160)

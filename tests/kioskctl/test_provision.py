@@ -47,9 +47,7 @@ def test_provision_force_rotates_key_with_record_signed_by_old_key(
     kiosk: Kiosk, api: RefApi
 ) -> None:
     old = FileKeyBackend(kiosk.cfg.device.key_path).load()
-    code, out, err = kiosk.run(
-        *provision_args(api, kiosk.folder, kiosk.cfg.device.id), "--force"
-    )
+    code, out, err = kiosk.run(*provision_args(api, kiosk.folder, kiosk.cfg.device.id), "--force")
     assert code == 0, err
     assert "key_rotation record written at seq 2" in out
     new = FileKeyBackend(kiosk.cfg.device.key_path).load()
@@ -73,11 +71,9 @@ def test_provision_force_rotates_key_with_record_signed_by_old_key(
 def test_provision_with_a_used_code_changes_nothing(api: RefApi, tmp_path: Path) -> None:
     code_ = api.mint_code()
     k = Kiosk(tmp_path, tmp_path / "kiosk.toml", api, None, FakeClock(wall=time.time()))  # type: ignore[arg-type]
-    args = provision_args(api, tmp_path, "kiosk-ctl-used")
-    args[args.index("--code") + 1] = code_
+    args = provision_args(api, tmp_path, "kiosk-ctl-used", code_)
     assert k.run(*args)[0] == 0
-    args2 = provision_args(api, tmp_path / "other", "kiosk-ctl-used2")
-    args2[args2.index("--code") + 1] = code_
+    args2 = provision_args(api, tmp_path / "other", "kiosk-ctl-used2", code_)
     k2 = Kiosk(tmp_path / "other", tmp_path / "other" / "kiosk.toml", api, None,  # type: ignore[arg-type]
                FakeClock(wall=time.time()))  # fmt: skip
     code, _out, err = k2.run(*args2)

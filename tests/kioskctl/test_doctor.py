@@ -1,0 +1,277 @@
+"""``kioskctl doctor``: every check passes on a healthy simulated kiosk, and each one fails
+for its real reason, saying the fix."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import re
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from daemon.kioskctl.parts import Parts, RunResult, default_camera, default_gpio
+from drivers.camera import GatedCamera, camera_sim
+from drivers.camera.interface import CameraSettings
+from drivers.gpio import GpioBoard, GpioSettings, GpioSim
+from hil import pki as pkimod
+from hil.fingerprint import SensorEmulator
+from tests.kioskctl.conftest import Kiosk, no_systemd
+
+
+def doctor(kiosk: Kiosk, *extra: str, parts: Parts | None = None) -> tuple[int, dict[str, dict]]:
+    code, out, _err = kiosk.run("doctor", "--json", *extra, parts=parts)
+    rows = {c["name"]: c for c in json.loads(out)["checks"]}
+    return code, rows
+
+
+def test_healthy_kiosk_passes_every_check_and_prints_a_table(kiosk: Kiosk) -> None:
+    code, rows = doctor(kiosk)
+    failing = {n: r for n, r in rows.items() if r["status"] == "fail"}
+    assert code == 0, failing
+    for name in ("key", "key permissions", "key enrolment", "disk", "outbox integrity",
+                 "outbox queue", "clock", "api dns", "api tls", "clock skew", "api enrolment",
+                 "sensor", "sensor baud", "sensor library", "camera", "gpio", "tamper switch",
+                 "display", "touch"):  # fmt: skip
+        assert rows[name]["status"] == "pass", rows[name]
+    assert "valid until" in rows["api tls"]["detail"]
+    assert rows["systemd"]["status"] == "warn"  # no systemd in the test machine: said so
+    code, out, _err = kiosk.run("doctor")
+    assert code == 0
+    assert "PASS  sensor" in out and "WARN  systemd" in out and "0 failed" in out
+
+
+def test_sensor_unplugged(kiosk: Kiosk) -> None:
+    kiosk.emulator.unplug()
+    code, rows = doctor(kiosk)
+    assert code == 1
+    assert rows["sensor"]["status"] == "fail"
+    assert "cannot be opened" in rows["sensor"]["detail"]
+    assert "cable" in rows["sensor"]["fix"]
+
+
+def test_sensor_at_the_wrong_baud_is_found_and_the_fix_named(kiosk: Kiosk, tmp_path: Path) -> None:
+    with SensorEmulator("R503", time_scale=0, baud=19200) as emu:
+        kiosk.edit("fingerprint", port=emu.start_pty(tmp_path / "ttyFP19k2"))
+        code, rows = doctor(kiosk, "--no-hardware")
+        assert "sensor" not in rows  # --no-hardware leaves the parts alone
+        code, rows = doctor(kiosk)
+        assert code == 1
+        row = rows["sensor baud"]
+        assert row["status"] == "fail"
+        assert "answers at 19200 baud" in row["detail"]
+        assert "kioskctl sensor set-baud 57600 --from 19200" in row["fix"]
+        # following the fix makes the check pass
+        code, _out, err = kiosk.run("sensor", "set-baud", "57600", "--from", "19200")
+        assert code == 0, err
+        assert emu.baud == 57600
+        code, rows = doctor(kiosk)
+        assert rows["sensor"]["status"] == "pass" and rows["sensor baud"]["status"] == "pass"
+
+
+def test_templates_in_the_sensor_library_fail(kiosk: Kiosk) -> None:
+    kiosk.emulator.library[5] = bytes(512)
+    code, rows = doctor(kiosk)
+    assert code == 1
+    assert rows["sensor library"]["status"] == "fail"
+    assert "kioskctl sensor clear-library" in rows["sensor library"]["fix"]
+    code, out, _err = kiosk.run("sensor", "clear-library", "--yes")
+    assert code == 0 and "1 templates erased" in out
+    assert kiosk.emulator.library == {}
+
+
+@contextlib.contextmanager
+def missing_camera(settings: CameraSettings) -> Iterator[GatedCamera]:
+    """The simulated camera with its ribbon cable out."""
+    from drivers.camera import SyntheticCamera
+
+    source = SyntheticCamera(settings.width, settings.height)
+    source.unplug()
+    camera = GatedCamera(source, settings)
+    camera.open()  # raises CameraNotFound, as the real one does
+    yield camera
+
+
+@contextlib.contextmanager
+def dark_camera(settings: CameraSettings) -> Iterator[GatedCamera]:
+    from drivers.camera import Shot
+
+    with default_camera(settings) as camera:
+        camera_sim(camera).script([Shot.DARK, Shot.DARK])
+        yield camera
+
+
+def test_camera_missing(kiosk: Kiosk) -> None:
+    code, rows = doctor(kiosk, parts=Parts(camera=missing_camera, run=no_systemd))
+    assert code == 1
+    assert rows["camera"]["status"] == "fail"
+    assert "no camera" in rows["camera"]["detail"]
+    assert "ribbon cable" in rows["camera"]["fix"]
+
+
+def test_camera_exposure_not_sane_warns(kiosk: Kiosk) -> None:
+    code, rows = doctor(kiosk, parts=Parts(camera=dark_camera, run=no_systemd))
+    assert code == 0
+    assert rows["camera"]["status"] == "warn" and "too_dark" in rows["camera"]["detail"]
+    assert "lighting" in rows["camera"]["fix"]
+
+
+@contextlib.contextmanager
+def open_enclosure(settings: GpioSettings) -> Iterator[GpioBoard]:
+    with default_gpio(settings) as board:
+        GpioSim(board).open_enclosure()
+        yield board
+
+
+def test_tamper_switch_open(kiosk: Kiosk) -> None:
+    code, rows = doctor(kiosk, parts=Parts(gpio=open_enclosure, run=no_systemd))
+    assert code == 1
+    assert rows["tamper switch"]["status"] == "fail"
+    assert "close the enclosure" in rows["tamper switch"]["fix"]
+
+
+@contextlib.contextmanager
+def tls_server(cert: Path, key: Path) -> Iterator[int]:
+    """A loopback TLS server presenting ``cert`` (handshakes only); yields its port."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert), str(key))
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _addr = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.settimeout(2)
+            with contextlib.suppress(OSError), ctx.wrap_socket(conn, server_side=True):
+                pass
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(2)
+        listener.close()
+
+
+def test_expired_api_certificate(kiosk: Kiosk, tmp_path: Path) -> None:
+    now = dt.datetime.now(dt.UTC)
+    pki = pkimod.create(
+        tmp_path / "expired-pki", server_days=1, server_not_before=now - dt.timedelta(days=3)
+    )
+    with tls_server(pki.server_cert, pki.server_key) as port:
+        kiosk.edit("api", url=f"https://127.0.0.1:{port}/", ca_bundle=str(pki.ca_cert))
+        code, rows = doctor(kiosk, "--no-hardware")
+    assert code == 1
+    row = rows["api tls"]
+    assert row["status"] == "fail"
+    expired_on = (now - dt.timedelta(days=2)).strftime("%Y-%m-%d")
+    assert f"expired on {expired_on}" in row["detail"]
+    assert "renew" in row["fix"]
+    assert "clock skew" not in rows  # nothing more is asked of a server we cannot trust
+
+
+def test_api_unreachable(kiosk: Kiosk) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    kiosk.edit("api", url=f"https://127.0.0.1:{port}/")
+    code, rows = doctor(kiosk, "--no-hardware")
+    assert code == 1
+    assert rows["api tls"]["status"] == "fail" and "cannot connect" in rows["api tls"]["detail"]
+    assert "firewall" in rows["api tls"]["fix"]
+
+
+def test_clock_skew_from_the_servers_date_header(kiosk: Kiosk) -> None:
+    kiosk.clock.step_wall(3600)  # the kiosk's clock is an hour fast
+    code, rows = doctor(kiosk, "--no-hardware")
+    assert code == 1
+    row = rows["clock skew"]
+    assert row["status"] == "fail"
+    skew = int(re.search(r"(\d+) s ahead of the API", row["detail"])[1])  # type: ignore[index]
+    assert 3590 <= skew <= 3610  # the fake clock stands still while the test runs
+    assert "timedatectl" in row["fix"]
+    assert rows["api enrolment"]["status"] == "fail"
+    assert "clock" in rows["api enrolment"]["detail"]
+
+
+def test_unsynchronised_clock_warns(kiosk: Kiosk) -> None:
+    kiosk.clock.set_synced(False)
+    _code, rows = doctor(kiosk, "--no-hardware")
+    assert rows["clock"]["status"] == "warn" and "NTP" in rows["clock"]["fix"]
+
+
+def test_full_disk(kiosk: Kiosk) -> None:
+    kiosk.edit("outbox", min_free_mb=50_000_000)  # a reserve larger than any free space
+    code, rows = doctor(kiosk, "--no-hardware")
+    assert code == 1
+    assert rows["disk"]["status"] == "fail"
+    assert "new check-ins are refused" in rows["disk"]["detail"]
+    assert "free space" in rows["disk"]["fix"]
+
+
+def test_wrong_key_permissions(kiosk: Kiosk) -> None:
+    kiosk.cfg.device.key_path.chmod(0o644)
+    code, rows = doctor(kiosk, "--no-hardware")
+    assert code == 1
+    row = rows["key permissions"]
+    assert row["status"] == "fail" and "0644" in row["detail"]
+    assert f"chmod 600 {kiosk.cfg.device.key_path}" in row["fix"]
+
+
+def test_key_that_is_not_the_enrolled_one(kiosk: Kiosk) -> None:
+    from daemon.keys import FileKeyBackend
+
+    FileKeyBackend(kiosk.cfg.device.key_path).create(overwrite=True)  # swapped behind our back
+    code, rows = doctor(kiosk, "--no-hardware")
+    assert code == 1
+    assert rows["key enrolment"]["status"] == "fail"
+    assert rows["api enrolment"]["status"] == "fail"  # the API refuses the signature too
+    assert "provision --force" in rows["key enrolment"]["fix"]
+
+
+def test_parked_records_and_corrupt_outbox(kiosk: Kiosk) -> None:
+    with kiosk.outbox() as outbox:
+        rec = outbox.append("boot", {})
+        outbox.resolve(rec.seq, {rec.seq: "schema"})
+    _code, rows = doctor(kiosk, "--no-hardware")
+    assert rows["outbox parked"]["status"] == "warn"
+    assert "kioskctl outbox list --parked" in rows["outbox parked"]["fix"]
+    db = kiosk.cfg.device.data_dir / "outbox.sqlite3"
+    for suffix in ("-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    db.write_bytes(b"this is not a database" * 500)  # a card that lost the file
+    code, rows = doctor(kiosk, "--no-hardware")
+    assert code == 1
+    assert rows["outbox integrity"]["status"] == "fail"
+    assert "salvages every record" in rows["outbox integrity"]["fix"]
+
+
+def failed_unit(argv: list[str], timeout_s: float) -> RunResult:
+    if argv[:2] == ["systemctl", "show"] and argv[2] == "kiosk-sync.service":
+        return 0, ("LoadState=loaded\nActiveState=failed\nSubState=failed\nResult=watchdog\n"
+                   "NRestarts=5\nExecMainStatus=0\n")  # fmt: skip
+    return (
+        0,
+        "LoadState=loaded\nActiveState=active\nSubState=running\nResult=success\nNRestarts=0\n",
+    )
+
+
+def test_failed_systemd_unit(kiosk: Kiosk) -> None:
+    code, rows = doctor(kiosk, "--no-hardware", parts=Parts(run=failed_unit))
+    assert code == 1
+    assert rows["kiosk"]["status"] == "pass"
+    row = rows["kiosk-sync"]
+    assert row["status"] == "fail" and "watchdog" in row["detail"]
+    assert "systemctl restart kiosk-sync.service" in row["fix"]
