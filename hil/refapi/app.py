@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -28,6 +29,8 @@ from daemon.reqauth import RequestAuthError, parse_device, verify_request
 from hil.refapi.storage import EnrolmentRefused, SqliteStorage, Storage
 
 MAX_BATCH = 500
+#: fault plan entries: "500", "503[:retry-after s]", "garbage", "stall[:s]", "lie"
+_FAULT = re.compile(r"500|503(:\d{1,4})?|garbage|stall(:\d{1,3}(\.\d+)?)?|lie")
 
 
 class EnrolRequest(BaseModel):
@@ -447,6 +450,13 @@ def create_app(settings: Settings) -> FastAPI:
     def faults(plan: list[str]) -> dict[str, int]:
         if not settings.faults.enabled:
             raise _error(403, "faults_disabled", "start the server with fault injection enabled")
+        bad = [entry for entry in plan if not _FAULT.fullmatch(entry)]
+        if bad:
+            raise _error(
+                422,
+                "fault_plan",
+                f"unknown fault {bad[0]!r}; use 500, 503[:s], garbage, stall[:s] or lie",
+            )
         settings.faults.plan.extend(plan)
         return {"queued": len(settings.faults.plan)}
 

@@ -200,3 +200,19 @@ async def test_admin_lists_records_in_pages_and_heartbeats_newest_first(
         clock.now += 60
     beats = await api.client.get(f"/v1/admin/devices/{dev.device}/heartbeats", headers=ADMIN)
     assert [b["body"]["queue_depth"] for b in beats.json()] == [2, 1]
+
+
+async def test_a_fault_plan_is_consumed_by_device_requests_only(
+    api: InProcess, dev: SimDevice
+) -> None:
+    r = await api.client.post("/v1/admin/faults", json=["teapot"], headers=ADMIN)
+    assert r.status_code == 422 and r.json()["error"] == "fault_plan"
+    r = await api.client.post("/v1/admin/faults", json=["503:9", "lie"], headers=ADMIN)
+    assert r.json() == {"queued": 2}
+    assert (await api.client.get("/v1/health")).status_code == 200  # not consumed
+    busy = await api.push(dev, dev.records(1))
+    assert busy.status_code == 503 and busy.headers["Retry-After"] == "9"
+    assert api.storage.count(dev.device) == 0
+    lied = await api.push(dev, [dev.next_record()])  # seq 2 arrives; seq 1 was never stored
+    assert lied.status_code == 500
+    assert api.storage.count(dev.device) == 1 and api.storage.gaps(dev.device) == [(1, 1)]
