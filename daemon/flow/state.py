@@ -1,0 +1,169 @@
+"""The check-in flow's state: immutable values, replaced (never mutated) by each step.
+
+:class:`Kiosk` is the whole state: settings, roster, language, locks, alerts, and the
+:class:`Session` of the person checking in (None when idle). :class:`Screen` lists every
+screen the UI draws; :func:`daemon.flow.view.view` says which one applies.
+
+May import: the standard library and daemon.roster.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from daemon.roster import IdentifyLimiter, Person, Roster
+
+LANGS = ("en", "cy")
+
+
+class Screen(enum.StrEnum):
+    """Every screen the UI draws (docs/checkin-flow.md documents each view's fields)."""
+
+    IDLE = "idle"
+    IDENTIFY = "identify"
+    FINGERPRINT = "fingerprint"
+    PHOTO = "photo"
+    QUESTIONS = "questions"
+    MESSAGES = "messages"
+    CONFIRM = "confirm"
+    DONE = "done"
+    FALLBACK = "fallback"
+    SEE_RECEPTION = "see_reception"
+    STAFF = "staff"
+
+
+class Stage(enum.StrEnum):
+    """Where a session is. ``COMMITTING`` waits for RecordCommitted/CommitFailed."""
+
+    IDENTIFY = "identify"
+    FINGERPRINT = "fingerprint"
+    FALLBACK = "fallback"
+    PHOTO = "photo"
+    QUESTIONS = "questions"
+    MESSAGES = "messages"
+    CONFIRM = "confirm"
+    COMMITTING = "committing"
+    DONE = "done"
+    SEE_RECEPTION = "see_reception"
+
+
+@dataclass(frozen=True, slots=True)
+class FlowConfig:
+    """Settings (seconds are monotonic seconds).
+
+    ``session_timeout_s``: inactivity before a session is abandoned; the warning shows
+    ``warn_s`` before that and MoreTime restarts the full period. ``result_s``: how long done
+    and see_reception stay before returning to idle (nothing is lost then, so no warning)."""
+
+    ref_prefix: str = "CR-"
+    ref_digits: int = 6
+    max_finger_attempts: int = 3
+    session_timeout_s: float = 120.0
+    warn_s: float = 30.0
+    result_s: float = 20.0
+    staff_timeout_s: float = 180.0
+    staff_pin_max: int = 12
+    staff_pin_attempts: int = 3
+    staff_lock_s: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """One person's visit, from Start to idle. Holds the person only after identification."""
+
+    id: int
+    stage: Stage
+    last_input: float
+    warned: bool = False
+    # identify
+    entry_field: str = "ref"  # "ref" | "dob"
+    ref_digits: str = field(default="", repr=False)
+    dob_digits: str = field(default="", repr=False)
+    identify_error: str | None = None
+    identify_failures: int = 0
+    person: Person | None = field(default=None, repr=False)
+    # fingerprint
+    finger_phase: str = "place"  # place | scanning | retry | no_finger
+    finger_attempts: int = 0
+    score: int | None = None
+    threshold: int | None = None
+    fallback: str | None = None  # why: fingerprint_failed | cannot_use_finger | sensor_fault
+    verified: bool = False
+    # photo
+    photo_phase: str = "notice"  # notice | capturing
+    photo: str | None = None
+    # questions and messages
+    q_index: int = 0
+    answers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    m_index: int = 0
+    flags: tuple[str, ...] = ()
+    help_requested: bool = False
+    # outcome
+    fault: str | None = None  # the part that failed
+    commit_id: int | None = None
+    committed: bool = False
+    reception_reason: str | None = None
+
+    @property
+    def identified(self) -> bool:
+        return self.person is not None
+
+    def answer(self, qid: str) -> str | None:
+        for k, v in self.answers:
+            if k == qid:
+                return v
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Staff:
+    """Staff mode, layered over whatever the kiosk was doing (which is paused)."""
+
+    phase: str = "pin"  # pin | checking | menu | saving
+    pin: str = field(default="", repr=False)
+    staff_id: str | None = None
+    last_input: float = 0.0
+    result: str | None = None  # outcome of the last action, for the staff screen
+    commit_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Kiosk:
+    """The whole state of the flow. Build the first one with :func:`initial`."""
+
+    config: FlowConfig
+    roster: Roster = field(repr=False)
+    limiter: IdentifyLimiter
+    now: float = 0.0
+    lang: str = "en"
+    large_text: bool = False
+    session: Session | None = None
+    notice: str | None = None  # see_reception with no session: help | fault | identify_locked
+    notice_since: float = 0.0
+    tamper: bool = False
+    enclosure_open: bool = False
+    alerts: tuple[str, ...] = ()
+    unsaved: tuple[str, ...] = field(default=(), repr=False)  # refs whose record failed
+    staff: Staff | None = None
+    staff_failures: int = 0
+    staff_locked_until: float = 0.0
+    next_commit: int = 1
+    next_session: int = 1
+    background: tuple[int, ...] = ()  # kiosk records (tamper) awaiting their result
+
+
+def initial(
+    config: FlowConfig | None = None,
+    roster: Roster | None = None,
+    limiter: IdentifyLimiter | None = None,
+    *,
+    now: float = 0.0,
+) -> Kiosk:
+    """The idle kiosk (the roster is empty until RosterLoaded)."""
+    return Kiosk(
+        config=config or FlowConfig(),
+        roster=roster or Roster.empty(),
+        limiter=limiter or IdentifyLimiter(),
+        now=now,
+    )

@@ -1,0 +1,398 @@
+"""The roster: who may check in at this kiosk, parsed and validated from the API's JSON.
+
+The roster (docs/api.md, "Roster") lists the people due at this office by case reference, with
+an HMAC of their date of birth (never the date itself), their fingerprint templates sealed to
+the device's roster key, their next appointment, officer messages and per-person questions. It
+carries no names. This module turns that JSON into frozen dataclasses, refusing anything
+malformed with an error that names the field, and answers one question: "do this case
+reference and this date of birth belong to someone on the roster?" in constant time with
+respect to which part was wrong and whether the reference exists.
+
+It also holds the standard kiosk questions (one place) and :class:`IdentifyLimiter`, the
+kiosk-wide brake on guessing case references.
+
+Pure: no I/O, no clock reads, no threads; times are passed in (monotonic seconds).
+
+May import: the standard library and daemon.errors.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import hmac
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from daemon.errors import ApiProtocolError
+
+#: The most per-person questions an officer may set for one check-in (HMPPS uses 3).
+MAX_PERSON_QUESTIONS = 5
+#: The most officer messages shown in one check-in.
+MAX_MESSAGES = 5
+MAX_TEXT = 500
+_REF = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,31}$")
+_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_FINGERS = frozenset(
+    f"{side}_{finger}"
+    for side in ("left", "right")
+    for finger in ("thumb", "index", "middle", "ring", "little")
+)
+
+
+class RosterInvalid(ApiProtocolError):
+    """The roster from the API does not match docs/api.md. The kiosk keeps using the roster it
+    already has; tell the service desk (the message names the field, never a person)."""
+
+    reason = "roster_invalid"
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """A string in both languages; neither may be empty (English and Welsh are equal)."""
+
+    en: str
+    cy: str
+
+    def get(self, lang: str) -> str:
+        return self.cy if lang == "cy" else self.en
+
+    def as_dict(self) -> dict[str, str]:
+        return {"en": self.en, "cy": self.cy}
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    id: str
+    text: Text
+
+
+YES_NO: tuple[Option, ...] = (
+    Option("yes", Text("Yes", "Ydw")),
+    Option("no", Text("No", "Nac ydw")),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """One question. ``kind`` is ``yes_no`` or ``choice`` (``options`` then lists the answers);
+    an answer equal to ``flag_if`` (one of the option ids, or None) raises ``see_officer``."""
+
+    id: str
+    text: Text
+    kind: str = "yes_no"
+    flag_if: str | None = None
+    options: tuple[Option, ...] = YES_NO
+    standard: bool = False
+
+
+#: The standard kiosk questions, asked of everyone, in this order, before any per-person ones.
+#: ``speak_to_someone`` is asked last among them; the "I need to speak to someone" button is
+#: also on every screen.
+STANDARD_QUESTIONS: tuple[Question, ...] = (
+    Question(
+        "address_changed",
+        Text(
+            "Have you moved home since you last reported?",
+            "Ydych chi wedi symud tŷ ers i chi adrodd ddiwethaf?",
+        ),
+        standard=True,
+    ),
+    Question(
+        "phone_changed",
+        Text("Has your phone number changed?", "Ydy eich rhif ffôn wedi newid?"),
+        standard=True,
+    ),
+    Question(
+        "work_changed",
+        Text(
+            "Have you started, stopped or changed work or training?",
+            "Ydych chi wedi dechrau, gorffen neu newid gwaith neu hyfforddiant?",
+        ),
+        standard=True,
+    ),
+    Question(
+        "police_contact",
+        Text(
+            "Have you had any contact with the police?",
+            "Ydych chi wedi cael unrhyw gysylltiad â'r heddlu?",
+        ),
+        flag_if="yes",
+        standard=True,
+    ),
+    Question(
+        "wellbeing",
+        Text("How are you coping at the moment?", "Sut ydych chi'n ymdopi ar hyn o bryd?"),
+        kind="choice",
+        flag_if="struggling",
+        options=(
+            Option("good", Text("Well", "Yn dda")),
+            Option("ok", Text("OK", "Iawn")),
+            Option("struggling", Text("I am struggling", "Rwy'n cael trafferth")),
+        ),
+        standard=True,
+    ),
+    Question(
+        "speak_to_someone",
+        Text("Do you want to speak to someone today?", "Ydych chi eisiau siarad â rhywun heddiw?"),
+        flag_if="yes",
+        standard=True,
+    ),
+)
+STANDARD_IDS = frozenset(q.id for q in STANDARD_QUESTIONS)
+
+
+@dataclass(frozen=True, slots=True)
+class Appointment:
+    at: str  # RFC 3339, as the API sent it
+    place: Text
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: str
+    text: Text
+
+
+@dataclass(frozen=True, slots=True)
+class SealedTemplate:
+    """A fingerprint template sealed (HPKE) to the device's roster key; opened only by the
+    composition root, in memory, for one 1:1 match (daemon.sealing.RosterKey)."""
+
+    finger: str
+    sealed: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """Someone due at this kiosk. ``repr`` hides the reference and the DOB HMAC so a logged
+    object never carries them."""
+
+    ref: str = field(repr=False)
+    dob_hmac: bytes = field(repr=False)
+    templates: tuple[SealedTemplate, ...] = ()
+    next_appointment: Appointment | None = None
+    messages: tuple[Message, ...] = ()
+    questions: tuple[Question, ...] = ()
+
+    def all_questions(self) -> tuple[Question, ...]:
+        """The standard questions, then the officer's questions for this person."""
+        return STANDARD_QUESTIONS + self.questions
+
+
+@dataclass(frozen=True, slots=True)
+class Roster:
+    office: str
+    generated_at: str
+    dob_salt: bytes = field(repr=False)
+    people: tuple[Person, ...] = field(default=(), repr=False)
+
+    @classmethod
+    def empty(cls) -> Roster:
+        """The roster before the first sync: nobody can be identified (staff override still
+        works)."""
+        return cls(office="", generated_at="", dob_salt=b"\0" * 16)
+
+    def lookup(self, ref: str, dob: dt.date) -> Person | None:
+        """The person whose case reference is ``ref`` and whose date of birth is ``dob``, or
+        None. Every person is compared, with constant-time comparisons, whatever the input,
+        so the time taken does not say whether the reference exists or which part was wrong.
+        Cost: one HMAC plus two comparisons per person (about 1 µs each)."""
+        mac = dob_hmac(self.dob_salt, dob)
+        want_ref = ref.encode("utf-8")
+        found: Person | None = None
+        for person in self.people:
+            ref_ok = hmac.compare_digest(person.ref.encode("utf-8"), want_ref)
+            dob_ok = hmac.compare_digest(person.dob_hmac, mac)
+            if ref_ok & dob_ok:
+                found = person
+        return found
+
+    def __len__(self) -> int:
+        return len(self.people)
+
+
+def dob_hmac(salt: bytes, dob: dt.date) -> bytes:
+    """HMAC-SHA256(salt, "YYYY-MM-DD") as docs/api.md defines it (raw 32 bytes)."""
+    return hmac.new(salt, dob.isoformat().encode("ascii"), hashlib.sha256).digest()
+
+
+# --- parsing -----------------------------------------------------------------------------------
+
+
+def _fail(path: str, what: str) -> RosterInvalid:
+    return RosterInvalid(
+        f"roster field {path}: {what}. The kiosk keeps its previous roster; report this to the "
+        "service desk so the roster can be re-issued."
+    )
+
+
+def _obj(value: Any, path: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise _fail(path, "must be an object")
+    return value
+
+
+def _list(value: Any, path: str, *, limit: int | None = None) -> Sequence[Any]:
+    if not isinstance(value, list):
+        raise _fail(path, "must be a list")
+    if limit is not None and len(value) > limit:
+        raise _fail(path, f"has {len(value)} entries; at most {limit} are allowed")
+    return value
+
+
+def _str(obj: Mapping[str, Any], key: str, path: str, *, pattern: re.Pattern[str] | None = None,
+         limit: int = MAX_TEXT) -> str:  # fmt: skip
+    value = obj.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(f"{path}.{key}", "must be a non-empty string")
+    if len(value) > limit:
+        raise _fail(f"{path}.{key}", f"is longer than {limit} characters")
+    if pattern is not None and not pattern.match(value):
+        raise _fail(f"{path}.{key}", "has characters that are not allowed")
+    return value
+
+
+def _b64(obj: Mapping[str, Any], key: str, path: str) -> bytes:
+    text = _str(obj, key, path, limit=1 << 20)
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise _fail(f"{path}.{key}", "is not base64") from exc
+
+
+def _text(obj: Mapping[str, Any], prefix: str, path: str) -> Text:
+    return Text(_str(obj, f"{prefix}en", path), _str(obj, f"{prefix}cy", path))
+
+
+def _question(raw: Any, path: str) -> Question:
+    q = _obj(raw, path)
+    qid = _str(q, "id", path, pattern=_ID)
+    if qid in STANDARD_IDS:
+        raise _fail(f"{path}.id", "repeats a standard question id")
+    kind = q.get("kind", "yes_no")
+    if kind == "yes_no":
+        options = YES_NO
+    elif kind == "choice":
+        opts = _list(q.get("options"), f"{path}.options", limit=6)
+        if len(opts) < 2:
+            raise _fail(f"{path}.options", "needs at least 2 options")
+        options = tuple(
+            Option(
+                _str(_obj(o, f"{path}.options[{i}]"), "id", f"{path}.options[{i}]", pattern=_ID),
+                _text(_obj(o, f"{path}.options[{i}]"), "", f"{path}.options[{i}]"),
+            )
+            for i, o in enumerate(opts)
+        )
+    else:
+        raise _fail(f"{path}.kind", "must be yes_no or choice")
+    flag_if = q.get("flag_if")
+    if flag_if is not None and flag_if not in {o.id for o in options}:
+        raise _fail(f"{path}.flag_if", "must be one of the question's answers")
+    return Question(qid, _text(q, "", path), kind, flag_if, options)
+
+
+def _person(raw: Any, path: str, seen: set[str]) -> Person:
+    p = _obj(raw, path)
+    ref = _str(p, "ref", path, pattern=_REF, limit=32)
+    if ref in seen:
+        raise _fail(f"{path}.ref", "repeats a reference already on the roster")
+    seen.add(ref)
+    mac = _b64(p, "dob_hmac", path)
+    if len(mac) != 32:
+        raise _fail(f"{path}.dob_hmac", "must be a 32-byte HMAC-SHA256")
+    templates = []
+    for i, t in enumerate(_list(p.get("templates", []), f"{path}.templates", limit=10)):
+        tp = f"{path}.templates[{i}]"
+        finger = _str(_obj(t, tp), "finger", tp)
+        if finger not in _FINGERS:
+            raise _fail(f"{tp}.finger", "must name a finger such as right_index")
+        templates.append(SealedTemplate(finger, _b64(t, "sealed", tp)))
+    appt: Appointment | None = None
+    if p.get("next_appointment") is not None:
+        ap = f"{path}.next_appointment"
+        a = _obj(p["next_appointment"], ap)
+        at = _str(a, "at", ap)
+        try:
+            dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise _fail(f"{ap}.at", "must be an RFC 3339 date-time") from exc
+        appt = Appointment(at, _text(a, "place_", ap))
+    messages = tuple(
+        Message(
+            _str(_obj(m, f"{path}.messages[{i}]"), "id", f"{path}.messages[{i}]", pattern=_ID),
+            _text(m, "", f"{path}.messages[{i}]"),
+        )
+        for i, m in enumerate(_list(p.get("messages", []), f"{path}.messages", limit=MAX_MESSAGES))
+    )
+    questions = tuple(
+        _question(q, f"{path}.questions[{i}]")
+        for i, q in enumerate(
+            _list(p.get("questions", []), f"{path}.questions", limit=MAX_PERSON_QUESTIONS)
+        )
+    )
+    if len({q.id for q in questions}) != len(questions):
+        raise _fail(f"{path}.questions", "has two questions with the same id")
+    return Person(ref, mac, tuple(templates), appt, messages, questions)
+
+
+def parse_roster(data: Any) -> Roster:
+    """Validate the decoded roster JSON (docs/api.md) and return a :class:`Roster`.
+
+    Raises :class:`RosterInvalid` naming the first bad field by path (``people[3].dob_hmac``);
+    messages never contain a case reference or any other value from the roster."""
+    root = _obj(data, "roster")
+    office = _str(root, "office", "roster", limit=64)
+    generated = _str(root, "generated_at", "roster", limit=64)
+    salt = _b64(root, "dob_salt", "roster")
+    if len(salt) < 16:
+        raise _fail("roster.dob_salt", "must be at least 16 bytes")
+    seen: set[str] = set()
+    people = tuple(
+        _person(p, f"people[{i}]", seen)
+        for i, p in enumerate(_list(root.get("people"), "roster.people"))
+    )
+    return Roster(office, generated, salt, people)
+
+
+# --- identify attempt limiter --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IdentifyLimiter:
+    """A kiosk-wide brake on guessing case references (pure; times in monotonic seconds).
+
+    Identification locks for ``lock_s`` after ``per_session`` failures in one session, or after
+    ``per_window`` failures across all sessions within ``window_s``. While locked, every
+    identify attempt is refused without being checked, so the answer never depends on whether
+    a reference exists. Only failures count; a success resets the session count.
+    """
+
+    per_session: int = 5
+    per_window: int = 10
+    window_s: float = 60.0
+    lock_s: float = 300.0
+    failures: tuple[float, ...] = ()  # recent failure times, oldest first
+    locked_until: float = 0.0
+
+    def locked(self, now: float) -> bool:
+        return now < self.locked_until
+
+    def failed(self, now: float, session_failures: int) -> IdentifyLimiter:
+        """Count one failure at ``now``; ``session_failures`` includes it."""
+        recent = (*(t for t in self.failures if now - t < self.window_s), now)
+        locked_until = self.locked_until
+        if session_failures >= self.per_session or len(recent) >= self.per_window:
+            locked_until = max(locked_until, now + self.lock_s)
+            recent = ()
+        return IdentifyLimiter(
+            self.per_session, self.per_window, self.window_s, self.lock_s, recent, locked_until
+        )
+
+    def unlock(self) -> IdentifyLimiter:
+        """Staff lifted the lock."""
+        return IdentifyLimiter(self.per_session, self.per_window, self.window_s, self.lock_s)
