@@ -22,7 +22,9 @@ from hil.fingerprint import SensorEmulator
 from tests.kioskctl.conftest import Kiosk, no_systemd
 
 
-def doctor(kiosk: Kiosk, *extra: str, parts: Parts | None = None) -> tuple[int, dict[str, dict]]:
+def doctor(
+    kiosk: Kiosk, *extra: str, parts: Parts | None = None
+) -> tuple[int, dict[str, dict[str, str]]]:
     code, out, _err = kiosk.run("doctor", "--json", *extra, parts=parts)
     rows = {c["name"]: c for c in json.loads(out)["checks"]}
     return code, rows

@@ -1,0 +1,106 @@
+"""``kioskctl bundle``: the diagnostics archive holds the useful parts and no personal data."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+from daemon.kioskctl.parts import Parts, RunResult
+from daemon.kioskctl.progress import Progress
+from tests.kioskctl.conftest import Kiosk
+
+CASE_REF = "CR-123456"
+ANSWER = "I moved in with my sister at 12 Acacia Road"
+ROSTER_REF = "CR-777001"
+ROSTER_MESSAGE = "Please bring your payslips on Tuesday"
+EMAIL = "jo.bloggs@example.org"
+PHONE = "07700 900123"
+BIRTH_DATE = "1990-04-17"
+PLANTED = [CASE_REF, ANSWER, ROSTER_REF, ROSTER_MESSAGE, EMAIL, PHONE, BIRTH_DATE]
+
+
+def journal_with_personal_data(argv: list[str], timeout_s: float) -> RunResult:
+    if argv[0] == "journalctl":
+        return 0, (
+            "2026-11-23T09:15:02+0000 kiosk[412]: fingerprint sensor reconnected\n"
+            f"2026-11-23T09:15:03+0000 kiosk[412]: check-in for {CASE_REF} answered {ANSWER!r}\n"
+            f"2026-11-23T09:15:04+0000 kiosk[412]: staff note {EMAIL} {PHONE} dob {BIRTH_DATE}\n"
+        )
+    return None
+
+
+def test_bundle_holds_no_personal_data(kiosk: Kiosk) -> None:
+    with kiosk.outbox() as outbox:
+        outbox.append("checkin", {"person": CASE_REF, "answers": {"moved": ANSWER}})
+    kiosk.edit("device", office=CASE_REF)  # planted where it does not belong
+    kiosk.edit("staff", pin_hash="pbkdf2$1000$c2FsdA$aGFzaA")
+    roster = {
+        "people": [
+            {
+                "ref": ROSTER_REF,
+                "messages": [{"id": "m1", "en": ROSTER_MESSAGE, "cy": "Dewch a'ch slipiau cyflog"}],
+            }
+        ]
+    }
+    (kiosk.cfg.device.data_dir / "roster.json").write_text(json.dumps(roster))
+    app_log = kiosk.folder / "kiosk-ui.log"
+    app_log.write_text(f"ui: screen done for {ROSTER_REF} ({ROSTER_MESSAGE})\nui: idle\n")
+    target = kiosk.folder / "out" / "bundle.tar.gz"
+
+    code, out, err = kiosk.run(
+        "bundle", "--out", str(target), "--log-file", str(app_log),
+        parts=Parts(run=journal_with_personal_data),
+    )  # fmt: skip
+    assert code == 0, err
+    assert "personal values removed" in out
+
+    with tarfile.open(target, "r:gz") as tar:
+        members = {m.name.split("/", 1)[1]: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
+    assert set(members) == {
+        "doctor.json", "figures.json", "outbox-summary.txt", "config.toml",
+        "logs/journal.txt", "logs/kiosk-ui.log.txt", "manifest.json",
+    }  # fmt: skip
+    everything = b"\n".join(members.values())
+    for planted in PLANTED:
+        assert planted.encode() not in everything, planted
+    assert b"PRIVATE KEY" not in everything
+    assert b"pbkdf2$" not in everything
+    assert b"eyJ" not in everything  # no record (compact JWS) at all
+    # ...while what an engineer needs is still there
+    journal = members["logs/journal.txt"].decode()
+    assert "fingerprint sensor reconnected" in journal
+    assert "2026-11-23T09:15:03+0000" in journal  # timestamps are not mistaken for birth dates
+    assert "ui: idle" in members["logs/kiosk-ui.log.txt"].decode()
+    summary = members["outbox-summary.txt"].decode()
+    assert "checkin" in summary and "enrolment" in summary
+    figures = json.loads(members["figures.json"])
+    assert figures["outbox"]["depth"] == 2
+    doctor_rows = {r["name"]: r["status"] for r in json.loads(members["doctor.json"])}
+    assert doctor_rows["api tls"] == "pass"
+    assert f'id = "{kiosk.cfg.device.id}"' in members["config.toml"].decode()
+
+
+class FakeTty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_draws_only_on_a_terminal_after_the_delay() -> None:
+    now = [0.0]
+    tty = FakeTty()
+    with Progress("export", 4, stream=tty, monotonic=lambda: now[0]) as bar:
+        bar.advance()  # quick work draws nothing
+        now[0] = 1.0
+        bar.advance()
+        now[0] = 2.0
+        bar.advance(2)
+    text = tty.getvalue()
+    assert "export [" in text and "4/4 100%" in text and text.endswith("\n")
+    assert "1/4" not in text  # nothing before the delay
+
+    pipe = io.StringIO()
+    with Progress("export", 4, stream=pipe, monotonic=lambda: now[0]) as bar:
+        now[0] = 10.0
+        bar.advance(4)
+    assert pipe.getvalue() == ""

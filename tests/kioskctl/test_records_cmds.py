@@ -1,0 +1,95 @@
+"""``kioskctl outbox list | verify | export``, ``kioskctl sync`` and ``kioskctl status``."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from jwcrypto import jwk, jws
+
+from daemon.keys import FileKeyBackend, public_pem
+from tests.kioskctl.conftest import Kiosk
+
+PERSON = "CR-654321"
+
+
+def add_checkins(kiosk: Kiosk, n: int) -> None:
+    with kiosk.outbox() as outbox:
+        for _ in range(n):
+            outbox.append("checkin", {"person": PERSON, "answers": {"moved": "a new flat"},
+                                      "verify": {"method": "fingerprint", "score": 99,
+                                                 "threshold": 60, "attempts": 1}})  # fmt: skip
+
+
+def test_list_shows_the_queue_without_personal_data(kiosk: Kiosk) -> None:
+    add_checkins(kiosk, 3)
+    code, out, _err = kiosk.run("outbox", "list")
+    assert code == 0
+    lines = out.splitlines()
+    assert [line.split()[:3] for line in lines[1:]] == [
+        ["1", "pending", "enrolment"],
+        ["2", "pending", "checkin"],
+        ["3", "pending", "checkin"],
+        ["4", "pending", "checkin"],
+    ]
+    assert PERSON not in out and "a new flat" not in out
+
+
+def test_verify_passes_then_catches_an_altered_record(kiosk: Kiosk) -> None:
+    add_checkins(kiosk, 4)
+    code, out, _err = kiosk.run("outbox", "verify")
+    assert (code, out.strip()) == (0, "OK: 5 records verified from genesis to seq 5")
+    db = sqlite3.connect(kiosk.cfg.device.data_dir / "outbox.sqlite3")
+    with db:
+        db.execute("DELETE FROM records WHERE seq = 3")  # a record quietly removed
+    db.close()
+    code, out, _err = kiosk.run("outbox", "verify")
+    assert code == 1
+    assert out.startswith("FAILED: seq 4") and "seq_gap" in out
+
+
+def test_export_lines_verify_with_a_standard_jose_library(kiosk: Kiosk) -> None:
+    add_checkins(kiosk, 3)
+    target = kiosk.folder / "audit.jws"
+    code, out, err = kiosk.run("outbox", "export", "--out", str(target), "--from", "2")
+    assert code == 0, err
+    assert "3 records written" in out
+    assert err == ""  # not a terminal: no progress bar in the way
+    key = FileKeyBackend(kiosk.cfg.device.key_path).load()
+    pub = jwk.JWK.from_pem(public_pem(key.public_key()).encode())
+    seqs = []
+    for line in target.read_text().splitlines():
+        token = jws.JWS()
+        token.deserialize(line, key=pub)  # raises if the signature does not verify
+        seqs.append(json.loads(token.payload)["seq"])
+    assert seqs == [2, 3, 4]
+
+
+def test_sync_now_sends_the_queue_to_the_api(kiosk: Kiosk) -> None:
+    add_checkins(kiosk, 12)
+    code, out, err = kiosk.run("sync")
+    assert code == 0, err
+    assert "13 accepted" in out and "0 still waiting" in out
+    assert kiosk.api.storage().last_seq(kiosk.cfg.device.id) == 13
+    code, out, _err = kiosk.run("outbox", "list")
+    assert "pending" not in out
+    code, out, _err = kiosk.run("sync")  # nothing left: still fine
+    assert code == 0 and "0 accepted" in out
+
+
+def test_status_for_the_front_desk(kiosk: Kiosk) -> None:
+    code, out, _err = kiosk.run("status")
+    assert "Last check-in:    never" in out
+    assert "Waiting to send:  1" in out
+    add_checkins(kiosk, 2)
+    kiosk.run("sync")
+    code, out, _err = kiosk.run("status")
+    assert code == 0, out
+    assert "Last check-in:    " in out and "(just now)" in out
+    assert "Waiting to send:  0" in out
+    assert "Alerts:           none" in out
+    assert PERSON not in out
+    kiosk.clock.set_synced(False)
+    code, out, _err = kiosk.run("status", "--json")
+    assert code == 1
+    assert json.loads(out)["alerts"] == ["the kiosk's clock is not synchronised"]
