@@ -32,7 +32,7 @@ from daemon.kioskctl.progress import Progress
 EXAMPLES = """\
 first steps on a new kiosk:
   kioskctl provision --device-id kiosk-0042 --api-url https://api.example/ \\
-                     --ca ./probation-ca.pem --code ABCD-1234
+                     --ca ./probation-ca.pem --code=ABCD-1234
   kioskctl doctor
 on a running kiosk:
   kioskctl status                 what the front desk sees
@@ -68,7 +68,9 @@ def _parser() -> argparse.ArgumentParser:
         "by the old key). Stop kiosk.service and kiosk-sync.service first.",
     )
     pr.add_argument(
-        "--code", required=True, help="the one-time enrolment code from the central team"
+        "--code",
+        required=True,
+        help="one-time enrolment code from the central team (--code=CODE if it starts with -)",
     )
     pr.add_argument("--device-id", help="this kiosk's id, e.g. kiosk-0042 (kept if already set)")
     pr.add_argument("--api-url", help="the central API, https://... (kept if already set)")
