@@ -277,3 +277,15 @@ def test_failed_systemd_unit(kiosk: Kiosk) -> None:
     row = rows["kiosk-sync"]
     assert row["status"] == "fail" and "watchdog" in row["detail"]
     assert "systemctl restart kiosk-sync.service" in row["fix"]
+
+
+def test_table_puts_the_fix_under_a_failure(kiosk: Kiosk) -> None:
+    key = kiosk.cfg.device.key_path
+    key.chmod(0o644)
+    code, out, _err = kiosk.run("doctor", "--no-hardware")
+    assert code == 1
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("FAIL  key permissions"))
+    assert "mode 0644" in lines[at]
+    assert "fix: chmod 600" in " ".join(lines[at + 1 : at + 4])
+    assert lines[-1].endswith("2 failed")  # and the API cannot be asked with that key
