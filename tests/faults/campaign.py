@@ -114,13 +114,12 @@ class Campaign:
             self._reset_shadow()
         self.episodes += 1
 
-    def finish(
-        self, drain: bool = False, timeout_s: float = 120.0
-    ) -> subprocess.CompletedProcess[str]:
-        """A last, uninterrupted run (with sync when there is an API) to let everything settle."""
+    def finish(self, timeout_s: float = 120.0) -> str:
+        """A last, uninterrupted run (with sync when there is an API) to let everything
+        settle; returns what the child printed."""
         child = self._spawn(0)
         out, _ = child.communicate(timeout=timeout_s)
-        return subprocess.CompletedProcess(child.args, child.returncode, out, "")
+        return out.decode()
 
     def local_records(self) -> list[tuple[int, str, str]]:
         key = FileKeyBackend(self.keyfile).load()

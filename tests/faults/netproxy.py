@@ -82,6 +82,7 @@ class FaultProxy:
         self._tasks.add(task)
         behaviour = self._choose()
         self.seen[behaviour] += 1
+        sw: asyncio.StreamWriter | None = None
         try:
             if behaviour == "reset_early":
                 self._reset(cw)
@@ -90,21 +91,23 @@ class FaultProxy:
                 await cr.read(1024)
                 cw.write(b"HTTP/1.1 200 OK\r\n\r\nnot tls at all" * 3)
                 await cw.drain()
-                cw.close()
                 return
             sr, sw = await asyncio.open_connection("127.0.0.1", self.target_port)
             up = asyncio.create_task(self._pipe(cr, sw, behaviour, upstream=True))
             down = asyncio.create_task(self._pipe(sr, cw, behaviour, upstream=False))
-            _done, pending = await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
-            for p in pending:
-                p.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await p
-            for w in (sw, cw):
-                w.close()
+            try:
+                await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for p in (up, down):
+                    p.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await p
         except (ConnectionError, OSError):
             pass
         finally:
+            for w in (sw, cw):
+                if w is not None:
+                    w.transport.abort()
             self._tasks.discard(task)
 
     async def _pipe(
@@ -112,6 +115,8 @@ class FaultProxy:
     ) -> None:
         moved = 0
         budget = self.rng.randint(200, 4000)
+        # even a healthy connection does not live for ever (NAT and proxy time-outs)
+        lifetime = self.rng.randint(100_000, 400_000)
         while data := await r.read(4096):
             if not upstream:
                 if behaviour == "stall" and moved > 0:
@@ -133,6 +138,10 @@ class FaultProxy:
                         await asyncio.sleep(0.01)
                     moved += len(data)
                     continue
+            if behaviour in ("pass", "slow") and moved > lifetime:
+                self.seen["lifetime_reset"] += 1
+                self._reset(w)
+                return
             w.write(data)
             await w.drain()
             moved += len(data)

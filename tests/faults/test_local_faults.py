@@ -8,6 +8,7 @@ from pathlib import Path
 
 from daemon.records import decode_unverified
 from tests.faults.campaign import Campaign
+from tests.faults.test_api_faults import report
 
 
 def _check(c: Campaign) -> tuple[int, int, int]:
@@ -28,7 +29,7 @@ def test_sigkill_campaign_loses_nothing(tmp_path: Path) -> None:
         c.episode()
     c.finish()
     confirmed, lost, dup = _check(c)
-    print(f"\nkill: episodes {c.episodes}, confirmed {confirmed}, lost {lost}, duplicated {dup}")
+    report("kill (local)", c.episodes, confirmed, lost, dup)
     assert confirmed > c.episodes  # the campaign really made check-ins
     assert (lost, dup) == (0, 0)
 
@@ -39,7 +40,7 @@ def test_power_loss_campaign_loses_nothing(tmp_path: Path) -> None:
         c.episode()
     c.finish()
     confirmed, lost, dup = _check(c)
-    print(f"\npower: episodes {c.episodes}, confirmed {confirmed}, lost {lost}, duplicated {dup}")
+    report("power loss", c.episodes, confirmed, lost, dup)
     assert confirmed > c.episodes
     assert (lost, dup) == (0, 0)
 
