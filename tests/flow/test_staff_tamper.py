@@ -1,0 +1,180 @@
+"""Tamper lock, staff mode (PIN, unlock, acknowledge, override)."""
+
+from __future__ import annotations
+
+from daemon.flow import FlowConfig
+from daemon.flow import events as ev
+from daemon.flow.effects import (
+    AlertStaff,
+    CheckStaffCredential,
+    ClearAlerts,
+    Commit,
+    DiscardPhoto,
+    StatusLight,
+)
+from tests.flow.kit import ALICE, Run
+
+
+def staff_login(run: Run, pin: str = "2468", *, ok: bool = True) -> list[object]:
+    run.send(ev.StaffRequested)
+    assert run.screen == "staff" and run.view["phase"] == "pin"
+    run.type_digits(pin)
+    assert run.view["entered"] == len(pin) and pin not in str(run.view)
+    fx = run.send(ev.Submit)
+    assert fx == [CheckStaffCredential(pin=pin)]
+    return list(run.send(ev.StaffAuthResult, ok=ok, staff_id="staff-7" if ok else None))
+
+
+def test_tamper_locks_until_staff_unlock_and_closing_alone_does_not_unlock() -> None:
+    run = Run()
+    fx = run.send(ev.EnclosureOpened)
+    commits = [e for e in fx if isinstance(e, Commit)]
+    assert len(commits) == 1 and commits[0].type == "tamper" and commits[0].person is None
+    assert AlertStaff(reason="tamper") in fx and StatusLight(state="tamper") in fx
+    assert run.screen == "see_reception" and run.view["reason"] == "tamper"
+    assert run.view["can_continue"] is False
+    run.send(ev.RecordCommitted, commit_id=commits[0].commit_id)
+    run.send(ev.EnclosureClosed)
+    for event in (ev.Continue, ev.Cancel, ev.Help):
+        run.send(event)
+    run.send(ev.Start, lang="en")
+    run.tick(10_000)
+    assert run.screen == "see_reception" and run.view["reason"] == "tamper"
+    staff_login(run)
+    run.send(ev.StaffUnlock)
+    assert run.view["result"] == "unlocked"
+    fx = run.send(ev.StaffAcknowledge)
+    assert ClearAlerts() in fx and StatusLight(state="idle") in fx
+    run.send(ev.StaffExit)
+    assert run.screen == "idle"
+
+
+def test_staff_cannot_unlock_while_the_enclosure_is_open() -> None:
+    run = Run()
+    run.send(ev.EnclosureOpened)
+    staff_login(run)
+    run.send(ev.StaffUnlock)
+    assert run.view["result"] == "close_enclosure_first" and run.view["tamper"] is True
+    run.send(ev.StaffExit)
+    assert run.view["reason"] == "tamper"
+    run.send(ev.EnclosureClosed)
+    staff_login(run)
+    run.send(ev.StaffUnlock)
+    run.send(ev.StaffExit)
+    assert run.screen == "idle"
+
+
+def test_tamper_mid_checkin_records_the_interrupted_person_and_ends_the_session() -> None:
+    run = Run()
+    run.identify(ALICE)
+    run.send(ev.FingerResult, matched=True, score=99, threshold=60)
+    run.photo()
+    fx = run.send(ev.EnclosureOpened)
+    commit = run.last_commit()
+    assert commit.type == "tamper" and commit.person == "CR-900101"
+    assert commit.detail == {"interrupted_checkin": True}
+    assert DiscardPhoto(photo="ab" * 32) in fx
+    assert run.k.session is None and run.view["reason"] == "tamper"
+    assert "900101" not in str(run.view)
+
+
+def test_tamper_commit_failure_raises_an_alert() -> None:
+    run = Run()
+    run.send(ev.EnclosureOpened)
+    fx = run.send(ev.CommitFailed, commit_id=run.last_commit().commit_id, reason="disk_full")
+    assert AlertStaff(reason="commit_failed") in fx
+
+
+def test_wrong_staff_pin_three_times_locks_staff_mode_and_alerts() -> None:
+    run = Run()
+    staff_login(run, ok=False)
+    assert run.view["result"] == "wrong_pin"
+    run.send(ev.StaffExit)
+    staff_login(run, ok=False)
+    run.send(ev.StaffExit)
+    fx = staff_login(run, ok=False)
+    assert AlertStaff(reason="staff_pin_locked") in fx
+    assert run.screen == "idle"
+    run.send(ev.StaffRequested)
+    assert run.screen == "idle"
+    run.tick(FlowConfig().staff_lock_s)
+    run.send(ev.StaffRequested)
+    assert run.screen == "staff"
+
+
+def test_staff_view_shows_nothing_before_the_pin_is_accepted() -> None:
+    run = Run()
+    run.identify(ALICE)
+    run.send(ev.StaffRequested)
+    assert set(run.view) == {
+        "screen",
+        "lang",
+        "large_text",
+        "help_available",
+        "phase",
+        "result",
+        "entered",
+    }
+
+
+def test_staff_override_for_the_person_at_the_kiosk_completes_their_checkin() -> None:
+    run = Run()
+    run.identify(ALICE)
+    run.send(ev.CannotUseFinger)
+    run.send(ev.Continue)
+    run.photo()
+    staff_login(run)
+    assert run.view["session"] == {"stage": "questions", "identified": True, "ref": "CR-900101"}
+    run.send(ev.StaffOverride, reason="no_such_reason")
+    assert run.view["result"] == "bad_reason"
+    fx = run.send(ev.StaffOverride, reason="identity_checked_by_staff")
+    commit = next(e for e in fx if isinstance(e, Commit))
+    assert commit.type == "staff_override" and commit.person == "CR-900101"
+    assert commit.session is not None
+    assert commit.verify is not None and commit.verify["method"] == "staff"
+    assert commit.verify["staff"] == "staff-7"
+    assert commit.detail == {"reason": "identity_checked_by_staff", "staff": "staff-7"}
+    assert commit.photo == "ab" * 32
+    assert "id_review" not in commit.flags
+    run.send(ev.StaffExit)  # not while saving
+    assert run.screen == "staff"
+    run.send(ev.RecordCommitted, commit_id=commit.commit_id)
+    assert run.view["result"] == "override_recorded"
+    run.send(ev.StaffExit)
+    assert run.screen == "idle" and len(run.commits()) == 1
+
+
+def test_staff_override_by_typed_reference_with_no_session() -> None:
+    run = Run()
+    staff_login(run)
+    run.send(ev.StaffOverride, reason="kiosk_fault")
+    assert run.view["result"] == "ref_needed"
+    run.send(ev.StaffOverride, reason="kiosk_fault", ref_digits="12")
+    assert run.view["result"] == "ref_incomplete"
+    fx = run.send(ev.StaffOverride, reason="kiosk_fault", ref_digits="900103")
+    commit = next(e for e in fx if isinstance(e, Commit))
+    assert (commit.type, commit.person, commit.session) == ("staff_override", "CR-900103", None)
+    run.send(ev.CommitFailed, commit_id=commit.commit_id, reason="disk_full")
+    assert run.view["result"] == "override_failed" and "commit_failed" in run.view["alerts"]
+
+
+def test_staff_mode_pauses_the_session_timeout_and_times_out_itself() -> None:
+    cfg = FlowConfig(session_timeout_s=120, warn_s=30, staff_timeout_s=180)
+    run = Run(cfg)
+    run.identify(ALICE)
+    staff_login(run)
+    run.tick(170)
+    assert run.screen == "staff"
+    run.tick(20)
+    assert run.screen == "fingerprint" and "timeout" not in run.view
+
+
+def test_acknowledging_alerts_turns_the_light_back() -> None:
+    run = Run()
+    run.send(ev.Help)
+    assert run.k.alerts == ("help",)
+    staff_login(run)
+    fx = run.send(ev.StaffAcknowledge)
+    assert ClearAlerts() in fx and StatusLight(state="idle") in fx
+    run.send(ev.StaffExit)
+    assert run.screen == "idle"
