@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from starlette.applications import Starlette
 
 from daemon.ui.bridge import View
+from daemon.ui.heartbeat import HeartbeatWatch
 from daemon.ui.server import AUDIO_DIR, UiServer, create_ui_app, new_token, serve_ui
 
 T = TypeVar("T")
@@ -363,8 +364,10 @@ class LiveUi:
         *,
         audio_dir: Path | None = None,
         configure: Callable[[Starlette], None] | None = None,
+        watch: HeartbeatWatch | None = None,
     ) -> None:
         self.bridge = bridge
+        self.watch = watch
         self.audio_dir = audio_dir
         self.configure = configure
         self.token = new_token()
@@ -382,7 +385,10 @@ class LiveUi:
             self._stopped = asyncio.Event()
             try:
                 app = create_ui_app(
-                    self.bridge, token=self.token, audio_dir=self.audio_dir or AUDIO_DIR
+                    self.bridge,
+                    token=self.token,
+                    audio_dir=self.audio_dir or AUDIO_DIR,
+                    watch=self.watch,
                 )
                 if self.configure is not None:
                     self.configure(app)

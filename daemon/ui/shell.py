@@ -1,0 +1,238 @@
+"""The kiosk shell run by ``kiosk-ui.service``: ``cage`` with ``chromium --kiosk`` on the
+local UI, supervised.
+
+1. waits for the start URL (with the per-boot token) that kiosk.service writes with
+   :func:`write_start_url` (default ``/run/kiosk/ui-url``, mode 0640);
+2. starts ``cage -- chromium --kiosk <flags> <url>`` (:func:`browser_command`) with a fresh
+   profile in ``$RUNTIME_DIRECTORY``, so no restore-session or crash bubble can ever show;
+3. every :data:`POLL_S` asks the UI server's ``health`` whether the page still sends its
+   heartbeat; ``WATCHDOG=1`` goes to systemd only while it does (or while the daemon is down,
+   which no browser restart can fix: the page shows "reconnecting");
+4. exits non-zero, and systemd (``Restart=always``) starts everything again, when the
+   browser exits, the page stops talking, or the daemon hands out a new URL (it restarted
+   with a new token).
+
+Run: ``python -m daemon.ui.shell [--url-file PATH] [--browser-only]``. Blocking, one thread.
+
+May import: the standard library and daemon.sdnotify / daemon.ui.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from daemon import sdnotify
+from daemon.errors import ConfigError
+from daemon.ui.server import LOOPBACK
+
+log = logging.getLogger(__name__)
+
+URL_FILE = Path("/run/kiosk/ui-url")
+POLL_S = 5.0
+URL_WAIT_S = 120.0
+HEALTH_TIMEOUT_S = 2.0
+
+# Chromium as a kiosk: no crash bubbles or error dialogs, no first-run or default-browser
+# prompts, no pinch-zoom, no swipe back/forward, no translate bar, no background traffic,
+# no keyring prompt, audio prompts allowed without a gesture.
+CHROMIUM_KIOSK_FLAGS: tuple[str, ...] = (
+    "--kiosk",
+    "--noerrdialogs",
+    "--disable-session-crashed-bubble",
+    "--disable-infobars",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-pinch",
+    "--overscroll-history-navigation=0",
+    "--disable-features=TouchpadOverscrollHistoryNavigation,Translate,MediaRouter",
+    "--disable-translate",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--password-store=basic",
+    "--autoplay-policy=no-user-gesture-required",
+    "--hide-scrollbars",
+    "--touch-events=enabled",
+    "--ozone-platform=wayland",
+)
+
+
+class ShellError(ConfigError):
+    """The kiosk shell cannot start: no start URL from kiosk.service, or a URL that is not
+    the local UI. Check that kiosk.service is running (systemctl status kiosk)."""
+
+    reason = "ui_shell"
+
+
+def write_start_url(path: Path, url: str) -> None:
+    """Called by kiosk.service after serve_ui: publish the start URL (it holds the token)
+    atomically, readable by the owner and group only (mode 0640)."""
+    check_url(url)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+    try:
+        os.write(fd, url.encode() + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def check_url(url: str) -> str:
+    """Accept only the local UI (http://127.0.0.1:<port>/k/<token>/); raise ShellError."""
+    prefix = f"http://{LOOPBACK}:"
+    rest = url[len(prefix) :] if url.startswith(prefix) else ""
+    port, _, path = rest.partition("/")
+    if not (port.isdigit() and path.startswith("k/") and path.endswith("/") and len(path) > 20):
+        raise ShellError("the UI start URL is not the local kiosk UI; restart kiosk.service")
+    return url
+
+
+def read_start_url(path: Path) -> str | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return check_url(text) if text else None
+
+
+def browser_command(url: str, profile: Path, *, cage: bool = True) -> list[str]:
+    """The command line: ``cage -d -- chromium <flags> --user-data-dir=<profile> <url>``."""
+    chromium = [
+        "/usr/bin/chromium",
+        *CHROMIUM_KIOSK_FLAGS,
+        f"--user-data-dir={profile}",
+        check_url(url),
+    ]
+    return ["/usr/bin/cage", "-d", "--", *chromium] if cage else chromium
+
+
+def page_alive(url: str, timeout_s: float = HEALTH_TIMEOUT_S) -> bool | None:
+    """The UI server's verdict on the page heartbeat: True/False, or None when the daemon
+    does not answer (down or restarting)."""
+    try:
+        with urllib.request.urlopen(url + "health", timeout=timeout_s) as response:  # noqa: S310
+            answer = json.loads(response.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    return bool(answer.get("page_alive"))
+
+
+@dataclass
+class Supervisor:
+    """One run of the shell. ``spawn`` starts the browser for a URL; ``clock`` is monotonic
+    seconds; ``sleep`` waits. Injected so tests can run it with a stand-in browser process."""
+
+    url_file: Path
+    spawn: Callable[[str], subprocess.Popen[bytes]]
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    poll_s: float = POLL_S
+    url_wait_s: float = URL_WAIT_S
+    stop_requested: bool = False
+
+    def wait_for_url(self) -> str:
+        deadline = self.clock() + self.url_wait_s
+        while not self.stop_requested:
+            url = read_start_url(self.url_file)
+            if url:
+                return url
+            if self.clock() > deadline:
+                raise ShellError(
+                    f"no UI start URL in {self.url_file} after {self.url_wait_s:.0f} s; "
+                    "check that kiosk.service is running",
+                )
+            self.sleep(0.5)
+        raise ShellError("stopped before kiosk.service published the UI")
+
+    def run(self) -> str:
+        """Run until something needs a restart; returns why (``browser_exited``,
+        ``page_stale``, ``new_url``, ``stopped``). The browser is stopped on return."""
+        url = self.wait_for_url()
+        child = self.spawn(url)
+        sdnotify.ready("browser started")
+        try:
+            while not self.stop_requested:
+                self.sleep(self.poll_s)
+                if child.poll() is not None:
+                    log.warning("the browser exited (status %s); restarting", child.returncode)
+                    return "browser_exited"
+                current = read_start_url(self.url_file)
+                if current and current != url:
+                    log.info("kiosk.service published a new UI address; restarting the browser")
+                    return "new_url"
+                alive = page_alive(url)
+                if alive is False:
+                    log.warning("the page stopped sending heartbeats; restarting the browser")
+                    sdnotify.status("page stopped talking; restarting")
+                    return "page_stale"
+                sdnotify.watchdog()
+                sdnotify.status("page alive" if alive else "waiting for kiosk.service")
+            return "stopped"
+        finally:
+            _stop(child)
+
+
+def _stop(child: subprocess.Popen[bytes], timeout_s: float = 5.0) -> None:
+    if child.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signal.SIGTERM)
+    try:
+        child.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+        child.wait(timeout_s)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m daemon.ui.shell", description=__doc__)
+    parser.add_argument("--url-file", type=Path, default=URL_FILE)
+    parser.add_argument(
+        "--browser-only", action="store_true", help="run Chromium without cage (development)"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    runtime = Path(os.environ.get("RUNTIME_DIRECTORY", tempfile.gettempdir()))
+    profile = runtime / "chromium-profile"
+
+    def spawn(url: str) -> subprocess.Popen[bytes]:
+        shutil.rmtree(profile, ignore_errors=True)  # a fresh profile: nothing to restore
+        return subprocess.Popen(
+            browser_command(url, profile, cage=not args.browser_only), start_new_session=True
+        )
+
+    supervisor = Supervisor(url_file=args.url_file, spawn=spawn)
+
+    def on_term(signum: int, frame: object) -> None:
+        supervisor.stop_requested = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        why = supervisor.run()
+    except ShellError as exc:
+        log.error("%s", exc)
+        return 1
+    sdnotify.stopping()
+    return 0 if why == "stopped" else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

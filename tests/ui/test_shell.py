@@ -1,0 +1,204 @@
+"""The kiosk shell: Chromium's kiosk flags, the start-URL hand-off, and the supervisor that
+restarts the browser when it dies, when the page stops talking, or when the URL changes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from daemon.clock import FakeClock
+from daemon.ui.heartbeat import HeartbeatWatch
+from daemon.ui.preview import LiveUi, PreviewBridge
+from daemon.ui.shell import (
+    ShellError,
+    Supervisor,
+    browser_command,
+    check_url,
+    page_alive,
+    write_start_url,
+)
+from hil.bench.ui import CHROMIUM, CHROMIUM_FLAGS
+
+URL = "http://127.0.0.1:8765/k/abcdefghijklmnopqrstuvwxyz/"
+
+
+def test_kiosk_flags_stop_bubbles_zoom_swipes_and_first_run() -> None:
+    cmd = browser_command(URL, Path("/run/kiosk-ui/p"))
+    assert cmd[:4] == ["/usr/bin/cage", "-d", "--", "/usr/bin/chromium"]
+    for flag in [
+        "--kiosk",
+        "--noerrdialogs",
+        "--disable-session-crashed-bubble",
+        "--disable-pinch",
+        "--overscroll-history-navigation=0",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--disable-background-networking",
+        "--password-store=basic",
+        "--user-data-dir=/run/kiosk-ui/p",
+    ]:
+        assert flag in cmd, flag
+    assert cmd[-1] == URL
+    assert browser_command(URL, Path("/p"), cage=False)[0] == "/usr/bin/chromium"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://192.168.1.5:8765/k/abcdefghijklmnopqrstuvwxyz/",
+        "https://127.0.0.1:8765/k/abcdefghijklmnopqrstuvwxyz/",
+        "http://127.0.0.1:8765/",
+        "http://127.0.0.1:x/k/abcdefghijklmnopqrstuvwxyz/",
+        "file:///etc/passwd",
+    ],
+)
+def test_only_the_local_ui_is_accepted(url: str) -> None:
+    with pytest.raises(ShellError, match=r"restart kiosk\.service"):
+        check_url(url)
+
+
+def test_start_url_is_published_atomically_for_owner_and_group(tmp_path: Path) -> None:
+    path = tmp_path / "ui-url"
+    write_start_url(path, URL)
+    assert path.read_text() == URL + "\n"
+    assert stat.S_IMODE(path.stat().st_mode) & 0o777 == 0o640 & ~_umask()
+    assert [p.name for p in tmp_path.iterdir()] == ["ui-url"]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@pytest.fixture
+def notify(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[socket.socket]:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(tmp_path / "notify"))
+    sock.setblocking(False)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify"))
+    yield sock
+    sock.close()
+
+
+def received(sock: socket.socket) -> list[str]:
+    out = []
+    while True:
+        try:
+            out.append(sock.recv(4096).decode())
+        except BlockingIOError:
+            return out
+
+
+def stand_in_browser(url: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True
+    )
+
+
+def test_a_page_that_stops_talking_gets_the_browser_restarted(
+    tmp_path: Path, notify: socket.socket
+) -> None:
+    clock = FakeClock()
+    watch = HeartbeatWatch(clock, stale_after_s=15, start_grace_s=60)
+    with LiveUi(PreviewBridge(), watch=watch) as ui:
+        write_start_url(tmp_path / "ui-url", ui.url)
+        children: list[subprocess.Popen[bytes]] = []
+        polls = 0
+
+        def spawn(url: str) -> subprocess.Popen[bytes]:
+            children.append(stand_in_browser(url))
+            return children[-1]
+
+        def sleep(_s: float) -> None:
+            nonlocal polls
+            polls += 1
+            if polls <= 3:
+                watch.beat()  # the page is alive for three polls
+            clock.advance(10)
+
+        why = Supervisor(url_file=tmp_path / "ui-url", spawn=spawn, sleep=sleep).run()
+    assert why == "page_stale"
+    assert polls == 4  # three polls each 10 s after a beat, then 20 s without one
+
+    assert children[0].poll() is not None, "the old browser is stopped"
+    messages = received(notify)
+    assert messages[0].startswith("READY=1")
+    assert messages.count("WATCHDOG=1") == 3  # none once the page went quiet
+
+
+def test_a_new_url_restarts_the_browser(tmp_path: Path, notify: socket.socket) -> None:
+    with LiveUi(PreviewBridge()) as ui:
+        write_start_url(tmp_path / "ui-url", ui.url)
+
+        def sleep(_s: float) -> None:
+            write_start_url(tmp_path / "ui-url", URL)  # kiosk.service restarted
+
+        why = Supervisor(url_file=tmp_path / "ui-url", spawn=stand_in_browser, sleep=sleep).run()
+    assert why == "new_url"
+
+
+def test_no_url_from_the_daemon_is_an_error_that_says_what_to_check(tmp_path: Path) -> None:
+    t = [0.0]
+
+    def sleep(s: float) -> None:
+        t[0] += s
+
+    sup = Supervisor(
+        url_file=tmp_path / "missing",
+        spawn=stand_in_browser,
+        sleep=sleep,
+        clock=lambda: t[0],
+        url_wait_s=5,
+    )
+    with pytest.raises(ShellError, match=r"check that kiosk\.service is running"):
+        sup.run()
+
+
+def test_daemon_down_is_not_a_page_fault() -> None:
+    assert page_alive("http://127.0.0.1:9/k/abcdefghijklmnopqrstuvwxyz/", 0.5) is None
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium missing: run hil/ui_deps.sh")
+def test_real_chromium_heartbeats_then_its_death_is_noticed(tmp_path: Path) -> None:
+    """The real browser loads the page, whose heartbeat keeps the watchdog fed; killing the
+    browser ends the run so systemd can restart it."""
+    bridge = PreviewBridge()
+    with LiveUi(bridge) as ui:
+        write_start_url(tmp_path / "ui-url", ui.url)
+        children: list[subprocess.Popen[bytes]] = []
+
+        def spawn(url: str) -> subprocess.Popen[bytes]:
+            children.append(
+                subprocess.Popen(
+                    [
+                        str(CHROMIUM),
+                        *CHROMIUM_FLAGS,
+                        f"--user-data-dir={tmp_path / 'profile'}",
+                        url,
+                    ],
+                    start_new_session=True,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+            return children[-1]
+
+        def sleep(_s: float) -> None:
+            deadline = time.monotonic() + 20
+            while ui.call(lambda: bridge.heartbeats) < 2 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            os.killpg(children[0].pid, 9)
+            children[0].wait(5)
+
+        why = Supervisor(url_file=tmp_path / "ui-url", spawn=spawn, sleep=sleep).run()
+    assert why == "browser_exited"
+    assert bridge.heartbeats >= 2
