@@ -1,0 +1,164 @@
+"""Roster parsing (errors name the field, never a person), identify lookup, the limiter."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import datetime as dt
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from daemon.errors import KioskError
+from daemon.roster import (
+    MAX_PERSON_QUESTIONS,
+    STANDARD_QUESTIONS,
+    IdentifyLimiter,
+    RosterInvalid,
+    parse_roster,
+)
+from tests.flow.kit import roster, roster_json
+
+
+def test_parses_the_documented_shape() -> None:
+    r = roster()
+    assert (r.office, len(r)) == ("test-office", 3)
+    alice = r.people[0]
+    assert alice.templates[0].finger == "right_index"
+    assert alice.next_appointment is not None
+    assert alice.next_appointment.place.get("cy") == "Ystafell 2, llawr gwaelod"
+    assert [m.id for m in alice.messages] == ["m1", "m2"]
+    assert [q.id for q in alice.all_questions()][-1] == "course_attended"
+    assert alice.all_questions()[: len(STANDARD_QUESTIONS)] == STANDARD_QUESTIONS
+    assert "900101" not in repr(alice) and "900101" not in repr(r)
+
+
+def test_the_demo_roster_parses() -> None:
+    """The roster the lead's demo publishes (same JSON builder as the API) is accepted."""
+    from daemon.demo_support import PEOPLE, dob_hmac
+
+    salt = b"s" * 16
+    data = {
+        "office": "demo",
+        "generated_at": "2026-11-23T08:00:00Z",
+        "dob_salt": base64.b64encode(salt).decode(),
+        "people": [
+            {
+                "ref": p.ref,
+                "dob_hmac": dob_hmac(salt, p.dob),
+                "templates": [],
+                "next_appointment": None,
+                "messages": list(p.messages),
+                "questions": list(p.questions),
+            }
+            for p in PEOPLE
+        ],
+    }
+    r = parse_roster(data)
+    p = PEOPLE[0]
+    assert r.lookup(p.ref, dt.date.fromisoformat(p.dob)) is not None
+
+
+Mutator = Callable[[dict[str, Any]], None]
+
+
+def _set(path: list[Any], value: Any) -> Mutator:
+    def mutate(doc: dict[str, Any]) -> None:
+        node: Any = doc
+        for key in path[:-1]:
+            node = node[key]
+        if value is _DELETE:
+            del node[path[-1]]
+        else:
+            node[path[-1]] = value
+
+    return mutate
+
+
+_DELETE = object()
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (_set(["people", 1, "dob_hmac"], _DELETE), "people[1].dob_hmac"),
+        (_set(["people", 1, "dob_hmac"], "not base64!"), "people[1].dob_hmac"),
+        (_set(["people", 1, "dob_hmac"], "AAAA"), "people[1].dob_hmac"),
+        (_set(["people", 2, "ref"], "CR-900101"), "people[2].ref"),
+        (_set(["people", 0, "ref"], "cr 1; drop"), "people[0].ref"),
+        (_set(["people", 0, "questions", 0, "flag_if"], "maybe"), "people[0].questions[0].flag_if"),
+        (_set(["people", 0, "questions", 0, "cy"], ""), "people[0].questions[0].cy"),
+        (_set(["people", 0, "questions", 0, "kind"], "free_text"), "people[0].questions[0].kind"),
+        (_set(["people", 0, "questions", 0, "id"], "police_contact"), "people[0].questions[0].id"),
+        (
+            _set(
+                ["people", 0, "questions"],
+                [{"id": f"q{i}", "en": "?", "cy": "?"} for i in range(MAX_PERSON_QUESTIONS + 1)],
+            ),
+            "people[0].questions",
+        ),
+        (_set(["people", 0, "messages", 1, "en"], _DELETE), "people[0].messages[1].en"),
+        (_set(["people", 0, "templates", 0, "finger"], "tail"), "people[0].templates[0].finger"),
+        (_set(["people", 0, "next_appointment", "at"], "soon"), "people[0].next_appointment.at"),
+        (_set(["dob_salt"], "AAAA"), "roster.dob_salt"),
+        (_set(["people"], {}), "roster.people"),
+        (_set(["office"], _DELETE), "roster.office"),
+    ],
+)
+def test_invalid_rosters_are_refused_naming_the_field(mutate: Mutator, field: str) -> None:
+    doc = copy.deepcopy(roster_json())
+    mutate(doc)
+    with pytest.raises(RosterInvalid) as info:
+        parse_roster(json.loads(json.dumps(doc)))
+    message = str(info.value)
+    assert field in message
+    assert "CR-9001" not in message  # never a person's reference
+    assert isinstance(info.value, KioskError) and info.value.reason == "roster_invalid"
+
+
+def test_choice_questions_are_accepted() -> None:
+    doc = roster_json()
+    doc["people"][0]["questions"] = [
+        {
+            "id": "housing",
+            "en": "Where are you staying?",
+            "cy": "Ble rydych chi'n aros?",
+            "kind": "choice",
+            "options": [
+                {"id": "same", "en": "Same place", "cy": "Yr un lle"},
+                {"id": "none", "en": "Nowhere", "cy": "Unman"},
+            ],
+            "flag_if": "none",
+        }
+    ]
+    q = parse_roster(doc).people[0].questions[0]
+    assert [o.id for o in q.options] == ["same", "none"] and q.flag_if == "none"
+
+
+def test_lookup_needs_both_reference_and_date_of_birth() -> None:
+    r = roster()
+    dob = dt.date(1990, 4, 12)
+    person = r.lookup("CR-900101", dob)
+    assert person is not None and person.ref == "CR-900101"
+    assert r.lookup("CR-900101", dt.date(1990, 4, 13)) is None
+    assert r.lookup("CR-900102", dob) is None  # right date, someone else's reference
+    assert r.lookup("CR-999999", dob) is None
+    assert r.lookup("", dob) is None
+
+
+def test_limiter_session_window_and_expiry() -> None:
+    lim = IdentifyLimiter(per_session=5, per_window=10, window_s=60, lock_s=300)
+    for n in range(1, 5):
+        lim = lim.failed(100.0 + n, n)
+        assert not lim.locked(100.0 + n)
+    lim = lim.failed(106.0, 5)
+    assert lim.locked(106.0) and lim.locked(405.9) and not lim.locked(406.0)
+    lim = IdentifyLimiter(per_session=5, per_window=3, window_s=60, lock_s=300)
+    lim = lim.failed(0.0, 1).failed(30.0, 1)
+    lim = lim.failed(61.0, 1)  # the first failure has left the window
+    assert not lim.locked(61.0)
+    lim = lim.failed(62.0, 1)
+    assert lim.locked(62.0)
+    assert not lim.unlock().locked(62.0)
