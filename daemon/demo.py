@@ -6,8 +6,9 @@
 3. starts ``kiosk sync`` as its own process, as on a device;
 4. runs a scripted morning of check-ins through the real drivers (the emulated fingerprint
    sensor speaking its byte protocol, the synthetic camera, HPKE sealing, the outbox):
-   normal ones, a worn finger that falls back to date of birth + photo, an escalation, and
-   the enclosure opened (tamper);
+   through the real check-in flow: normal ones, one in Welsh, a finger that will not read
+   and falls back to date of birth + photo, escalations, and the enclosure opened (tamper)
+   then unlocked by reception;
 5. stops the API for a while: records pile up on the kiosk; starts it again: the backlog
    drains;
 6. prints a summary (records created, synced, verified by the API, chain intact) and leaves
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import shutil
 import subprocess
 import sys
@@ -27,7 +29,7 @@ import time
 from pathlib import Path
 
 from daemon.config import load_config
-from daemon.demo_script import Scene, run_scene
+from daemon.demo_script import run_scene
 from daemon.demo_support import PEOPLE, provision, publish_roster, summarise
 from hil.refapi.server import RefApi
 
@@ -52,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folder", type=Path, default=ROOT / ".demo")
     args = parser.parse_args(argv)
     folder: Path = args.folder
+    logging.basicConfig(stream=sys.stdout, level=logging.WARNING, format="  ! %(message)s")
     started = time.monotonic()
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -84,9 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         def online() -> None:
             api.start()
 
-        created = asyncio.run(
-            run_scene(cfg, Scene.MORNING, say=_say, offline=offline, online=online)
-        )
+        created = asyncio.run(run_scene(cfg, say=_say, offline=offline, online=online))
         _say("waiting for the backlog to drain ...")
         store = api.storage()
         _wait(lambda: store.count(device.id) >= created, 30, "the backlog to drain")

@@ -1,159 +1,203 @@
-"""The demo's scripted morning: people checking in at a simulated kiosk, driven through the
-real drivers (the emulated sensor speaking its byte protocol, the synthetic camera, HPKE
-sealing, the durable outbox) with the kiosk's own commit path.
+"""The demo's scripted morning, played through the real kiosk: the check-in flow (the pure
+state machine) run by :class:`daemon.kiosk.CheckinRunner`, with taps sent the way the
+touchscreen sends them, fingers placed on the emulated sensor (which speaks its byte
+protocol to the real driver), the synthetic camera, HPKE sealing and the durable outbox.
 
 Synthetic people only (daemon/demo_support.py).
 """
 
 from __future__ import annotations
 
-import base64
-import enum
-import hashlib
-import hmac
-import json
+import asyncio
+import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from daemon.app import KioskCore
 from daemon.config import Config
-from daemon.demo_support import PEOPLE, Person
-from drivers.fingerprint.interface import FingerprintError
+from daemon.demo_support import PEOPLE, STAFF_PIN, Person
+from daemon.flow import Stage
+from daemon.kiosk import CheckinRunner
+from daemon.records import Record
 from hil.fingerprint.fingers import Condition
 
-MAX_TRIES = 3
-
-
-class Scene(enum.Enum):
-    MORNING = "morning"
+DEFAULT_ANSWERS = {
+    "address_changed": "no",
+    "phone_changed": "no",
+    "work_changed": "no",
+    "police_contact": "no",
+    "wellbeing": "good",
+    "speak_to_someone": "no",
+}
 
 
 @dataclass
 class Visit:
     person: Person
-    dob: str | None = None
     condition: Condition = Condition.GOOD
-    answers: dict[str, Any] = field(default_factory=dict)
+    answers: dict[str, str] = field(default_factory=dict)
+    lang: str = "en"
     note: str = ""
 
 
-def _roster(core: KioskCore) -> dict[str, Any]:
-    path = core.cfg.device.data_dir / "roster.json"
-    return dict(json.loads(path.read_text()))
+class Visitor:
+    """Acts at the kiosk as a person would: taps and a finger on the glass."""
 
+    def __init__(self, runner: CheckinRunner, core: KioskCore) -> None:
+        self.runner = runner
+        self.core = core
+        self.committed: list[Record] = []
+        core.commit_listeners.append(self.committed.append)
 
-def _lookup(roster: dict[str, Any], ref: str, dob: str) -> dict[str, Any] | None:
-    salt = base64.b64decode(roster["dob_salt"])
-    mac = base64.b64encode(hmac.new(salt, dob.encode(), hashlib.sha256).digest()).decode()
-    for entry in roster["people"]:
-        if hmac.compare_digest(entry["ref"], ref) and hmac.compare_digest(entry["dob_hmac"], mac):
-            return dict(entry)
-    return None
+    @property
+    def screen(self) -> str:
+        return str(self.runner.current_view()["screen"])
 
+    async def tap(self, action: str, **data: Any) -> None:
+        await self.runner.tap(action, data)
+        await self.settle()
 
-async def checkin(core: KioskCore, visit: Visit) -> str:
-    """One check-in: identify, 1:1 verify (up to 3 tries, then the fallback), photo, sealed,
-    answers, record committed. Returns the record type."""
-    hw = core.hardware
-    assert hw is not None and core.sealer is not None and core.roster_key is not None
-    person = visit.person
-    entry = _lookup(_roster(core), person.ref, visit.dob or person.dob)
-    if entry is None:
-        return "not_identified"
-    template = core.roster_key.open_template(base64.b64decode(entry["templates"][0]["sealed"]))
-    threshold = core.cfg.fingerprint.threshold
-    score, tries, matched, reason = 0, 0, False, ""
-    for tries in range(1, MAX_TRIES + 1):  # noqa: B007 - the count is recorded
-        hw.emulator.present_finger(person.ref, person.finger, visit.condition)
+    async def settle(self) -> None:
+        """Let the runner process everything queued so far."""
+        for _ in range(200):
+            await asyncio.sleep(0)
+            if self.runner.queue.empty():
+                break
+        await asyncio.sleep(0.005)
+
+    async def type(self, digits: str) -> None:
+        for d in digits:
+            await self.tap("key", digit=d)
+
+    async def visit(self, v: Visit, timeout_s: float = 30.0) -> Record | None:
+        """One check-in from idle to done; returns the record it committed (None if none)."""
+        hw = self.core.hardware
+        assert hw is not None
+        before = len(self.committed)
+        await self.tap("start", lang=v.lang)
+        await self.type(v.person.ref.removeprefix("CR-"))
+        await self.tap("submit")
+        yyyy, mm, dd = v.person.dob.split("-")
+        await self.type(dd + mm + yyyy)
+        hw.emulator.present_finger(v.person.ref, v.person.finger, v.condition)
+        await self.tap("submit")
+        answers = {**DEFAULT_ANSWERS, **v.answers}
+        deadline = time.monotonic() + timeout_s
         try:
-            match = await hw.fingerprint.verify(template, threshold=threshold)
-            score, matched = match.score, match.matched
-        except FingerprintError as exc:
-            reason = exc.reason
+            while time.monotonic() < deadline:
+                s = self.runner.state.session
+                scr = self.screen
+                if s is None or scr in ("done", "see_reception", "idle"):
+                    break
+                retry = scr == "fingerprint" and s.finger_phase in ("retry", "no_finger")
+                if retry or scr == "fallback":
+                    await self.tap("continue")
+                elif s.stage == Stage.PHOTO and s.photo_phase == "notice":
+                    hw.emulator.lift_finger()
+                    await self.tap("photo")
+                elif scr == "questions":
+                    q = self.runner.current_view()["question"]
+                    await self.tap("answer", id=q["id"], value=answers.get(q["id"], "yes"))
+                elif scr == "messages":
+                    await self.tap("read", id=self.runner.current_view()["message"]["id"])
+                elif scr == "confirm" and not self.runner.current_view().get("saving"):
+                    await self.tap("finish")
+                else:
+                    await asyncio.sleep(0.01)
         finally:
             hw.emulator.lift_finger()
-        if matched:
-            break
-    del template
-    photo = hw.camera.capture_still()
-    sealed = core.sealer.seal_photo(photo.jpeg)
-    flags: list[str] = []
-    if photo.flagged:
-        flags.append("photo_quality")
-    if not matched:
-        flags.append("id_review")
-    for q in entry.get("questions", []):
-        if str(visit.answers.get(q["id"], "")).lower() == q.get("flag_if"):
-            flags.append("see_officer")
-    if visit.answers.get("speak_to_someone") and "see_officer" not in flags:
-        flags.append("see_officer")
-    kind = "checkin" if matched else "checkin_fallback"
-    core.commit(
-        kind,
-        {
-            "person": person.ref,
-            "verify": {
-                "method": "fingerprint" if matched else "dob_photo",
-                "score": score,
-                "threshold": threshold,
-                "attempts": tries,
-                **({"failure": reason} if reason and not matched else {}),
-            },
-            "answers": visit.answers,
-            "flags": flags,
-        },
-        blob=sealed.blob,
-    )
-    return kind
+        if self.screen in ("done", "see_reception") and self.runner.state.session is not None:
+            await self.tap("continue")
+        return self.committed[-1] if len(self.committed) > before else None
+
+    async def staff_unlock(self) -> None:
+        """Reception: staff PIN, lift the tamper lock, acknowledge alerts, leave."""
+        self.runner.post(_event("StaffRequested"))
+        await self.settle()
+        await self.type(STAFF_PIN)
+        await self.tap("submit")
+        for _ in range(500):  # the PIN hash check runs in a worker thread
+            st = self.runner.state.staff
+            if st is not None and st.phase == "menu":
+                break
+            await asyncio.sleep(0.01)
+        await self.tap("staff_unlock")
+        await self.tap("staff_acknowledge")
+        await self.tap("staff_exit")
+
+
+def _event(name: str) -> Any:
+    from daemon.flow import events
+
+    return getattr(events, name)(now=time.monotonic())
 
 
 async def run_scene(
     cfg: Config,
-    scene: Scene,
     *,
     say: Callable[[str], None],
     offline: Callable[[], None],
     online: Callable[[], None],
 ) -> int:
-    """Play ``scene`` on a kiosk built from ``cfg``; return how many records it made."""
-    del scene
+    """Play the morning on a kiosk built from ``cfg``; return how many records it made."""
     core = KioskCore(cfg)
     await core.open()
+    stop = asyncio.Event()
+    runner = CheckinRunner(core)
+    task = asyncio.create_task(runner.run(stop))
     try:
         assert core.hardware is not None and core.outbox is not None
         sim = core.hardware.gpio_sim
         assert sim is not None
-        standard = {"address_changed": False, "police_contact": False}
+        me = Visitor(runner, core)
+        for _ in range(300):  # the roster the sync process downloaded
+            if runner.state.roster.people:
+                break
+            await asyncio.sleep(0.01)
         morning = [
-            Visit(PEOPLE[0], answers=dict(standard), note="a normal check-in"),
-            Visit(PEOPLE[1], answers=dict(standard), note="reads a message from their officer"),
-            Visit(PEOPLE[2], condition=Condition.DRY, answers=dict(standard),
+            Visit(PEOPLE[0], note="a normal check-in"),
+            Visit(PEOPLE[1], lang="cy", note="in Welsh, reads a message from their officer"),
+            Visit(PEOPLE[2], condition=Condition.DRY,
                   note="a finger that will not read: falls back to date of birth + photo"),
-            Visit(PEOPLE[3], answers={**standard, "course_attended": "no"},
+            Visit(PEOPLE[3], answers={"course_attended": "no"},
                   note="an answer that needs an officer"),
         ]  # fmt: skip
         later = [
-            Visit(PEOPLE[4], answers={**standard, "speak_to_someone": True},
-                  note="asks to speak to someone"),
-            Visit(PEOPLE[0], answers=dict(standard), note="a second visit"),
-        ]  # fmt: skip
-        for visit in morning:
-            kind = await checkin(core, visit)
-            say(f"{visit.person.ref[:5]}***: {visit.note} -> {kind}")
+            Visit(PEOPLE[4], answers={"speak_to_someone": "yes"}, note="asks to speak to someone"),
+        ]
+        for v in morning:
+            rec = await me.visit(v)
+            say(f"{v.person.ref[:5]}***: {v.note} -> {_describe(rec)}")
         offline()
         say("the central API goes away (network down) ...")
-        for visit in later:
-            kind = await checkin(core, visit)
-            say(f"{visit.person.ref[:5]}***: {visit.note} -> {kind} (queued on the kiosk)")
+        for v in later:
+            rec = await me.visit(v)
+            say(f"{v.person.ref[:5]}***: {v.note} -> {_describe(rec)} (queued on the kiosk)")
         sim.open_enclosure()
-        core.commit("tamper", {"flags": ["see_officer"], "detail": {"event": "enclosure_opened"}})
-        say("someone opens the enclosure -> tamper record, screen locked for staff")
+        await me.settle()
+        for _ in range(100):
+            if len(me.committed) and me.committed[-1].type == "tamper":
+                break
+            await asyncio.sleep(0.01)
+        say(f"someone opens the enclosure -> {_describe(me.committed[-1])}, screen locked")
         sim.close_enclosure()
-        depth = core.outbox.stats().depth
-        say(f"{depth} records waiting on the kiosk")
+        await me.staff_unlock()
+        say(f"reception unlocks it with the staff PIN -> screen now '{me.screen}'")
+        say(f"{core.outbox.stats().depth} records waiting on the kiosk")
         online()
         say("the central API is back")
         return core.outbox.head()[0]
     finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
         core.close()
+
+
+def _describe(rec: Record | None) -> str:
+    if rec is None:
+        return "no record"
+    flags = rec.payload.get("flags") or []
+    return rec.type + (f" [{', '.join(flags)}]" if flags else "")

@@ -66,6 +66,10 @@ PEOPLE = (
 )
 
 
+#: the demo kiosk's staff PIN (synthetic; its PBKDF2 hash goes into kiosk.toml)
+STAFF_PIN = "2468"
+
+
 def dob_hmac(salt: bytes, dob: str) -> str:
     return base64.b64encode(hmac.new(salt, dob.encode(), hashlib.sha256).digest()).decode()
 
@@ -83,6 +87,8 @@ def provision(api: RefApi, folder: Path, device: str = "kiosk-demo-01", *, time_
               extra: str = "") -> DemoDevice:  # fmt: skip
     """Create the device's keys, enrol it with the API, write its kiosk.toml (simulated
     hardware, explicitly allowed)."""
+    from daemon.kiosk import hash_pin
+
     data = folder / "data"
     data.mkdir(parents=True, exist_ok=True)
     kb = FileKeyBackend(data / "device-key.pem")
@@ -136,6 +142,9 @@ backend = "mock"
 
 [display]
 backend = "simulated"
+
+[staff]
+pin_hash = "{hash_pin(STAFF_PIN, 20_000)}"
 {extra}"""
     )
     return DemoDevice(device, folder, cfg, data, kb)

@@ -1,9 +1,14 @@
-"""What ``kiosk run`` serves once the core is open: the enclosure watch and, as they land,
-the check-in flow and the local UI (daemon/app.py composes them).
+"""The check-in runner: the pure flow (daemon/flow) driven by real events, its effects carried
+out on the hardware and the outbox, its views pushed to the local UI.
 
-Tamper: opening the enclosure commits a ``tamper`` record at once (flagged for staff), turns
-the status light to ATTENTION and sounds the attention pattern; closing it again does not
-clear the alert without a staff action.
+One asyncio queue of events. The loop takes an event, steps the flow, publishes the new view,
+and carries out the effects in order: quick ones inline (status light, alert, commit — a
+commit is a few milliseconds of SQLite), slow ones (a fingerprint match, a photo, a staff PIN
+check) as tasks that put their result back on the queue, so the screen never freezes.
+
+Hardware signals (enclosure opened/closed, a finger on the glass, motion) and a Tick every
+second are events too. The roster file written by the sync process is reloaded when it
+changes.
 
 May import: daemon.*, drivers.*.
 """
@@ -11,43 +16,336 @@ May import: daemon.*, drivers.*.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
+import hmac
+import json
 import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
 
 from daemon.app import KioskCore
-from daemon.errors import StorageError
+from daemon.errors import DriverError, KioskError, StorageError
+from daemon.flow import FlowConfig, effects, events, initial, step, view
+from daemon.flow.state import Kiosk
+from daemon.roster import RosterInvalid, parse_roster
+from drivers.fingerprint.interface import NoFinger, PoorImage
 from drivers.gpio import LightState, Pattern
 
 log = logging.getLogger(__name__)
 
+_LIGHTS = {
+    "idle": LightState.READY,
+    "busy": LightState.BUSY,
+    "ok": LightState.SUCCESS,
+    "alert": LightState.ATTENTION,
+    "tamper": LightState.ATTENTION,
+    "fault": LightState.FAULT,
+}
+
+
+def check_pin(pin: str, pin_hash: str) -> bool:
+    """``pin_hash`` is ``pbkdf2$<iterations>$<salt b64>$<hash b64>`` (PBKDF2-SHA256)."""
+    try:
+        scheme, iterations, salt, expected = pin_hash.split("$")
+        if scheme != "pbkdf2":
+            return False
+        got = hashlib.pbkdf2_hmac("sha256", pin.encode(), base64.b64decode(salt), int(iterations))
+        return hmac.compare_digest(got, base64.b64decode(expected))
+    except (ValueError, TypeError):
+        return False
+
+
+def hash_pin(pin: str, iterations: int = 200_000) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.pbkdf2_hmac("sha256", pin.encode(), salt, iterations)
+    return (
+        f"pbkdf2${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+    )
+
+
+class CheckinRunner:
+    """Runs the flow on a :class:`KioskCore`; implements the UI's bridge."""
+
+    def __init__(self, core: KioskCore, flow_config: FlowConfig | None = None) -> None:
+        self.core = core
+        self.queue: asyncio.Queue[events.Event] = asyncio.Queue()
+        self.state: Kiosk = initial(flow_config or FlowConfig(), now=time.monotonic())
+        self._photos: dict[str, bytes] = {}
+        self._subscribers: list[asyncio.Queue[dict[str, Any]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._roster_mtime = 0.0
+        self.alerts: list[str] = []
+        self.last_ui_beat = 0.0
+        self.processed = 0
+
+    # --- the UI bridge ------------------------------------------------------------------------
+    def current_view(self) -> dict[str, Any]:
+        v = view(self.state)
+        hw = self.core.hardware
+        if hw is not None and hw.simulated:
+            v["simulated"] = True
+        return v
+
+    def subscribe(self) -> AsyncIterator[dict[str, Any]]:
+        q: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=64)
+        self._subscribers.append(q)
+
+        async def gen() -> AsyncIterator[dict[str, Any]]:
+            try:
+                while True:
+                    yield await q.get()
+            finally:
+                with contextlib.suppress(ValueError):
+                    self._subscribers.remove(q)
+
+        return gen()
+
+    async def tap(self, action: str, data: Mapping[str, Any]) -> None:
+        event = self.tap_event(action, data, time.monotonic())
+        if event is not None:
+            self.post(event)
+
+    def ui_heartbeat(self) -> None:
+        self.last_ui_beat = time.monotonic()
+
+    @staticmethod
+    def tap_event(action: str, data: Mapping[str, Any], now: float) -> events.Event | None:
+        """Translate a tap from the page into the flow's event (None: nothing to do)."""
+        simple: dict[str, type[events.Event]] = {
+            "help": events.Help,
+            "more_time": events.MoreTime,
+            "delete": events.Delete,
+            "submit": events.Submit,
+            "restart": events.Back,
+            "back": events.Back,
+            "cancel": events.Cancel,
+            "photo": events.TakePhotoNow,
+            "finish": events.Finish,
+            "continue": events.Continue,
+            "staff_exit": events.StaffExit,
+            "staff": events.StaffRequested,
+            "cannot_use_finger": events.CannotUseFinger,
+            "staff_unlock": events.StaffUnlock,
+            "staff_acknowledge": events.StaffAcknowledge,
+        }
+        if action in simple:
+            return simple[action](now=now)
+        if action == "start":
+            return events.Start(now=now, lang=str(data.get("lang", "en")))
+        if action == "language":
+            return events.SetLanguage(now=now, lang=str(data.get("lang", "en")))
+        if action == "large_text":
+            return events.SetLargeText(now=now, on=bool(data.get("on")))
+        if action == "key":
+            return events.Key(now=now, digit=str(data.get("digit", "")))
+        if action == "answer":
+            return events.Answer(
+                now=now, question=str(data.get("id")), value=str(data.get("value"))
+            )
+        if action == "read":
+            return events.MessageRead(now=now, message=str(data.get("id")))
+        if action == "staff_override":
+            return events.StaffOverride(
+                now=now, reason=str(data.get("reason")), ref_digits=str(data.get("ref", ""))
+            )
+        return None
+
+    # --- events in ----------------------------------------------------------------------------
+    def post(self, event: events.Event) -> None:
+        self.queue.put_nowait(event)
+
+    def _watch_hardware(self, loop: asyncio.AbstractEventLoop) -> None:
+        hw = self.core.hardware
+        assert hw is not None
+
+        def threadsafe(make: type[events.Event]) -> Any:
+            def cb() -> None:  # pin-event thread
+                loop.call_soon_threadsafe(self.post, make(now=time.monotonic()))
+
+            return cb
+
+        hw.gpio.tamper.on_open(threadsafe(events.EnclosureOpened))
+        hw.gpio.tamper.on_close(threadsafe(events.EnclosureClosed))
+        if hw.gpio.tamper.is_open:
+            self.post(events.EnclosureOpened(now=time.monotonic()))
+
+        def wake(_active: bool = True) -> None:
+            loop.call_soon_threadsafe(hw.display.dimmer.activity)
+
+        hw.gpio.finger_wake.subscribe(wake)
+        if hw.gpio.motion is not None:
+            hw.gpio.motion.subscribe(wake)
+        for part, reason in hw.faults.items():
+            self.post(events.PartFailed(now=time.monotonic(), part=part, reason=reason))
+
+    def _reload_roster(self) -> None:
+        path: Path = self.core.cfg.device.data_dir / "roster.json"
+        try:
+            mtime = path.stat().st_mtime
+        except FileNotFoundError:
+            return
+        if mtime == self._roster_mtime:
+            return
+        self._roster_mtime = mtime
+        try:
+            roster = parse_roster(json.loads(path.read_bytes()))
+        except (RosterInvalid, ValueError) as exc:
+            log.error("the roster file is not valid (%s); keeping the previous one", exc)
+            return
+        self.post(events.RosterLoaded(now=time.monotonic(), roster=roster))
+
+    # --- effects out --------------------------------------------------------------------------
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _verify(self, eff: effects.VerifyFinger) -> None:
+        core = self.core
+        hw = core.hardware
+        assert hw is not None and core.roster_key is not None
+        threshold = core.cfg.fingerprint.threshold
+        best: events.Event | None = None
+        try:
+            for sealed in eff.templates:
+                template = core.roster_key.open_template(sealed.sealed)
+                try:
+                    match = await hw.fingerprint.verify(template, threshold=threshold)
+                finally:
+                    del template
+                best = events.FingerResult(
+                    now=time.monotonic(), matched=match.matched, score=match.score,
+                    threshold=match.threshold,
+                )  # fmt: skip
+                if match.matched:
+                    break
+        except (NoFinger, PoorImage) as exc:
+            best = events.FingerUnreadable(now=time.monotonic(), reason=exc.reason)
+        except KioskError as exc:
+            best = events.PartFailed(now=time.monotonic(), part="fingerprint", reason=exc.reason)
+        if best is None:  # a roster entry without templates: nothing to match against
+            best = events.FingerUnreadable(now=time.monotonic(), reason="no_template")
+        self.post(best)
+
+    async def _photo(self) -> None:
+        core = self.core
+        hw = core.hardware
+        assert hw is not None and core.sealer is not None
+        try:
+            photo = await asyncio.to_thread(hw.camera.capture_still)
+            sealed = core.sealer.seal_photo(photo.jpeg)
+            del photo
+        except (DriverError, KioskError) as exc:
+            self.post(events.PartFailed(now=time.monotonic(), part="camera", reason=exc.reason))
+            return
+        self._photos[sealed.sha256] = sealed.blob
+        self.post(events.PhotoTaken(now=time.monotonic(), photo=sealed.sha256, quality_ok=True))
+
+    async def _staff(self, pin: str) -> None:
+        ok = await asyncio.to_thread(check_pin, pin, self.core.cfg.staff.pin_hash)
+        self.post(
+            events.StaffAuthResult(now=time.monotonic(), ok=ok, staff_id="staff" if ok else None)
+        )
+
+    def _commit(self, eff: effects.Commit) -> None:
+        blob = self._photos.pop(eff.photo, None) if eff.photo else None
+        try:
+            self.core.commit(eff.type, eff.fields(), blob=blob)
+        except StorageError as exc:
+            self.post(
+                events.CommitFailed(
+                    now=time.monotonic(), commit_id=eff.commit_id, reason=exc.reason
+                )
+            )
+            return
+        self.post(events.RecordCommitted(now=time.monotonic(), commit_id=eff.commit_id))
+
+    def _carry_out(self, eff: effects.Effect) -> None:
+        hw = self.core.hardware
+        assert hw is not None
+        if isinstance(eff, effects.VerifyFinger):
+            self._spawn(self._verify(eff))
+        elif isinstance(eff, effects.TakePhoto):
+            self._spawn(self._photo())
+        elif isinstance(eff, effects.DiscardPhoto):
+            self._photos.pop(eff.photo, None)
+        elif isinstance(eff, effects.Commit):
+            self._commit(eff)
+        elif isinstance(eff, effects.StatusLight):
+            hw.gpio.light.show(_LIGHTS.get(eff.state, LightState.READY))
+        elif isinstance(eff, effects.AlertStaff):
+            self.alerts.append(eff.reason)
+            hw.gpio.buzzer.play(Pattern.ATTENTION)
+            log.warning("staff alert: %s", eff.reason, extra={"kiosk_reason": eff.reason})
+        elif isinstance(eff, effects.ClearAlerts):
+            self.alerts.clear()
+        elif isinstance(eff, effects.CheckStaffCredential):
+            self._spawn(self._staff(eff.pin))
+        else:
+            log.error("unknown effect %s", type(eff).__name__)
+
+    def _publish(self) -> None:
+        v = self.current_view()
+        for q in list(self._subscribers):
+            with contextlib.suppress(asyncio.QueueFull):
+                q.put_nowait(v)
+
+    # --- the loop -----------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        self._watch_hardware(loop)
+        self._reload_roster()
+        ticker = asyncio.create_task(self._tick(stop))
+        try:
+            while not stop.is_set():
+                getter = asyncio.ensure_future(self.queue.get())
+                stopper = asyncio.ensure_future(stop.wait())
+                done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                stopper.cancel()
+                if getter not in done:
+                    getter.cancel()
+                    break
+                event = getter.result()
+                before = self.state
+                self.state, effs = step(self.state, event)
+                self.processed += 1
+                if self.state is not before:
+                    self._publish()
+                for eff in effs:
+                    self._carry_out(eff)
+        finally:
+            ticker.cancel()
+            for t in [ticker, *self._tasks]:
+                t.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+
+    async def _tick(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await asyncio.sleep(1.0)
+            self._reload_roster()
+            self.post(events.Tick(now=time.monotonic()))
+
 
 async def serve_checkins(core: KioskCore, stop: asyncio.Event) -> None:
-    hw = core.hardware
-    assert hw is not None
-    loop = asyncio.get_running_loop()
-    opened = asyncio.Event()
+    """kiosk.service's work once the core is open: the flow and the local UI on 127.0.0.1."""
+    from daemon.ui.server import create_ui_app, new_token, serve_ui
 
-    def tampered() -> None:  # runs on the pin-event thread
-        loop.call_soon_threadsafe(opened.set)
+    runner = CheckinRunner(core)
+    token = new_token()
+    ui = await serve_ui(create_ui_app(runner, token=token), core.cfg.ui.port)
+    url_file = core.cfg.device.data_dir / "ui-url"
+    from daemon.keys import write_private_file
 
-    hw.gpio.tamper.on_open(tampered)
-    hw.gpio.light.show(LightState.READY)
-    while not stop.is_set():
-        waiter = asyncio.ensure_future(opened.wait())
-        stopper = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        for t in (waiter, stopper):
-            t.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
-        if opened.is_set():
-            opened.clear()
-            try:
-                core.commit(
-                    "tamper", {"flags": ["see_officer"], "detail": {"event": "enclosure_opened"}}
-                )
-            except StorageError as exc:
-                log.error("could not record the tamper event: %s", exc)
-            hw.gpio.light.show(LightState.ATTENTION)
-            hw.gpio.buzzer.play(Pattern.ATTENTION)
-            log.warning("enclosure opened: tamper recorded, staff alerted")
+    write_private_file(url_file, ui.url(token).encode())  # for kiosk-ui.service (Chromium)
+    log.info("local UI on 127.0.0.1:%d", ui.port)
+    try:
+        await runner.run(stop)
+    finally:
+        await ui.close()
+        url_file.unlink(missing_ok=True)

@@ -167,29 +167,50 @@ class Outbox:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.blob_dir.mkdir(exist_ok=True)
         created = not self.path.exists()
-        try:
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
-            db.execute(f"PRAGMA busy_timeout = {int(self._busy_ms)}")
-            mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if mode != "wal":
-                raise StorageError(f"the outbox could not switch to WAL mode (got {mode})")
-            db.execute("PRAGMA synchronous = FULL")
-            db.execute("PRAGMA foreign_keys = ON")
-            self._db = db
-            self._migrate()
-            if created:  # make the new file's name durable, not only its content
-                _fsync_dir(self.data_dir)
-                _fsync_dir(self.blob_dir)
-            ok = db.execute("PRAGMA quick_check").fetchone()[0]
-        except sqlite3.DatabaseError as exc:
-            self.close()
-            raise OutboxCorrupt(
-                f"the outbox database {self.path} is damaged ({exc}); run `kioskctl doctor`"
-            ) from exc
+        deadline = time.monotonic() + self._busy_ms / 1000
+        while True:
+            try:
+                ok = self._connect(created)
+                break
+            except sqlite3.OperationalError as exc:
+                # another process (the sync daemon starting at the same moment) holds a lock:
+                # that is contention, never corruption
+                self.close()
+                if "locked" in str(exc) or "busy" in str(exc):
+                    if time.monotonic() < deadline:
+                        time.sleep(0.05)
+                        continue
+                    raise StorageError(
+                        f"the outbox database {self.path} stayed locked by another process; "
+                        "check that only one kiosk.service runs"
+                    ) from exc
+                raise StorageError(
+                    f"the outbox database {self.path} cannot be opened ({exc})"
+                ) from exc
+            except sqlite3.DatabaseError as exc:
+                self.close()
+                raise OutboxCorrupt(
+                    f"the outbox database {self.path} is damaged ({exc}); run `kioskctl doctor`"
+                ) from exc
         if ok != "ok":
             self.close()
             raise OutboxCorrupt(f"the outbox database failed its integrity check: {ok}")
         return self
+
+    def _connect(self, created: bool) -> str:
+        """Open, set WAL + FULL, migrate, quick_check; returns the check's verdict."""
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+        self._db = db
+        db.execute(f"PRAGMA busy_timeout = {int(self._busy_ms)}")
+        mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode != "wal":
+            raise StorageError(f"the outbox could not switch to WAL mode (got {mode})")
+        db.execute("PRAGMA synchronous = FULL")
+        self._migrate()
+        if created:  # make the new file's name durable, not only its content
+            _fsync_dir(self.data_dir)
+            _fsync_dir(self.blob_dir)
+        return str(db.execute("PRAGMA quick_check").fetchone()[0])
 
     def close(self) -> None:
         if self._db is not None:
@@ -215,13 +236,17 @@ class Outbox:
     def _migrate(self) -> None:
         db = self.db
         version = int(db.execute("PRAGMA user_version").fetchone()[0])
-        if version > SCHEMA_VERSION:
-            raise OutboxCorrupt(
+        if version > SCHEMA_VERSION:  # not damage: never set it aside, refuse to start
+            raise StorageError(
                 f"the outbox schema is version {version}, newer than this software "
-                f"({SCHEMA_VERSION}); install the newer kiosk software or roll back the data."
+                f"({SCHEMA_VERSION}); install the newer kiosk software or roll back the data.",
+                reason="outbox_newer",
             )
         for target in range(version + 1, SCHEMA_VERSION + 1):
             with self._write():
+                # another process may have migrated while we waited for the write lock
+                if int(db.execute("PRAGMA user_version").fetchone()[0]) >= target:
+                    continue
                 for statement in _MIGRATIONS[target].split(";"):
                     if statement.strip():
                         db.execute(statement)
