@@ -71,8 +71,11 @@ class Visitor:
         for d in digits:
             await self.tap("key", digit=d)
 
-    async def visit(self, v: Visit, timeout_s: float = 30.0) -> Record | None:
-        """One check-in from idle to done; returns the record it committed (None if none)."""
+    async def visit(
+        self, v: Visit, timeout_s: float = 30.0, *, leave: bool = True
+    ) -> Record | None:
+        """One check-in from idle to done; returns the record it committed (None if none).
+        ``leave`` taps on from the last screen (done / see reception) back to idle."""
         hw = self.core.hardware
         assert hw is not None
         before = len(self.committed)
@@ -108,7 +111,7 @@ class Visitor:
                     await asyncio.sleep(0.01)
         finally:
             hw.emulator.lift_finger()
-        if self.screen in ("done", "see_reception") and self.runner.state.session is not None:
+        if leave and self.screen in ("done", "see_reception") and self.runner.state.session:
             await self.tap("continue")
         return self.committed[-1] if len(self.committed) > before else None
 

@@ -1,0 +1,225 @@
+"""Every check-in path through the daemon's composition root (KioskCore + CheckinRunner) on
+simulated hardware — the emulated sensor behind the real driver, the synthetic camera,
+MockFactory pins — with the records checked where they land: the real reference API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from daemon.app import KioskCore
+from daemon.clock import SystemClock
+from daemon.config import load_config
+from daemon.demo_script import Visit, Visitor
+from daemon.demo_support import PEOPLE, DemoDevice, provision, publish_roster
+from daemon.errors import RecordError
+from daemon.kiosk import CheckinRunner
+from daemon.records import Record
+from daemon.sealing import generate_keypair, open_sealed
+from daemon.sync import SyncClient
+from drivers.camera import camera_sim
+from hil.fingerprint.fingers import Condition
+from hil.refapi.server import RefApi
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> RefApi:
+    ref = RefApi(tmp_path_factory.mktemp("api"))
+    ref.start()
+    yield ref  # type: ignore[misc]
+    ref.stop()
+
+
+@dataclass
+class Kiosk:
+    core: KioskCore
+    runner: CheckinRunner
+    me: Visitor
+    device: DemoDevice
+    api: RefApi
+
+    async def sync(self) -> list[Record]:
+        """Drain to the API and return what the API stored for this device, verified."""
+        assert self.core.outbox is not None
+        client = SyncClient(self.core.outbox, self.core.cfg.api, self.core.key,  # type: ignore[arg-type]
+                            clock=SystemClock())  # fmt: skip
+        await client.drain()
+        await client.aclose()
+        store = self.api.storage()
+        try:
+            compacts = [c for _d, _s, c in store.export(self.device.id)]
+        finally:
+            store.close()
+        from daemon.records import verify_chain
+
+        return verify_chain(compacts, self.device.key.load().public_key(), self.device.id)
+
+    def blob(self, sha: str) -> bytes | None:
+        store = self.api.storage()
+        try:
+            return store.get_blob(sha)
+        finally:
+            store.close()
+
+
+_n = 0
+
+
+@pytest.fixture
+async def kiosk(api: RefApi, tmp_path: Path) -> AsyncIterator[Kiosk]:
+    global _n
+    _n += 1
+    device = provision(api, tmp_path / "kiosk", device=f"kiosk-path-{_n:02d}")
+    publish_roster(api, device)
+    cfg = load_config(device.config_path)
+    # the roster as the sync process would have stored it
+    core = KioskCore(cfg)
+    await core.open()
+    assert core.outbox is not None
+    client = SyncClient(core.outbox, cfg.api, core.key, clock=SystemClock(),  # type: ignore[arg-type]
+                        roster_path=cfg.device.data_dir / "roster.json")  # fmt: skip
+    assert await client.fetch_roster()
+    await client.aclose()
+    runner = CheckinRunner(core)
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    me = Visitor(runner, core)
+    for _ in range(300):
+        if runner.state.roster.people:
+            break
+        await asyncio.sleep(0.01)
+    try:
+        yield Kiosk(core, runner, me, device, api)
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        core.close()
+
+
+def _last(records: list[Record], type_: str) -> Record:
+    return [r for r in records if r.type == type_][-1]
+
+
+async def test_normal_checkin_reaches_the_api_with_a_sealed_photo(kiosk: Kiosk) -> None:
+    rec = await kiosk.me.visit(Visit(PEOPLE[0]))
+    assert rec is not None and rec.type == "checkin"
+    assert kiosk.me.screen == "idle"
+    stored = _last(await kiosk.sync(), "checkin")
+    assert stored.payload["person"] == PEOPLE[0].ref
+    assert stored.payload["verify"]["method"] == "fingerprint"
+    assert stored.payload["verify"]["score"] >= stored.payload["verify"]["threshold"]
+    sha = stored.payload["photo"]
+    blob = kiosk.blob(sha)
+    assert blob is not None and not blob.startswith(b"\xff\xd8")  # ciphertext, not a JPEG
+    _other_private, _ = generate_keypair()
+    with pytest.raises(RecordError):
+        open_sealed(blob, _other_private)  # not without the API's key
+    jpeg = open_sealed(blob, kiosk.api.pki.seal_key.read_bytes())
+    assert jpeg.startswith(b"\xff\xd8")  # the reviewer, with the API's key, sees the photo
+    assert not any(kiosk.core.outbox.blob_dir.iterdir())  # type: ignore[union-attr]
+
+
+async def test_three_failed_matches_fall_back_never_refuse(kiosk: Kiosk) -> None:
+    rec = await kiosk.me.visit(Visit(PEOPLE[2], condition=Condition.DRY))
+    assert rec is not None
+    stored = _last(await kiosk.sync(), "checkin_fallback")
+    assert "id_review" in stored.payload["flags"]
+    assert stored.payload["verify"]["attempts"] == 3
+    assert stored.payload.get("photo")
+
+
+async def test_someone_elses_finger_is_not_a_match(kiosk: Kiosk) -> None:
+    impostor = Visit(PEOPLE[0])
+    hw = kiosk.core.hardware
+    assert hw is not None
+    # the visitor presents person 4's finger while claiming to be person 0
+    original = hw.emulator.present_finger
+    hw.emulator.present_finger = lambda _p, f, c: original(PEOPLE[4].ref, f, c)  # type: ignore[method-assign]
+    rec = await kiosk.me.visit(impostor)
+    assert rec is not None and rec.type == "checkin_fallback"
+    assert "id_review" in rec.payload["flags"]
+
+
+async def test_escalations_are_flagged_and_surface_first(kiosk: Kiosk) -> None:
+    await kiosk.me.visit(Visit(PEOPLE[3], answers={"course_attended": "no"}))
+    await kiosk.me.visit(Visit(PEOPLE[4], answers={"speak_to_someone": "yes"}))
+    records = await kiosk.sync()
+    escalated = [r for r in records if "see_officer" in r.payload["flags"]]
+    assert len(escalated) == 2
+    assert "speak_to_someone" in kiosk.runner.alerts and "see_officer" in kiosk.runner.alerts
+    with kiosk.api.admin() as admin:
+        first = admin.get("/v1/admin/alerts").json()[0]
+    assert "see_officer" in first["flags"] or first["type"] == "tamper"
+
+
+async def test_welsh_checkin(kiosk: Kiosk) -> None:
+    rec = await kiosk.me.visit(Visit(PEOPLE[1], lang="cy"), leave=False)
+    assert rec is not None and rec.type == "checkin"
+    done = kiosk.runner.current_view()
+    assert done["screen"] == "done" and done["lang"] == "cy"
+
+
+async def test_sensor_fault_mid_checkin_falls_back(kiosk: Kiosk) -> None:
+    hw = kiosk.core.hardware
+    assert hw is not None
+    hw.emulator.unplug()
+    try:
+        rec = await kiosk.me.visit(Visit(PEOPLE[0]))
+    finally:
+        hw.emulator.replug()
+    assert rec is not None and rec.type == "checkin_fallback"
+    assert "id_review" in rec.payload["flags"]
+
+
+async def test_camera_fault_still_leaves_a_signed_attendance_record(kiosk: Kiosk) -> None:
+    hw = kiosk.core.hardware
+    assert hw is not None
+    camera_sim(hw.camera).unplug()
+    rec = await kiosk.me.visit(Visit(PEOPLE[0]))
+    assert rec is not None and rec.type == "fault"
+    assert "fault" in rec.payload["flags"] and rec.payload["person"] == PEOPLE[0].ref
+    stored = _last(await kiosk.sync(), "fault")
+    assert stored.payload["detail"]["part"] == "camera"
+
+
+async def test_tamper_locks_until_staff_unlock(kiosk: Kiosk) -> None:
+    hw = kiosk.core.hardware
+    assert hw is not None and hw.gpio_sim is not None
+    hw.gpio_sim.open_enclosure()
+    await asyncio.sleep(0.05)
+    await kiosk.me.settle()
+    assert kiosk.me.screen == "see_reception"
+    hw.gpio_sim.close_enclosure()
+    await kiosk.me.settle()
+    assert kiosk.me.screen == "see_reception"  # closing alone does not unlock
+    await kiosk.me.tap("start", lang="en")
+    assert kiosk.me.screen == "see_reception"
+    await kiosk.me.staff_unlock()
+    assert kiosk.me.screen == "idle"
+    assert _last(await kiosk.sync(), "tamper")
+
+
+async def test_a_full_disk_sends_the_person_to_reception(kiosk: Kiosk) -> None:
+    assert kiosk.core.outbox is not None
+    kiosk.core.outbox._min_free = 1 << 60  # the reserve is larger than any disk
+    kiosk.core.outbox._free_at = -1.0
+    rec = await kiosk.me.visit(Visit(PEOPLE[0]), leave=False)
+    assert rec is None
+    assert kiosk.core.outbox.stats().depth == 1  # only the boot record
+    view = kiosk.runner.current_view()
+    assert view["screen"] == "see_reception"
+    assert "commit_failed" in kiosk.runner.alerts
+
+
+def test_no_personal_data_on_the_idle_screen() -> None:
+    from daemon.flow import initial, view
+
+    idle = json.dumps(view(initial()))
+    assert "CR-" not in idle and "person" not in idle
