@@ -650,7 +650,8 @@ def _override(k: Kiosk, st: Staff, e: ev.StaffOverride) -> Result:
     if e.reason not in ev.OVERRIDE_REASONS:
         return replace(k, staff=replace(st, result="bad_reason")), []
     s = k.session
-    live = s if s is not None and s.identified and not s.committed else None
+    open_session = s is not None and not s.committed and s.stage != Stage.COMMITTING
+    live = s if open_session and s is not None and s.identified else None
     if e.ref_digits:
         if len(e.ref_digits) != cfg.ref_digits or not e.ref_digits.isdigit():
             return replace(k, staff=replace(st, result="ref_incomplete")), []
@@ -680,7 +681,7 @@ def _override(k: Kiosk, st: Staff, e: ev.StaffOverride) -> Result:
         )
         k = replace(k, session=replace(live, stage=Stage.COMMITTING, commit_id=cid))
     else:
-        if s is not None:
+        if open_session:  # someone else's unfinished session gives way to the override
             k, fx = _end_session(k)
         verify = {"method": "staff", "staff": st.staff_id, "attempts": 0}
         commit = Commit(

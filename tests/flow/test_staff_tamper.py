@@ -178,3 +178,20 @@ def test_acknowledging_alerts_turns_the_light_back() -> None:
     assert ClearAlerts() in fx and StatusLight(state="idle") in fx
     run.send(ev.StaffExit)
     assert run.screen == "idle"
+
+
+def test_override_never_makes_a_second_record_for_a_session_already_saving() -> None:
+    """Found by the random walks: a part failed while staff mode was open (the paused
+    check-in's fault record was saving), then staff asked for an override."""
+    run = Run()
+    run.identify(ALICE)
+    run.send(ev.CannotUseFinger)
+    staff_login(run)
+    run.send(ev.PartFailed, part="display", reason="fault")
+    assert run.last_commit().type == "fault"
+    run.send(ev.StaffOverride, reason="assisted_check_in")
+    assert run.view["result"] == "ref_needed"
+    assert [c.type for c in run.commits()] == ["fault"]
+    run.commit_ok()
+    run.send(ev.StaffExit)
+    assert run.screen == "see_reception" and run.view["reason"] == "fault"
