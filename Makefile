@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench soak clean venv
+.PHONY: demo test lint typecheck unit bench soak clean venv sysdeps
 
 venv: $(STAMP)
 
@@ -30,7 +30,13 @@ typecheck: venv
 unit: venv
 	$(PY) -m pytest -m "not soak"
 
-test: lint typecheck unit
+# Debian packages the tests need (chromium, espeak-ng, fonts; mmdebstrap, systemd-container),
+# installed when missing and running as root; see docs/testing.md.
+sysdeps:
+	sh hil/ui_deps.sh
+	sh firmware/rootfs/ensure-host-tools.sh
+
+test: sysdeps lint typecheck unit
 
 bench: venv
 	$(PY) -m hil.bench
