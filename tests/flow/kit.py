@@ -113,6 +113,13 @@ class Run:
         self.effects.extend(fx)
         return fx
 
+    def feed(self, event: ev.Event) -> list[Effect]:
+        """Step an event built elsewhere (its ``now`` becomes the run's time)."""
+        self.t = max(self.t, event.now)
+        self.k, fx = step(self.k, event)
+        self.effects.extend(fx)
+        return fx
+
     def tick(self, seconds: float) -> list[Effect]:
         return self.send(ev.Tick, dt_s=seconds)
 

@@ -500,3 +500,22 @@ def test_idle_view_has_nothing_personal_after_any_outcome() -> None:
     assert run.view == {"screen": "idle", "lang": "en", "large_text": False, "help_available": True}
     for secret in ("900101", "1990", "Room", "payslips"):
         assert secret not in text
+
+
+def test_ui_taps_drive_a_whole_checkin() -> None:
+    """The UI's action names (daemon/ui/bridge.py) map onto the flow's events."""
+    from daemon.flow.taps import TAP_NAMES, tap_event
+
+    run = Run()
+    taps: list[tuple[str, dict[str, Any]]] = [("start", {"lang": "cy"})]
+    taps += [("key", {"digit": d}) for d in ALICE[0]] + [("submit", {})]
+    taps += [("key", {"digit": d}) for d in ALICE[1]] + [("submit", {})]
+    taps += [("cannot_use_finger", {}), ("continue", {}), ("photo", {})]
+    for action, data in taps:
+        event = tap_event(action, data, run.t + 1)
+        assert event is not None
+        run.feed(event)
+    assert run.screen == "photo" and run.view["lang"] == "cy"
+    assert tap_event("answer", {"id": 3}, 0.0) is None
+    assert tap_event("self_destruct", {}, 0.0) is None
+    assert {"start", "help", "more_time", "finish", "staff_exit"} <= TAP_NAMES
