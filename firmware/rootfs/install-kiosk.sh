@@ -1,0 +1,44 @@
+#!/bin/sh
+# Install the kiosk into a root file system (a Debian 12 tree from build-rootfs.sh).
+#
+#   firmware/rootfs/install-kiosk.sh ROOTFS WHEELDIR [--no-deps]
+#
+# WHEELDIR holds a wheel of the checkout plus wheels of its dependencies
+# (`pip wheel -w WHEELDIR .` on a host with the same CPU architecture and Python 3.11).
+# Inside ROOTFS (run through systemd-nspawn, not booted): a venv at /opt/kiosk with the
+# kiosk installed offline from WHEELDIR; the units, sysusers.d, tmpfiles.d and the PID 1
+# watchdog setting from systemd/; the kiosk user created; both units enabled.
+# --no-deps reinstalls only the project wheel (the dependencies are already in the venv).
+# Needs root and systemd-nspawn.
+set -eu
+root=${1:?usage: install-kiosk.sh ROOTFS WHEELDIR [--no-deps]}
+wheels=${2:?usage: install-kiosk.sh ROOTFS WHEELDIR [--no-deps]}
+mode=${3:-}
+src=$(cd "$(dirname "$0")/../.." && pwd)
+root=$(cd "$root" && pwd)
+wheels=$(cd "$wheels" && pwd)
+
+install -d "$root/usr/lib/systemd/system" "$root/usr/lib/sysusers.d" "$root/usr/lib/tmpfiles.d" \
+    "$root/etc/systemd/system.conf.d" "$root/opt/kiosk/share/doc"
+install -m 0644 "$src/systemd/kiosk.service" "$src/systemd/kiosk-sync.service" \
+    "$root/usr/lib/systemd/system/"
+install -m 0644 "$src/systemd/sysusers.d/kiosk.conf" "$root/usr/lib/sysusers.d/kiosk.conf"
+install -m 0644 "$src/systemd/tmpfiles.d/kiosk.conf" "$root/usr/lib/tmpfiles.d/kiosk.conf"
+install -m 0644 "$src/systemd/system.conf.d/kiosk-watchdog.conf" "$root/etc/systemd/system.conf.d/"
+install -m 0644 "$src/docs/systemd.md" "$root/opt/kiosk/share/doc/systemd.md" 2>/dev/null || true
+
+if [ "$mode" = "--no-deps" ]; then
+    pipargs="--no-deps --force-reinstall"
+else
+    pipargs=""
+fi
+systemd-nspawn --quiet --register=no --keep-unit --pipe -D "$root" \
+    --bind-ro="$wheels:/wheels" /bin/sh -eu -c "
+        [ -x /opt/kiosk/bin/python ] || python3 -m venv /opt/kiosk
+        /opt/kiosk/bin/pip install --quiet --no-index --find-links /wheels \
+            --disable-pip-version-check $pipargs probation-kiosk
+        systemd-sysusers
+        systemd-tmpfiles --create /usr/lib/tmpfiles.d/kiosk.conf
+        systemctl enable --quiet kiosk.service kiosk-sync.service
+    " 2>&1 | grep -v 'Attempted to remove disk file system' >&2 || true
+[ -x "$root/opt/kiosk/bin/kiosk" ] || { echo "install-kiosk: /opt/kiosk/bin/kiosk missing" >&2; exit 1; }

@@ -1,0 +1,103 @@
+"""The units under real systemd 252: a Debian 12 container booted with systemd-nspawn.
+
+One container for the module (tests/system/conftest.py); the tests run in file order and
+each leaves the units as it found them. Marked ``system``: they need root, a Debian mirror on
+first run (the root file system is then cached) and about a minute with a warm cache.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.system.conftest import Box
+
+pytestmark = pytest.mark.system
+
+
+def test_both_units_reach_ready_under_their_hardening(box: Box) -> None:
+    c = box.container
+    for unit in ("kiosk.service", "kiosk-sync.service"):
+        props = c.wait_for(unit, 60, ActiveState="active", SubState="running")
+        assert props, unit
+    hw = c.show("kiosk.service", "MainPID", "StatusText", "User", "DevicePolicy", "Type",
+                "NotifyAccess", "WatchdogUSec", "StateDirectory")  # fmt: skip
+    assert hw["Type"] == "notify" and hw["User"] == "kiosk" and hw["DevicePolicy"] == "closed"
+    assert hw["WatchdogUSec"] == "4s"  # the test drop-in
+    # STATUS= mirrors the health probe, and says the hardware is simulated here.
+    assert "SIMULATED" in c.wait_for_status("kiosk.service", "SIMULATED", 30)
+    pid = hw["MainPID"]
+    # the daemon really runs as the kiosk user, with no capabilities and no new privileges
+    status = c.sh(["cat", f"/proc/{pid}/status"])
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    uid = c.sh(["id", "-u", "kiosk"]).strip()
+    assert fields["Uid"].split()[0] == uid
+    assert int(fields["CapEff"].strip(), 16) == 0
+    assert fields["NoNewPrivs"].strip() == "1"
+    assert fields["Seccomp"].strip() == "2"
+    # ProtectSystem=strict: the daemon sees / read-only, its data directory writable
+    mounts = {m.split()[1]: m.split()[3] for m in c.sh(["cat", f"/proc/{pid}/mounts"]).splitlines()}
+    assert mounts["/"].startswith("ro"), mounts
+    assert mounts["/var/lib/kiosk"].startswith("rw"), mounts
+    # both daemons share the data directory, owned by the kiosk user
+    owner = c.sh(["stat", "-c", "%U %a", "/var/lib/kiosk"]).split()
+    assert owner == ["kiosk", "750"]
+
+
+def test_journal_has_a_stable_identifier_and_structured_fields(box: Box) -> None:
+    c = box.container
+    c.wait_for("kiosk.service", 60, ActiveState="active")
+    out = c.sh(["journalctl", "--no-pager", "-o", "verbose", "SYSLOG_IDENTIFIER=kiosk"])
+    assert "kiosk ready" in out
+    assert "_SYSTEMD_UNIT=kiosk.service" in out
+    assert "LOGGER=" in out
+
+
+def test_sync_unit_delivers_records_to_the_api_on_host_loopback(box: Box) -> None:
+    box.container.wait_for("kiosk-sync.service", 60, ActiveState="active", SubState="running")
+    store = box.api.storage()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and store.count(box.device.id) < 1:
+            time.sleep(0.3)
+        delivered = store.count(box.device.id)
+    finally:
+        store.close()
+    assert delivered >= 1, box.container.journal("kiosk-sync.service")
+    # the roster came down too, into the shared data directory
+    box.container.wait_file("/var/lib/kiosk/roster.json", 30)
+
+
+def test_a_hung_daemon_is_restarted_by_the_watchdog(box: Box) -> None:
+    c = box.container
+    before = c.wait_for("kiosk.service", 60, ActiveState="active", SubState="running")
+    props = c.show("kiosk.service", "MainPID", "NRestarts")
+    c.sh(["kill", "-STOP", props["MainPID"]])  # hung: alive, but no WATCHDOG=1
+    deadline = time.monotonic() + 40
+    after = props
+    while time.monotonic() < deadline:
+        after = c.show("kiosk.service", "MainPID", "NRestarts", "ActiveState", "SubState")
+        if (int(after["NRestarts"]) > int(props["NRestarts"]) and after["SubState"] == "running"
+                and after["MainPID"] not in ("0", props["MainPID"])):  # fmt: skip
+            break
+        time.sleep(0.3)
+    journal = c.journal("kiosk.service")
+    assert int(after["NRestarts"]) == int(props["NRestarts"]) + 1, (before, after, journal)
+    assert after["MainPID"] != props["MainPID"]
+    assert "Watchdog timeout" in journal
+    # and it is READY again (Type=notify: "running" only after READY=1)
+    c.wait_for("kiosk.service", 30, ActiveState="active", SubState="running")
+
+
+def test_a_config_error_stops_the_restart_loop(box: Box) -> None:
+    c = box.container
+    c.sh(["systemctl", "start", "kiosk-badconfig.service"], check=False)
+    props = c.wait_for("kiosk-badconfig.service", 30, ActiveState="failed")
+    time.sleep(3)  # RestartSec=1s: a restart, had there been one, would show by now
+    props = c.show("kiosk-badconfig.service", "ActiveState", "NRestarts", "ExecMainStatus",
+                   "Result")  # fmt: skip
+    assert props["ExecMainStatus"] == "78"
+    assert props["NRestarts"] == "0"
+    assert props["ActiveState"] == "failed"
+    assert "no_such_key" in c.journal("kiosk-badconfig.service")
