@@ -118,6 +118,11 @@ def _dispatch(k: Kiosk, e: ev.Event) -> Result:
         return k, [DiscardPhoto(photo=e.photo)]
     if isinstance(e, ev.StaffRequested):
         return _staff_enter(k)
+    if isinstance(e, ev.FingerResult | ev.FingerUnreadable | ev.PhotoTaken):
+        # results reach the session even while staff mode is open over it
+        s = k.session
+        handler = _HANDLERS.get(s.stage) if s is not None else None
+        return handler(k, s, e) if handler is not None and s is not None else (k, [])
     if k.staff is not None:
         return _staff(k, e)
     if isinstance(e, ev.Tick):

@@ -195,3 +195,19 @@ def test_override_never_makes_a_second_record_for_a_session_already_saving() -> 
     run.commit_ok()
     run.send(ev.StaffExit)
     assert run.screen == "see_reception" and run.view["reason"] == "fault"
+
+
+def test_results_that_arrive_while_staff_mode_is_open_reach_the_paused_checkin() -> None:
+    run = Run()
+    run.identify(ALICE)
+    run.send(ev.FingerResult, matched=True, score=99, threshold=60)
+    run.send(ev.TakePhotoNow)
+    staff_login(run)
+    fx = run.send(ev.PhotoTaken, photo="cd" * 32)
+    assert fx == [] and run.screen == "staff"
+    run.send(ev.StaffExit)
+    assert run.screen == "questions"
+    run.answer_all()
+    run.read_messages()
+    run.send(ev.Finish)
+    assert run.last_commit().photo == "cd" * 32
