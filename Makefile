@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 demo: venv
-	$(PY) -m daemon.demo
+	$(PY) -m daemon.demo $(if $(WATCH),--watch)
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -52,6 +52,11 @@ def _wait(predicate: object, timeout_s: float, what: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m daemon.demo", description=__doc__)
     parser.add_argument("--folder", type=Path, default=ROOT / ".demo")
+    parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="serve the touchscreen UI on 127.0.0.1 and go slowly enough to watch it",
+    )
     args = parser.parse_args(argv)
     folder: Path = args.folder
     logging.basicConfig(stream=sys.stdout, level=logging.WARNING, format="  ! %(message)s")
@@ -87,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         def online() -> None:
             api.start()
 
-        created = asyncio.run(run_scene(cfg, say=_say, offline=offline, online=online))
+        created = asyncio.run(
+            run_scene(cfg, say=_say, offline=offline, online=online, watch=args.watch)
+        )
         _say("waiting for the backlog to drain ...")
         store = api.storage()
         _wait(lambda: store.count(device.id) >= created, 30, "the backlog to drain")

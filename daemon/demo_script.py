@@ -45,9 +45,10 @@ class Visit:
 class Visitor:
     """Acts at the kiosk as a person would: taps and a finger on the glass."""
 
-    def __init__(self, runner: CheckinRunner, core: KioskCore) -> None:
+    def __init__(self, runner: CheckinRunner, core: KioskCore, *, pace_s: float = 0.0) -> None:
         self.runner = runner
         self.core = core
+        self.pace_s = pace_s
         self.committed: list[Record] = []
         core.commit_listeners.append(self.committed.append)
 
@@ -58,6 +59,8 @@ class Visitor:
     async def tap(self, action: str, **data: Any) -> None:
         await self.runner.tap(action, data)
         await self.settle()
+        if self.pace_s:
+            await asyncio.sleep(self.pace_s)  # so a person watching can follow
 
     async def settle(self) -> None:
         """Let the runner process everything queued so far."""
@@ -143,18 +146,29 @@ async def run_scene(
     say: Callable[[str], None],
     offline: Callable[[], None],
     online: Callable[[], None],
+    watch: bool = False,
 ) -> int:
-    """Play the morning on a kiosk built from ``cfg``; return how many records it made."""
+    """Play the morning on a kiosk built from ``cfg``; return how many records it made.
+    ``watch`` serves the touchscreen UI on 127.0.0.1 and slows the taps down so a person can
+    follow the check-ins in a browser."""
     core = KioskCore(cfg)
     await core.open()
     stop = asyncio.Event()
     runner = CheckinRunner(core)
     task = asyncio.create_task(runner.run(stop))
+    ui = None
+    if watch:
+        from daemon.ui.server import create_ui_app, new_token, serve_ui
+
+        token = new_token()
+        ui = await serve_ui(create_ui_app(runner, token=token), cfg.ui.port)
+        say(f"watch it: open {ui.url(token)} in a browser on this machine (20 s to get ready)")
+        await asyncio.sleep(20)
     try:
         assert core.hardware is not None and core.outbox is not None
         sim = core.hardware.gpio_sim
         assert sim is not None
-        me = Visitor(runner, core)
+        me = Visitor(runner, core, pace_s=0.6 if watch else 0.0)
         for _ in range(300):  # the roster the sync process downloaded
             if runner.state.roster.people:
                 break
@@ -193,6 +207,8 @@ async def run_scene(
         say("the central API is back")
         return core.outbox.head()[0]
     finally:
+        if ui is not None:
+            await ui.close()
         stop.set()
         with contextlib.suppress(asyncio.CancelledError):
             await task
