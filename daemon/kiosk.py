@@ -30,7 +30,7 @@ from typing import Any
 
 from daemon.app import KioskCore
 from daemon.errors import DriverError, KioskError, StorageError
-from daemon.flow import FlowConfig, effects, events, initial, step, view
+from daemon.flow import FlowConfig, effects, events, initial, step, taps, view
 from daemon.flow.state import Kiosk
 from daemon.roster import RosterInvalid, parse_roster
 from drivers.fingerprint.interface import NoFinger, PoorImage
@@ -116,44 +116,7 @@ class CheckinRunner:
     @staticmethod
     def tap_event(action: str, data: Mapping[str, Any], now: float) -> events.Event | None:
         """Translate a tap from the page into the flow's event (None: nothing to do)."""
-        simple: dict[str, type[events.Event]] = {
-            "help": events.Help,
-            "more_time": events.MoreTime,
-            "delete": events.Delete,
-            "submit": events.Submit,
-            "restart": events.Back,
-            "back": events.Back,
-            "cancel": events.Cancel,
-            "photo": events.TakePhotoNow,
-            "finish": events.Finish,
-            "continue": events.Continue,
-            "staff_exit": events.StaffExit,
-            "staff": events.StaffRequested,
-            "cannot_use_finger": events.CannotUseFinger,
-            "staff_unlock": events.StaffUnlock,
-            "staff_acknowledge": events.StaffAcknowledge,
-        }
-        if action in simple:
-            return simple[action](now=now)
-        if action == "start":
-            return events.Start(now=now, lang=str(data.get("lang", "en")))
-        if action == "language":
-            return events.SetLanguage(now=now, lang=str(data.get("lang", "en")))
-        if action == "large_text":
-            return events.SetLargeText(now=now, on=bool(data.get("on")))
-        if action == "key":
-            return events.Key(now=now, digit=str(data.get("digit", "")))
-        if action == "answer":
-            return events.Answer(
-                now=now, question=str(data.get("id")), value=str(data.get("value"))
-            )
-        if action == "read":
-            return events.MessageRead(now=now, message=str(data.get("id")))
-        if action == "staff_override":
-            return events.StaffOverride(
-                now=now, reason=str(data.get("reason")), ref_digits=str(data.get("ref", ""))
-            )
-        return None
+        return taps.tap_event(action, data, now)
 
     # --- events in ----------------------------------------------------------------------------
     def post(self, event: events.Event) -> None:
