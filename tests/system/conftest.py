@@ -83,6 +83,16 @@ def _install_dropins(root: Path) -> None:
     bad = re.sub(r"(?m)^RestartSec=.*$", "RestartSec=1s", bad)
     bad = bad.replace("[Install]\nWantedBy=multi-user.target\n", "")
     (units / "kiosk-badconfig.service").write_text(bad)
+    # The sync unit's sandbox, with a one-shot TCP connect to %i (HOST:PORT) as its program.
+    probe = re.sub(r"(?m)^(Type|NotifyAccess|WatchdogSec|Restart|RestartSec)=.*$", "", sync)
+    probe = re.sub(
+        r"(?m)^ExecStart=.*$",
+        'Type=oneshot\nExecStart=/opt/kiosk/bin/python -c "import socket, sys; '
+        "h, p = sys.argv[1].rsplit(':', 1); socket.create_connection((h, int(p)), timeout=3)\" %i",
+        probe,
+    )
+    probe = probe.replace("[Install]\nWantedBy=multi-user.target\n", "")
+    (units / "kiosk-netprobe@.service").write_text(probe)
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ has neither machined nor a system bus (hence ``--register=no --keep-unit``).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
@@ -71,8 +72,21 @@ def _prune(prefix: str, keep: Path) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def _cache_lock() -> Iterator[None]:
+    """Serialise cache builds between concurrent test sessions on one machine."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with (CACHE / ".lock").open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def base_rootfs() -> Path:
-    """The cached Debian 12 tree (built on first use: about 30 s with a reachable mirror)."""
+    """The cached Debian 12 tree (built on first use: about 30 s with a reachable mirror).
+    Call with the cache lock held (deps_rootfs does)."""
     out = CACHE / f"base-{_digest(RECIPE / 'build-rootfs.sh')}"
     if not (out / "usr" / "bin" / "python3").exists():
         _run([str(RECIPE / "build-rootfs.sh"), str(out)], 900, "build-rootfs.sh")
@@ -89,7 +103,13 @@ def wheels(dest: Path) -> Path:
 
 
 def deps_rootfs(wheel_dir: Path) -> Path:
-    """base + the venv with the dependencies, the units and the kiosk user (cached)."""
+    """base + the venv with the dependencies, the units and the kiosk user (cached; builds
+    are serialised with a file lock so parallel sessions do not race)."""
+    with _cache_lock():
+        return _deps_rootfs(wheel_dir)
+
+
+def _deps_rootfs(wheel_dir: Path) -> Path:
     base = base_rootfs()
     key = _digest(RECIPE, ROOT / "pyproject.toml", ROOT / "systemd")
     out = CACHE / f"deps-{key}-{base.name}"

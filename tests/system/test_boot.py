@@ -7,6 +7,7 @@ first run (the root file system is then cached) and about a minute with a warm c
 
 from __future__ import annotations
 
+import socket
 import time
 
 import pytest
@@ -101,3 +102,36 @@ def test_a_config_error_stops_the_restart_loop(box: Box) -> None:
     assert props["NRestarts"] == "0"
     assert props["ActiveState"] == "failed"
     assert "no_such_key" in c.journal("kiosk-badconfig.service")
+
+
+def _host_address() -> str | None:
+    """The host's primary non-loopback IPv4 address (no packet is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))
+        except OSError:
+            return None
+        address = str(s.getsockname()[0])
+    return None if address.startswith("127.") else address
+
+
+def test_sync_unit_firewall_allows_loopback_only(box: Box) -> None:
+    c = box.container
+    cgroups = c.sh(["cat", "/proc/1/cgroup"]).split()
+    if any(not line.startswith("0::") for line in cgroups):
+        pytest.skip(
+            "the container runs on cgroup v1 (hybrid host): systemd cannot attach the BPF "
+            "programs behind IPAddressDeny=, so the allow-list cannot be enforced here"
+        )
+    host = _host_address()
+    if host is None:
+        pytest.skip("the host has no non-loopback IPv4 address to probe")
+    with socket.socket() as listener:
+        listener.bind(("0.0.0.0", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        for target, want in ((f"127.0.0.1:{port}", "success"), (f"{host}:{port}", "failed")):
+            unit = f"kiosk-netprobe@{target}.service"
+            c.sh(["systemctl", "start", unit], check=False)
+            props = c.show(unit, "Result", "ActiveState")
+            assert (props["ActiveState"] == "inactive") == (want == "success"), (target, props)
