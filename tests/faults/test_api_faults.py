@@ -88,6 +88,7 @@ def _kill_with_sync(tmp_path: Path, episodes: int) -> None:
         api.stop()
 
 
+@pytest.mark.timeout(600)
 def test_sigkill_during_checkins_and_sync(tmp_path: Path) -> None:
     _kill_with_sync(tmp_path, int(os.environ.get("KIOSK_KILL_EPISODES", "200")))
 
@@ -140,6 +141,7 @@ async def _net_campaign(tmp_path: Path, n: int) -> None:
         api.stop()
 
 
+@pytest.mark.timeout(600)
 async def test_flaky_network_delivers_exactly_once_in_order(tmp_path: Path) -> None:
     await _net_campaign(tmp_path, int(os.environ.get("KIOSK_NET_RECORDS", "2000")))
 
