@@ -51,12 +51,19 @@ TAP_ACTIONS: frozenset[str] = frozenset(
         "key",  # identify / fallback entry: {"digit": "0".."9"}
         "delete",  # identify / fallback entry: remove the last digit
         "submit",  # identify / fallback entry: the number is complete
-        "restart",  # identify: start again
+        "back",  # identify: back to the case reference; questions: previous question
+        "restart",  # identify: back to the case reference (same as back)
+        "cancel",  # stop this check-in, nothing recorded (back to idle)
+        "cannot_use_finger",  # fingerprint: "I can't use my fingerprint"
         "photo",  # photo: take the photo now
         "answer",  # questions: {"id": str, "value": "yes"|"no"|option id}
         "read",  # messages: {"id": str} acknowledged
         "finish",  # confirm: commit the check-in
         "continue",  # fallback, done, see_reception, fingerprint feedback: go on
+        "staff",  # idle: ask for the staff PIN
+        "staff_unlock",  # staff menu: lift the tamper / identify lock
+        "staff_acknowledge",  # staff menu: alerts dealt with
+        "staff_override",  # staff menu: {"reason": code, "ref": digits or ""}
         "staff_exit",  # staff: leave staff mode
     }
 )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import zoneinfo
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +20,15 @@ from daemon.ui.bridge import LANGS, Screen, View
 from daemon.ui.catalog import Catalogue
 
 log = logging.getLogger(__name__)
+
+DISPLAY_TZ = "Europe/London"
+
+
+def _display_tz() -> dt.tzinfo:
+    try:
+        return zoneinfo.ZoneInfo(DISPLAY_TZ)
+    except zoneinfo.ZoneInfoNotFoundError:  # no tzdata: UTC is right half the year
+        return dt.UTC
 
 
 def pick(value: object, lang: str) -> str:
@@ -40,13 +50,15 @@ def pick(value: object, lang: str) -> str:
 
 
 def spell_datetime(when: str, lang: str, catalogue: Catalogue) -> str:
-    """``2026-11-30T10:30`` → ``Monday 30 November 2026 at 10:30`` (or the Welsh). Local
-    wall time as given (the appointment's own time, no time-zone conversion). Returns
-    ``""`` for an unparseable value."""
+    """``2026-11-30T10:30`` → ``Monday 30 November 2026 at 10:30`` (or the Welsh). A time
+    with a zone (``...Z``, as the roster sends) is shown in UK time (:data:`DISPLAY_TZ`); a
+    naive one as given. Returns ``""`` for an unparseable value."""
     try:
         moment = dt.datetime.fromisoformat(when)
     except (TypeError, ValueError):
         return ""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(_display_tz())
     day = catalogue.text(lang, f"date.weekday.{moment.weekday()}")
     month = catalogue.text(lang, f"date.month.{moment.month}")
     date_text = f"{day} {moment.day} {month} {moment.year}"
@@ -57,6 +69,18 @@ def spell_datetime(when: str, lang: str, catalogue: Catalogue) -> str:
         .replace("{date}", date_text)
         .replace("{time}", f"{moment.hour:02d}:{moment.minute:02d}")
     )
+
+
+def _entry(view: View) -> str:
+    """What the identify keypad has typed so far: ``CR-1234`` or ``12 04 1990``."""
+    field = view.get("field")
+    box = view.get(field) if isinstance(field, str) else None
+    if not isinstance(box, Mapping):
+        return ""
+    digits = str(box.get("digits") or "")
+    if field == "ref":
+        return str(box.get("prefix") or "") + digits
+    return " ".join(p for p in (digits[:2], digits[2:4], digits[4:]) if p)
 
 
 def present(view: View, catalogue: Catalogue, *, seq: int) -> dict[str, Any]:
@@ -82,7 +106,8 @@ def present(view: View, catalogue: Catalogue, *, seq: int) -> dict[str, Any]:
     derived: dict[str, Any] = {}
     appointment = view.get("appointment")
     if isinstance(appointment, Mapping):
-        derived["appointment"] = spell_datetime(str(appointment.get("when", "")), lang, catalogue)
+        when = appointment.get("at", appointment.get("when", ""))
+        derived["appointment"] = spell_datetime(str(when), lang, catalogue)
         derived["place"] = pick(appointment.get("place"), lang)
     question = view.get("question")
     if isinstance(question, Mapping):
@@ -95,6 +120,16 @@ def present(view: View, catalogue: Catalogue, *, seq: int) -> dict[str, Any]:
     message = view.get("message")
     if isinstance(message, Mapping):
         derived["message"] = pick(message.get("text"), lang)
+    answers = view.get("answers")
+    if isinstance(answers, list):
+        derived["answers"] = [
+            {"question": pick(a.get("text"), lang), "answer": pick(a.get("answer"), lang)}
+            for a in answers
+            if isinstance(a, Mapping)
+        ]
+    derived["entry"] = _entry(view)
+    if isinstance(view.get("entered"), int):  # staff PIN: only how many digits, as dots
+        derived["pin"] = "•" * min(int(view["entered"]), 32)
     return {
         "seq": seq,
         "screen": screen.value,

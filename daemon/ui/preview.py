@@ -1,134 +1,126 @@
-"""A scripted stand-in for the check-in flow, for developing and testing the UI alone.
+"""The real check-in flow with scripted effects, for developing and testing the UI alone.
 
-:class:`PreviewBridge` implements :class:`daemon.ui.bridge.UiBridge` with a small state
-machine that produces views in the shape docs/ui.md documents, plus a test-control API in
-domain terms (``present_finger``, ``warn_timeout``, ``enter_staff_mode``, ``fault``). It keeps
-the check-ins it would have recorded in :attr:`PreviewBridge.records` (plain dicts, nothing
-signed, nothing sent). It is a development seam only: the daemon mounts the UI on the real
-flow (daemon.flow); nothing here is used in production.
+:class:`PreviewBridge` implements :class:`daemon.ui.bridge.UiBridge` over the pure state
+machine in :mod:`daemon.flow` (the same ``step`` and ``view`` kiosk.service runs) and the same
+tap → event mapping as :class:`daemon.kiosk.CheckinRunner`, but carries out the effects
+itself: a finger matches or not when a test says so (:meth:`PreviewBridge.present_finger`),
+a photo is "taken" at once, a commit lands in :attr:`PreviewBridge.records` (plain dicts:
+nothing signed, nothing sent), the staff PIN is :data:`STAFF_PIN`. Time is a fake monotonic
+clock moved by :meth:`PreviewBridge.tick`. The roster is synthetic (:func:`preview_roster`).
 
-All methods run on one event loop thread. Synthetic data only.
+:class:`LiveUi` serves the UI over any bridge from a background thread, for synchronous
+callers (browser tests, the benchmark, screenshots).
 
-May import: the standard library and daemon.ui (server included).
+It is a development seam only; nothing here runs on a kiosk. Synthetic data only.
+
+May import: the standard library, starlette, daemon.flow, daemon.roster, daemon.kiosk (for
+the tap mapping, imported lazily) and daemon.ui.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
+import datetime as dt
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 
+from daemon.flow import FlowConfig, Kiosk, effects, events, initial, step, view
+from daemon.roster import Roster, dob_hmac, parse_roster
 from daemon.ui.bridge import View
 from daemon.ui.heartbeat import HeartbeatWatch
 from daemon.ui.server import AUDIO_DIR, UiServer, create_ui_app, new_token, serve_ui
 
 T = TypeVar("T")
 
-MAX_FINGER_ATTEMPTS = 3
+STAFF_PIN = "2468"
+SALT = bytes(range(16, 48))
+#: Keypad forms (case-reference digits, DDMMYYYY) of the synthetic people.
+PERSON = ("123456", "01021990")  # appointment, one message, one own question
+PLAIN = ("654321", "15071985")  # no appointment, no message
+NO_TEMPLATE = ("111222", "03031970")  # no fingerprint enrolled
 
 
-@dataclass(frozen=True)
-class PreviewPerson:
-    """A synthetic person on the preview roster."""
-
-    number: str
-    dob: str  # DDMMYYYY as typed on the keypad
-    appointment: str | None  # ISO local date-time of the next appointment
-    messages: tuple[Mapping[str, str], ...] = ()
-
-
-DEFAULT_QUESTIONS: tuple[dict[str, Any], ...] = (
-    {
-        "id": "address",
-        "text": {
-            "en": "Have you changed your address?",
-            "cy": "Ydych chi wedi newid eich cyfeiriad?",
-        },
-        "escalate_on": "yes",
-    },
-    {
-        "id": "police",
-        "text": {
-            "en": "Have you had any contact with the police?",
-            "cy": "Ydych chi wedi cael unrhyw gysylltiad â’r heddlu?",
-        },
-        "escalate_on": "yes",
-    },
-)
-DEFAULT_PEOPLE: tuple[PreviewPerson, ...] = (
-    PreviewPerson(
-        number="123456",
-        dob="01021990",
-        appointment="2026-11-30T10:30",
-        messages=(
+def _person(
+    ref: str, dob: str, *, appointment: bool, templates: bool = True, extra: bool = False
+) -> dict[str, Any]:
+    return {
+        "ref": ref,
+        "dob_hmac": base64.b64encode(dob_hmac(SALT, dt.date.fromisoformat(dob))).decode(),
+        "templates": [{"finger": "right_index", "sealed": base64.b64encode(b"t").decode()}]
+        if templates
+        else [],
+        "next_appointment": {
+            "at": "2026-11-30T10:30:00Z",
+            "place_en": "Room 2, ground floor",
+            "place_cy": "Ystafell 2, llawr gwaelod",
+        }
+        if appointment
+        else None,
+        "messages": [
             {
+                "id": "m1",
                 "en": "Please bring your payslips next time.",
                 "cy": "Dewch â’ch slipiau cyflog y tro nesaf os gwelwch yn dda.",
-            },
-        ),
-    ),
-    PreviewPerson(number="654321", dob="15071985", appointment=None),
-)
+            }
+        ]
+        if extra
+        else [],
+        "questions": [
+            {
+                "id": "course_attended",
+                "en": "Did you go to your course this week?",
+                "cy": "Aethoch chi i’ch cwrs yr wythnos hon?",
+                "kind": "yes_no",
+                "flag_if": "no",
+            }
+        ]
+        if extra
+        else [],
+    }
 
 
-@dataclass
-class _Session:
-    person: PreviewPerson | None = None
-    digits: str = ""
-    error: str | None = None
-    attempts: int = 0
-    fallback: bool = False
-    answers: dict[str, str] = field(default_factory=dict)
-    question: int = 0
-    message: int = 0
-    escalate: bool = False
+def preview_roster() -> Roster:
+    """Three synthetic people (see :data:`PERSON`, :data:`PLAIN`, :data:`NO_TEMPLATE`)."""
+    return parse_roster(
+        {
+            "office": "preview",
+            "generated_at": "2026-11-23T08:00:00Z",
+            "dob_salt": base64.b64encode(SALT).decode(),
+            "people": [
+                _person("CR-123456", "1990-02-01", appointment=True, extra=True),
+                _person("CR-654321", "1985-07-15", appointment=False),
+                _person("CR-111222", "1970-03-03", appointment=True, templates=False),
+            ],
+        }
+    )
 
 
 class PreviewBridge:
-    """The scripted flow. Screens: idle → identify → fingerprint (→ fallback after
-    :data:`MAX_FINGER_ATTEMPTS` misses) → photo → questions → messages → confirm → done;
-    ``help`` or a flagged answer → see_reception (escalation) after the record is kept."""
+    """The real flow, scripted effects. All methods on one event loop thread."""
 
-    def __init__(
-        self,
-        *,
-        people: tuple[PreviewPerson, ...] = DEFAULT_PEOPLE,
-        questions: tuple[dict[str, Any], ...] = DEFAULT_QUESTIONS,
-        simulated: bool = True,
-    ) -> None:
-        self.people = {p.number: p for p in people}
-        self.questions = questions
+    def __init__(self, *, simulated: bool = True, config: FlowConfig | None = None) -> None:
+        self.now = 1000.0
+        self.state: Kiosk = initial(config or FlowConfig(), preview_roster(), now=self.now)
         self.simulated = simulated
         self.records: list[dict[str, Any]] = []
+        self.alerts: list[str] = []
         self.heartbeats = 0
         self.taps: list[tuple[str, dict[str, Any]]] = []
+        self.verifying = False
         self._queues: list[asyncio.Queue[View]] = []
-        self._lang = "en"
-        self._large = False
-        self._timeout: int | None = None
-        self._screen = "idle"
-        self._extra: dict[str, Any] = {}
-        self._s = _Session()
-        self._published = False
 
     # --- UiBridge ---------------------------------------------------------------------------
     def current_view(self) -> View:
-        view: View = {
-            "screen": self._screen,
-            "lang": self._lang,
-            "large_text": self._large,
-            "simulated": self.simulated,
-            **copy.deepcopy(self._extra),
-        }
-        if self._timeout is not None:
-            view["timeout"] = {"warning": True, "remaining_s": self._timeout}
-        return view
+        v = view(self.state)
+        if self.simulated:
+            v["simulated"] = True
+        return v
 
     def subscribe(self) -> AsyncIterator[View]:
         queue: asyncio.Queue[View] = asyncio.Queue()
@@ -144,207 +136,93 @@ class PreviewBridge:
                 self._queues.remove(queue)
 
     async def tap(self, action: str, data: Mapping[str, Any]) -> None:
+        from daemon.kiosk import CheckinRunner
+
         self.taps.append((action, dict(data)))
-        before = self.current_view()
-        self._published = False
-        handler = getattr(self, f"_tap_{action}", None)
-        if handler is not None:
-            handler(data)
-        if not self._published and self.current_view() != before:
-            self._publish()
+        event = CheckinRunner.tap_event(action, data, self._advance(0.5))
+        if event is not None:
+            self.send(event)
 
     def ui_heartbeat(self) -> None:
         self.heartbeats += 1
 
-    # --- test control -----------------------------------------------------------------------
+    # --- test control, in domain terms ------------------------------------------------------
+    def send(self, event: events.Event) -> None:
+        """Step the flow with ``event``, publish the view if it changed, carry out effects."""
+        before = self.state
+        self.state, effs = step(self.state, event)
+        if self.state is not before:
+            self._publish()
+        for eff in effs:
+            self._carry_out(eff)
+
     def present_finger(self, *, matches: bool) -> None:
-        """A finger is placed and lifted; the 1:1 verify matches or not."""
-        if self._screen != "fingerprint":
+        """A finger on the sensor while a match is running: it matches or not."""
+        if not self.verifying:
             return
-        s = self._s
-        if matches:
-            self._go("photo", phase="notice")
-            return
-        s.attempts += 1
-        if s.attempts >= MAX_FINGER_ATTEMPTS:
-            s.fallback = True
-            self._go("fallback", reason="fingerprint", entry={"kind": "dob", "digits": ""})
-        else:
-            self._go(
-                "fingerprint",
-                phase="retry",
-                attempt=s.attempts + 1,
-                max_attempts=MAX_FINGER_ATTEMPTS,
+        self.verifying = False
+        self.send(
+            events.FingerResult(
+                now=self._advance(1.0), matched=matches, score=150 if matches else 12, threshold=60
             )
-
-    def warn_timeout(self, seconds: int) -> None:
-        """The flow's inactivity timer would end the session in ``seconds``."""
-        self._timeout = seconds
-        self._publish()
-
-    def enter_staff_mode(self) -> None:
-        self._s = _Session()
-        self._go("staff", queue_depth=len(self.records), faults=[])
-
-    def fault(self, reason: str = "fault") -> None:
-        """A device fault or tamper: ``reason`` is ``fault`` or ``tamper``."""
-        self._go("see_reception", reason=reason)
-
-    # --- taps -------------------------------------------------------------------------------
-    def _tap_start(self, data: Mapping[str, Any]) -> None:
-        self._lang = str(data["lang"])
-        self._s = _Session()
-        self._go("identify", digits="", length=6)
-
-    def _tap_language(self, data: Mapping[str, Any]) -> None:
-        self._lang = str(data["lang"])
-
-    def _tap_large_text(self, data: Mapping[str, Any]) -> None:
-        self._large = bool(data.get("on", not self._large))
-
-    def _tap_more_time(self, data: Mapping[str, Any]) -> None:
-        self._timeout = None
-
-    def _tap_help(self, data: Mapping[str, Any]) -> None:
-        if self._screen in ("idle", "staff"):
-            return
-        self._record(escalation=True, requested=True)
-        self._go("see_reception", reason="requested")
-
-    def _entry(self) -> dict[str, Any] | None:
-        if self._screen == "identify":
-            return self._extra
-        entry = self._extra.get("entry")
-        return entry if self._screen == "fallback" and isinstance(entry, dict) else None
-
-    def _tap_key(self, data: Mapping[str, Any]) -> None:
-        entry = self._entry()
-        limit = 6 if self._screen == "identify" else 8
-        if entry is not None and len(entry["digits"]) < limit:
-            entry["digits"] += str(data["digit"])
-            entry.pop("error", None)
-
-    def _tap_delete(self, data: Mapping[str, Any]) -> None:
-        entry = self._entry()
-        if entry is not None:
-            entry["digits"] = entry["digits"][:-1]
-
-    def _tap_restart(self, data: Mapping[str, Any]) -> None:
-        self._go("identify", digits="", length=6)
-
-    def _tap_submit(self, data: Mapping[str, Any]) -> None:
-        entry = self._entry()
-        if entry is None:
-            return
-        s = self._s
-        if self._screen == "identify":
-            person = self.people.get(entry["digits"])
-            if person is None:
-                self._go("identify", digits="", length=6, error="not_found")
-                return
-            s.person = person
-            self._go("fingerprint", phase="place", attempt=1, max_attempts=MAX_FINGER_ATTEMPTS)
-        elif s.person is not None and entry["digits"] == s.person.dob:
-            self._go("photo", phase="notice", fallback=True)
-        else:
-            entry["digits"] = ""
-            entry["error"] = "no_match"
-
-    def _tap_photo(self, data: Mapping[str, Any]) -> None:
-        if self._screen == "photo":
-            self._next_question()
-
-    def _next_question(self) -> None:
-        s = self._s
-        if s.question < len(self.questions):
-            q = self.questions[s.question]
-            self._go(
-                "questions",
-                index=s.question + 1,
-                count=len(self.questions),
-                question={"id": q["id"], "text": q["text"], "kind": "yes_no"},
-            )
-        else:
-            self._next_message()
-
-    def _tap_answer(self, data: Mapping[str, Any]) -> None:
-        if self._screen != "questions":
-            return
-        s = self._s
-        q = self.questions[s.question]
-        value = str(data.get("value"))
-        s.answers[q["id"]] = value
-        if value == q.get("escalate_on"):
-            s.escalate = True
-        s.question += 1
-        self._next_question()
-
-    def _next_message(self) -> None:
-        s = self._s
-        assert s.person is not None
-        if s.message < len(s.person.messages):
-            self._go(
-                "messages",
-                index=s.message + 1,
-                count=len(s.person.messages),
-                message={"id": f"m{s.message + 1}", "text": dict(s.person.messages[s.message])},
-            )
-        else:
-            self._go("confirm")
-
-    def _tap_read(self, data: Mapping[str, Any]) -> None:
-        if self._screen == "messages":
-            self._s.message += 1
-            self._next_message()
-
-    def _tap_finish(self, data: Mapping[str, Any]) -> None:
-        s = self._s
-        if self._screen != "confirm" or s.person is None:
-            return
-        self._record(escalation=s.escalate, requested=False)
-        if s.escalate:
-            self._go("see_reception", reason="escalation")
-            return
-        appointment = {"when": s.person.appointment} if s.person.appointment else None
-        self._go("done", appointment=appointment, flagged=s.fallback)
-
-    def _tap_continue(self, data: Mapping[str, Any]) -> None:
-        if self._screen in ("done", "see_reception"):
-            self._lang = "en"
-            self._large = False
-            self._s = _Session()
-            self._go("idle")
-
-    def _tap_staff_exit(self, data: Mapping[str, Any]) -> None:
-        if self._screen == "staff":
-            self._go("idle")
-
-    # --- internals --------------------------------------------------------------------------
-    def _record(self, *, escalation: bool, requested: bool) -> None:
-        s = self._s
-        self.records.append(
-            {
-                "type": "checkin",
-                "person": s.person.number if s.person else None,
-                "lang": self._lang,
-                "fallback": s.fallback,
-                "answers": dict(s.answers),
-                "escalation": escalation,
-                "requested_contact": requested,
-            }
         )
 
-    def _go(self, screen: str, **extra: Any) -> None:
-        self._screen = screen
-        self._extra = extra
-        self._timeout = None
-        self._publish()
+    def no_finger(self) -> None:
+        """Nobody put a finger on the sensor before its time-out."""
+        if self.verifying:
+            self.verifying = False
+            self.send(events.FingerUnreadable(now=self._advance(5.0), reason="no_finger"))
+
+    def tick(self, seconds: float) -> None:
+        """Let ``seconds`` pass (the runner's one-second Tick)."""
+        self.send(events.Tick(now=self._advance(seconds)))
+
+    def warn_timeout(self) -> None:
+        """Idle until the flow shows its time-out warning."""
+        cfg = self.state.config
+        self.tick(cfg.session_timeout_s - cfg.warn_s + 1)
+
+    def enter_staff_mode(self) -> None:
+        self.send(events.StaffRequested(now=self._advance(0.5)))
+
+    def fault(self, part: str = "camera") -> None:
+        self.send(events.PartFailed(now=self._advance(0.5), part=part, reason="device_timeout"))
+
+    def open_enclosure(self) -> None:
+        self.send(events.EnclosureOpened(now=self._advance(0.5)))
+
+    def close_enclosure(self) -> None:
+        self.send(events.EnclosureClosed(now=self._advance(0.5)))
+
+    # --- internals --------------------------------------------------------------------------
+    def _advance(self, seconds: float) -> float:
+        self.now += seconds
+        return self.now
+
+    def _carry_out(self, eff: effects.Effect) -> None:
+        if isinstance(eff, effects.VerifyFinger):
+            self.verifying = True
+        elif isinstance(eff, effects.TakePhoto):
+            self.send(events.PhotoTaken(now=self._advance(0.3), photo="ab" * 32))
+        elif isinstance(eff, effects.Commit):
+            self.records.append({"type": eff.type, **eff.fields()})
+            self.send(events.RecordCommitted(now=self._advance(0.01), commit_id=eff.commit_id))
+        elif isinstance(eff, effects.CheckStaffCredential):
+            ok = eff.pin == STAFF_PIN
+            self.send(
+                events.StaffAuthResult(
+                    now=self._advance(0.2), ok=ok, staff_id="staff" if ok else None
+                )
+            )
+        elif isinstance(eff, effects.AlertStaff):
+            self.alerts.append(eff.reason)
+        elif isinstance(eff, effects.ClearAlerts):
+            self.alerts.clear()
 
     def _publish(self) -> None:
-        self._published = True
-        view = self.current_view()
+        v = self.current_view()
         for queue in list(self._queues):
-            queue.put_nowait(copy.deepcopy(view))
+            queue.put_nowait(copy.deepcopy(v))
 
 
 class LiveUi:

@@ -88,21 +88,56 @@ def tap(page: Page, selector: str, screen: str) -> None:
     wait_screen(page, screen, after_seq=before)
 
 
-def normal_checkin(page: Page, live: LiveUi, lang: str = "en") -> None:
-    """Idle → done through the preview flow, by taps (plus a matching finger)."""
-    from daemon.ui.preview import PreviewBridge
+#: Answers that raise no flag (``course_attended`` is flagged when ``no``).
+CALM_ANSWERS = {
+    "address_changed": "no",
+    "phone_changed": "no",
+    "work_changed": "no",
+    "police_contact": "no",
+    "wellbeing": "good",
+    "speak_to_someone": "no",
+    "course_attended": "yes",
+}
 
+
+def question_id(live: LiveUi) -> str:
+    return str(live.call(lambda: live.bridge.current_view()["question"]["id"]))
+
+
+def answer_questions(page: Page, live: LiveUi, answers: dict[str, str] | None = None) -> None:
+    """Answer every question on the questions screen by tapping (calm answers by default)."""
+    chosen = {**CALM_ANSWERS, **(answers or {})}
+    while page.eval_on_selector("#screen", "m => m.dataset.screen") == "questions":
+        qid = question_id(live)
+        before = seq(page)
+        page.click(f"button[data-value={chosen[qid]}]")
+        page.wait_for_function(
+            "n => Number(document.getElementById('screen').dataset.seq) > n", arg=before
+        )
+
+
+def identify(page: Page, lang: str, ref: str, dob: str) -> None:
+    """Idle → the fingerprint screen: language, case reference, date of birth."""
     wait_screen(page, "idle")
     tap(page, f"button[data-lang-arg={lang}]", "identify")
-    for digit in "123456":
+    for digit in ref:
+        tap(page, f"button[data-digit='{digit}']", "identify")
+    tap(page, "button[data-action=submit]", "identify")
+    for digit in dob:
         tap(page, f"button[data-digit='{digit}']", "identify")
     tap(page, "button[data-action=submit]", "fingerprint")
+
+
+def normal_checkin(page: Page, live: LiveUi, lang: str = "en") -> None:
+    """Idle → done → idle through the real flow (preview effects), by taps and a finger."""
+    from daemon.ui.preview import PERSON
+
+    identify(page, lang, *PERSON)
     before = seq(page)
-    live.call(lambda: PreviewBridge.present_finger(live.bridge, matches=True))
+    live.call(lambda: live.bridge.present_finger(matches=True))
     wait_screen(page, "photo", after_seq=before)
     tap(page, "button[data-action=photo]", "questions")
-    tap(page, "button[data-value=no]", "questions")
-    tap(page, "button[data-value=no]", "messages")
+    answer_questions(page, live)
     tap(page, "button[data-action=read]", "confirm")
     tap(page, "button[data-action=finish]", "done")
     tap(page, "button[data-action=continue]", "idle")
@@ -169,8 +204,7 @@ def figures() -> dict[str, Figure]:
             weight = counter.bytes
             for _ in range(5):
                 normal_checkin(page, live)
-            page.click("button[data-lang-arg=en]")
-            wait_screen(page, "identify")
+            tap(page, "button[data-lang-arg=en]", "identify")
             before_updates = counter.bytes
             updates = 0
             for i in range(40):
@@ -180,6 +214,10 @@ def figures() -> dict[str, Figure]:
                     tap(page, "button[data-digit='7']", "identify")
                 updates += 1
             per_update = (counter.bytes - before_updates) / updates
+            taps = page.evaluate("window.kioskMetrics.taps")
+            page.wait_for_function(
+                "n => window.kioskMetrics.tapToRender.length >= n", arg=taps, timeout=2000
+            )
             samples: list[float] = page.evaluate("window.kioskMetrics.tapToRender")
         finally:
             context.close()

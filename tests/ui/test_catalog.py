@@ -16,11 +16,30 @@ from daemon.ui.catalog import LOCALE_DIR, Catalogue, CatalogueError, compile_mo,
 from daemon.ui.server import STATIC_DIR
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
-# Values the flow puts in the fields the page turns into keys (data-t-from).
-T_FROM_VALUES = {
-    "fingerprint.": ["place", "hold", "lift", "retry", "matched"],
-    "reception.": ["fault", "tamper", "escalation", "requested"],
-}
+FLOW = Path(__file__).resolve().parents[2] / "daemon" / "flow"
+
+
+def flow_values(pattern: str) -> set[str]:
+    """Every literal the flow assigns with ``pattern`` (one regex group), read from its
+    source, so a reason the flow gains without a text here fails this test."""
+    source = (FLOW / "machine.py").read_text() + (FLOW / "view.py").read_text()
+    found = set(re.findall(pattern, source))
+    assert found, pattern
+    return found
+
+
+def t_from_values() -> dict[str, set[str]]:
+    """Values the flow puts in the fields the page turns into keys (data-t-from)."""
+    return {
+        "identify.error.": flow_values(r'identify_error="(\w+)"'),
+        "fingerprint.": flow_values(r'finger_phase="(\w+)"') | {"place"},
+        "fallback.": flow_values(r'_to_fallback\(k2?, s, "(\w+)"\)')
+        | flow_values(r'fallback="(\w+)"'),
+        "reception.": flow_values(r'reception_reason="(\w+)"')
+        | flow_values(r'notice="(\w+)"')
+        | {"tamper"},
+        "staff.result.": flow_values(r'result="(\w+)"'),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +71,7 @@ def test_placeholders_match_between_languages(catalogue: Catalogue) -> None:
 def test_welsh_is_a_translation_not_a_copy(catalogue: Catalogue) -> None:
     # Language names and a few universal words may be equal; the prose must not be.
     same = [k for k in catalogue.keys if catalogue.text("en", k) == catalogue.text("cy", k)]
-    assert set(same) <= {"idle.english", "idle.cymraeg", "date.month.5"}, same
+    assert set(same) <= {"idle.english", "idle.cymraeg", "date.month.5", "common.staff"}, same
 
 
 def test_every_screen_has_a_spoken_prompt_in_both_languages(catalogue: Catalogue) -> None:
@@ -132,9 +151,20 @@ def test_page_has_no_words_outside_the_catalogue(catalogue: Catalogue) -> None:
     assert page.bad_attrs == []
     assert page.keys, "the page uses data-t keys"
     assert page.keys <= catalogue.keys, page.keys - catalogue.keys
-    for prefix in page.prefixes:
-        for value in T_FROM_VALUES[prefix]:
-            assert prefix + value in catalogue.keys
+    values = t_from_values()
+    assert page.prefixes == set(values)
+    for prefix, found in values.items():
+        for value in found:
+            assert prefix + value in catalogue.keys, prefix + value
+
+
+def test_every_staff_override_reason_has_a_button_and_a_text(catalogue: Catalogue) -> None:
+    from daemon.flow.events import OVERRIDE_REASONS
+
+    page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+    for reason in OVERRIDE_REASONS:
+        assert f'data-reason="{reason}"' in page
+        assert f"staff.reason.{reason}" in catalogue.keys
 
 
 def test_script_has_no_user_visible_strings() -> None:
@@ -146,7 +176,11 @@ def test_script_has_no_user_visible_strings() -> None:
     prose.remove("use strict")
     assert prose == []
     # Text reaches the page only through the catalogue tables.
+    # ... or as the roster's own bilingual texts, picked by the server (present.py).
     assert re.findall(r"textContent\s*=\s*([^;]+);", code) == [
+        "option.text",
+        "row.question",
+        "row.answer",
         'format(table(el)[key] || "", el, view)',
         'value === undefined || value === null ? "" : String(value)',
         'msg.derived[el.dataset.derived] || ""',

@@ -122,7 +122,7 @@ async def test_events_push_each_new_view_and_taps_reach_the_flow(served: Served)
         second = await _next_event(lines)
         assert second["screen"] == "identify" and second["lang"] == "cy"
         assert isinstance(second["text"], dict)
-        assert second["text"]["identify.title"] == "Teipiwch eich rhif cofrestru"
+        assert second["text"]["identify.title"] == "Teipiwch eich cyfeirnod achos"
         assert second["alt"] == {}
     assert served.bridge.taps == [("start", {"lang": "cy"})]
 
@@ -222,6 +222,9 @@ def test_dates_are_spelled_from_the_catalogue() -> None:
     assert spell_datetime("2026-11-30T10:30", "cy", cat) == "Dydd Llun 30 Tachwedd 2026 am 10:30"
     assert spell_datetime("2027-03-04", "cy", cat) == "Dydd Iau 4 Mawrth 2027"
     assert spell_datetime("next Tuesday", "en", cat) == ""
+    # The roster sends UTC; a person reads UK time (British Summer Time in July).
+    assert spell_datetime("2026-07-01T09:00:00Z", "en", cat) == "Wednesday 1 July 2026 at 10:00"
+    assert spell_datetime("2026-12-07T10:30:00Z", "cy", cat) == "Dydd Llun 7 Rhagfyr 2026 am 10:30"
 
 
 def test_an_unknown_screen_becomes_see_reception_not_a_blank_page() -> None:

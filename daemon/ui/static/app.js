@@ -53,6 +53,32 @@
       const [path, want] = el.dataset.ifEq.split(":");
       if (String(field(view, path)) !== want) el.remove();
     }
+    for (const el of root.querySelectorAll("[data-if-in]")) {
+      const [path, wants] = el.dataset.ifIn.split(":");
+      if (!wants.split(",").includes(String(field(view, path)))) el.remove();
+    }
+    for (const el of root.querySelectorAll("[data-options]")) {
+      const chosen = field(view, "question.answer");
+      for (const option of msg.derived.options || []) {
+        const button = byId("tpl-option").content.firstElementChild.cloneNode(true);
+        button.dataset.value = option.id;
+        const icon = { yes: "#i-check", no: "#i-cross" }[option.id];
+        if (icon) button.querySelector("use").setAttribute("href", icon);
+        else button.querySelector("svg").remove();
+        button.querySelector("[data-option-text]").textContent = option.text;
+        button.classList.add("opt-" + option.id);
+        button.setAttribute("aria-pressed", String(option.id === chosen));
+        el.append(button);
+      }
+    }
+    for (const el of root.querySelectorAll("[data-answers]")) {
+      for (const row of msg.derived.answers || []) {
+        const item = byId("tpl-answer").content.firstElementChild.cloneNode(true);
+        item.querySelector("[data-answer-question]").textContent = row.question;
+        item.querySelector("[data-answer-text]").textContent = row.answer;
+        el.append(item);
+      }
+    }
     for (const el of root.querySelectorAll("[data-keypad]")) {
       el.replaceWith(byId("tpl-keypad").content.cloneNode(true));
     }
@@ -90,6 +116,11 @@
     for (const el of byId("bar").querySelectorAll("[data-hide-on]")) {
       el.hidden = el.dataset.hideOn.split(" ").includes(msg.screen);
     }
+    const help = byId("bar").querySelector("[data-action=help]");
+    help.hidden = msg.view.help_available === false;
+    const requested = byId("help-requested");
+    requested.hidden = !msg.view.help_requested;
+    fill(requested, msg);
     document.title = msg.text["app.title"] || "";
     const banner = byId("simulated");
     banner.hidden = !msg.simulated;
@@ -150,6 +181,8 @@
         return { digit: button.dataset.digit };
       case "answer":
         return { id: String(field(view, "question.id") || ""), value: button.dataset.value };
+      case "staff_override":
+        return { reason: button.dataset.reason };
       case "read":
         return { id: String(field(view, "message.id") || "") };
       default:
