@@ -100,15 +100,12 @@ CALM_ANSWERS = {
 }
 
 
-def question_id(live: LiveUi) -> str:
-    return str(live.call(lambda: live.bridge.current_view()["question"]["id"]))
-
-
-def answer_questions(page: Page, live: LiveUi, answers: dict[str, str] | None = None) -> None:
-    """Answer every question on the questions screen by tapping (calm answers by default)."""
+def answer_questions(page: Page, answers: dict[str, str] | None = None) -> None:
+    """Answer every question on the questions screen by tapping (calm answers by default;
+    the page names the question's id on its options)."""
     chosen = {**CALM_ANSWERS, **(answers or {})}
     while page.eval_on_selector("#screen", "m => m.dataset.screen") == "questions":
-        qid = question_id(live)
+        qid = page.eval_on_selector("[data-options]", "el => el.dataset.question")
         before = seq(page)
         page.click(f"button[data-value={chosen[qid]}]")
         page.wait_for_function(
@@ -137,7 +134,7 @@ def normal_checkin(page: Page, live: LiveUi, lang: str = "en") -> None:
     live.call(lambda: live.bridge.present_finger(matches=True))
     wait_screen(page, "photo", after_seq=before)
     tap(page, "button[data-action=photo]", "questions")
-    answer_questions(page, live)
+    answer_questions(page)
     tap(page, "button[data-action=read]", "confirm")
     tap(page, "button[data-action=finish]", "done")
     tap(page, "button[data-action=continue]", "idle")

@@ -95,7 +95,7 @@ def finish_after_photo(
     tap(k.page, "button[data-action=photo]", "questions")
     if shots is not None:
         shot(k, shots, "questions")
-    answer_questions(k.page, k.live, answers)
+    answer_questions(k.page, answers)
     if k.page.eval_on_selector("#screen", "m => m.dataset.screen") == "messages":
         if shots is not None:
             shot(k, shots, "messages")
@@ -327,7 +327,7 @@ def test_large_text_mode_grows_text_and_every_control_still_fits(
     shot(k, screenshot_dir, "photo-large-text")
     tap(k.page, "button[data-action=photo]", "questions")
     audit(k)
-    answer_questions(k.page, k.live)
+    answer_questions(k.page)
     audit(k)
     tap(k.page, "button[data-action=read]", "confirm")
     shot(k, screenshot_dir, "confirm-large-text")

@@ -59,6 +59,7 @@
     }
     for (const el of root.querySelectorAll("[data-options]")) {
       const chosen = field(view, "question.answer");
+      el.dataset.question = String(field(view, "question.id") || "");
       for (const option of msg.derived.options || []) {
         const button = byId("tpl-option").content.firstElementChild.cloneNode(true);
         button.dataset.value = option.id;
