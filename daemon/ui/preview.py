@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import copy
 import datetime as dt
 import threading
@@ -327,3 +328,38 @@ class LiveUi:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+async def _serve_forever(port: int, audio_dir: Path) -> None:
+    bridge = PreviewBridge()
+    token = new_token()
+    server = await serve_ui(create_ui_app(bridge, token=token, audio_dir=audio_dir), port)
+    print(f"kiosk UI preview (the real flow, simulated effects): {server.url(token)}", flush=True)
+    print(f"case reference {PERSON[0]}, date of birth {PERSON[1]}; staff PIN {STAFF_PIN}")
+    try:
+        while True:  # a finger "matches" 1.5 s after the flow asks for one; time passes
+            await asyncio.sleep(0.5)
+            if bridge.verifying:
+                await asyncio.sleep(1.5)
+                bridge.present_finger(matches=True)
+            bridge.tick(0.5)
+    finally:
+        await server.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m daemon.ui.preview [--port 8088] [--audio DIR]``: serve the UI over the
+    preview flow on 127.0.0.1 for a person to click through (Ctrl-C to stop)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m daemon.ui.preview", description=main.__doc__)
+    parser.add_argument("--port", type=int, default=8088)
+    parser.add_argument("--audio", type=Path, default=AUDIO_DIR, help="from daemon.ui.audio")
+    args = parser.parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve_forever(args.port, args.audio))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -2,7 +2,7 @@
 local UI, supervised.
 
 1. waits for the start URL (with the per-boot token) that kiosk.service writes with
-   :func:`write_start_url` (default ``/run/kiosk/ui-url``, mode 0640);
+   :func:`write_start_url` (default ``/var/lib/kiosk/ui-url``, mode 0640);
 2. starts ``cage -- chromium --kiosk <flags> <url>`` (:func:`browser_command`) with a fresh
    profile in ``$RUNTIME_DIRECTORY``, so no restore-session or crash bubble can ever show;
 3. every :data:`POLL_S` asks the UI server's ``health`` whether the page still sends its
@@ -41,7 +41,7 @@ from daemon.ui.server import LOOPBACK
 
 log = logging.getLogger(__name__)
 
-URL_FILE = Path("/run/kiosk/ui-url")
+URL_FILE = Path("/var/lib/kiosk/ui-url")
 POLL_S = 5.0
 URL_WAIT_S = 120.0
 HEALTH_TIMEOUT_S = 2.0

@@ -185,3 +185,12 @@ def test_script_has_no_user_visible_strings() -> None:
         'value === undefined || value === null ? "" : String(value)',
         'msg.derived[el.dataset.derived] || ""',
     ]
+
+
+def test_committed_screenshots_cover_every_screen_in_both_languages() -> None:
+    shots = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+    assert (shots / "idle.png").is_file()  # one bilingual screen
+    for screen in Screen:
+        if screen is not Screen.IDLE:
+            for lang in ("en", "cy"):
+                assert (shots / f"{lang}-{screen.value}.png").is_file(), (lang, screen)
