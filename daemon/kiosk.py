@@ -106,6 +106,9 @@ class CheckinRunner:
         return gen()
 
     async def tap(self, action: str, data: Mapping[str, Any]) -> None:
+        hw = self.core.hardware
+        if hw is not None:
+            hw.display.dimmer.activity()  # a touch wakes the screen
         event = self.tap_event(action, data, time.monotonic())
         if event is not None:
             self.post(event)
@@ -289,10 +292,17 @@ class CheckinRunner:
                     await t
 
     async def _tick(self, stop: asyncio.Event) -> None:
+        hw = self.core.hardware
         while not stop.is_set():
             await asyncio.sleep(1.0)
             self._reload_roster()
             self.post(events.Tick(now=time.monotonic()))
+            if hw is not None:
+                try:
+                    hw.display.dimmer.tick()  # dim when nobody has been there for a while
+                except DriverError as exc:
+                    self.post(events.PartFailed(now=time.monotonic(), part="display",
+                                                reason=exc.reason))  # fmt: skip
 
 
 async def serve_checkins(core: KioskCore, stop: asyncio.Event) -> None:
