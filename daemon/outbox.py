@@ -119,6 +119,17 @@ class OutboxStats:
     blobs_pending: int
 
 
+def _write_failed(exc: sqlite3.OperationalError) -> StorageError:
+    """The error a failed write becomes: DiskFull when the disk is full (nothing queued was
+    harmed: SQLite rolled the transaction back), StorageError otherwise."""
+    if "full" in str(exc).lower():
+        return DiskFull(
+            "the kiosk's data disk is full; this was not saved and nothing queued was "
+            "harmed. Staff: note the attendance by hand and call the field engineer."
+        )
+    return StorageError(f"the outbox could not save ({exc})")
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -268,12 +279,7 @@ class Outbox:
                     db.execute("ROLLBACK")
                 raise
         except sqlite3.OperationalError as exc:
-            if "full" in str(exc).lower():
-                raise DiskFull(
-                    "the kiosk's data disk is full; this was not saved and nothing queued was "
-                    "harmed. Staff: note the attendance by hand and call the field engineer."
-                ) from exc
-            raise StorageError(f"the outbox could not save ({exc})") from exc
+            raise _write_failed(exc) from exc
 
     # --- writing --------------------------------------------------------------------------
     def _check_space(self, extra: int = 0) -> None:
@@ -415,12 +421,7 @@ class Outbox:
         except sqlite3.IntegrityError:
             raise
         except sqlite3.OperationalError as exc:
-            if "full" in str(exc).lower():
-                raise DiskFull(
-                    "the kiosk's data disk is full; this was not saved and nothing queued was "
-                    "harmed. Staff: note the attendance by hand and call the field engineer."
-                ) from exc
-            raise StorageError(f"the outbox could not save ({exc})") from exc
+            raise _write_failed(exc) from exc
 
     # --- sync side ------------------------------------------------------------------------
     def _acked_upto(self) -> int:
