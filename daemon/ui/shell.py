@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 URL_FILE = Path("/var/lib/kiosk/ui-url")
 POLL_S = 5.0
 URL_WAIT_S = 120.0
+START_GRACE_S = 45.0
 HEALTH_TIMEOUT_S = 2.0
 
 # Chromium as a kiosk: no crash bubbles or error dialogs, no first-run or default-browser
@@ -145,6 +146,9 @@ class Supervisor:
     sleep: Callable[[float], None] = time.sleep
     poll_s: float = POLL_S
     url_wait_s: float = URL_WAIT_S
+    #: a new browser gets this long to load the page and beat before "stale" counts (the
+    #: daemon's heartbeat age still reflects the previous browser)
+    start_grace_s: float = START_GRACE_S
     stop_requested: bool = False
 
     def wait_for_url(self) -> str:
@@ -166,6 +170,7 @@ class Supervisor:
         ``page_stale``, ``new_url``, ``stopped``). The browser is stopped on return."""
         url = self.wait_for_url()
         child = self.spawn(url)
+        started = self.clock()
         sdnotify.ready("browser started")
         try:
             while not self.stop_requested:
@@ -178,7 +183,7 @@ class Supervisor:
                     log.info("kiosk.service published a new UI address; restarting the browser")
                     return "new_url"
                 alive = page_alive(url)
-                if alive is False:
+                if alive is False and self.clock() - started > self.start_grace_s:
                     log.warning("the page stopped sending heartbeats; restarting the browser")
                     sdnotify.status("page stopped talking; restarting")
                     return "page_stale"
