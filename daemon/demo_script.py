@@ -158,10 +158,18 @@ async def run_scene(
     task = asyncio.create_task(runner.run(stop))
     ui = None
     if watch:
-        from daemon.ui.server import create_ui_app, new_token, serve_ui
+        from daemon.ui.audio import AudioPromptError, generate
+        from daemon.ui.server import AUDIO_DIR, create_ui_app, new_token, serve_ui
 
+        audio = cfg.device.data_dir.parent / "audio"
+        try:
+            generate(audio)  # spoken prompts, English and Welsh (espeak-ng)
+        except AudioPromptError as exc:
+            say(f"(no spoken prompts: {exc})")
+            audio = AUDIO_DIR
         token = new_token()
-        ui = await serve_ui(create_ui_app(runner, token=token), cfg.ui.port)
+        app = create_ui_app(runner, token=token, audio_dir=audio)
+        ui = await serve_ui(app, cfg.ui.port)
         say(f"watch it: open {ui.url(token)} in a browser on this machine (20 s to get ready)")
         await asyncio.sleep(20)
     try:

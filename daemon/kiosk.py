@@ -306,16 +306,21 @@ class CheckinRunner:
 
 
 async def serve_checkins(core: KioskCore, stop: asyncio.Event) -> None:
-    """kiosk.service's work once the core is open: the flow and the local UI on 127.0.0.1."""
-    from daemon.ui.server import create_ui_app, new_token, serve_ui
+    """kiosk.service's work once the core is open: the flow and the local UI on 127.0.0.1.
+
+    The start URL (it carries the per-boot token) goes to ``<data_dir>/ui-url``, mode 0640,
+    for kiosk-ui.service (group kiosk). Audio prompts are served from ``<data_dir>/audio``
+    when the image build generated them there (``python -m daemon.ui.audio --out DIR``)."""
+    from daemon.ui.server import AUDIO_DIR, create_ui_app, new_token, serve_ui
+    from daemon.ui.shell import write_start_url
 
     runner = CheckinRunner(core)
     token = new_token()
-    ui = await serve_ui(create_ui_app(runner, token=token), core.cfg.ui.port)
+    audio = core.cfg.device.data_dir / "audio"
+    app = create_ui_app(runner, token=token, audio_dir=audio if audio.is_dir() else AUDIO_DIR)
+    ui = await serve_ui(app, core.cfg.ui.port)
     url_file = core.cfg.device.data_dir / "ui-url"
-    from daemon.keys import write_private_file
-
-    write_private_file(url_file, ui.url(token).encode())  # for kiosk-ui.service (Chromium)
+    write_start_url(url_file, ui.url(token))
     log.info("local UI on 127.0.0.1:%d", ui.port)
     try:
         await runner.run(stop)

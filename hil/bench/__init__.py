@@ -21,4 +21,4 @@ class Figure(TypedDict):
 
 
 # Module names under hil.bench, run in this order.
-MODULES: list[str] = ["outbox", "sync", "fingerprint", "checkin", "faults"]
+MODULES: list[str] = ["outbox", "sync", "fingerprint", "checkin", "ui", "faults"]
