@@ -118,7 +118,12 @@ class Campaign:
         """A last, uninterrupted run (with sync when there is an API) to let everything
         settle; returns what the child printed."""
         child = self._spawn(0)
-        out, _ = child.communicate(timeout=timeout_s)
+        try:
+            out, _ = child.communicate(timeout=timeout_s)
+        finally:  # a campaign that fails must not leave its child behind
+            if child.poll() is None:
+                child.kill()
+                child.wait()
         return out.decode()
 
     def local_records(self) -> list[tuple[int, str, str]]:

@@ -48,7 +48,8 @@ async def main(data: Path, keyfile: Path, count: int, api: dict[str, object] | N
         await asyncio.sleep(0.002)
     print("DONE", flush=True)
     if sync_task is not None and client is not None:
-        while outbox.stats().depth:
+        deadline = asyncio.get_running_loop().time() + 120  # never outlive a dead API
+        while outbox.stats().depth and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.01)
         stop.set()
         await sync_task
