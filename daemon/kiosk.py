@@ -77,6 +77,7 @@ class CheckinRunner:
         self.state: Kiosk = initial(flow_config or FlowConfig(), now=time.monotonic())
         self._photos: dict[str, bytes] = {}
         self._subscribers: list[asyncio.Queue[dict[str, Any]]] = []
+        self._last_view: dict[str, Any] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._roster_mtime = 0.0
         self.alerts: list[str] = []
@@ -256,7 +257,12 @@ class CheckinRunner:
             log.error("unknown effect %s", type(eff).__name__)
 
     def _publish(self) -> None:
+        """Push the view to the page when it changed (a tick that changes nothing visible must
+        not re-render the screen under a person's finger)."""
         v = self.current_view()
+        if v == self._last_view:
+            return
+        self._last_view = v
         for q in list(self._subscribers):
             with contextlib.suppress(asyncio.QueueFull):
                 q.put_nowait(v)
@@ -277,11 +283,9 @@ class CheckinRunner:
                     getter.cancel()
                     break
                 event = getter.result()
-                before = self.state
                 self.state, effs = step(self.state, event)
                 self.processed += 1
-                if self.state is not before:
-                    self._publish()
+                self._publish()
                 for eff in effs:
                     self._carry_out(eff)
         finally:

@@ -9,22 +9,34 @@ A *view* is the JSON-serialisable dict of ``daemon.flow``'s ``view(state)``: at 
 ``simulated`` and the fields each screen uses (docs/ui.md lists them). A *tap* is an action
 name from :data:`TAP_ACTIONS` and a small flat dict of data.
 
-May import: the standard library, daemon.errors and daemon.flow.state (the screen names).
+May import: the standard library and daemon.errors.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
 from daemon.errors import KioskError
-from daemon.flow.state import Screen as FlowScreen
 
 View = dict[str, Any]
 
 
-# The screens are the flow's own enum: one definition of the names both sides use.
-Screen = FlowScreen
+class Screen(enum.StrEnum):
+    """Every screen the flow can ask for (the same names as the flow's screen enum)."""
+
+    IDLE = "idle"
+    IDENTIFY = "identify"
+    FINGERPRINT = "fingerprint"
+    PHOTO = "photo"
+    QUESTIONS = "questions"
+    MESSAGES = "messages"
+    CONFIRM = "confirm"
+    DONE = "done"
+    FALLBACK = "fallback"
+    SEE_RECEPTION = "see_reception"
+    STAFF = "staff"
 
 
 # What the page may send. Semantics (docs/ui.md): the flow decides what each means in the

@@ -12,6 +12,7 @@ Four check-ins: a normal one in English, a Welsh one with an officer's message, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from daemon.app import KioskCore, run_kiosk
 from daemon.config import load_config
@@ -185,7 +187,10 @@ def check_in(
             if now in ("done", "see_reception"):
                 return now
             if now == "fingerprint" and page.query_selector("button[data-action=continue]"):
-                page.click("button[data-action=continue]")  # try again
+                # try again; the screen may move on between seeing the button and the click
+                # (a new view re-renders it), so look again rather than wait 30 s for it
+                with contextlib.suppress(PlaywrightTimeout):
+                    page.click("button[data-action=continue]", timeout=2000)
             elif now == "fallback":
                 tap(page, "button[data-action=continue]", "photo")
             elif now == "photo" and page.query_selector("button[data-action=photo]"):
