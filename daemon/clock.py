@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import time
 import uuid
 from pathlib import Path
@@ -33,11 +34,18 @@ class Clock(Protocol):
 
 def rfc3339(unix_s: float) -> str:
     """``2026-11-23T09:15:02.123Z`` (UTC, millisecond precision)."""
-    ms = int(unix_s * 1000)
-    t = time.gmtime(ms // 1000)
+    second, ms = divmod(int(unix_s * 1000), 1000)
+    return f"{_up_to_second(second)}{ms:03d}Z"
+
+
+@functools.lru_cache(maxsize=4)
+def _up_to_second(second: int) -> str:
+    """``2026-11-23T09:15:02.``: kept for the stamps made in the same second (a check-in makes
+    several, and this is on the check-in's durable path)."""
+    t = time.gmtime(second)
     return (
         f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
-        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{ms % 1000:03d}Z"
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}."
     )
 
 

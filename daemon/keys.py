@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 
 from daemon.errors import DeviceKeyError
 
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 Alg = Literal["ES256", "EdDSA"]
 ALGS: tuple[Alg, ...] = ("ES256", "EdDSA")
 PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
@@ -68,7 +69,7 @@ class SoftwareKey:
     def sign(self, data: bytes) -> bytes:
         if isinstance(self._private, ed25519.Ed25519PrivateKey):
             return self._private.sign(data)
-        der = self._private.sign(data, ec.ECDSA(hashes.SHA256()))
+        der = self._private.sign(data, _ECDSA_SHA256)
         r, s = decode_dss_signature(der)
         return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 

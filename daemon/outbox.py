@@ -385,6 +385,8 @@ class Outbox:
                 **fields,
             }
             compact = sign_record(payload, self._key, self._header)
+            head = (head_seq + 1, record_hash(compact))
+            record = Record(compact=compact, header={}, payload=payload)
             row = (
                 head_seq + 1,
                 payload["id"],
@@ -395,8 +397,8 @@ class Outbox:
                 now,
             )
             try:
-                if blob is None:
-                    self._insert_alone(row)
+                if blob is None:  # one INSERT in autocommit mode: its own committed transaction
+                    self.db.execute(_INSERT_RECORD, row)
                 else:
                     with self._write() as db:
                         db.execute(_INSERT_RECORD, row)
@@ -407,21 +409,15 @@ class Outbox:
             except sqlite3.IntegrityError:
                 self._head_cache = None  # another writer took this seq: re-read, re-sign
                 continue
+            except sqlite3.OperationalError as exc:  # the autocommit INSERT failed
+                self._head_cache = None
+                raise _write_failed(exc) from exc
             except StorageError:
                 self._head_cache = None
                 raise
-            self._head_cache = (head_seq + 1, record_hash(compact))
-            return Record(compact=compact, header={}, payload=payload)
+            self._head_cache = head
+            return record
         raise StorageError("could not append: the chain head kept moving (another writer?)")
-
-    def _insert_alone(self, row: tuple[Any, ...]) -> None:
-        """One INSERT in autocommit mode: its own transaction, committed (and fsynced)."""
-        try:
-            self.db.execute(_INSERT_RECORD, row)
-        except sqlite3.IntegrityError:
-            raise
-        except sqlite3.OperationalError as exc:
-            raise _write_failed(exc) from exc
 
     # --- sync side ------------------------------------------------------------------------
     def _acked_upto(self) -> int:

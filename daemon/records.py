@@ -9,21 +9,25 @@ so deleting, altering, reordering or replaying a record breaks the chain.
 self-check, ``kioskctl outbox verify`` and the tests all call it (directly or through
 :class:`ChainVerifier`).
 
-May import: the standard library, ``daemon.keys``, ``daemon.errors``.
+May import: the standard library, ``orjson``, ``daemon.keys``, ``daemon.errors``.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
 import os
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from daemon.errors import RecordError
 from daemon.keys import PublicKey, SigningKey, verify_signature
@@ -54,8 +58,15 @@ _RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
 _DEVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
+_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def _b64url_bytes(data: bytes) -> bytes:
+    return binascii.b2a_base64(data, newline=False).translate(_TO_URLSAFE).rstrip(b"=")
+
+
 def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    return _b64url_bytes(data).decode()
 
 
 def b64url_decode(text: str) -> bytes:
@@ -74,20 +85,48 @@ def record_hash(compact: str) -> str:
 
 
 def canonical_json(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+    """Sorted keys, no whitespace, UTF-8 (not ASCII-escaped). orjson takes a tenth of the time
+    of ``json.dumps`` on the check-in's durable path, and writes the same bytes for strings,
+    integers, booleans, null, lists and objects (tested). Floats may be spelled differently
+    (``1e-7`` for ``1e-07``) and NaN becomes null; nothing re-serialises a record to check it
+    (the signature covers the bytes), so that cannot break verification."""
+    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
 
 
 def uuid7(unix_ms: int | None = None) -> str:
     """A UUIDv7 (RFC 9562): 48-bit Unix milliseconds, then random bits; sortable by time."""
     ms = int(time.time() * 1000) if unix_ms is None else unix_ms
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms & ((1 << 48) - 1)) << 80
-    value |= 0x7 << 76
-    value |= ((rand >> 62) & 0xFFF) << 64
-    value |= 0b10 << 62
-    value |= rand & ((1 << 62) - 1)
-    h = f"{value:032x}"
+    r = _random10()
+    h = (
+        (ms & 0xFFFFFFFFFFFF).to_bytes(6, "big")
+        + bytes((0x70 | (r[0] & 0x0F), r[1], 0x80 | (r[2] & 0x3F)))
+        + r[3:]
+    ).hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_POOL = bytearray()
+_POOL_LOCK = threading.Lock()
+
+
+def _random10() -> bytes:
+    """10 random bytes from the kernel's CSPRNG, fetched 4 KB at a time (one getrandom per
+    400 ids instead of one per id). Threads never share bytes; a forked child starts empty."""
+    with _POOL_LOCK:
+        if len(_POOL) < 10:
+            _POOL[:] = os.urandom(4000)
+        value = bytes(_POOL[-10:])
+        del _POOL[-10:]
+    return value
+
+
+def _after_fork() -> None:
+    global _POOL_LOCK
+    _POOL_LOCK = threading.Lock()
+    _POOL.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,9 +167,8 @@ def sign_record(payload: Mapping[str, Any], key: SigningKey, header: str | None 
     """Sign ``payload`` (already schema-valid) with ``key``; return the compact JWS.
     ``header`` may pass a cached :func:`encoded_header` for this device and key."""
     header = header or encoded_header(key.alg, payload["device"])
-    signing_input = f"{header}.{b64url(canonical_json(payload))}"
-    signature = key.sign(signing_input.encode("ascii"))
-    return f"{signing_input}.{b64url(signature)}"
+    signing_input = b"%s.%s" % (header.encode(), _b64url_bytes(canonical_json(payload)))
+    return (b"%s.%s" % (signing_input, _b64url_bytes(key.sign(signing_input)))).decode()
 
 
 def decode_unverified(compact: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:

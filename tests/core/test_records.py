@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import json
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -11,12 +14,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jwcrypto import jwk, jws  # an independent JOSE library, never used for signing
 
+from daemon.clock import rfc3339
 from daemon.errors import RecordError
 from daemon.keys import Alg, public_pem
 from daemon.records import (
     GENESIS,
     b64url,
     b64url_decode,
+    canonical_json,
     decode_unverified,
     record_hash,
     uuid7,
@@ -185,3 +190,59 @@ def test_uuid7_is_time_ordered_and_versioned() -> None:
 @given(st.binary(max_size=64))
 def test_b64url_round_trip(data: bytes) -> None:
     assert b64url_decode(b64url(data)) == data
+
+
+_JSON_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.text(max_size=20)
+)
+_JSON = st.recursive(
+    _JSON_SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(st.dictionaries(st.text(max_size=8), _JSON, max_size=8))
+def test_canonical_json_is_the_sorted_compact_utf8_spelling(obj: dict[str, object]) -> None:
+    """Records signed by the fast serialiser carry the same bytes the standard library would
+    write (sorted keys, no whitespace, UTF-8), so a payload has one spelling across versions."""
+    expected = json.dumps(obj, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    assert canonical_json(obj) == expected.encode()
+
+
+def test_uuid7_never_repeats_across_threads_or_a_fork() -> None:
+    """Ids come from a pool of kernel randomness: threads must never share bytes, and a forked
+    child (the sync process is started from the same code) must not replay its parent's pool."""
+    uuid7()  # the parent's pool is filled
+    seen: list[str] = []
+
+    def burst() -> None:
+        seen.extend(uuid7(1_700_000_000_000) for _ in range(2000))
+
+    workers = [threading.Thread(target=burst) for _ in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert len(set(seen)) == len(seen) == 8000
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report its next id, then leave without running pytest's teardown
+        os.write(write, uuid7(1_700_000_000_000).encode())
+        os._exit(0)
+    os.close(write)
+    child_id = os.read(read, 64).decode()
+    os.waitpid(pid, 0)
+    assert child_id not in seen and child_id != uuid7(1_700_000_000_000)
+
+
+@given(st.floats(min_value=0, max_value=4_102_444_800, allow_nan=False))
+def test_rfc3339_matches_the_standard_library(unix_s: float) -> None:
+    ms = int(unix_s * 1000)
+    when = datetime.datetime.fromtimestamp(ms // 1000, datetime.UTC)
+    assert rfc3339(unix_s) == when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
