@@ -168,6 +168,7 @@ class Outbox:
         self._app = app_version
         self._busy_ms = busy_timeout_ms
         self._db: sqlite3.Connection | None = None
+        self._append_cursor: sqlite3.Cursor | None = None
         self._free_est = 0
         self._head_cache: tuple[int, str] | None = None
         self._free_at = -1.0
@@ -212,6 +213,7 @@ class Outbox:
         """Open, set WAL + FULL, migrate, quick_check; returns the check's verdict."""
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
         self._db = db
+        self._append_cursor = db.cursor()  # reused: no cursor object per check-in
         db.execute(f"PRAGMA busy_timeout = {int(self._busy_ms)}")
         mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if mode != "wal":
@@ -227,6 +229,7 @@ class Outbox:
         if self._db is not None:
             self._db.close()
             self._db = None
+            self._append_cursor = None
 
     def __enter__(self) -> Outbox:
         return self.open()
@@ -356,6 +359,9 @@ class Outbox:
         """
         if self._key is None:
             raise StorageError("this outbox was opened read-only (no signing key)")
+        cursor = self._append_cursor
+        if cursor is None:
+            raise StorageError("the outbox is not open (call open() first)")
         self._check_space(len(blob) if blob else 0)
         fields = {k: v for k, v in (fields or {}).items() if v is not None}
         if blob is not None:
@@ -398,7 +404,7 @@ class Outbox:
             )
             try:
                 if blob is None:  # one INSERT in autocommit mode: its own committed transaction
-                    self.db.execute(_INSERT_RECORD, row)
+                    cursor.execute(_INSERT_RECORD, row)
                 else:
                     with self._write() as db:
                         db.execute(_INSERT_RECORD, row)
