@@ -33,7 +33,7 @@ unit: venv
 # Debian packages the tests need (chromium, espeak-ng, fonts; mmdebstrap, systemd-container),
 # installed when missing and running as root; see docs/testing.md.
 sysdeps:
-	sh hil/ui_deps.sh
+	sh hil/test_deps.sh
 	sh firmware/rootfs/ensure-host-tools.sh
 
 test: sysdeps lint typecheck unit

@@ -26,12 +26,13 @@ from daemon.clockwatch import ClockWatch
 from daemon.config import Config
 from daemon.errors import DiskFull, StorageError
 from daemon.hardware import Hardware, open_hardware
-from daemon.keys import FileKeyBackend, SigningKey
+from daemon.keys import SigningKey
 from daemon.outbox import Outbox
 from daemon.records import Record
 from daemon.recovery import Recovery, open_or_recover
 from daemon.sealing import PhotoSealer, RosterKey, roster_key_path
 from daemon.syncd import WAKE_SOCKET
+from daemon.tokenkey import key_backend
 from daemon.wake import poke
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ class KioskCore:
 
     async def open(self) -> None:
         cfg = self.cfg
-        self.key = FileKeyBackend(cfg.device.key_path).load()
+        self.key = key_backend(cfg.device, cfg.hardware_key).load()
         self.roster_key = RosterKey.load(roster_key_path(cfg.device.key_path))
         self.sealer = PhotoSealer.from_config(cfg.api.seal_public_key)
         self.outbox, self.recovery = open_or_recover(

@@ -49,6 +49,26 @@ class DeviceConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HardwareKeyConfig:
+    """``[hardware_key]``: the device key on a PKCS#11 token instead of ``device.key_file``."""
+
+    #: the token's PKCS#11 library, e.g. /usr/lib/aarch64-linux-gnu/pkcs11/libtpm2_pkcs11.so
+    module: Path
+    token: str = "kiosk"  # noqa: S105 - the token's label, not a secret
+    key_label: str = "device"
+    #: the token's user PIN, one line, mode 0600
+    pin_file: Path = Path("/etc/kiosk/token-pin")
+
+    def __post_init__(self) -> None:
+        for name in ("token", "key_label"):
+            value = getattr(self, name)
+            if not value or len(value) > 32 or not value.isprintable():
+                raise ValueError(
+                    f"{name} = {value!r} is not allowed: use 1-32 printable characters"
+                )
+
+
+@dataclass(frozen=True, slots=True)
 class ApiConfig:
     url: str
     #: CA bundle that signs the API's certificate; None = the system's CAs. Never disabled.
@@ -121,6 +141,7 @@ class Config:
     camera: CameraSettings = field(default_factory=CameraSettings)
     gpio: GpioSettings = field(default_factory=GpioSettings)
     display: DisplaySettings = field(default_factory=DisplaySettings)
+    hardware_key: HardwareKeyConfig | None = None
 
     @property
     def simulated_parts(self) -> list[str]:
@@ -137,6 +158,11 @@ class Config:
         return parts
 
     def __post_init__(self) -> None:
+        if self.hardware_key is not None and self.device.key_alg != "ES256":
+            raise ConfigError(
+                f"device.key_alg = {self.device.key_alg!r} is not allowed with [hardware_key]: "
+                'hardware keys sign ES256 (P-256); set key_alg = "ES256"'
+            )
         if self.simulated_parts and not self.device.allow_simulated:
             raise ConfigError(
                 f"simulated hardware configured for {', '.join(self.simulated_parts)} but "

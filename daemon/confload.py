@@ -47,6 +47,10 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
     )
     if origin in (typing.Union, types.UnionType):
         options = [a for a in get_args(tp) if a is not type(None)]
+        table_type = options[0] if len(options) == 1 else None
+        is_table = isinstance(table_type, type) and dataclasses.is_dataclass(table_type)
+        if is_table and isinstance(value, dict):  # an optional table: name the bad key in it
+            return build(table_type, value, where)  # type: ignore[arg-type]
         for opt in options:
             try:
                 return _convert(opt, value, where)

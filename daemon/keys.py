@@ -99,6 +99,9 @@ class FileKeyBackend:
     def exists(self) -> bool:
         return self.path.exists()
 
+    def describe(self) -> str:
+        return f"file {self.path}"
+
     def create(self, alg: Alg = "ES256", *, overwrite: bool = False) -> SoftwareKey:
         if self.path.exists() and not overwrite:
             raise DeviceKeyError(
@@ -116,17 +119,11 @@ class FileKeyBackend:
 
     def load(self) -> SoftwareKey:
         try:
-            st = self.path.stat()
+            check_private_mode(self.path, "the device key")
         except FileNotFoundError as exc:
             raise DeviceKeyError(
                 f"no device key at {self.path}; provision the device with `kioskctl provision`."
             ) from exc
-        if stat.S_IMODE(st.st_mode) & 0o077:
-            raise DeviceKeyError(
-                f"the device key {self.path} has mode {stat.S_IMODE(st.st_mode):04o}; it must be "
-                f"0600. Fix it with: chmod 600 {self.path}",
-                reason="key_permissions",
-            )
         try:
             private = serialization.load_pem_private_key(self.path.read_bytes(), password=None)
         except (ValueError, TypeError) as exc:
@@ -137,6 +134,17 @@ class FileKeyBackend:
         if not isinstance(private, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
             raise DeviceKeyError(f"the device key {self.path} is neither P-256 nor Ed25519")
         return SoftwareKey(private)
+
+
+def check_private_mode(path: Path, what: str) -> None:
+    """Refuse a secret file others can read (:class:`DeviceKeyError`, reason
+    ``key_permissions``); raises FileNotFoundError when it is missing."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise DeviceKeyError(
+            f"{what} {path} has mode {mode:04o}; it must be 0600. Fix it with: chmod 600 {path}",
+            reason="key_permissions",
+        )
 
 
 def write_private_file(path: Path, data: bytes) -> None:

@@ -18,9 +18,9 @@ import signal
 from daemon import sdnotify
 from daemon.clock import Clock, SystemClock
 from daemon.config import Config
-from daemon.keys import FileKeyBackend
 from daemon.outbox import Outbox
 from daemon.sync import SyncClient
+from daemon.tokenkey import key_backend
 from daemon.wake import WakeListener
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ async def run_sync(
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    key = FileKeyBackend(cfg.device.key_path).load()
+    key = key_backend(cfg.device, cfg.hardware_key).load()
     outbox = Outbox(cfg.device.data_dir, device=cfg.device.id, key=None, clock=clock).open()
     client = SyncClient(
         outbox, cfg.api, key, clock=clock, roster_path=cfg.device.data_dir / "roster.json"

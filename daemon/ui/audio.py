@@ -36,7 +36,7 @@ MIN_SECONDS = 0.5
 
 
 class AudioPromptError(ConfigError):
-    """A spoken prompt could not be made or is unusable; install espeak-ng (hil/ui_deps.sh)
+    """A spoken prompt could not be made or is unusable; install espeak-ng (hil/test_deps.sh)
     and run ``python -m daemon.ui.audio --out DIR`` again."""
 
     reason = "ui_audio"
@@ -99,7 +99,7 @@ def generate(out_dir: Path, catalogue: Catalogue | None = None) -> list[Prompt]:
     espeak-ng, a missing text, a bad file)."""
     espeak = shutil.which("espeak-ng")
     if espeak is None:
-        raise AudioPromptError("espeak-ng is not installed; run hil/ui_deps.sh as root")
+        raise AudioPromptError("espeak-ng is not installed; run hil/test_deps.sh as root")
     catalogue = catalogue or Catalogue.load()
     manifest_path = out_dir / "manifest.json"
     try:

@@ -21,7 +21,7 @@ from hil.bench.ui import CHROMIUM, launch_chromium
 
 needs_browser = pytest.mark.skipif(
     not CHROMIUM.exists() or shutil.which("espeak-ng") is None,
-    reason="Chromium or espeak-ng missing: run hil/ui_deps.sh as root (make test does)",
+    reason="Chromium or espeak-ng missing: run hil/test_deps.sh as root (make test does)",
 )
 
 

@@ -14,7 +14,7 @@ from daemon.ui.bridge import Screen
 from daemon.ui.catalog import LOCALE_DIR, Catalogue
 
 pytestmark = pytest.mark.skipif(
-    shutil.which("espeak-ng") is None, reason="espeak-ng not installed: run hil/ui_deps.sh"
+    shutil.which("espeak-ng") is None, reason="espeak-ng not installed: run hil/test_deps.sh"
 )
 
 

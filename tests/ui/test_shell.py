@@ -180,7 +180,7 @@ def test_daemon_down_is_not_a_page_fault() -> None:
     assert page_alive("http://127.0.0.1:9/k/abcdefghijklmnopqrstuvwxyz/", 0.5) is None
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium missing: run hil/ui_deps.sh")
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium missing: run hil/test_deps.sh")
 def test_real_chromium_heartbeats_then_its_death_is_noticed(tmp_path: Path) -> None:
     """The real browser loads the page, whose heartbeat keeps the watchdog fed; killing the
     browser ends the run so systemd can restart it."""
