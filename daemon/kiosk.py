@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.app import KioskCore
-from daemon.errors import DriverError, KioskError, StorageError
+from daemon.errors import DeviceKeyError, DriverError, KioskError, StorageError
 from daemon.flow import FlowConfig, effects, events, initial, step, taps, view
 from daemon.flow.state import Kiosk
 from daemon.roster import RosterInvalid, parse_roster
@@ -223,7 +223,7 @@ class CheckinRunner:
         blob = self._photos.pop(eff.photo, None) if eff.photo else None
         try:
             self.core.commit(eff.type, eff.fields(), blob=blob)
-        except StorageError as exc:
+        except (StorageError, DeviceKeyError) as exc:  # a full disk; a token that stopped
             self.post(
                 events.CommitFailed(
                     now=time.monotonic(), commit_id=eff.commit_id, reason=exc.reason

@@ -18,7 +18,8 @@ from daemon.clock import SystemClock
 from daemon.config import load_config
 from daemon.demo_script import Visit, Visitor
 from daemon.demo_support import PEOPLE, DemoDevice, provision, publish_roster
-from daemon.errors import RecordError
+from daemon.errors import DeviceKeyError, RecordError
+from daemon.keys import PublicKey, SigningKey
 from daemon.kiosk import CheckinRunner
 from daemon.records import Record
 from daemon.sealing import generate_keypair, open_sealed
@@ -216,6 +217,38 @@ async def test_a_full_disk_sends_the_person_to_reception(kiosk: Kiosk) -> None:
     view = kiosk.runner.current_view()
     assert view["screen"] == "see_reception"
     assert "commit_failed" in kiosk.runner.alerts
+
+
+class _SilentToken:
+    """The device key as a hardware token that has stopped answering: it raises what
+    daemon.tokenkey.TokenKey raises when its PKCS#11 call fails."""
+
+    def __init__(self, real: SigningKey) -> None:
+        self.real = real
+        self.alg = real.alg
+
+    def sign(self, data: bytes) -> bytes:
+        raise DeviceKeyError("the hardware key did not sign (DeviceRemoved)", reason="hardware_key")
+
+    def public_key(self) -> PublicKey:
+        return self.real.public_key()
+
+
+async def test_a_hardware_key_that_stops_answering_sends_the_person_to_reception(
+    kiosk: Kiosk,
+) -> None:
+    outbox = kiosk.core.outbox
+    assert outbox is not None and outbox._key is not None
+    real = outbox._key
+    outbox._key = _SilentToken(real)
+    rec = await kiosk.me.visit(Visit(PEOPLE[0]), leave=False)
+    assert rec is None  # nothing unsigned was written, and the person is sent to a person:
+    assert kiosk.runner.current_view()["screen"] == "see_reception"
+    assert "commit_failed" in kiosk.runner.alerts
+    assert outbox.stats().depth == 1  # only the boot record
+    outbox._key = real  # the token is back: the next person checks in as normal
+    await kiosk.me.tap("continue")
+    assert await kiosk.me.visit(Visit(PEOPLE[1])) is not None
 
 
 def test_no_personal_data_on_the_idle_screen() -> None:
