@@ -1,8 +1,10 @@
-"""Shared pytest set-up: the ``--rig`` option for hardware-in-the-loop tests."""
+"""Shared pytest set-up: the ``--rig`` option for hardware-in-the-loop tests, and SoftHSM2."""
 
 from __future__ import annotations
 
 import pytest
+
+pytest_plugins = ["tests.softhsm"]  # the softhsm_conf fixture (PKCS#11 token tests)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -21,12 +21,13 @@ import httpx
 from cryptography import x509
 
 from daemon.errors import DeviceKeyError, OutboxCorrupt, StorageError
-from daemon.keys import FileKeyBackend, SoftwareKey, public_pem
+from daemon.keys import SigningKey, public_pem, verify_signature
 from daemon.kioskctl import apiclient
 from daemon.kioskctl.context import Context
 from daemon.kioskctl.identity import load_enrolment
 from daemon.kioskctl.report import Check, failed, passed, warned
 from daemon.outbox import Outbox
+from daemon.tokenkey import key_backend
 
 MB = 1024 * 1024
 UNITS = ("kiosk.service", "kiosk-sync.service", "kiosk-ui.service")
@@ -161,12 +162,46 @@ def check_outbox(ctx: Context) -> list[Check]:
 
 
 # --- device key ------------------------------------------------------------------------------
-def load_key(ctx: Context) -> SoftwareKey:
-    return FileKeyBackend(ctx.cfg.device.key_path).load()
+def load_key(ctx: Context) -> SigningKey:
+    return key_backend(ctx.cfg.device, ctx.cfg.hardware_key).load()
+
+
+def _check_token_key(ctx: Context) -> tuple[list[Check], SigningKey | None]:
+    """The key on the hardware token is there and signs (a throw-away message, verified with
+    its public key: proves the token, its PIN and its library work end to end)."""
+    backend = key_backend(ctx.cfg.device, ctx.cfg.hardware_key)
+    try:
+        key = backend.load()
+    except DeviceKeyError as exc:
+        return [failed("key", exc.message, "see docs/keys.md; then `kioskctl doctor` again")], None
+    rows = [passed("key", f"on the hardware key ({backend.describe()})")]
+    probe = b"kioskctl doctor: does the hardware key sign?"
+    try:
+        ok = verify_signature(key.public_key(), key.alg, probe, key.sign(probe))
+    except DeviceKeyError as exc:
+        rows.append(failed("key signs", exc.message, "re-seat the token; see docs/keys.md"))
+        return rows, None
+    if not ok:
+        rows.append(
+            failed(
+                "key signs",
+                "the token's signature does not verify with its own public key",
+                "the token is faulty or holds a mismatched pair: re-provision with --force",
+            )
+        )
+        return rows, None
+    rows.append(passed("key signs", "a test signature verifies with its public key"))
+    return rows, key
 
 
 def check_key(ctx: Context) -> list[Check]:
-    """The key exists, has mode 0600 and is the key the device enrolled."""
+    """The key exists (a 0600 file, or on the hardware token, signing), and is the key the
+    device enrolled."""
+    if ctx.cfg.hardware_key is not None:
+        rows, token_key = _check_token_key(ctx)
+        if token_key is None:
+            return rows
+        return rows + _check_enrolled_key(ctx, token_key)
     path = ctx.cfg.device.key_path
     try:
         mode = stat.S_IMODE(path.stat().st_mode)
@@ -192,10 +227,18 @@ def check_key(ctx: Context) -> list[Check]:
     rows.append(passed("key permissions", "0600"))
     try:
         key = load_key(ctx)
-        enrolment = load_enrolment(ctx.cfg.device.data_dir)
     except DeviceKeyError as exc:
         rows.append(failed("key enrolment", exc.message, "re-provision with --force"))
         return rows
+    return rows + _check_enrolled_key(ctx, key)
+
+
+def _check_enrolled_key(ctx: Context, key: SigningKey) -> list[Check]:
+    rows: list[Check] = []
+    try:
+        enrolment = load_enrolment(ctx.cfg.device.data_dir)
+    except DeviceKeyError as exc:
+        return [failed("key enrolment", exc.message, "re-provision with --force")]
     if enrolment is None:
         rows.append(
             failed(

@@ -5,10 +5,6 @@ and every way it can be misconfigured says what to fix without showing the PIN."
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import uuid
 from pathlib import Path
 
 import pytest
@@ -22,50 +18,14 @@ from daemon.outbox import Outbox
 from daemon.records import verify_chain
 from daemon.tokenkey import NEXT_SUFFIX, OLD_SUFFIX, TokenKeyBackend, key_backend
 from tests.core.helpers import synthetic_checkin
+from tests.softhsm import MODULE, needs_softhsm, new_token
 
-MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
-PIN = "246813"  # a synthetic test PIN
-pytestmark = pytest.mark.skipif(
-    not MODULE.exists() or shutil.which("softhsm2-util") is None,
-    reason="SoftHSM2 missing: run hil/test_deps.sh as root (make test does)",
-)
-
-
-@pytest.fixture(scope="session")
-def softhsm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One SoftHSM2 store for the session: the library reads its configuration once per
-    process, so each test makes its own token in it instead."""
-    root = tmp_path_factory.mktemp("softhsm")
-    (root / "tokens").mkdir()
-    conf = root / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {root / 'tokens'}\nobjectstore.backend = file\n")
-    os.environ["SOFTHSM2_CONF"] = str(conf)
-    return root
+pytestmark = needs_softhsm
 
 
 @pytest.fixture
-def backend(softhsm_dir: Path, tmp_path: Path) -> TokenKeyBackend:
-    label = f"t-{uuid.uuid4().hex[:12]}"
-    subprocess.run(
-        [
-            "softhsm2-util",
-            "--init-token",
-            "--free",
-            "--label",
-            label,
-            "--so-pin",
-            "13579246",
-            "--pin",
-            PIN,
-        ],
-        check=True,
-        capture_output=True,
-        env={**os.environ, "SOFTHSM2_CONF": str(softhsm_dir / "softhsm2.conf")},
-    )
-    pin_file = tmp_path / "token-pin"
-    pin_file.write_text(PIN + "\n")
-    pin_file.chmod(0o600)
-    return TokenKeyBackend(MODULE, label, "device", pin_file)
+def backend(softhsm_conf: Path, tmp_path: Path) -> TokenKeyBackend:
+    return new_token(softhsm_conf, tmp_path)
 
 
 def _provision(backend: TokenKeyBackend) -> None:
