@@ -17,12 +17,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TextIO
 
-from daemon.errors import DeviceKeyError, RecordError
+from daemon.errors import RecordError
 from daemon.keys import PublicKey, load_public_pem
 from daemon.kioskctl.context import Context
 from daemon.kioskctl.progress import Progress
 from daemon.outbox import Outbox
 from daemon.records import GENESIS, Record, decode_unverified, verify_record
+from daemon.rotation import ROTATION_TYPE, rotated_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,13 +118,12 @@ def verify(outbox: Outbox, public_pems: list[str], device: str) -> VerifyResult:
                                 f"seq {seq}: {exc.message} ({exc.reason})")  # fmt: skip
         count += 1
         last_seq, last_hash = record.seq, record.hash
-        if record.type == "key_rotation":
-            detail = record.payload.get("detail", {})
+        if record.type == ROTATION_TYPE:
             try:
-                current = load_public_pem(str(detail.get("new_public_key_pem", "")))
-            except (DeviceKeyError, ValueError):
+                current = rotated_key(record).key
+            except RecordError as exc:
                 return VerifyResult(False, count, first, last_seq, rotations,
-                                    f"seq {seq}: key_rotation names no usable key")  # fmt: skip
+                                    f"seq {seq}: {exc.message} ({exc.reason})")  # fmt: skip
             rotations += 1
     return VerifyResult(True, count, first, last_seq, rotations)
 
