@@ -1,7 +1,11 @@
 """The reference central API as a FastAPI app. See docs/api.md for the contract.
 
-Device calls are authenticated by signed requests (daemon/reqauth.py) except enrolment (a
-one-time code) and record uploads (each record is signed; the batch header is checked too).
+Device calls are authenticated by signed requests (daemon/reqauth.py) checked against the
+device's key in effect, except enrolment (a one-time code) and record uploads: each record is
+signed and verified with the key in effect at its seq; the batch's own KioskSig header names
+the device, and a batch whose header does not verify (a device that rotated its key before the
+API had its key_rotation record) is accepted only on the strength of its records.
+A ``key_rotation`` record accepted in chain order switches the device's key (docs/api.md).
 Admin calls need the bearer token given at start-up; without a token they are disabled.
 """
 
@@ -23,10 +27,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from daemon.errors import DeviceKeyError, RecordError
-from daemon.keys import alg_of, load_public_pem
+from daemon.keys import PublicKey, alg_of, load_public_pem
 from daemon.records import decode_unverified, record_hash, verify_record
 from daemon.reqauth import RequestAuthError, parse_device, verify_request
-from hil.refapi.storage import EnrolmentRefused, SqliteStorage, Storage
+from daemon.rotation import ROTATION_TYPE, rotated_key
+from hil.refapi.storage import DeviceKey, EnrolmentRefused, SqliteStorage, Storage
 
 MAX_BATCH = 500
 #: fault plan entries: "500", "503[:retry-after s]", "garbage", "stall[:s]", "lie"
@@ -153,6 +158,14 @@ class Settings:
     clock: Callable[[], float] = time.time
 
 
+#: a check of the batch's request signature against (public key PEM, alg)
+LateAuth = Callable[[str, str], bool]
+
+
+class BatchUnauthenticated(Exception):
+    """Neither the batch's request signature nor any of its records verifies."""
+
+
 def _error(status: int, error: str, detail: str, headers: dict[str, str] | None = None) -> Any:
     return HTTPException(status, {"error": error, "detail": detail}, headers=headers)
 
@@ -233,6 +246,44 @@ def create_app(settings: Settings) -> FastAPI:
             raise _error(403, "wrong_device", "a device may only act for itself")
         return claimed
 
+    async def records_auth(request: Request, device: str) -> LateAuth | None:
+        """The records batch's header: it must name ``device`` (an enrolled one) and a time
+        within 300 s. Returns None when its signature verifies with the key in effect, else a
+        check to make again with the key in effect after the batch (a key_rotation in it)."""
+        body = await request.body()
+        header = request.headers.get("Authorization")
+        try:
+            claimed = parse_device(header)
+        except RequestAuthError as exc:
+            raise _error(401, exc.reason, str(exc)) from exc
+        known = store.device(claimed)
+        if known is None:
+            raise _error(
+                401, "unknown_device", "this device is not enrolled; run kioskctl provision"
+            )
+        if device != claimed:
+            raise _error(403, "wrong_device", "a device may only act for itself")
+        method, path, now = request.method, request.url.path, settings.clock()
+
+        def check(public_pem: str, alg: str) -> None:
+            verify_request(header, method, path, body, load_public_pem(public_pem), alg, now)
+
+        try:
+            check(known.public_pem, known.alg)
+        except RequestAuthError as exc:
+            if exc.reason == "clock_skew":
+                raise _error(401, exc.reason, str(exc)) from exc
+
+            def late(public_pem: str, alg: str) -> bool:
+                try:
+                    check(public_pem, alg)
+                except RequestAuthError:
+                    return False
+                return True
+
+            return late
+        return None
+
     def admin(authorization: Annotated[str | None, Header()] = None) -> None:
         token = settings.admin_token
         if not token:
@@ -293,14 +344,14 @@ def create_app(settings: Settings) -> FastAPI:
         request: Request,
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> Any:
-        await device_auth(request, device)
+        late_auth = await records_auth(request, device)
         raw = await request.body()
         try:
             batch = Batch.model_validate_json(raw)
         except ValueError as exc:
             raise _error(422, "schema", 'the body must be {"records": [compact JWS, ...]}') from exc
         body_hash = hashlib.sha256(raw).hexdigest()
-        if idempotency_key:
+        if idempotency_key and late_auth is None:
             prior = store.idempotent_answer(device, idempotency_key)
             if prior is not None:
                 if prior[0] != body_hash:
@@ -309,9 +360,17 @@ def create_app(settings: Settings) -> FastAPI:
                     )
                 return JSONResponse(json.loads(prior[1]))
         idem = (idempotency_key, body_hash) if idempotency_key else None
-        payload = await asyncio.to_thread(
-            _process_batch, store, device, batch.records, idem, settings.clock()
-        )
+        try:
+            payload = await asyncio.to_thread(
+                _process_batch, store, device, batch.records, idem, settings.clock(), late_auth
+            )
+        except BatchUnauthenticated as exc:
+            raise _error(
+                401,
+                "unauthorised",
+                "the request signature does not verify with this device's key and no record "
+                "in the batch does either",
+            ) from exc
         return JSONResponse(payload)
 
     @app.put(
@@ -418,6 +477,15 @@ def create_app(settings: Settings) -> FastAPI:
         return {
             "device": device,
             "alg": known.alg,
+            "keys": [
+                {
+                    "from_seq": k.from_seq,
+                    "alg": k.alg,
+                    "public_key_pem": k.public_pem,
+                    "since": k.since,
+                }
+                for k in store.device_keys(device)
+            ],
             "roster_public_key": known.roster_public_key,
             "records": store.count(device),
             "last_seq": store.last_seq(device),
@@ -463,18 +531,45 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
+class _KeyHistory:
+    """Which key verifies which seq: each key from its ``from_seq`` to the next one's."""
+
+    def __init__(self, keys: list[DeviceKey]) -> None:
+        self.starts = [k.from_seq for k in keys]
+        self.keys: list[PublicKey] = [load_public_pem(k.public_pem) for k in keys]
+        self.latest = keys[-1]
+
+    def key_for(self, seq: object) -> PublicKey:
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            return self.keys[-1]  # the record is rejected anyway (schema)
+        for start, key in zip(reversed(self.starts), reversed(self.keys), strict=True):
+            if seq >= start:
+                return key
+        return self.keys[0]
+
+    def add(self, key: DeviceKey, public: PublicKey) -> None:
+        self.starts.append(key.from_seq)
+        self.keys.append(public)
+        self.latest = key
+
+
 def _process_batch(
     store: Storage,
     device: str,
     compacts: list[str],
     idem: tuple[str, str] | None,
     now: float,
+    late_auth: LateAuth | None = None,
 ) -> dict[str, Any]:
-    """Verify and classify every record, store the accepted ones (and forks, for the auditor)
-    in one durable transaction, and return the answer. Runs in a worker thread; batches of one
-    device are serialised (see ``batch_lock``)."""
+    """Verify and classify every record, store the accepted ones (and forks, for the auditor,
+    and the device's new key when a key_rotation is accepted) in one durable transaction, and
+    return the answer. ``late_auth`` is given when the request signature did not verify with
+    the key in effect: it is tried again with the key in effect after the batch; failing that,
+    the batch stands on its records (its answer is not kept for the Idempotency-Key) and is
+    refused (:class:`BatchUnauthenticated`, nothing stored) when none of them verifies. Runs in
+    a worker thread; batches of one device are serialised (see ``batch_lock``)."""
     with store.batch_lock(device):
-        return _process_batch_locked(store, device, compacts, idem, now)
+        return _process_batch_locked(store, device, compacts, idem, now, late_auth)
 
 
 def _process_batch_locked(
@@ -483,14 +578,16 @@ def _process_batch_locked(
     compacts: list[str],
     idem: tuple[str, str] | None,
     now: float,
+    late_auth: LateAuth | None,
 ) -> dict[str, Any]:
-    if idem is not None:  # the same batch may have completed while this one waited
+    if idem is not None and late_auth is None:  # the same batch may have completed meanwhile
         prior = store.idempotent_answer(device, idem[0])
         if prior is not None and prior[0] == idem[1]:
             return dict(json.loads(prior[1]))
-    known = store.device(device)
-    assert known is not None
-    key = load_public_pem(known.public_pem)
+    history = _KeyHistory(store.device_keys(device))
+    rotations: list[DeviceKey] = []
+    stored_top: int | None = None  # the highest stored seq, read when a rotation needs it
+    verified_any = False
     parts: list[tuple[dict[str, Any], dict[str, Any], bytes, bytes] | None] = []
     for c in compacts:
         try:
@@ -517,10 +614,11 @@ def _process_batch_locked(
         }
         results.append(result)
         try:
-            record = verify_record(compact, key, device=device, decoded=part)
+            record = verify_record(compact, history.key_for(seq), device=device, decoded=part)
         except RecordError as exc:
             result["reason"] = exc.reason
             continue
+        verified_any = True
         h = record_hash(compact)
         here = stored[record.seq].hash if record.seq in stored else batch_hash.get(record.seq)
         if here is not None:
@@ -543,11 +641,33 @@ def _process_batch_locked(
             forks.append((record.seq, compact, "prev_mismatch"))
             result["reason"] = "prev_mismatch"
             continue
+        if record.type == ROTATION_TYPE:
+            # it verified with the key in effect; it must name a usable key and continue the
+            # chain: its predecessor is held (stored or earlier in this batch; genesis for seq
+            # 1) and nothing after it is, since later records must verify with the new key
+            if stored_top is None:
+                stored_top = store.last_seq(device)
+            top = max(stored_top, max(batch_hash, default=0))
+            try:
+                new = rotated_key(record)
+            except RecordError as exc:
+                result["reason"] = exc.reason
+                continue
+            if (before is None and record.seq != 1) or top > record.seq:
+                result["reason"] = "rotation_order"
+                continue
+            change = DeviceKey(record.seq + 1, new.alg, new.public_pem, now)
+            history.add(change, new.key)
+            rotations.append(change)
         batch_hash[record.seq] = h
         known_ids.add(record.id)
         accepted.append((dict(record.payload), compact, h))
         result["status"] = "accepted"
-    return store.store_batch(device, accepted, forks, results, idem, now)
+    if late_auth is not None and not late_auth(history.latest.public_pem, history.latest.alg):
+        if not verified_any:
+            raise BatchUnauthenticated
+        idem = None  # a batch that stands on its records only: no stored answer to replay
+    return store.store_batch(device, accepted, forks, results, idem, now, rotations)
 
 
 def openapi_document() -> dict[str, Any]:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+#: Schema versions (``PRAGMA user_version``). Version 1 is the first schema; its statements
+#: say ``IF NOT EXISTS`` because databases made before versioning hold it at version 0.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS devices (
     device     TEXT PRIMARY KEY,
@@ -80,6 +82,25 @@ CREATE TABLE IF NOT EXISTS heartbeats (
     body     TEXT NOT NULL
 );
 """
+_MIGRATIONS: dict[int, str] = {
+    1: SCHEMA,
+    # 1 -> 2: a device's key history. ``devices`` keeps the key in effect (signed requests,
+    # re-enrolment); ``device_keys`` says which key signs which seqs: a key holds from
+    # ``from_seq`` up to the next row's ``from_seq`` - 1. The enrolled key holds from seq 1; a
+    # key_rotation record at seq N adds a row from N + 1.
+    2: """
+    CREATE TABLE device_keys (
+        device     TEXT NOT NULL,
+        from_seq   INTEGER NOT NULL,
+        alg        TEXT NOT NULL,
+        public_pem TEXT NOT NULL,
+        since      REAL NOT NULL,
+        PRIMARY KEY (device, from_seq)
+    );
+    INSERT INTO device_keys SELECT device, 1, alg, public_pem, enrolled FROM devices;
+    """,
+}
+SCHEMA_VERSION = max(_MIGRATIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +109,17 @@ class Device:
     alg: str
     public_pem: str
     roster_public_key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceKey:
+    """One key of a device's history: it signs the device's records from ``from_seq`` until
+    the next key's ``from_seq`` (``since``: Unix seconds it was enrolled or rotated in)."""
+
+    from_seq: int
+    alg: str
+    public_pem: str
+    since: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +137,7 @@ class Storage(Protocol):
     seconds. A PostgreSQL backend implements the same methods."""
 
     def device(self, device: str) -> Device | None: ...
+    def device_keys(self, device: str) -> list[DeviceKey]: ...
     def enrol(
         self,
         code: str,
@@ -126,6 +159,7 @@ class Storage(Protocol):
         results: list[dict[str, Any]],
         idempotency: tuple[str, str] | None,
         now: float,
+        rotations: Sequence[DeviceKey] = (),
     ) -> dict[str, Any]: ...
     def idempotent_answer(self, device: str, key: str) -> tuple[str, str] | None: ...
     def gaps(self, device: str) -> list[tuple[int, int]]: ...
@@ -171,7 +205,30 @@ class SqliteStorage:
         self.db.execute("PRAGMA synchronous = FULL")
         self.db.execute("PRAGMA busy_timeout = 10000")
         with self._lock:
-            self.db.executescript(SCHEMA)
+            self._migrate()
+
+    def _migrate(self) -> None:
+        version = int(self.db.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            self.db.close()
+            raise RuntimeError(
+                f"{self.path} has schema version {version}, newer than this reference API "
+                f"({SCHEMA_VERSION}); run the newer software or use another data folder"
+            )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                # another process may have migrated while this one waited for the lock
+                if int(self.db.execute("PRAGMA user_version").fetchone()[0]) < target:
+                    for statement in _MIGRATIONS[target].split(";"):
+                        if statement.strip():
+                            self.db.execute(statement)
+                    self.db.execute(f"PRAGMA user_version = {target}")
+                self.db.execute("COMMIT")
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
 
     def close(self) -> None:
         self.db.close()
@@ -193,6 +250,16 @@ class SqliteStorage:
             ).fetchone()
         return None if row is None else Device(*row)
 
+    def device_keys(self, device: str) -> list[DeviceKey]:
+        """The device's keys, oldest first (the enrolled key holds from seq 1)."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT from_seq, alg, public_pem, since FROM device_keys WHERE device = ? "
+                "ORDER BY from_seq",
+                (device,),
+            ).fetchall()
+        return [DeviceKey(*row) for row in rows]
+
     def add_code(self, code: str, expires: float) -> None:
         with self._lock:
             self.db.execute("INSERT INTO codes VALUES (?, ?, NULL)", (code_hash(code), expires))
@@ -207,7 +274,8 @@ class SqliteStorage:
         roster_public_key: str = "",
     ) -> str:
         """Enrol ``device`` with a one-time code. Returns ``"created"`` or ``"unchanged"``
-        (the same key again); raises EnrolmentRefused(403|409)."""
+        (the key in effect again); raises EnrolmentRefused(403|409). A device's key changes
+        only through a key_rotation record (``store_batch``), never here."""
         with self._lock:
             self.db.execute("BEGIN IMMEDIATE")
             try:
@@ -230,6 +298,9 @@ class SqliteStorage:
                 self.db.execute(
                     "INSERT INTO devices VALUES (?, ?, ?, ?, ?)",
                     (device, alg, public_pem, now, roster_public_key),
+                )
+                self.db.execute(
+                    "INSERT INTO device_keys VALUES (?, 1, ?, ?, ?)", (device, alg, public_pem, now)
                 )
                 self.db.execute("COMMIT")
                 return "created"
@@ -276,10 +347,12 @@ class SqliteStorage:
         results: list[dict[str, Any]],
         idempotency: tuple[str, str] | None,
         now: float,
+        rotations: Sequence[DeviceKey] = (),
     ) -> dict[str, Any]:
         """One durable transaction: accepted records (payload, compact, hash), forks (seq,
-        compact, reason) for the auditor, the chain's contiguous head, and the answer kept for
-        the Idempotency-Key (key, body hash). Returns the answer."""
+        compact, reason) for the auditor, the keys the accepted key_rotation records hand over
+        to (oldest first; the last becomes the key in effect), the chain's contiguous head, and
+        the answer kept for the Idempotency-Key (key, body hash). Returns the answer."""
         with self._lock:
             self.db.execute("BEGIN IMMEDIATE")
             try:
@@ -305,6 +378,18 @@ class SqliteStorage:
                     "INSERT INTO forks VALUES (?, ?, ?, ?, ?)",
                     [(device, s, c, r, now) for s, c, r in forks],
                 )
+                if rotations:
+                    self.db.executemany(
+                        "INSERT INTO device_keys VALUES (?, ?, ?, ?, ?)",
+                        [(device, k.from_seq, k.alg, k.public_pem, k.since) for k in rotations],
+                    )
+                    # the key in effect (signed requests, re-enrolment) is the newest one
+                    self.db.execute(
+                        "UPDATE devices SET (alg, public_pem) = (SELECT alg, public_pem FROM "
+                        "device_keys WHERE device = ?1 ORDER BY from_seq DESC LIMIT 1) "
+                        "WHERE device = ?1",
+                        (device,),
+                    )
                 row = self.db.execute("SELECT upto FROM chains WHERE device = ?", (device,))
                 found = row.fetchone()
                 upto = int(found[0]) if found else 0

@@ -11,6 +11,7 @@ All data made here is synthetic.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import secrets
 import time
@@ -23,7 +24,7 @@ import httpx
 import pytest
 
 from daemon.keys import SoftwareKey, generate, public_pem
-from daemon.records import GENESIS, record_hash, sign_record, uuid7
+from daemon.records import GENESIS, b64url, record_hash, sign_record, uuid7
 from daemon.reqauth import sign_request
 from hil.refapi.app import Faults, Settings, create_app
 from hil.refapi.server import RefApi
@@ -90,6 +91,23 @@ class SimDevice:
 
     def records(self, n: int, **fields: Any) -> list[str]:
         return [self.next_record(**fields) for _ in range(n)]
+
+    def rotate(self, new_key: SoftwareKey | None = None, **detail: Any) -> str:
+        """Sign a ``key_rotation`` record (as ``kioskctl provision --force`` does) with the
+        current key, naming ``new_key`` (a fresh one by default), then sign everything after
+        it with the new key. ``detail`` overrides fields of the record's detail. Returns the
+        rotation record."""
+        new = new_key or SoftwareKey(generate(self.alg))  # type: ignore[arg-type]
+        new_pem, old_pem = public_pem(new.public_key()), self.public_pem
+        fields = {
+            "new_alg": new.alg,
+            "new_public_key_pem": new_pem,
+            "new_key_id": b64url(hashlib.sha256(new_pem.encode()).digest())[:16],
+            "old_key_id": b64url(hashlib.sha256(old_pem.encode()).digest())[:16],
+        }
+        compact = self.next_record(type="key_rotation", person=None, detail=fields | detail)
+        self.key, self.alg = new, new.alg
+        return compact
 
     def auth(self, method: str, path: str, body: bytes = b"") -> dict[str, str]:
         """The ``Authorization`` header for one request."""
