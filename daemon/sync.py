@@ -6,9 +6,15 @@ and an optional client certificate (mTLS). Records go up in batches with an
 answer is recognised by the server; the answer is per record (accepted / duplicate / rejected
 with a reason). Accepted and duplicate records are retired; rejected ones are parked with the
 reason for an engineer, never deleted and never retried forever. Anything else — a dead
-network, a TLS failure, a 5xx, an answer that does not follow the contract — retires nothing
-and backs off exponentially with full jitter and a cap, honouring ``Retry-After``. A new
-record wakes the loop at once.
+network, a TLS failure, a 5xx, a refused signature (401), an answer that does not follow the
+contract — retires nothing and backs off exponentially with full jitter and a cap, honouring
+``Retry-After``. A new record wakes the loop at once.
+
+After a key rotation (``kioskctl provision --force``) the API refuses requests signed by the
+new key (401) until it has accepted the ``key_rotation`` record, which only a records upload
+can bring it (records authenticate themselves). So a photo refused with 401 does not hold up
+its batch: it stays on disk, marked not uploaded, and goes up after the records
+(:meth:`SyncClient.upload_deferred_blobs`, retried with backoff until the API takes it).
 
 Threads: one asyncio loop. The outbox calls are short SQLite transactions made on that loop.
 May import: the standard library, ``httpx``, ``daemon.*`` (not drivers).
@@ -59,6 +65,38 @@ class RetryLater(SyncError):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class AuthRefused(ApiProtocolError):
+    """The API refused this kiosk's request signature (401). Right after a key rotation this
+    lasts until the API has accepted the key_rotation record; retried with backoff."""
+
+    reason = "api_auth"
+
+
+_AUTH_ADVICE = {
+    "unknown_device": "the central API does not know this kiosk; provision it with "
+    "`kioskctl provision`",
+    "clock_skew": "the kiosk's clock is more than 5 minutes from the central API's; fix time "
+    "sync (`kioskctl doctor`, clock rows)",
+}
+
+
+def _auth_refused(response: httpx.Response) -> AuthRefused:
+    try:
+        error = str(response.json().get("error", ""))
+    except (ValueError, AttributeError):
+        error = ""
+    advice = _AUTH_ADVICE.get(
+        error,
+        "the central API does not accept this kiosk's key (yet): after a key rotation it does "
+        "once it has accepted the key_rotation record, which the next records upload carries; "
+        "if this lasts, run `kioskctl doctor`",
+    )
+    return AuthRefused(
+        f"{advice} (401 {error or 'unauthorised'}). Check-ins are kept safely on the kiosk; "
+        "will retry."
+    )
 
 
 def _ssl_context(api: ApiConfig) -> ssl.SSLContext:
@@ -175,6 +213,8 @@ class SyncClient:
                 f"the central API answered {response.status_code}; will retry",
                 _retry_after(response),
             )
+        if response.status_code == 401:
+            raise _auth_refused(response)
         return response
 
     @staticmethod
@@ -210,11 +250,32 @@ class SyncClient:
             )
         self.outbox.mark_blob_uploaded(sha)
 
+    async def upload_deferred_blobs(self) -> int:
+        """Upload every sealed photo still marked not uploaded (deferred by a 401 after a key
+        rotation; see the module docstring). Returns how many went up; raises a
+        :class:`SyncError` (AuthRefused while the API still refuses the key) and keeps the
+        rest for the next try. A file is deleted with the next acknowledged batch."""
+        # no Outbox method lists them: read its blobs table (as kioskctl reads its records)
+        rows = self.outbox.db.execute(
+            "SELECT sha256 FROM blobs WHERE uploaded = 0 ORDER BY rowid"
+        ).fetchall()
+        for (sha,) in rows:
+            await self._upload_blob(sha)
+        return len(rows)
+
     async def push_batch(self, batch: list[Pending]) -> BatchOutcome:
-        """Upload one batch (its blobs first); retire or park per the server's answer."""
+        """Upload one batch (its blobs first); retire or park per the server's answer. A
+        photo refused with 401 is kept for :meth:`upload_deferred_blobs` and the records go
+        up anyway: they may carry the key_rotation that makes the API accept the key."""
+        refused = False
         for item in batch:
-            if item.photo and not self.outbox.blob_uploaded(item.photo):
-                await self._upload_blob(item.photo)
+            if item.photo and not refused and not self.outbox.blob_uploaded(item.photo):
+                try:
+                    await self._upload_blob(item.photo)
+                except AuthRefused as exc:
+                    refused = True
+                    log.warning("sync: photo upload refused, sending the records first: %s",
+                                exc.message)  # fmt: skip
         body = json.dumps({"records": [p.compact for p in batch]}).encode()
         response = await self._request(
             "POST",
@@ -262,12 +323,14 @@ class SyncClient:
         return BatchOutcome(accepted=len(acked) - dup, duplicate=dup, rejected=len(parked))
 
     async def drain(self) -> int:
-        """Push batches until the outbox has nothing pending; return records retired or
-        parked. Raises a :class:`SyncError` on the first failure (nothing lost)."""
+        """Push batches until the outbox has nothing pending, then any deferred photos;
+        return records retired or parked. Raises a :class:`SyncError` on the first failure
+        (nothing lost)."""
         done = 0
         while True:
             batch = self.outbox.pending(self.api.batch_size)
             if not batch:
+                await self.upload_deferred_blobs()
                 return done
             outcome = await self.push_batch(batch)
             done += outcome.accepted + outcome.duplicate + outcome.rejected

@@ -178,7 +178,14 @@ def _provision(args: argparse.Namespace, clock: Clock, out: TextIO) -> int:
     what = "re-keyed" if done.rotated else "provisioned"
     print(f"{done.device} {what}: key {done.key_path}, configuration {done.config_path}", file=out)
     if done.rotation_seq is not None:
-        print(f"key_rotation record written at seq {done.rotation_seq}", file=out)
+        print(
+            f"key_rotation record written at seq {done.rotation_seq}, signed by the old key. "
+            "The central API switches this kiosk to the new key when it receives that record: "
+            "run `kioskctl sync` (or start kiosk-sync.service). Until then it answers requests "
+            "signed by the new key (heartbeats, photo uploads) with 401; they are retried and "
+            "nothing is lost.",
+            file=out,
+        )
     for warning in done.warnings:
         print(f"warning: {warning}", file=out)
     print("next: `kioskctl doctor`, then start kiosk.service and kiosk-sync.service", file=out)

@@ -12,9 +12,10 @@ Order, chosen so that a refusal leaves nothing changed:
 6. write the keys (0600, atomic), the API's CA, the configuration and ``enrolment.json``; a
    fresh device's first record is an ``enrolment`` record signed by the new key.
 
-A rotation the API answers with 409 (it still holds the old key) is kept: the API learns the
-new key from the ``key_rotation`` record, which the old key signed (``api_confirmed`` false in
-enrolment.json until then). Stop kiosk.service and kiosk-sync.service before rotating.
+A rotation the API answers with 409 (it still holds the old key) is kept: the API switches to
+the new key when it accepts the ``key_rotation`` record, which the old key signed (the
+enrolment call can never change a device's key; ``api_confirmed`` is false in enrolment.json).
+Stop kiosk.service and kiosk-sync.service before rotating.
 
 Blocking: one HTTPS request (``api.timeout_s``). May import: ``daemon.*``, ``httpx``.
 """
@@ -162,8 +163,9 @@ def provision(
     if status == 409 and existing:
         api_confirmed = False
         warnings.append(
-            "the API still holds this device's previous key; it switches to the new one when "
-            "it receives the key_rotation record (run `kioskctl sync`)"
+            "the API still holds this device's previous key (it answered the enrolment with "
+            "409, as it does for every rotation); it switches to the new one when it accepts "
+            "the key_rotation record (run `kioskctl sync`)"
         )
     elif status == 409:
         raise EnrolmentRefused(

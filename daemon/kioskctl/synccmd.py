@@ -41,6 +41,7 @@ async def _sync(ctx: Context, progress: Progress) -> SyncResult:
                 dup += outcome.duplicate
                 rej += outcome.rejected
                 progress.advance(len(batch))
+            await client.upload_deferred_blobs()  # photos held back by a key rotation
             await client.heartbeat()
         finally:
             await client.aclose()
