@@ -8,6 +8,7 @@ May import: the standard library, ``cryptography``, ``httpx``, ``daemon.*``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import email.utils
 import ipaddress
@@ -377,6 +378,15 @@ def _enrolled(ctx: Context, http: httpx.Client) -> Check:
             "the API refused the request: the kiosk's clock is too far out",
             "fix time sync (see the clock skew row)",
         )
+    with contextlib.suppress(DeviceKeyError):
+        enrolment = load_enrolment(ctx.cfg.device.data_dir)
+        if enrolment is not None and not enrolment.api_confirmed:
+            return warned(
+                "api enrolment",
+                "the API does not accept the new key yet: it switches keys when it accepts "
+                "this kiosk's key_rotation record",
+                "run `kioskctl sync` (or start kiosk-sync.service); do not rotate again",
+            )
     return failed(
         "api enrolment",
         f"the API refused this device's signature ({response.status_code} {reason})",

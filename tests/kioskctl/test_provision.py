@@ -88,3 +88,31 @@ def test_first_record_chain_links_to_genesis(kiosk: Kiosk) -> None:
         (_seq, _s, compact) = next(iter(outbox.all_compact()))
     _h, payload, _si, _sig = decode_unverified(compact)
     assert payload["prev"] == "A" * 43
+
+
+def test_after_a_rotation_doctor_says_to_sync_and_sync_completes_it(
+    kiosk: Kiosk, api: RefApi
+) -> None:
+    """Between the rotation and the API accepting its record, doctor must not send the
+    engineer to rotate again; one `kioskctl sync` makes the API take the new key."""
+    import json
+
+    def api_row() -> dict[str, str]:
+        _code, out, _err = kiosk.run("doctor", "--json", "--no-hardware")
+        return next(c for c in json.loads(out)["checks"] if c["name"] == "api enrolment")
+
+    code, _out, err = kiosk.run(*provision_args(api, kiosk.folder, kiosk.cfg.device.id), "--force")
+    assert code == 0, err
+    row = api_row()
+    assert row["status"] == "warn" and "key_rotation" in row["detail"]
+    assert "kioskctl sync" in row["fix"] and "--force" not in row["fix"]
+    code, out, err = kiosk.run("sync")
+    assert code == 0, out + err
+    assert api_row()["status"] == "pass"
+    stored = api.storage()
+    try:
+        device = stored.device(kiosk.cfg.device.id)
+        new = FileKeyBackend(kiosk.cfg.device.key_path).load()
+        assert device is not None and device.public_pem == public_pem(new.public_key())
+    finally:
+        stored.close()
