@@ -176,7 +176,7 @@ def _provision(args: argparse.Namespace, clock: Clock, out: TextIO) -> int:
         allow_simulated=args.allow_simulated,
     )
     what = "re-keyed" if done.rotated else "provisioned"
-    print(f"{done.device} {what}: key {done.key_path}, configuration {done.config_path}", file=out)
+    print(f"{done.device} {what}: key {done.key_home}, configuration {done.config_path}", file=out)
     if done.rotation_seq is not None:
         print(
             f"key_rotation record written at seq {done.rotation_seq}, signed by the old key. "

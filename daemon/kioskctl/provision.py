@@ -4,13 +4,15 @@ Order, chosen so that a refusal leaves nothing changed:
 
 1. build and validate the configuration (existing file updated, or a new one);
 2. refuse if a device key exists, unless ``force``;
-3. make the new signing key and roster key in memory;
+3. make the new signing key (in memory; or, with ``[hardware_key]``, on the token under
+   ``<label>.next``: see daemon/tokenkey.py) and the roster key (in memory);
 4. enrol them with the API using the one-time code (TLS verified against ``--ca`` or the
    configured bundle). A refused code or an unreachable API stops here, with nothing written;
 5. with ``force`` and a readable old key: append a ``key_rotation`` record, signed by the OLD
    key and naming the new public key, to the outbox (the chain continues through it);
-6. write the keys (0600, atomic), the API's CA, the configuration and ``enrolment.json``; a
-   fresh device's first record is an ``enrolment`` record signed by the new key.
+6. write the keys (0600, atomic; a token's new pair takes the key's label instead), the API's
+   CA, the configuration and ``enrolment.json``; a fresh device's first record is an
+   ``enrolment`` record signed by the new key.
 
 A rotation the API answers with 409 (it still holds the old key) is kept: the API switches to
 the new key when it accepts the ``key_rotation`` record, which the old key signed (the
@@ -36,13 +38,22 @@ from cryptography.hazmat.primitives.asymmetric import x25519
 from daemon.clock import Clock
 from daemon.config import ApiConfig, parse_config
 from daemon.errors import ApiProtocolError, ApiUnreachable, DeviceKeyError, KioskError, TlsError
-from daemon.keys import Alg, FileKeyBackend, SoftwareKey, generate, public_pem, write_private_file
+from daemon.keys import (
+    Alg,
+    PrivateKey,
+    SigningKey,
+    SoftwareKey,
+    generate,
+    public_pem,
+    write_private_file,
+)
 from daemon.kioskctl import apiclient
 from daemon.kioskctl.identity import Enrolment, load_enrolment, save_enrolment
 from daemon.kioskctl.tomlout import write_config
 from daemon.outbox import Outbox
 from daemon.records import b64url
 from daemon.sealing import public_bytes, public_to_b64, roster_key_path
+from daemon.tokenkey import TokenKeyBackend, key_backend
 
 log = logging.getLogger(__name__)
 CA_FILE = "api-ca.pem"
@@ -56,7 +67,8 @@ class EnrolmentRefused(KioskError):
 class Provisioned:
     device: str
     config_path: Path
-    key_path: Path
+    #: where the device key is: a file, or a key on a hardware token
+    key_home: str
     rotated: bool
     #: seq of the key_rotation record, when one was written
     rotation_seq: int | None
@@ -70,7 +82,7 @@ def _key_fingerprint(pem: str) -> str:
 
 
 def _enrol(
-    api: ApiConfig, ca: Path | None, device: str, code: str, key: SoftwareKey, roster_pub: bytes
+    api: ApiConfig, ca: Path | None, device: str, code: str, key: SigningKey, roster_pub: bytes
 ) -> tuple[int, dict[str, Any]]:
     body = {
         "code": code,
@@ -136,16 +148,24 @@ def provision(
     table["device"], table["api"] = device_t, api_t
     cfg = parse_config(table)  # raises ConfigError naming what is missing or wrong
     key_path = cfg.device.key_path
-    backend = FileKeyBackend(key_path)
+    backend = key_backend(cfg.device, cfg.hardware_key)
+    token = backend if isinstance(backend, TokenKeyBackend) else None
     existing = backend.exists()
     if existing and not force:
         raise DeviceKeyError(
-            f"this kiosk already has an identity ({key_path}); refusing to replace it. To "
-            "rotate it deliberately (a key_rotation record is kept), run again with --force.",
+            f"this kiosk already has an identity ({backend.describe()}); refusing to replace "
+            "it. To rotate it deliberately (a key_rotation record is kept), run again with "
+            "--force.",
             reason="identity_exists",
         )
-    new_private = generate(alg)
-    new_key = SoftwareKey(new_private)
+    # the new key: in memory until the switch, or on the token under '<label>.next'
+    new_private: PrivateKey | None = None
+    new_key: SigningKey
+    if token is None:
+        new_private = generate(alg)
+        new_key = SoftwareKey(new_private)
+    else:
+        new_key = token.generate_next()
     new_pem = public_pem(new_key.public_key())
     roster_private = x25519.X25519PrivateKey.generate()
     roster_pub = public_bytes(roster_private.public_key())
@@ -219,14 +239,17 @@ def provision(
             log.info("key_rotation record written at seq %d", rotation_seq)
 
     # --- the switch: keys, CA, configuration, enrolment record ------------------------------
-    write_private_file(
-        key_path,
-        new_private.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
-    )
+    if new_private is not None:
+        write_private_file(
+            key_path,
+            new_private.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ),
+        )
+    elif token is not None:
+        token.promote_next()
     write_private_file(
         roster_key_path(key_path),
         roster_private.private_bytes(
@@ -268,7 +291,7 @@ def provision(
     return Provisioned(
         device=cfg.device.id,
         config_path=config_path,
-        key_path=key_path,
+        key_home=backend.describe(),
         rotated=existing,
         rotation_seq=rotation_seq,
         api_confirmed=api_confirmed,

@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from daemon.keys import FileKeyBackend
 from daemon.kioskctl.context import Context
 from daemon.kioskctl.progress import Progress
 from daemon.outbox import Outbox
 from daemon.sync import SyncClient
+from daemon.tokenkey import key_backend
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +29,7 @@ class SyncResult:
 
 async def _sync(ctx: Context, progress: Progress) -> SyncResult:
     cfg = ctx.cfg
-    key = FileKeyBackend(cfg.device.key_path).load()
+    key = key_backend(cfg.device, cfg.hardware_key).load()
     acc = dup = rej = 0
     with Outbox(cfg.device.data_dir, device=cfg.device.id, key=None, clock=ctx.clock) as outbox:
         progress.total = outbox.stats().depth
