@@ -446,8 +446,26 @@ class Outbox:
         return row is None or bool(row[0])
 
     def mark_blob_uploaded(self, sha: str) -> None:
+        """The API has the sealed photo. When every record naming it is already resolved (a
+        photo uploaded after its record, see daemon/sync.py), the file goes now rather than
+        with the next acknowledged batch."""
         with self._write() as db:
             db.execute("UPDATE blobs SET uploaded = 1 WHERE sha256 = ?", (sha,))
+            needed = db.execute(
+                "SELECT 1 FROM records WHERE photo = ? AND seq > "
+                "(SELECT acked_upto FROM progress) LIMIT 1",
+                (sha,),
+            ).fetchone()
+            if needed is None:
+                db.execute("DELETE FROM blobs WHERE sha256 = ?", (sha,))
+        if needed is None:
+            with contextlib.suppress(FileNotFoundError):
+                (self.blob_dir / sha).unlink()
+
+    def blobs_not_uploaded(self) -> list[str]:
+        """Sealed photos the API does not have yet, oldest first."""
+        rows = self.db.execute("SELECT sha256 FROM blobs WHERE uploaded = 0 ORDER BY rowid")
+        return [row[0] for row in rows]
 
     def resolve(self, upto_seq: int, parked: Mapping[int, str] | None = None) -> None:
         """The server has answered for every pending record up to ``upto_seq``: those in

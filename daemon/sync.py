@@ -254,14 +254,11 @@ class SyncClient:
         """Upload every sealed photo still marked not uploaded (deferred by a 401 after a key
         rotation; see the module docstring). Returns how many went up; raises a
         :class:`SyncError` (AuthRefused while the API still refuses the key) and keeps the
-        rest for the next try. A file is deleted with the next acknowledged batch."""
-        # no Outbox method lists them: read its blobs table (as kioskctl reads its records)
-        rows = self.outbox.db.execute(
-            "SELECT sha256 FROM blobs WHERE uploaded = 0 ORDER BY rowid"
-        ).fetchall()
-        for (sha,) in rows:
+        rest for the next try. A file whose records are all resolved is deleted at once."""
+        waiting = self.outbox.blobs_not_uploaded()
+        for sha in waiting:
             await self._upload_blob(sha)
-        return len(rows)
+        return len(waiting)
 
     async def push_batch(self, batch: list[Pending]) -> BatchOutcome:
         """Upload one batch (its blobs first); retire or park per the server's answer. A
