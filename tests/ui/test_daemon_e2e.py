@@ -192,7 +192,10 @@ def check_in(
                 with contextlib.suppress(PlaywrightTimeout):
                     page.click("button[data-action=continue]", timeout=2000)
             elif now == "fallback":
-                tap(page, "button[data-action=continue]", "photo")
+                # a tap meant for the fingerprint screen's "continue" may already have landed
+                # on this one (same button, re-rendered) and moved on: look again, not 30 s
+                with contextlib.suppress(PlaywrightTimeout):
+                    page.click("button[data-action=continue]", timeout=2000)
             elif now == "photo" and page.query_selector("button[data-action=photo]"):
                 kiosk.lift_finger()
                 tap(page, "button[data-action=photo]", "questions")
