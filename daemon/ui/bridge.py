@@ -67,6 +67,10 @@ TAP_ACTIONS: frozenset[str] = frozenset(
         "staff_exit",  # staff: leave staff mode
     }
 )
+#: Taps that mean the same on every screen: taken even when made on a screen that has just
+#: changed. Any other tap carries the screen it was made on and is dropped if that screen has
+#: gone (docs/ui.md, *Stale taps*).
+ANY_SCREEN_ACTIONS: frozenset[str] = frozenset({"language", "large_text", "help", "more_time"})
 LANGS: frozenset[str] = frozenset({"en", "cy"})
 MAX_TAP_FIELDS = 8
 MAX_TAP_TEXT = 64

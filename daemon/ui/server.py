@@ -42,7 +42,14 @@ from starlette.routing import Route
 
 from daemon.clock import SystemClock
 from daemon.errors import ConfigError, KioskError
-from daemon.ui.bridge import LANGS, Screen, TapRejected, UiBridge, check_tap
+from daemon.ui.bridge import (
+    ANY_SCREEN_ACTIONS,
+    LANGS,
+    Screen,
+    TapRejected,
+    UiBridge,
+    check_tap,
+)
 from daemon.ui.catalog import Catalogue
 from daemon.ui.heartbeat import HeartbeatWatch
 from daemon.ui.present import present
@@ -207,9 +214,19 @@ def create_ui_app(
             if not isinstance(parsed, dict):
                 raise TapRejected("a tap is a JSON object; reload the kiosk page")
             action, data = check_tap(parsed.get("action"), parsed.get("data"))
+            seen = parsed.get("screen")
+            if seen is not None and not isinstance(seen, str):
+                raise TapRejected("a tap's screen is a screen name; reload the kiosk page")
         except (ValueError, TapRejected) as exc:
             reason = exc.reason if isinstance(exc, TapRejected) else "ui_tap_rejected"
             return JSONResponse({"reason": reason}, status_code=400)
+        if seen is not None and action not in ANY_SCREEN_ACTIONS:
+            shown = state.bridge.current_view().get("screen")
+            if seen != shown:
+                # made on a screen that has gone: a double tap, or a tap just as the screen
+                # changed, must not act on the next screen the person has not read yet
+                log.debug("dropped a %s tap made on %s (now %s)", action, seen, shown)
+                return JSONResponse({"reason": "stale_tap"}, status_code=409)
         try:
             await state.bridge.tap(action, data)
         except KioskError as exc:

@@ -100,6 +100,15 @@ CALM_ANSWERS = {
 }
 
 
+def wait_answer_ready(page: Page) -> None:
+    """Wait out the page's guard against a tap bouncing onto a new question (docs/ui.md), as a
+    person who reads the question does."""
+    page.wait_for_function(
+        "() => performance.now() >= Number(document.getElementById('screen')"
+        ".dataset.answerReadyAt || 0)"
+    )
+
+
 def answer_questions(page: Page, answers: dict[str, str] | None = None) -> None:
     """Answer every question on the questions screen by tapping (calm answers by default;
     the page names the question's id on its options)."""
@@ -107,6 +116,7 @@ def answer_questions(page: Page, answers: dict[str, str] | None = None) -> None:
     while page.eval_on_selector("#screen", "m => m.dataset.screen") == "questions":
         qid = page.eval_on_selector("[data-options]", "el => el.dataset.question")
         before = seq(page)
+        wait_answer_ready(page)
         page.click(f"button[data-value={chosen[qid]}]")
         page.wait_for_function(
             "n => Number(document.getElementById('screen').dataset.seq) > n", arg=before

@@ -18,7 +18,7 @@ import pytest
 
 from daemon.ui.catalog import Catalogue
 from daemon.ui.preview import NO_TEMPLATE, PERSON, PLAIN, STAFF_PIN
-from hil.bench.ui import answer_questions, identify, seq, tap, wait_screen
+from hil.bench.ui import answer_questions, identify, seq, tap, wait_answer_ready, wait_screen
 from tests.ui.conftest import Kiosk, needs_browser
 from tests.ui.contrast import contrast
 
@@ -289,6 +289,34 @@ def test_fault_tamper_and_staff_mode(kiosk: Kiosk, screenshot_dir: Path, lang: s
     tap(k.page, "button[data-action=staff_acknowledge]", "staff")
     tap(k.page, "button[data-action=staff_exit]", "idle")
     assert k.bridge.alerts == []
+
+
+def test_a_bounced_tap_does_not_answer_the_next_question(kiosk: Kiosk) -> None:
+    """A tremor or a double tap: the second touch lands where the next question's answer now
+    is. It must not answer a question the person has not read."""
+    k = kiosk
+    identify(k.page, "en", *PERSON)
+    control(k, lambda: k.bridge.present_finger(matches=True), "photo")
+    tap(k.page, "button[data-action=photo]", "questions")
+    first = k.page.eval_on_selector("[data-options]", "el => el.dataset.question")
+    wait_answer_ready(k.page)
+    before = seq(k.page)
+    k.page.click("button[data-value=no]")
+    k.page.wait_for_function(
+        "n => Number(document.getElementById('screen').dataset.seq) > n", arg=before
+    )
+    second = k.page.eval_on_selector("[data-options]", "el => el.dataset.question")
+    assert second != first
+    k.page.click("button[data-value=no]")  # the bounce, at once on the new question
+    k.page.wait_for_timeout(300)
+    assert k.page.eval_on_selector("[data-options]", "el => el.dataset.question") == second
+    pressed = k.page.eval_on_selector_all(
+        "[data-options] button", "bs => bs.map(b => b.ariaPressed)"
+    )
+    assert "true" not in pressed  # the second question is still unanswered
+    assert k.page.evaluate("window.kioskMetrics.bouncedAnswers") == 1
+    answer_questions(k.page)  # read, then answered: taken as normal
+    assert k.page.eval_on_selector("#screen", "m => m.dataset.screen") in ("messages", "confirm")
 
 
 def test_switching_language_mid_check_in_keeps_progress(kiosk: Kiosk) -> None:

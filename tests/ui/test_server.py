@@ -146,6 +146,26 @@ async def test_malformed_taps_are_rejected(served: Served, body: object, status:
     assert served.bridge.taps == []
 
 
+async def test_a_tap_made_on_a_screen_that_has_gone_is_dropped(served: Served) -> None:
+    """A double tap, or a tap just as the screen changes, must not act on a screen the person
+    has not seen yet; "help" and the other any-screen taps still count."""
+    async with httpx.AsyncClient() as client:
+        tap = served.url + "tap"
+        start = {"action": "start", "data": {"lang": "en"}, "screen": "idle"}
+        assert (await client.post(tap, json=start)).status_code == 204
+        again = await client.post(tap, json=start)  # the same tap, bounced: idle has gone
+        assert (again.status_code, again.json()) == (409, {"reason": "stale_tap"})
+        stale_key = {"action": "key", "data": {"digit": "1"}, "screen": "idle"}
+        assert (await client.post(tap, json=stale_key)).status_code == 409
+        key = {"action": "key", "data": {"digit": "1"}, "screen": "identify"}
+        assert (await client.post(tap, json=key)).status_code == 204
+        help_ = await client.post(tap, json={"action": "help", "screen": "idle"})
+        assert help_.status_code == 204
+        bad = await client.post(tap, json={"action": "help", "screen": ["identify"]})
+        assert bad.status_code == 400
+    assert served.bridge.taps == [("start", {"lang": "en"}), ("key", {"digit": "1"}), ("help", {})]
+
+
 async def test_a_tap_must_be_json(served: Served) -> None:
     # A plain HTML form elsewhere cannot send application/json without CORS preflight.
     async with httpx.AsyncClient() as client:

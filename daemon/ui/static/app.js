@@ -5,9 +5,14 @@
 
 (() => {
   const HEARTBEAT_MS = 2000;
-  const state = { msg: null, tapAt: null, countdown: null };
+  // A new question puts its answer buttons where the last question's were: a tap in the
+  // first moments after it appears is the previous tap bouncing (a tremor, a double tap), not
+  // an answer to a question nobody has read yet. (Taps made on a screen that has gone are
+  // dropped by the daemon; see docs/ui.md.)
+  const ANSWER_GUARD_MS = 400;
+  const state = { msg: null, tapAt: null, countdown: null, question: null, answerReadyAt: 0 };
   // Tap-to-render latencies in ms, read by the tests and the benchmark.
-  const metrics = { tapToRender: [], renders: 0, taps: 0, tapErrors: 0 };
+  const metrics = { tapToRender: [], renders: 0, taps: 0, tapErrors: 0, bouncedAnswers: 0 };
   window.kioskMetrics = metrics;
 
   const byId = (id) => document.getElementById(id);
@@ -131,6 +136,12 @@
     main.dataset.screen = msg.screen;
     main.dataset.lang = msg.lang;
     main.dataset.seq = String(msg.seq);
+    const question = msg.screen === "questions" ? String(field(msg.view, "question.id")) : null;
+    if (question !== state.question) {
+      state.question = question;
+      state.answerReadyAt = question === null ? 0 : performance.now() + ANSWER_GUARD_MS;
+      main.dataset.answerReadyAt = String(state.answerReadyAt);
+    }
     metrics.renders += 1;
     if (state.tapAt !== null) {
       const tapAt = state.tapAt;
@@ -205,10 +216,16 @@
       listen();
       return;
     }
+    if (action === "answer" && event.timeStamp < state.answerReadyAt) {
+      metrics.bouncedAnswers += 1;
+      return;
+    }
     state.tapAt = event.timeStamp;
     metrics.taps += 1;
-    post("tap", { action, data: tapData(button, action, state.msg.view) }).catch(() => {
-      metrics.tapErrors += 1;
+    // The screen the tap was made on: the daemon drops it if that screen has gone.
+    const screen = state.msg.screen;
+    post("tap", { action, data: tapData(button, action, state.msg.view), screen }).catch((error) => {
+      if (error.message !== "409") metrics.tapErrors += 1; // 409: dropped or refused, by design
       state.tapAt = null;
     });
   });
