@@ -31,7 +31,7 @@ from daemon.keys import PublicKey, alg_of, load_public_pem
 from daemon.records import decode_unverified, record_hash, verify_record
 from daemon.reqauth import RequestAuthError, parse_device, verify_request
 from daemon.rotation import ROTATION_TYPE, rotated_key
-from hil.refapi.storage import DeviceKey, EnrolmentRefused, SqliteStorage, Storage
+from hil.refapi.storage import Device, DeviceKey, EnrolmentRefused, SqliteStorage, Storage
 
 MAX_BATCH = 500
 #: fault plan entries: "500", "503[:retry-after s]", "garbage", "stall[:s]", "lie"
@@ -218,7 +218,9 @@ def create_app(settings: Settings) -> FastAPI:
         return await call_next(request)
 
     # --- auth helpers ----------------------------------------------------------------------
-    async def device_auth(request: Request, device: str | None = None) -> str:
+    async def claimed_device(request: Request) -> tuple[bytes, str | None, str, Device]:
+        """(body, Authorization header, the device it names, that device's stored row); 401
+        when the header is malformed or names a device that is not enrolled."""
         body = await request.body()
         header = request.headers.get("Authorization")
         try:
@@ -230,6 +232,10 @@ def create_app(settings: Settings) -> FastAPI:
             raise _error(
                 401, "unknown_device", "this device is not enrolled; run kioskctl provision"
             )
+        return body, header, claimed, known
+
+    async def device_auth(request: Request, device: str | None = None) -> str:
+        body, header, claimed, known = await claimed_device(request)
         try:
             verify_request(
                 header,
@@ -250,17 +256,7 @@ def create_app(settings: Settings) -> FastAPI:
         """The records batch's header: it must name ``device`` (an enrolled one) and a time
         within 300 s. Returns None when its signature verifies with the key in effect, else a
         check to make again with the key in effect after the batch (a key_rotation in it)."""
-        body = await request.body()
-        header = request.headers.get("Authorization")
-        try:
-            claimed = parse_device(header)
-        except RequestAuthError as exc:
-            raise _error(401, exc.reason, str(exc)) from exc
-        known = store.device(claimed)
-        if known is None:
-            raise _error(
-                401, "unknown_device", "this device is not enrolled; run kioskctl provision"
-            )
+        body, header, claimed, known = await claimed_device(request)
         if device != claimed:
             raise _error(403, "wrong_device", "a device may only act for itself")
         method, path, now = request.method, request.url.path, settings.clock()
