@@ -347,6 +347,11 @@ def _skew(ctx: Context, response: httpx.Response) -> Check:
     return passed("clock skew", detail)
 
 
+#: how long after a rotation a refused key is explained as "rotation pending" (a warning)
+#: rather than failed; `kioskctl sync` marks the rotation complete as soon as the API has it
+ROTATION_GRACE_S = 7 * 24 * 3600
+
+
 def _enrolled(ctx: Context, http: httpx.Client) -> Check:
     try:
         key = load_key(ctx)
@@ -380,7 +385,10 @@ def _enrolled(ctx: Context, http: httpx.Client) -> Check:
         )
     with contextlib.suppress(DeviceKeyError):
         enrolment = load_enrolment(ctx.cfg.device.data_dir)
-        if enrolment is not None and not enrolment.api_confirmed:
+        recent = (
+            enrolment is not None and ctx.clock.wall() - enrolment.enrolled_at < ROTATION_GRACE_S
+        )
+        if enrolment is not None and not enrolment.api_confirmed and recent:
             return warned(
                 "api enrolment",
                 "the API does not accept the new key yet: it switches keys when it accepts "

@@ -10,9 +10,11 @@ May import: ``daemon.*``.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 from daemon.kioskctl.context import Context
+from daemon.kioskctl.identity import load_enrolment, save_enrolment
 from daemon.kioskctl.progress import Progress
 from daemon.outbox import Outbox
 from daemon.sync import SyncClient
@@ -46,7 +48,17 @@ async def _sync(ctx: Context, progress: Progress) -> SyncResult:
         finally:
             await client.aclose()
         left = outbox.stats().depth
+    _confirm_enrolment(cfg.device.data_dir)
     return SyncResult(acc, dup, rej, left)
+
+
+def _confirm_enrolment(data_dir: Path) -> None:
+    """The heartbeat above was signed by the current key and accepted: the API has the key,
+    so a rotation waiting for it (``api_confirmed`` false in enrolment.json) is complete.
+    Without this, doctor would go on excusing a refused key as "rotation pending"."""
+    enrolment = load_enrolment(data_dir)
+    if enrolment is not None and not enrolment.api_confirmed:
+        save_enrolment(data_dir, replace(enrolment, api_confirmed=True))
 
 
 def sync_now(ctx: Context, progress: Progress) -> SyncResult:

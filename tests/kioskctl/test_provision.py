@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import stat
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from daemon.clock import FakeClock
 from daemon.keys import FileKeyBackend, public_pem
-from daemon.kioskctl.identity import load_enrolment
+from daemon.kioskctl.identity import load_enrolment, save_enrolment
 from daemon.records import decode_unverified, verify_record
 from daemon.sealing import RosterKey, roster_key_path
 from hil.refapi.server import RefApi
@@ -106,9 +107,18 @@ def test_after_a_rotation_doctor_says_to_sync_and_sync_completes_it(
     row = api_row()
     assert row["status"] == "warn" and "key_rotation" in row["detail"]
     assert "kioskctl sync" in row["fix"] and "--force" not in row["fix"]
+    # a rotation the API never took, a week and more ago, is no longer excused: a real FAIL
+    data_dir = kiosk.cfg.device.data_dir
+    pending = load_enrolment(data_dir)
+    assert pending is not None
+    save_enrolment(data_dir, replace(pending, enrolled_at=pending.enrolled_at - 8 * 86400))
+    assert api_row()["status"] == "fail"
+    save_enrolment(data_dir, pending)
     code, out, err = kiosk.run("sync")
     assert code == 0, out + err
     assert api_row()["status"] == "pass"
+    enrolment = load_enrolment(kiosk.cfg.device.data_dir)
+    assert enrolment is not None and enrolment.api_confirmed  # a later refusal is a real FAIL
     stored = api.storage()
     try:
         device = stored.device(kiosk.cfg.device.id)
