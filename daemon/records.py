@@ -23,7 +23,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -335,17 +335,24 @@ def verify_chain(
     device: str | None = None,
     *,
     head_seq: int | None = None,
+    next_key: Callable[[Record], PublicKey | None] | None = None,
 ) -> list[Record]:
     """Verify a whole chain from genesis; raise RecordError naming the first bad position.
 
     ``head_seq`` is the last ``seq`` the device says it made (its heartbeat reports it): a
     chain cut short at the tail is only detectable against it (reason ``truncated``).
+    ``next_key``, given each verified record, returns the key that signs the records after it
+    when it changes (see :mod:`daemon.rotation`), else None.
     """
     verifier = ChainVerifier(public_key, device)
     out: list[Record] = []
     for index, compact in enumerate(compacts):
         try:
-            out.append(verifier.feed(compact))
+            record = verifier.feed(compact)
+            new_key = next_key(record) if next_key is not None else None
+            if new_key is not None:
+                verifier.public_key = new_key
+            out.append(record)
         except RecordError as exc:
             raise RecordError(f"record {index + 1}: {exc.message}", reason=exc.reason) from exc
     if head_seq is not None and verifier.last_seq != head_seq:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from daemon.errors import DeviceKeyError, RecordError
 from daemon.keys import Alg, PublicKey, alg_of, load_public_pem, public_pem
-from daemon.records import ChainVerifier, Record
+from daemon.records import Record, verify_chain
 
 ROTATION_TYPE = "key_rotation"
 
@@ -64,6 +64,10 @@ def rotated_key(record: Record) -> NewKey:
     return NewKey(alg=alg, public_pem=public_pem(key), key=key)
 
 
+def _key_after(record: Record) -> PublicKey | None:
+    return rotated_key(record).key if record.type == ROTATION_TYPE else None
+
+
 def verify_chain_across_rotations(
     compacts: Iterable[str],
     public_key: PublicKey,
@@ -72,22 +76,7 @@ def verify_chain_across_rotations(
     head_seq: int | None = None,
 ) -> list[Record]:
     """Verify a whole chain from genesis starting with the device's enrolled ``public_key``
-    and switching key after each ``key_rotation`` record (as :func:`daemon.records.
-    verify_chain` does for a chain with one key). Raises :class:`RecordError` naming the first
-    bad position; ``head_seq`` catches a chain cut short at the tail (reason ``truncated``)."""
-    verifier = ChainVerifier(public_key, device)
-    out: list[Record] = []
-    for index, compact in enumerate(compacts):
-        try:
-            record = verifier.feed(compact)
-            if record.type == ROTATION_TYPE:
-                verifier.public_key = rotated_key(record).key
-        except RecordError as exc:
-            raise RecordError(f"record {index + 1}: {exc.message}", reason=exc.reason) from exc
-        out.append(record)
-    if head_seq is not None and verifier.last_seq != head_seq:
-        raise RecordError(
-            f"the chain ends at seq {verifier.last_seq} but the device reached {head_seq}",
-            reason="truncated",
-        )
-    return out
+    and switching key after each ``key_rotation`` record (:func:`daemon.records.verify_chain`
+    following :func:`rotated_key`). Raises :class:`RecordError` naming the first bad position;
+    ``head_seq`` catches a chain cut short at the tail (reason ``truncated``)."""
+    return verify_chain(compacts, public_key, device, head_seq=head_seq, next_key=_key_after)
