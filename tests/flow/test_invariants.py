@@ -61,7 +61,10 @@ class Harness:
         self.k: Kiosk = initial(None, roster())
         self.now = 0.0
         self.pending: list[tuple[str, Any]] = []
+        # commits per session that have not failed: after a failed save (a full disk) the
+        # person is at reception and staff may record the attendance again by override
         self.commits_by_session: dict[int, int] = {}
+        self.session_of_commit: dict[int, int] = {}
         self.delivered_ok: set[int] = set()
         self.tamper_locked = False
 
@@ -70,6 +73,8 @@ class Harness:
         self.k, fx = step(before, event)
         if isinstance(event, ev.RecordCommitted):
             self.delivered_ok.add(event.commit_id)
+        if isinstance(event, ev.CommitFailed) and event.commit_id in self.session_of_commit:
+            self.commits_by_session[self.session_of_commit.pop(event.commit_id)] -= 1
         if isinstance(event, ev.EnclosureOpened):
             self.tamper_locked = True
         if self.tamper_locked and not self.k.tamper:
@@ -88,6 +93,7 @@ class Harness:
                 n = self.commits_by_session.get(effect.session, 0) + 1
                 assert n == 1, "more than one commit in a session"
                 self.commits_by_session[effect.session] = n
+                self.session_of_commit[effect.commit_id] = effect.session
             if effect.type in CHECKIN_TYPES:
                 s = before.session
                 assert s is not None and s.identified, "commit before identification"
