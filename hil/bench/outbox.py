@@ -5,19 +5,26 @@ INSERT with WAL + synchronous=FULL). Baseline: the raw rate of single-row commit
 (BEGIN, INSERT, COMMIT) of a row of the same size into SQLite with the same durability
 settings, on the same disk (a folder of the checkout). Ten rounds of 500 each, alternating in
 ABBA order so both sides see the same noise and neither always runs first.
+
+``python -m hil.bench.outbox --explain`` runs the same two loops under other conditions to show
+where an append's time goes (docs/benchmarks.md, "Where an outbox append's time goes"): without
+the signature, without the disk wait, and with the disk wait replaced by a fixed pause of the
+same length. It is a diagnosis, not a figure: none of it is what the kiosk does.
 """
 
 from __future__ import annotations
 
-import os
+import argparse
 import shutil
 import sqlite3
+import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from daemon.clock import SystemClock
-from daemon.keys import SoftwareKey, generate
+from daemon.keys import Alg, PublicKey, SigningKey, SoftwareKey, generate
 from daemon.outbox import Outbox
 from hil.bench import Figure
 
@@ -34,19 +41,39 @@ def _fields(i: int) -> dict[str, object]:
     }
 
 
-def _ours(folder: Path, key: SoftwareKey, start: int) -> tuple[float, int]:
+def _no_wait() -> None:
+    return None
+
+
+def _ours(
+    folder: Path,
+    key: SigningKey,
+    start: int,
+    *,
+    durable: bool = True,
+    after_commit: Callable[[], None] = _no_wait,
+) -> tuple[float, int]:
     with Outbox(folder, device="kiosk-bench", key=key, clock=SystemClock()) as ob:
+        if not durable:
+            ob.db.execute("PRAGMA synchronous = OFF")
         t = time.perf_counter()
         for i in range(PER_ROUND):
             rec = ob.append("checkin", _fields(start + i))
+            after_commit()
         elapsed = time.perf_counter() - t
     return elapsed, len(rec.compact)
 
 
-def _raw(folder: Path, row_size: int) -> float:
+def _raw(
+    folder: Path,
+    row_size: int,
+    *,
+    durable: bool = True,
+    after_commit: Callable[[], None] = _no_wait,
+) -> float:
     db = sqlite3.connect(folder / "raw.sqlite3", isolation_level=None)
     db.execute("PRAGMA journal_mode = WAL")
-    db.execute("PRAGMA synchronous = FULL")
+    db.execute(f"PRAGMA synchronous = {'FULL' if durable else 'OFF'}")
     db.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
     body = "x" * row_size
     t = time.perf_counter()
@@ -54,6 +81,7 @@ def _raw(folder: Path, row_size: int) -> float:
         db.execute("BEGIN")
         db.execute("INSERT INTO t (body) VALUES (?)", (body,))
         db.execute("COMMIT")
+        after_commit()
     elapsed = time.perf_counter() - t
     db.close()
     return elapsed
@@ -77,8 +105,6 @@ def figures() -> dict[str, Figure]:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     ours_rate, raw_rate = n / ours, n / raw
-    fs = os.statvfs(ROOT)
-    del fs
     return {
         "outbox.enqueue_per_s": {"value": round(ours_rate, 1), "unit": "records/s"},
         "outbox.raw_insert_per_s": {"value": round(raw_rate, 1), "unit": "rows/s"},
@@ -89,3 +115,111 @@ def figures() -> dict[str, Figure]:
             "target": ">= 0.7",
         },
     }
+
+
+# --- diagnosis (--explain) ------------------------------------------------------------------
+class _UnsignedKey:
+    """Returns a constant 64-byte "signature": the append with the ECDSA cost taken out."""
+
+    def __init__(self, real: SoftwareKey) -> None:
+        self._real = real
+
+    @property
+    def alg(self) -> Alg:
+        return self._real.alg
+
+    def sign(self, data: bytes) -> bytes:
+        return b"\x00" * 64
+
+    def public_key(self) -> PublicKey:
+        return self._real.public_key()
+
+
+def _pause(seconds: float) -> Callable[[], None]:
+    def pause() -> None:
+        time.sleep(seconds)
+
+    return pause
+
+
+def _spin(seconds: float) -> Callable[[], None]:
+    def spin() -> None:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+
+    return spin
+
+
+def explain(rounds: int = 8) -> list[tuple[str, float, float]]:
+    """(condition, ours µs/append, raw µs/row) for each condition, medians over ``rounds``
+    ABBA rounds of PER_ROUND appends."""
+    ROOT.mkdir(exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="bench-outbox-explain-", dir=ROOT))
+    key = SoftwareKey(generate("ES256"))
+    unsigned = _UnsignedKey(key)
+    us = 1e6 / PER_ROUND
+
+    def series(
+        ours_key: SigningKey, *, durable: bool, wait: Callable[[], None], tag: str
+    ) -> tuple[float, float]:
+        o: list[float] = []
+        r: list[float] = []
+        sub = folder / tag
+        sub.mkdir()
+        for i in range(rounds):  # ABBA, as in figures()
+            if i % 2:
+                r.append(_raw(sub, 820, durable=durable, after_commit=wait))
+            o.append(
+                _ours(sub / "o", ours_key, i * PER_ROUND, durable=durable, after_commit=wait)[0]
+            )
+            if not i % 2:
+                r.append(_raw(sub, 820, durable=durable, after_commit=wait))
+        return statistics.median(o) * us, statistics.median(r) * us
+
+    try:
+        rows: list[tuple[str, float, float]] = []
+        hot_o, hot_r = series(key, durable=False, wait=_no_wait, tag="hot")
+        rows.append(("CPU only (synchronous=OFF, no wait)", hot_o, hot_r))
+        full_o, full_r = series(key, durable=True, wait=_no_wait, tag="full")
+        rows.append(("as benchmarked (synchronous=FULL)", full_o, full_r))
+        rows.append(
+            (
+                "  the same without the signature",
+                *series(unsigned, durable=True, wait=_no_wait, tag="nosig"),
+            )
+        )
+        wait_s = max(full_r - hot_r, 1.0) / 1e6  # the disk's share of a raw commit
+        rows.append(
+            (
+                f"fixed {wait_s * 1e6:.0f} µs pause instead of fsync",
+                *series(key, durable=False, wait=_pause(wait_s), tag="pause"),
+            )
+        )
+        rows.append(
+            (
+                f"fixed {wait_s * 1e6:.0f} µs spin instead of fsync",
+                *series(key, durable=False, wait=_spin(wait_s), tag="spin"),
+            )
+        )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m hil.bench.outbox", description=__doc__)
+    parser.add_argument("--explain", action="store_true", help="run the diagnosis table")
+    parser.add_argument("--rounds", type=int, default=8)
+    args = parser.parse_args()
+    if not args.explain:
+        for name, fig in figures().items():
+            print(f"{name} {fig['value']} {fig['unit']}")
+        return
+    print(f"{'condition':44s} {'ours µs':>8s} {'raw µs':>8s} {'ratio':>6s}")
+    for label, o, r in explain(args.rounds):
+        print(f"{label:44s} {o:8.1f} {r:8.1f} {r / o:6.3f}")
+
+
+if __name__ == "__main__":
+    main()
