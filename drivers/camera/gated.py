@@ -1,5 +1,5 @@
 """The camera every backend shares: frames from a :class:`FrameSource`, the quality gate
-(retake once, then carry on and flag), and JPEG encoding.
+(retake once, then carry on and flag), JPEG encoding, and QR codes read from preview frames.
 
 May import: the standard library, Pillow, ``daemon.errors``, ``drivers.camera``.
 """
@@ -13,6 +13,7 @@ from types import TracebackType
 
 from PIL import Image
 
+from drivers.camera.codes import read_qr
 from drivers.camera.interface import CameraError, CameraSettings, FrameSource, Photo
 from drivers.camera.quality import assess
 
@@ -71,6 +72,16 @@ class GatedCamera:
                         ",".join(verdict.problems),
                     )
         return Photo(self._encode(frame), frame.width, frame.height, verdict, attempts)
+
+    def read_code(self) -> str | None:
+        with self._lock:
+            if not self._open:
+                raise CameraError(
+                    "the camera is not open; this is a software fault: restart the kiosk service.",
+                    reason="camera_not_open",
+                )
+            frame = self.source.grab_preview(min(self.settings.timeout_s, 1.0))
+        return read_qr(frame, max_width=self.settings.qr_width)  # decoded outside the lock
 
     def _grab(self) -> Image.Image:
         frame = self.source.grab(self.settings.timeout_s)

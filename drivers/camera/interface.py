@@ -71,6 +71,11 @@ class Camera(Protocol):
         CameraError. Safe to call from several threads (calls are serialised)."""
         ...
 
+    def read_code(self) -> str | None:
+        """Look at one preview frame (no autofocus cycle; the frame is not kept) and return the
+        text of a QR code in it, or None. Raises CameraTimeout, CameraNotFound, CameraError."""
+        ...
+
     def close(self) -> None:
         """Stop the camera; idempotent."""
         ...
@@ -85,6 +90,12 @@ class FrameSource(Protocol):
         """One RGB frame of the configured size. Raises CameraTimeout after ``timeout_s``."""
         ...
 
+    def grab_preview(self, timeout_s: float) -> Image.Image:
+        """A frame for looking at, not for evidence: no autofocus cycle, and any size (the
+        caller scales it). Scripted still-shot failures do not apply. Raises CameraTimeout,
+        CameraNotFound."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -97,6 +108,8 @@ class CameraSettings:
     pixels (not the sensor's full size). ``jpeg_quality``: 1-95. ``timeout_s``: per shot,
     including autofocus. ``min_luma``/``max_luma``: accepted mean grey level (0-255).
     ``min_sharpness``: least accepted Laplacian variance at ``gate_width`` pixels wide.
+    ``read_qr``: while the identify screen waits for a case reference, look for the QR code on
+    an appointment letter (``qr_interval_s`` between looks; ``qr_width`` pixels wide).
     """
 
     backend: Literal["picamera2", "simulated"] = "picamera2"
@@ -110,6 +123,9 @@ class CameraSettings:
     max_luma: float = 205.0
     min_sharpness: float = 60.0
     gate_width: int = 320
+    read_qr: bool = True
+    qr_interval_s: float = 0.3
+    qr_width: int = 640
 
     def __post_init__(self) -> None:
         if not (320 <= self.width <= 4608 and 240 <= self.height <= 3456):
@@ -126,3 +142,7 @@ class CameraSettings:
             raise ValueError(f"min_sharpness: {self.min_sharpness} must be >= 0")
         if not 64 <= self.gate_width <= self.width:
             raise ValueError(f"gate_width: {self.gate_width} is not allowed: use 64..width")
+        if not 0.05 <= self.qr_interval_s <= 5:
+            raise ValueError(f"qr_interval_s: {self.qr_interval_s} is not allowed: use 0.05..5")
+        if not 160 <= self.qr_width <= 4608:  # a narrower frame is decoded as it is
+            raise ValueError(f"qr_width: {self.qr_width} is not allowed: use 160..4608")

@@ -103,6 +103,25 @@ class Picamera2Source:
             ) from exc
         return image
 
+    def grab_preview(self, timeout_s: float) -> Image.Image:
+        """The same stream without the autofocus cycle: a QR code held up to the camera is
+        read from a frame in continuous focus mode; a still would wait for a focus lock."""
+        cam = self._cam
+        if cam is None:
+            raise CameraError("the camera is not open", reason="camera_not_open")
+        try:
+            image: Image.Image = cam.capture_image("main", wait=False).get_result(timeout=timeout_s)
+        except TimeoutError as exc:
+            with contextlib.suppress(Exception):
+                cam.cancel_all_and_flush()
+            raise CameraTimeout(f"the camera gave no preview frame within {timeout_s} s") from exc
+        except Exception as exc:
+            raise CameraError(
+                f"the camera failed during a preview ({exc.__class__.__name__}); restart the "
+                "kiosk service.",
+            ) from exc
+        return image
+
     def close(self) -> None:
         cam, self._cam = self._cam, None
         if cam is not None:

@@ -4,9 +4,10 @@ a door, a notice board and a person's head and shoulders), with scripted failure
 The scene is rendered once per size and cached; each shot copies it and pastes the person
 at a position derived from the shot number, so frames differ deterministically and cost about
 a millisecond. Test control, in domain terms: :meth:`SyntheticCamera.script`, ``unplug``,
-``plug_in``.
+``plug_in``, ``hold_up_letter`` (a letter with a real QR code, tilted, in front of the person)
+and ``put_letter_away``.
 
-May import: the standard library, Pillow, ``drivers.camera``.
+May import: the standard library, Pillow, ``drivers.camera`` (its QR writer: zxing-cpp).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import threading
 
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
+from drivers.camera.codes import qr_image
 from drivers.camera.interface import CameraNotFound, CameraTimeout
 
 
@@ -74,6 +76,26 @@ def _frame(width: int, height: int, shot_no: int) -> Image.Image:
     return frame
 
 
+@functools.lru_cache(maxsize=8)
+def _letter(text: str, width: int) -> tuple[Image.Image, Image.Image]:
+    """``(letter, mask)``: an off-white sheet with the QR code of ``text`` and some lines of
+    "print", tilted a little as a hand holds it, about a third of the frame wide."""
+    sheet_w = width // 3
+    sheet = Image.new("RGB", (sheet_w, sheet_w * 4 // 3), (238, 236, 228))
+    d = ImageDraw.Draw(sheet)
+    line = max(2, sheet_w // 60)
+    for i, y in enumerate(range(line * 4, sheet_w // 3, line * 3)):  # the letter's "text"
+        d.rectangle((line * 4, y, sheet_w - line * (6 + 3 * (i % 3)), y + line), fill=(60, 60, 60))
+    code = qr_image(text, module_px=max(2, sheet_w // 60)).convert("RGB")
+    side = sheet_w * 2 // 3
+    code = code.resize((side, side), Image.Resampling.NEAREST)
+    sheet.paste(code, ((sheet_w - side) // 2, sheet_w // 2))
+    mask = Image.new("L", sheet.size, 255)
+    return sheet.rotate(8, expand=True, resample=Image.Resampling.BILINEAR), mask.rotate(
+        8, expand=True
+    )
+
+
 class SyntheticCamera:
     """A :class:`FrameSource` of synthetic frames. Thread-safe."""
 
@@ -83,7 +105,9 @@ class SyntheticCamera:
         self._script: collections.deque[Shot] = collections.deque()
         self._present = True
         self._open = False
+        self._letter: str | None = None
         self.frames_taken = 0
+        self.previews_taken = 0
 
     # --- test control ----------------------------------------------------------------------
     def script(self, shots: list[Shot]) -> None:
@@ -104,6 +128,17 @@ class SyntheticCamera:
         with self._lock:
             self._present = True
 
+    def hold_up_letter(self, qr_text: str) -> None:
+        """Someone holds a letter with a QR code of ``qr_text`` up to the camera; it is in
+        every frame until :meth:`put_letter_away`."""
+        _letter(qr_text, self.width)  # render now, not in a grab
+        with self._lock:
+            self._letter = qr_text
+
+    def put_letter_away(self) -> None:
+        with self._lock:
+            self._letter = None
+
     # --- FrameSource -----------------------------------------------------------------------
     def open(self) -> None:
         with self._lock:
@@ -123,6 +158,7 @@ class SyntheticCamera:
             shot = self._script.popleft() if self._script else Shot.GOOD
             self.frames_taken += 1
             n = self.frames_taken
+            letter = self._letter
         if shot is Shot.TIMEOUT:
             raise CameraTimeout(
                 f"the camera gave no frame within {timeout_s} s; check the camera cable, then "
@@ -132,13 +168,28 @@ class SyntheticCamera:
             with self._lock:
                 self._present = False
             raise _not_found()
-        frame = _frame(self.width, self.height, n)
+        frame = self._compose(n, letter)
         if shot is Shot.DARK:
             return frame.point(lambda v: v // 6)
         if shot is Shot.BRIGHT:
             return ImageEnhance.Brightness(frame).enhance(3.0)
         if shot is Shot.BLURRY:
             return frame.filter(ImageFilter.BoxBlur(max(4, self.width // 120)))
+        return frame
+
+    def grab_preview(self, timeout_s: float) -> Image.Image:
+        with self._lock:
+            if not self._present:
+                raise _not_found()
+            self.previews_taken += 1
+            n, letter = self.previews_taken, self._letter
+        return self._compose(n, letter)
+
+    def _compose(self, n: int, letter: str | None) -> Image.Image:
+        frame = _frame(self.width, self.height, n)
+        if letter is not None:
+            sheet, mask = _letter(letter, self.width)
+            frame.paste(sheet, ((self.width - sheet.width) // 2, self.height // 3), mask)
         return frame
 
 
