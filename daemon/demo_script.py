@@ -40,6 +40,8 @@ class Visit:
     answers: dict[str, str] = field(default_factory=dict)
     lang: str = "en"
     note: str = ""
+    #: holds up the QR code on their appointment letter instead of typing the case reference
+    letter: bool = False
 
 
 class Visitor:
@@ -83,8 +85,12 @@ class Visitor:
         assert hw is not None
         before = len(self.committed)
         await self.tap("start", lang=v.lang)
-        await self.type(v.person.ref.removeprefix("CR-"))
-        await self.tap("submit")
+        if v.letter:
+            if (await self.show_letter(v.person.ref)).get("field") != "dob":
+                raise RuntimeError("the kiosk did not read the QR code on the letter")
+        else:
+            await self.type(v.person.ref.removeprefix("CR-"))
+            await self.tap("submit")
         yyyy, mm, dd = v.person.dob.split("-")
         await self.type(dd + mm + yyyy)
         hw.emulator.present_finger(v.person.ref, v.person.finger, v.condition)
@@ -117,6 +123,28 @@ class Visitor:
         if leave and self.screen in ("done", "see_reception") and self.runner.state.session:
             await self.tap("continue")
         return self.committed[-1] if len(self.committed) > before else None
+
+    async def show_letter(self, qr_text: str, timeout_s: float = 5.0) -> dict[str, Any]:
+        """Hold the appointment letter up to the camera until the kiosk has read its QR code
+        (the screen moves on to the date of birth, or says the code is not a case reference),
+        then put it away. Returns the screen's view at that point."""
+        hw = self.core.hardware
+        assert hw is not None
+        from drivers.camera import camera_sim
+
+        cam = camera_sim(hw.camera)
+        cam.hold_up_letter(qr_text)
+        try:
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                view = self.runner.current_view()
+                if view.get("field") == "dob" or view.get("error"):
+                    break
+                await asyncio.sleep(0.02)
+            await self.settle()
+            return self.runner.current_view()
+        finally:
+            cam.put_letter_away()
 
     async def staff_unlock(self) -> None:
         """Reception: staff PIN, lift the tamper lock, acknowledge alerts, leave."""
@@ -186,8 +214,8 @@ async def run_scene(
             Visit(PEOPLE[1], lang="cy", note="in Welsh, reads a message from their officer"),
             Visit(PEOPLE[2], condition=Condition.DRY,
                   note="a finger that will not read: falls back to date of birth + photo"),
-            Visit(PEOPLE[3], answers={"course_attended": "no"},
-                  note="an answer that needs an officer"),
+            Visit(PEOPLE[3], answers={"course_attended": "no"}, letter=True,
+                  note="shows the QR code on their letter; an answer that needs an officer"),
         ]  # fmt: skip
         later = [
             Visit(PEOPLE[4], answers={"speak_to_someone": "yes"}, note="asks to speak to someone"),

@@ -8,7 +8,8 @@ check) as tasks that put their result back on the queue, so the screen never fre
 
 Hardware signals (enclosure opened/closed, a finger on the glass, motion) and a Tick every
 second are events too. The roster file written by the sync process is reloaded when it
-changes.
+changes. While the identify screen asks for the case reference, a task looks at a camera
+preview frame every ``[camera] qr_interval_s`` for the QR code on an appointment letter.
 
 May import: daemon.*, drivers.*.
 """
@@ -30,7 +31,7 @@ from typing import Any
 
 from daemon.app import KioskCore
 from daemon.errors import DeviceKeyError, DriverError, KioskError, StorageError
-from daemon.flow import FlowConfig, effects, events, initial, step, taps, view
+from daemon.flow import FlowConfig, Stage, effects, events, initial, step, taps, view
 from daemon.flow.state import Kiosk
 from daemon.roster import RosterInvalid, parse_roster
 from drivers.fingerprint.interface import NoFinger, PoorImage
@@ -74,7 +75,9 @@ class CheckinRunner:
     def __init__(self, core: KioskCore, flow_config: FlowConfig | None = None) -> None:
         self.core = core
         self.queue: asyncio.Queue[events.Event] = asyncio.Queue()
-        self.state: Kiosk = initial(flow_config or FlowConfig(), now=time.monotonic())
+        if flow_config is None:
+            flow_config = FlowConfig(qr_scan=core.cfg.camera.read_qr)
+        self.state: Kiosk = initial(flow_config, now=time.monotonic())
         self._photos: dict[str, bytes] = {}
         self._subscribers: list[asyncio.Queue[dict[str, Any]]] = []
         self._last_view: dict[str, Any] | None = None
@@ -83,6 +86,9 @@ class CheckinRunner:
         self.alerts: list[str] = []
         self.last_ui_beat = 0.0
         self.processed = 0
+        self._scanner: asyncio.Task[None] | None = None
+        self._qr = _QrMemory()
+        self._qr_paused_until = 0.0
 
     # --- the UI bridge ------------------------------------------------------------------------
     def current_view(self) -> dict[str, Any]:
@@ -166,11 +172,61 @@ class CheckinRunner:
             return
         self.post(events.RosterLoaded(now=time.monotonic(), roster=roster))
 
+    # --- QR codes ----------------------------------------------------------------------------
+    def _wants_code(self) -> bool:
+        k = self.state
+        s = k.session
+        return (
+            k.config.qr_scan
+            and s is not None
+            and s.stage == Stage.IDENTIFY
+            and s.entry_field == "ref"
+            and k.staff is None
+            and time.monotonic() >= self._qr_paused_until
+        )
+
+    def _scan_if_wanted(self) -> None:
+        if self._scanner is None and self.core.hardware is not None and self._wants_code():
+            self._scanner = self._spawn(self._scan_codes())
+
+    async def _scan_codes(self) -> None:
+        """Look for a QR code while the case reference is asked for; post what is read.
+
+        A code is posted once per showing: the same code again only after a second out of view
+        (so going Back to the reference, letter still in hand, does not bounce the
+        person straight to the date of birth, and a leaflet's QR code does not flash the error
+        over and over). A camera that fails stops the looking for 30 s; the keypad is always
+        there, and the photo step reports the fault if it lasts."""
+        hw = self.core.hardware
+        assert hw is not None
+        interval = self.core.cfg.camera.qr_interval_s
+        try:
+            while self._wants_code():
+                session = self.state.session
+                assert session is not None
+                try:
+                    text = await asyncio.to_thread(hw.camera.read_code)
+                except DriverError as exc:
+                    self._qr_paused_until = time.monotonic() + 30.0
+                    log.warning(
+                        "QR codes are not being read for 30 s: the camera failed (%s); the "
+                        "keypad still works", exc.reason, extra={"kiosk_reason": exc.reason},
+                    )  # fmt: skip
+                    return
+                now = time.monotonic()
+                if self._qr.should_post(session.id, text, now) and self._wants_code():
+                    assert text is not None
+                    self.post(events.QrScanned(now=now, text=text))
+                await asyncio.sleep(interval)
+        finally:
+            self._scanner = None
+
     # --- effects out --------------------------------------------------------------------------
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _verify(self, eff: effects.VerifyFinger) -> None:
         core = self.core
@@ -288,6 +344,7 @@ class CheckinRunner:
                 self._publish()
                 for eff in effs:
                     self._carry_out(eff)
+                self._scan_if_wanted()
         finally:
             ticker.cancel()
             for t in [ticker, *self._tasks]:
@@ -307,6 +364,33 @@ class CheckinRunner:
                 except DriverError as exc:
                     self.post(events.PartFailed(now=time.monotonic(), part="display",
                                                 reason=exc.reason))  # fmt: skip
+
+
+class _QrMemory:
+    """Which code was last posted in which session, and since when the camera has seen it gone.
+    The same code counts as shown again only after ``away_s`` seen out of view: a decoder
+    misses the odd frame of a code that never moved, and time spent on another screen is not
+    time seen (see :meth:`CheckinRunner._scan_codes`)."""
+
+    def __init__(self, away_s: float = 1.0) -> None:
+        self.away_s = away_s
+        self.session = -1
+        self.text: str | None = None
+        self.gone_since: float | None = None
+
+    def should_post(self, session: int, text: str | None, now: float) -> bool:
+        if session != self.session:
+            self.session, self.text, self.gone_since = session, None, None
+        if text is None:
+            if self.gone_since is None:
+                self.gone_since = now
+            return False
+        if text == self.text:
+            shown_again = self.gone_since is not None and now - self.gone_since >= self.away_s
+            self.gone_since = None
+            return shown_again
+        self.text, self.gone_since = text, None
+        return True
 
 
 async def serve_checkins(core: KioskCore, stop: asyncio.Event) -> None:

@@ -54,7 +54,9 @@ class FlowConfig:
 
     ``session_timeout_s``: inactivity before a session is abandoned; the warning shows
     ``warn_s`` before that and MoreTime restarts the full period. ``result_s``: how long done
-    and see_reception stay before returning to idle (nothing is lost then, so no warning)."""
+    and see_reception stay before returning to idle (nothing is lost then, so no warning).
+    ``qr_scan``: the camera looks for the QR code on an appointment letter while the case
+    reference is asked for (the screen then says so)."""
 
     ref_prefix: str = "CR-"
     ref_digits: int = 6
@@ -66,6 +68,7 @@ class FlowConfig:
     staff_pin_max: int = 12
     staff_pin_attempts: int = 3
     staff_lock_s: float = 300.0
+    qr_scan: bool = True
 
 
 @dataclass(frozen=True, slots=True)

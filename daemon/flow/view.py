@@ -91,6 +91,7 @@ def _identify(k: Kiosk, s: Session) -> dict[str, Any]:
             "digits": s.dob_digits if not typing_ref else None,
         },
         "error": s.identify_error,
+        "qr": cfg.qr_scan,
     }
 
 

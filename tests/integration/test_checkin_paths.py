@@ -19,6 +19,7 @@ from daemon.config import load_config
 from daemon.demo_script import Visit, Visitor
 from daemon.demo_support import PEOPLE, DemoDevice, provision, publish_roster
 from daemon.errors import DeviceKeyError, RecordError
+from daemon.flow import events
 from daemon.keys import PublicKey, SigningKey
 from daemon.kiosk import CheckinRunner
 from daemon.records import Record
@@ -188,6 +189,119 @@ async def test_camera_fault_still_leaves_a_signed_attendance_record(kiosk: Kiosk
     assert "fault" in rec.payload["flags"] and rec.payload["person"] == PEOPLE[0].ref
     stored = _last(await kiosk.sync(), "fault")
     assert stored.payload["detail"]["part"] == "camera"
+
+
+async def test_the_qr_code_on_a_letter_stands_in_for_typing_the_case_reference(
+    kiosk: Kiosk,
+) -> None:
+    hw = kiosk.core.hardware
+    assert hw is not None
+    rec = await kiosk.me.visit(Visit(PEOPLE[0], letter=True))
+    assert rec is not None and rec.type == "checkin"
+    assert _last(await kiosk.sync(), "checkin").payload["person"] == PEOPLE[0].ref
+    sim = camera_sim(hw.camera)
+    assert sim.previews_taken >= 1 and sim.frames_taken == 1  # one evidence still: the photo
+
+
+async def _wait_for(kiosk: Kiosk, field: str, timeout_s: float = 3.0) -> bool:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while asyncio.get_running_loop().time() < deadline:
+        if kiosk.runner.current_view().get("field") == field:
+            return True
+        await asyncio.sleep(0.02)
+    return False
+
+
+async def test_a_code_that_is_not_a_case_reference_says_so_once_and_the_keypad_works(
+    kiosk: Kiosk,
+) -> None:
+    hw = kiosk.core.hardware
+    assert hw is not None
+    sim = camera_sim(hw.camera)
+    scanned: list[str] = []
+    post = kiosk.runner.post
+
+    def counting_post(event: events.Event) -> None:
+        if isinstance(event, events.QrScanned):
+            scanned.append(event.text)
+        post(event)
+
+    kiosk.runner.post = counting_post  # type: ignore[method-assign]
+    await kiosk.me.tap("start", lang="en")
+    assert kiosk.runner.current_view()["qr"] is True  # the screen offers the letter
+    sim.hold_up_letter("https://example.invalid/leaflet")
+    await asyncio.sleep(kiosk.core.cfg.camera.qr_interval_s * 6)
+    view = kiosk.runner.current_view()
+    assert view["error"] == "qr_unreadable" and view["field"] == "ref"
+    assert len(scanned) == 1  # said once, not flashed at every look
+    sim.put_letter_away()
+    await kiosk.me.type(PEOPLE[0].ref.removeprefix("CR-"))
+    await kiosk.me.tap("submit")
+    assert kiosk.runner.current_view()["field"] == "dob"
+
+
+async def test_going_back_with_the_letter_still_in_hand_does_not_bounce(kiosk: Kiosk) -> None:
+    hw = kiosk.core.hardware
+    assert hw is not None
+    sim = camera_sim(hw.camera)
+    interval = kiosk.core.cfg.camera.qr_interval_s
+    await kiosk.me.tap("start", lang="en")
+    sim.hold_up_letter(PEOPLE[0].ref)
+    assert await _wait_for(kiosk, "dob")
+    await kiosk.me.tap("back")  # to correct the reference, the letter still in hand
+    looked = sim.previews_taken
+    await asyncio.sleep(interval * 5)
+    assert sim.previews_taken > looked  # it kept looking ...
+    assert kiosk.runner.current_view()["field"] == "ref"  # ... and did not send them on again
+    sim.put_letter_away()
+    await asyncio.sleep(1.0 + interval * 3)
+    sim.hold_up_letter(PEOPLE[0].ref)  # shown again on purpose
+    assert await _wait_for(kiosk, "dob")
+    sim.put_letter_away()
+
+
+async def test_a_camera_that_fails_while_looking_leaves_the_keypad(kiosk: Kiosk) -> None:
+    hw = kiosk.core.hardware
+    assert hw is not None
+    sim = camera_sim(hw.camera)
+    sim.unplug()
+    await kiosk.me.tap("start", lang="en")
+    await asyncio.sleep(kiosk.core.cfg.camera.qr_interval_s * 3)
+    assert kiosk.runner.current_view()["screen"] == "identify"  # no fault screen for a scan
+    await kiosk.me.type(PEOPLE[0].ref.removeprefix("CR-"))
+    await kiosk.me.tap("submit")
+    assert kiosk.runner.current_view()["field"] == "dob"
+
+
+async def test_with_read_qr_off_the_camera_is_not_used_and_the_screen_does_not_offer_it(
+    kiosk: Kiosk,
+) -> None:
+    hw = kiosk.core.hardware
+    assert hw is not None
+    sim = camera_sim(hw.camera)
+    config = kiosk.device.config_path
+    text = config.read_text()
+    assert "[camera]\n" in text
+    config.write_text(text.replace("[camera]\n", "[camera]\nread_qr = false\n", 1))
+    cfg = load_config(config)
+    assert cfg.camera.read_qr is False
+    kiosk.core.cfg = cfg
+    runner = CheckinRunner(kiosk.core)  # a kiosk started with that configuration
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    try:
+        me = Visitor(runner, kiosk.core)
+        await me.tap("start", lang="en")
+        assert runner.current_view()["qr"] is False
+        sim.hold_up_letter(PEOPLE[0].ref)
+        looked = sim.previews_taken
+        await asyncio.sleep(kiosk.core.cfg.camera.qr_interval_s * 4)
+        assert sim.previews_taken == looked and runner.current_view()["field"] == "ref"
+    finally:
+        sim.put_letter_away()
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def test_tamper_locks_until_staff_unlock(kiosk: Kiosk) -> None:
