@@ -11,13 +11,16 @@ import logging
 import threading
 from types import TracebackType
 
-from PIL import Image
+from PIL import Image, ImageStat
 
 from drivers.camera.codes import read_qr
 from drivers.camera.interface import CameraError, CameraSettings, FrameSource, Photo
 from drivers.camera.quality import assess
 
 log = logging.getLogger(__name__)
+
+#: below this grey-level spread a frame is "blank" (a covered lens reads ~0-2; a lobby 20+)
+BLANK_STDDEV = 4.0
 
 
 class GatedCamera:
@@ -82,6 +85,26 @@ class GatedCamera:
                 )
             frame = self.source.grab_preview(min(self.settings.timeout_s, 1.0))
         return read_qr(frame, max_width=self.settings.qr_width)  # decoded outside the lock
+
+    def probe(self) -> None:
+        """One preview frame, checked to look like a picture (the boot self-test's "camera
+        frame"). The frame is not kept. Raises CameraError (reason ``camera_blank`` for a
+        flat frame: lens covered, sensor dead, ribbon half in) or the source's error."""
+        with self._lock:
+            if not self._open:
+                raise CameraError(
+                    "the camera is not open; this is a software fault: restart the kiosk service.",
+                    reason="camera_not_open",
+                )
+            frame = self.source.grab_preview(min(self.settings.timeout_s, 2.0))
+        spread = ImageStat.Stat(frame.convert("L").reduce(4)).stddev[0]
+        del frame
+        if spread < BLANK_STDDEV:
+            raise CameraError(
+                "the camera gives a blank picture: check that nothing covers the lens and "
+                "that the ribbon cable is fully in at both ends.",
+                reason="camera_blank",
+            )
 
     def _grab(self) -> Image.Image:
         frame = self.source.grab(self.settings.timeout_s)

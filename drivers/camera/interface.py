@@ -76,6 +76,11 @@ class Camera(Protocol):
         text of a QR code in it, or None. Raises CameraTimeout, CameraNotFound, CameraError."""
         ...
 
+    def probe(self) -> None:
+        """Take one preview frame and check it is a picture, not a blank (the boot self-test).
+        The frame is not kept. Raises CameraError, CameraTimeout, CameraNotFound."""
+        ...
+
     def close(self) -> None:
         """Stop the camera; idempotent."""
         ...

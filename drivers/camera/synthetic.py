@@ -106,6 +106,7 @@ class SyntheticCamera:
         self._present = True
         self._open = False
         self._letter: str | None = None
+        self._covered = False
         self.frames_taken = 0
         self.previews_taken = 0
 
@@ -127,6 +128,11 @@ class SyntheticCamera:
     def plug_in(self) -> None:
         with self._lock:
             self._present = True
+
+    def cover_lens(self, covered: bool = True) -> None:
+        """Something covers the lens (tape, a sticker, a hand): every frame is black."""
+        with self._lock:
+            self._covered = covered
 
     def hold_up_letter(self, qr_text: str) -> None:
         """Someone holds a letter with a QR code of ``qr_text`` up to the camera; it is in
@@ -185,7 +191,15 @@ class SyntheticCamera:
             n, letter = self.previews_taken, self._letter
         return self._compose(n, letter)
 
+    def _covered_frame(self) -> Image.Image | None:
+        with self._lock:
+            covered = self._covered
+        return Image.new("RGB", (self.width, self.height)) if covered else None
+
     def _compose(self, n: int, letter: str | None) -> Image.Image:
+        black = self._covered_frame()
+        if black is not None:
+            return black
         frame = _frame(self.width, self.height, n)
         if letter is not None:
             sheet, mask = _letter(letter, self.width)
