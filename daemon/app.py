@@ -52,6 +52,8 @@ class KioskCore:
         self.sealer: PhotoSealer | None = None
         self.roster_key: RosterKey | None = None
         self.commit_listeners: list[Callable[[Record], None]] = []
+        #: this boot's ``boot`` record: proof the outbox took a durable write at start
+        self.boot_record: Record | None = None
 
     async def open(self) -> None:
         cfg = self.cfg
@@ -69,7 +71,7 @@ class KioskCore:
         if swept:
             log.info("removed %d photo files whose check-in was never confirmed", swept)
         self.hardware = await open_hardware(cfg, self.clock)
-        self.commit(
+        self.boot_record = self.commit(
             "boot",
             {
                 "detail": {

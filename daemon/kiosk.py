@@ -23,12 +23,14 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import secrets
 import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from daemon import __version__, health
 from daemon.app import KioskCore
 from daemon.errors import DeviceKeyError, DriverError, KioskError, StorageError
 from daemon.flow import FlowConfig, Stage, effects, events, initial, step, taps, view
@@ -89,6 +91,10 @@ class CheckinRunner:
         self._scanner: asyncio.Task[None] | None = None
         self._qr = _QrMemory()
         self._qr_paused_until = 0.0
+        #: part -> reason, for the health report (parts that failed since the start)
+        self.faults: dict[str, str] = {}
+        #: the boot camera probe: None not yet run, "ok", or the failure's reason
+        self.camera_probe: str | None = None
 
     # --- the UI bridge ------------------------------------------------------------------------
     def current_view(self) -> dict[str, Any]:
@@ -130,7 +136,50 @@ class CheckinRunner:
 
     # --- events in ----------------------------------------------------------------------------
     def post(self, event: events.Event) -> None:
+        if isinstance(event, events.PartFailed):
+            self.faults[event.part] = event.reason
         self.queue.put_nowait(event)
+
+    def health(self) -> dict[str, Any]:
+        """What the boot self-test (``kioskctl selftest``) and an update's reboot wait need:
+        no personal data, no case references, nothing from a session but "busy"."""
+        core, hw = self.core, self.core.hardware
+        beat = self.last_ui_beat
+        return {
+            "v": 1,
+            "at": time.time(),
+            "boot_id": core.clock.boot_id(),
+            "pid": os.getpid(),
+            "app": __version__,
+            "boot_record_seq": core.boot_record.seq if core.boot_record else None,
+            "faults": dict(sorted(self.faults.items())),
+            "camera_probe": self.camera_probe,
+            "simulated": list(hw.simulated) if hw is not None else [],
+            "ui_beat_age_s": round(time.monotonic() - beat, 1) if beat else None,
+            "busy": self.state.session is not None or self.state.staff is not None,
+        }
+
+    async def probe_camera(self) -> None:
+        """Take one preview frame at start, so a dead or covered camera is a staff alert at
+        boot rather than a missing photo during someone's check-in."""
+        hw = self.core.hardware
+        assert hw is not None
+        if "camera" in self.faults:
+            self.camera_probe = self.faults["camera"]
+            return
+        try:
+            await asyncio.to_thread(hw.camera.probe)
+        except (DriverError, KioskError) as exc:
+            reason = exc.reason
+            log.error("camera self-test failed: %s", exc, extra={"kiosk_reason": reason})
+        except Exception as exc:  # a fault in the check must not pass for a working camera
+            reason = "camera_check_error"
+            log.error("camera self-test could not run (%s)", exc.__class__.__name__)
+        else:
+            self.camera_probe = "ok"
+            return
+        self.camera_probe = reason
+        self.post(events.PartFailed(now=time.monotonic(), part="camera", reason=reason))
 
     def _watch_hardware(self, loop: asyncio.AbstractEventLoop) -> None:
         hw = self.core.hardware
@@ -410,8 +459,18 @@ async def serve_checkins(core: KioskCore, stop: asyncio.Event) -> None:
     url_file = core.cfg.device.data_dir / "ui-url"
     write_start_url(url_file, ui.url(token))
     log.info("local UI on 127.0.0.1:%d", ui.port)
+    health_file = health.path_for(core.cfg.device.data_dir)
+    side = [
+        asyncio.create_task(runner.probe_camera()),
+        asyncio.create_task(health.keep_writing(health_file, runner.health, stop)),
+    ]
     try:
         await runner.run(stop)
     finally:
+        for t in side:
+            t.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        health_file.unlink(missing_ok=True)
         await ui.close()
         url_file.unlink(missing_ok=True)

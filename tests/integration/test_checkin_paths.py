@@ -370,3 +370,44 @@ def test_no_personal_data_on_the_idle_screen() -> None:
 
     idle = json.dumps(view(initial()))
     assert "CR-" not in idle and "person" not in idle
+
+
+async def test_a_covered_camera_is_a_staff_alert_at_start_not_a_missing_photo_later(
+    kiosk: Kiosk,
+) -> None:
+    from daemon.kioskctl import selftest
+
+    hw = kiosk.core.hardware
+    assert hw is not None
+    camera_sim(hw.camera).cover_lens()
+    await kiosk.runner.probe_camera()
+    assert kiosk.runner.camera_probe == "camera_blank"
+    await kiosk.me.settle()
+    assert kiosk.runner.state.alerts  # staff are told now, before anyone stands there
+    report = kiosk.runner.health()
+    assert report["faults"] == {"camera": "camera_blank"}
+    rows = selftest.evaluate(report, None, allow_simulated=True)
+    camera = next(r for r in rows if r.name == "camera")
+    assert camera.status == "fail" and "lens" in camera.fix
+
+
+async def test_a_clear_camera_passes_and_the_frame_is_not_kept(kiosk: Kiosk) -> None:
+    hw = kiosk.core.hardware
+    assert hw is not None
+    sim = camera_sim(hw.camera)
+    before = sim.frames_taken
+    await kiosk.runner.probe_camera()
+    assert kiosk.runner.camera_probe == "ok" and "camera" not in kiosk.runner.faults
+    assert sim.frames_taken == before  # a preview: no evidence photo taken or stored
+    assert not any(kiosk.core.outbox.blob_dir.iterdir())  # type: ignore[union-attr]
+
+
+async def test_health_says_busy_only_while_someone_is_checking_in(kiosk: Kiosk) -> None:
+    """An update's reboot waits on this flag: nobody is rebooted out of a check-in."""
+    assert kiosk.runner.health()["busy"] is False
+    await kiosk.me.tap("start", lang="en")
+    assert kiosk.runner.health()["busy"] is True
+    rec = await kiosk.me.visit(Visit(PEOPLE[1]))
+    assert rec is not None
+    assert kiosk.me.screen == "idle" and kiosk.runner.health()["busy"] is False
+    assert kiosk.runner.health()["boot_record_seq"] == kiosk.core.boot_record.seq  # type: ignore[union-attr]
