@@ -5,13 +5,14 @@
 #   espeak-ng      offline text-to-speech with en-gb and cy voices (audio prompts)
 #   fonts-dejavu-core  a local font with Welsh diacritics (ŵ, ŷ) for screenshots
 #   softhsm2       a software PKCS#11 token, standing in for the device's hardware key
+#   rauc, squashfs-tools, dbus-daemon  real RAUC installing signed bundles (tests/updates)
 #
 # Runs only as root (CI is a fresh Debian 12 machine as root); as another user it lists what is
 # missing and exits 1 so the caller knows the tests cannot run. Idempotent: installs nothing
 # when everything is present. The Python side (playwright) is a pip dev dependency, not here.
 set -eu
 
-PACKAGES="chromium espeak-ng fonts-dejavu-core softhsm2"
+PACKAGES="chromium espeak-ng fonts-dejavu-core softhsm2 rauc squashfs-tools dbus-daemon"
 missing=""
 for pkg in $PACKAGES; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then

@@ -130,6 +130,49 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--log-file", type=Path, action="append", default=[], help="add a log file")
 
     sub.add_parser("sync", help="send the queued records to the API now (with progress)")
+
+    st = sub.add_parser(
+        "selftest",
+        help="prove the running kiosk works (services, sensor, camera, outbox, screen)",
+        description="Asks the running services, not the hardware: safe while the kiosk runs. "
+        "With --commit, keeps an update that passes and rejects one that fails "
+        "(docs/updates.md). Exit status 1 if anything failed.",
+    )
+    st.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="retry for up to S seconds until everything passes (after a boot)",
+    )
+    st.add_argument(
+        "--commit",
+        action="store_true",
+        help="mark this slot good (or, on a failed trial boot, bad and reboot)",
+    )
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+
+    up = sub.add_parser(
+        "update",
+        help="install a signed update bundle and reboot into it once, as a trial",
+        description="Installs the RAUC bundle into the other slot, waits until nobody is "
+        "checking in, then reboots once into it. The update is kept only if its self-test "
+        "passes; otherwise the kiosk comes back on the current system by itself.",
+    )
+    up.add_argument("bundle", type=Path, nargs="?", help="the .raucb bundle")
+    up.add_argument("--no-reboot", action="store_true", help="install only")
+    up.add_argument(
+        "--reboot-only",
+        action="store_true",
+        help="reboot into an update installed earlier with --no-reboot",
+    )
+    up.add_argument(
+        "--max-wait",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="how long to wait for a check-in in progress to finish (600)",
+    )
     return p
 
 
@@ -192,8 +235,43 @@ def _provision(args: argparse.Namespace, clock: Clock, out: TextIO) -> int:
     return 0
 
 
+def _selftest_or_update(args: argparse.Namespace, ctx: Context, out: TextIO) -> int:
+    from daemon.kioskctl import selftest
+
+    def say(line: str) -> None:
+        print(line, file=out, flush=True)
+
+    slots = selftest.open_slots()
+    if args.command == "update":
+        if slots is None:
+            say("this kiosk has no A/B slots (not the kiosk image): updates go through reflashing")
+            return 1
+        if args.reboot_only:
+            return selftest.reboot_into_trial(ctx, slots, max_wait_s=args.max_wait, say=say)
+        if args.bundle is None:
+            say("name the bundle to install, e.g. kioskctl update kiosk-1.4.0.raucb")
+            return 2
+        return selftest.update(
+            ctx, args.bundle, slots, reboot=not args.no_reboot, max_wait_s=args.max_wait, say=say
+        )
+    rows = selftest.wait_for_pass(ctx, args.wait) if args.wait > 0 else selftest.gather(ctx)
+    decision = selftest.decide(ctx, rows, slots) if args.commit else None
+    if args.json:
+        doc = json.loads(report.to_json(rows))
+        if decision is not None:
+            doc["decision"] = {"action": decision.action, "message": decision.message}
+        print(json.dumps(doc, indent=2), file=out)
+    else:
+        print(report.to_table(rows), file=out)
+        if decision is not None:
+            say(decision.message)
+    return decision.exit if decision is not None else report.exit_status(rows)
+
+
 def _dispatch(args: argparse.Namespace, ctx: Context, out: TextIO, err: TextIO) -> int:
     cfg: Config = ctx.cfg
+    if args.command in ("selftest", "update"):
+        return _selftest_or_update(args, ctx, out)
     if args.command == "doctor":
         checks = doctor(ctx, hardware=not args.no_hardware)
         print(report.to_json(checks) if args.json else report.to_table(checks), file=out)
