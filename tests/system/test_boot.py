@@ -7,6 +7,7 @@ first run (the root file system is then cached) and about a minute with a warm c
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 
@@ -135,3 +136,32 @@ def test_sync_unit_firewall_allows_loopback_only(box: Box) -> None:
             c.sh(["systemctl", "start", unit], check=False)
             props = c.show(unit, "Result", "ActiveState")
             assert (props["ActiveState"] == "inactive") == (want == "success"), (target, props)
+
+
+def test_the_health_report_is_in_run_and_the_self_test_reads_it(box: Box) -> None:
+    """Under real systemd: kiosk.service writes /run/kiosk/health.json (RuntimeDirectory=,
+    tmpfs), readable by root's `kioskctl selftest`, which passes the parts this container has
+    and fails, with a fix, the screen (no browser here) and kiosk-ui.service (not installed).
+    The boot check unit is installed but skips itself: no A/B slots in this container."""
+    c = box.container
+    c.wait_for("kiosk.service", 60, ActiveState="active", SubState="running")
+    deadline = time.monotonic() + 30  # /run is the container's own tmpfs: ask inside it
+    while "yes" not in c.sh(
+        ["sh", "-c", "grep -qs 'camera_probe\": \"' /run/kiosk/health.json && echo yes"],
+        check=False,
+    ):
+        assert time.monotonic() < deadline, c.journal("kiosk.service")
+        time.sleep(0.3)
+    assert c.sh(["stat", "-c", "%U %a", "/run/kiosk/health.json"]).split() == ["kiosk", "640"]
+    assert c.sh(["stat", "-c", "%U %a", "/run/kiosk"]).split() == ["kiosk", "750"]
+    out = c.sh(["/opt/kiosk/bin/kioskctl", "selftest", "--json"], check=False)
+    doc = json.loads(out)
+    rows = {r["name"]: r["status"] for r in doc["checks"]}
+    assert doc["ok"] is False
+    assert rows["health report"] == "pass", doc
+    assert rows["outbox"] == rows["fingerprint"] == "pass", rows
+    assert rows["camera"] == "pass", rows
+    assert rows["screen"] == "fail", rows
+    assert rows["services"] == "fail"  # kiosk-ui.service is not in this image
+    check = c.show("kiosk-boot-check.service", "UnitFileState", "ConditionResult", "ActiveState")
+    assert check["UnitFileState"] == "enabled" and check["ConditionResult"] == "no", check

@@ -262,3 +262,44 @@ def test_four_check_ins_through_the_browser_reach_the_api_signed_and_chained(
     assert [r.type for r in records].count("boot") == 1
     # The page's heartbeat reached the daemon all along: the shell would keep it running.
     assert page_alive(k.url) is True
+
+
+def test_the_running_kiosk_passes_the_self_test_an_update_is_judged_by(
+    real_kiosk: RealKiosk, page: Any
+) -> None:
+    """What ``kioskctl selftest --commit`` reads after an update's trial boot, from this real
+    daemon with the real browser on its screen: every part passes (the services row is a
+    warning only because this test runs the daemon without systemd)."""
+    from daemon import health
+    from daemon.kioskctl import selftest
+
+    since = time.time()  # the page is loaded and idle: a report written from now on
+
+    def fresh_with_heartbeat() -> bool:
+        found = health.read(health.candidates(real_kiosk.device.data_dir))
+        return (
+            found is not None
+            and found[1]["at"] > since
+            and found[1].get("ui_beat_age_s") is not None
+        )
+
+    _wait(fresh_with_heartbeat, 15, "a health report with the page's heartbeat")
+    found = health.read(health.candidates(real_kiosk.device.data_dir))
+    assert found is not None
+    path, report = found
+    assert path.parent == real_kiosk.device.data_dir  # no $RUNTIME_DIRECTORY outside systemd
+    assert (path.stat().st_mode & 0o777) == 0o640
+    rows = selftest.evaluate(report, None, allow_simulated=True)
+    verdict = {r.name: r.status for r in rows}
+    assert verdict == {
+        "services": "warn",
+        "health report": "pass",
+        "outbox": "pass",
+        "fingerprint": "pass",
+        "camera": "pass",
+        "display": "pass",
+        "screen": "pass",
+    }, rows
+    assert report["camera_probe"] == "ok"
+    assert report["busy"] is False  # idle: an update may reboot now
+    assert not {"person", "ref", "case", "name"} & set(report)  # nothing about anyone
