@@ -152,6 +152,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     st.add_argument("--json", action="store_true", help="machine-readable output")
 
+    fl = sub.add_parser(
+        "flash",
+        help="write a kiosk image to an SD card (on your laptop), every block checked",
+        description="Writes IMAGE (with its IMAGE.bmap) to TARGET with bmaptool: only blocks "
+        "holding data, each checked against the block map. Refuses a mounted disk, a fixed disk "
+        "(unless --force) and a card that is too small. Needs no kiosk configuration.",
+    )
+    fl.add_argument("image", type=Path, help="kiosk.img (kiosk.img.bmap beside it)")
+    fl.add_argument("target", type=Path, help="the card, e.g. /dev/sdb or /dev/mmcblk0; or a file")
+    fl.add_argument("--force", action="store_true", help="write to a disk that says it is fixed")
+
     up = sub.add_parser(
         "update",
         help="install a signed update bundle and reboot into it once, as a trial",
@@ -192,6 +203,14 @@ def main(
     try:
         if args.command == "provision":
             return _provision(args, clock, out)
+        if args.command == "flash":  # on the engineer's laptop: no kiosk configuration there
+            from daemon.kioskctl.flash import flash
+
+            def say(line: str) -> None:
+                print(line, file=out, flush=True)
+
+            return flash(args.image, args.target, force=args.force, say=say,
+                         terminal=err.isatty())  # fmt: skip
         cfg = load_config(args.config)
         ctx = Context(cfg, parts=parts or Parts(), clock=clock)
         return _dispatch(args, ctx, out, err)
