@@ -56,11 +56,7 @@ class GatedCamera:
     def capture_still(self) -> Photo:
         s = self.settings
         with self._lock:
-            if not self._open:
-                raise CameraError(
-                    "the camera is not open; this is a software fault: restart the kiosk service.",
-                    reason="camera_not_open",
-                )
+            self._require_open()
             frame = self._grab()
             verdict = assess(frame, s)
             attempts = 1
@@ -77,26 +73,14 @@ class GatedCamera:
         return Photo(self._encode(frame), frame.width, frame.height, verdict, attempts)
 
     def read_code(self) -> str | None:
-        with self._lock:
-            if not self._open:
-                raise CameraError(
-                    "the camera is not open; this is a software fault: restart the kiosk service.",
-                    reason="camera_not_open",
-                )
-            frame = self.source.grab_preview(min(self.settings.timeout_s, 1.0))
+        frame = self._preview(1.0)
         return read_qr(frame, max_width=self.settings.qr_width)  # decoded outside the lock
 
     def probe(self) -> None:
         """One preview frame, checked to look like a picture (the boot self-test's "camera
         frame"). The frame is not kept. Raises CameraError (reason ``camera_blank`` for a
         flat frame: lens covered, sensor dead, ribbon half in) or the source's error."""
-        with self._lock:
-            if not self._open:
-                raise CameraError(
-                    "the camera is not open; this is a software fault: restart the kiosk service.",
-                    reason="camera_not_open",
-                )
-            frame = self.source.grab_preview(min(self.settings.timeout_s, 2.0))
+        frame = self._preview(2.0)
         spread = ImageStat.Stat(frame.convert("L").reduce(4)).stddev[0]
         del frame
         if spread < BLANK_STDDEV:
@@ -105,6 +89,19 @@ class GatedCamera:
                 "that the ribbon cable is fully in at both ends.",
                 reason="camera_blank",
             )
+
+    def _require_open(self) -> None:
+        if not self._open:
+            raise CameraError(
+                "the camera is not open; this is a software fault: restart the kiosk service.",
+                reason="camera_not_open",
+            )
+
+    def _preview(self, max_wait_s: float) -> Image.Image:
+        """One preview frame (no autofocus cycle), taken under the lock."""
+        with self._lock:
+            self._require_open()
+            return self.source.grab_preview(min(self.settings.timeout_s, max_wait_s))
 
     def _grab(self) -> Image.Image:
         frame = self.source.grab(self.settings.timeout_s)
