@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
-from daemon.kioskctl import checks_hw, checks_sys
+from daemon.kioskctl import checks_hw, checks_sys, selftest
 from daemon.kioskctl.context import Context
 from daemon.kioskctl.report import Check, failed
 
@@ -31,7 +31,7 @@ HARDWARE_CHECKS: tuple[CheckFn, ...] = (
     checks_hw.check_gpio,
     checks_hw.check_display,
 )
-UNIT_CHECKS: tuple[CheckFn, ...] = (checks_sys.check_units,)
+UNIT_CHECKS: tuple[CheckFn, ...] = (checks_sys.check_units, selftest.check_slots)
 
 
 def run_checks(ctx: Context, fns: Sequence[CheckFn]) -> list[Check]:

@@ -229,6 +229,42 @@ def decide(ctx: Context, rows: list[Check], slots: TrybootSlots | None) -> Decis
     )
 
 
+def check_slots(ctx: Context) -> list[Check]:
+    """doctor's row for the A/B slots (none on a machine that is not the kiosk image)."""
+    slots = open_slots()
+    if slots is None:
+        return []
+    try:
+        booted, trial, committed = slots.booted(), slots.is_trial(), slots.committed()
+        bad = [n for n in sorted(slots.partitions) if slots.state(n) == "bad"]
+        failure = slots.pending_failure()
+    except BootSlotError as exc:
+        return [failed("update slots", str(exc), "see docs/updates.md")]
+    where = f"running slot {booted}"
+    if failure is not None:
+        return [
+            warned(
+                "update slots",
+                f"{where}: the update in slot {failure} never passed its trial boot",
+                "kioskctl selftest --commit records it; send `kioskctl bundle` to the central team",
+            )
+        ]
+    if trial:
+        return [
+            warned(
+                "update slots",
+                f"{where} as an unproven trial; slot {committed} is the fallback",
+                "kioskctl selftest --commit (kiosk-boot-check.service does this after a boot)",
+            )
+        ]
+    detail = f"{where}, the default" + (
+        f"; slot {', '.join(bad)} marked bad (a rejected update)" if bad else ""
+    )
+    if bad:
+        return [warned("update slots", detail, "install a fixed update: kioskctl update BUNDLE")]
+    return [passed("update slots", detail)]
+
+
 def open_slots(env: Mapping[str, str] | None = None) -> TrybootSlots | None:
     """This card's slots, or None when it is not an A/B kiosk image (a laptop, the demo)."""
     from daemon.bootslots import from_env

@@ -126,3 +126,32 @@ def test_the_command_prints_the_table_and_json_and_exits_1_on_failure(
     assert code == 1 and doc["ok"] is False
     assert doc["decision"]["action"] == "no_slots"
     assert any(c["name"] == "health report" and c["status"] == "fail" for c in doc["checks"])
+
+
+def test_doctor_shows_the_slots_and_a_rejected_update(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.updates.card import Card
+
+    ctx = _ctx(tmp_path / "kiosk")
+    monkeypatch.setenv("KIOSK_AUTOBOOT_DIR", str(tmp_path / "nothing"))
+    assert selftest.check_slots(ctx) == []  # not the kiosk image: no row
+    card = Card(tmp_path / "card")
+    for k, v in card.env().items():
+        monkeypatch.setenv(k, v)
+    [row] = selftest.check_slots(ctx)
+    assert (row.status, row.detail) == ("pass", "running slot A, the default")
+    slots = card.slots()
+    slots.set_state("B", False)
+    slots.set_primary("B")
+    slots.start_trial()
+    card.power_on(tryboot=True)
+    [row] = selftest.check_slots(ctx)
+    assert row.status == "warn" and "unproven trial; slot A is the fallback" in row.detail
+    card.power_on()  # the trial died
+    [row] = selftest.check_slots(ctx)
+    assert row.status == "warn" and "slot B never passed its trial boot" in row.detail
+    card.slots().give_up_trial("B")
+    [row] = selftest.check_slots(ctx)
+    assert row.status == "warn" and "slot B marked bad" in row.detail
+    assert "kioskctl update" in row.fix
