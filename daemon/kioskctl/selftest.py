@@ -176,7 +176,16 @@ def _mark(ctx: Context, slots: TrybootSlots, slot: str, good: bool) -> str:
     return "direct"
 
 
-def decide(ctx: Context, rows: list[Check], slots: TrybootSlots | None) -> Decision:
+def decide(
+    ctx: Context,
+    rows: list[Check],
+    slots: TrybootSlots | None,
+    *,
+    until_idle: Callable[[Context], bool] | None = None,
+) -> Decision:
+    """Act on the self-test (module docstring). ``until_idle`` blocks until nobody is
+    mid-check-in (default: :func:`wait_until_idle`, up to 10 minutes): a failed update is
+    rolled back, but not out from under someone reporting on it."""
     ok = exit_status(rows) == 0
     if slots is None:
         return Decision(
@@ -203,7 +212,8 @@ def decide(ctx: Context, rows: list[Check], slots: TrybootSlots | None) -> Decis
         )
         return Decision("committed" if trial else "confirmed", " ".join([*notes, what]), 0)
     if trial:
-        _mark(ctx, slots, booted, False)
+        _mark(ctx, slots, booted, False)  # from now on, any reboot is back to the old slot
+        (until_idle or (lambda c: wait_until_idle(c, 600.0)))(ctx)
         ctx.parts.run(["systemctl", "reboot"], 30.0)
         return Decision(
             "rolled_back",

@@ -155,3 +155,33 @@ def test_doctor_shows_the_slots_and_a_rejected_update(
     [row] = selftest.check_slots(ctx)
     assert row.status == "warn" and "slot B marked bad" in row.detail
     assert "kioskctl update" in row.fix
+
+
+def test_a_rejected_update_is_rolled_back_only_once_nobody_is_checking_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from daemon.kioskctl.report import failed
+    from tests.updates.card import Card
+
+    card = Card(tmp_path / "card")
+    slots = card.slots()
+    slots.set_state("B", False)
+    slots.set_primary("B")
+    slots.start_trial()
+    card.power_on(tryboot=True)
+    events: list[str] = []
+
+    def run(argv: list[str], timeout_s: float) -> RunResult:
+        events.append(" ".join(argv))
+        return None if argv[0] == "rauc" else (0, "")  # no rauc here: the backend directly
+
+    def until_idle(ctx: Context) -> bool:
+        events.append("waited for the person to finish")
+        assert card.slots().state("B") == "bad"  # already marked: a power cut now is safe
+        return True
+
+    rows = [failed("camera", "failed: camera_blank", "check the lens")]
+    decision = selftest.decide(_ctx(tmp_path, run), rows, card.slots(), until_idle=until_idle)
+    assert decision.action == "rolled_back"
+    assert events[-2:] == ["waited for the person to finish", "systemctl reboot"]
+    assert card.power_on() == 2
