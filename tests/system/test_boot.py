@@ -165,3 +165,43 @@ def test_the_health_report_is_in_run_and_the_self_test_reads_it(box: Box) -> Non
     assert rows["services"] == "fail"  # kiosk-ui.service is not in this image
     check = c.show("kiosk-boot-check.service", "UnitFileState", "ConditionResult", "ActiveState")
     assert check["UnitFileState"] == "enabled" and check["ConditionResult"] == "no", check
+
+
+def test_the_boot_check_unit_acts_under_its_own_hardening(box: Box) -> None:
+    """kiosk-boot-check.service under real systemd, on an A/B card whose last update died in
+    its trial boot: the unit runs as shipped (only its wait is shortened and the firmware's
+    device-tree node pointed at a folder), reads the slots, records the failed trial in
+    autoboot.txt, and — the self-test failing here (no browser), on the only working slot —
+    exits 1 without rebooting."""
+    from daemon.bootslots import Autoboot
+
+    c, root = box.container, box.root
+    c.wait_for("kiosk.service", 60, ActiveState="active", SubState="running")
+    autoboot = root / "boot" / "autoboot" / "autoboot.txt"
+    autoboot.parent.mkdir(parents=True, exist_ok=True)
+    autoboot.write_text(Autoboot(committed=2, trial=3, trying="B").render())
+    dt = root / "etc" / "fake-devicetree"
+    dt.mkdir(exist_ok=True)
+    (dt / "partition").write_bytes((2).to_bytes(4, "big"))  # the firmware fell back to A
+    (dt / "tryboot").write_bytes((0).to_bytes(4, "big"))
+    dropin = root / "etc" / "systemd" / "system" / "kiosk-boot-check.service.d"
+    dropin.mkdir(parents=True, exist_ok=True)
+    (dropin / "test.conf").write_text(
+        "[Service]\nEnvironment=KIOSK_DEVICETREE=/etc/fake-devicetree\nExecStart=\n"
+        "ExecStart=/opt/kiosk/bin/kioskctl selftest --wait 3 --commit\n"
+    )
+    try:
+        c.sh(["systemctl", "daemon-reload"])
+        c.sh(["systemctl", "start", "kiosk-boot-check.service"], check=False, timeout_s=60)
+        props = c.show("kiosk-boot-check.service", "ActiveState", "Result", "ExecMainStatus")
+        assert props == {"ActiveState": "failed", "Result": "exit-code", "ExecMainStatus": "1"}
+        log = c.journal("kiosk-boot-check.service")
+        assert "never passed its trial boot" in log and "slot B is marked bad" in log, log
+        assert "self-test FAILED on slot A, the only working system" in log, log
+        assert Autoboot.parse(autoboot.read_text()) == Autoboot(2, 2, frozenset({"B"}), None)
+        assert c.sh(["systemctl", "is-system-running"], check=False).strip() != "stopping"
+    finally:
+        c.sh(["systemctl", "reset-failed", "kiosk-boot-check.service"], check=False)
+        for p in (dropin / "test.conf", autoboot, dt / "partition", dt / "tryboot"):
+            p.unlink(missing_ok=True)
+        c.sh(["systemctl", "daemon-reload"], check=False)
