@@ -20,7 +20,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from daemon import __version__, sdnotify
+from daemon import __version__, bootslots, sdnotify
 from daemon.clock import Clock, SystemClock
 from daemon.clockwatch import ClockWatch
 from daemon.config import Config
@@ -78,6 +78,7 @@ class KioskCore:
                     "app": __version__,
                     "simulated": self.hardware.simulated,
                     "faults": self.hardware.faults,
+                    "slots": bootslots.summary(),
                 }
             },
         )

@@ -285,6 +285,26 @@ class TrybootSlots:
         self._write(Autoboot(ab.committed, ab.committed, ab.bad | {name}, None))
 
 
+def summary(env: Mapping[str, str] | None = None) -> dict[str, object] | None:
+    """For the ``boot`` record: which slot runs, whether as a trial, which is the default,
+    which are marked bad. None on a machine that is not the A/B kiosk image. The central team
+    sees an update kept (a boot on the new slot, then its default) or rejected (back on the
+    old slot with the new one bad) without anyone at the kiosk."""
+    slots = from_env(env)
+    if not slots.path.exists():
+        return None
+    try:
+        ab = slots.read()
+        return {
+            "booted": slots.booted(),
+            "trial": slots.is_trial(),
+            "committed": slots._name(ab.committed),
+            "bad": sorted(ab.bad),
+        }
+    except BootSlotError as exc:
+        return {"error": exc.reason}
+
+
 # --- RAUC's custom bootloader backend --------------------------------------------------------
 USAGE = """\
 RAUC custom bootloader backend for the kiosk's tryboot A/B slots (docs/updates.md).

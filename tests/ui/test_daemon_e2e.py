@@ -260,6 +260,8 @@ def test_four_check_ins_through_the_browser_reach_the_api_signed_and_chained(
     assert people["CR-900104"].type == "see_officer"
     assert people["CR-900104"].payload["answers"]["course_attended"] is False
     assert [r.type for r in records].count("boot") == 1
+    boot = next(r for r in records if r.type == "boot")
+    assert boot.payload["detail"]["slots"] is None  # not an A/B card: no slot to report
     # The page's heartbeat reached the daemon all along: the shell would keep it running.
     assert page_alive(k.url) is True
 

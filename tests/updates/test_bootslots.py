@@ -172,3 +172,19 @@ def test_the_shipped_autoboot_file_is_what_the_backend_writes_for_a_new_card() -
     shipped = Path(__file__).resolve().parents[2] / "firmware" / "boot" / "autoboot.txt"
     assert Autoboot.parse(shipped.read_text()) == Autoboot(committed=A, trial=A)
     assert shipped.read_text() == Autoboot(committed=A, trial=A).render()
+
+
+def test_the_boot_record_tells_the_central_team_about_slots_and_rejections(card: Card) -> None:
+    from daemon.bootslots import summary
+
+    assert summary({"KIOSK_AUTOBOOT_DIR": "/nonexistent"}) is None
+    assert summary(card.env()) == {"booted": "A", "trial": False, "committed": "A", "bad": []}
+    install_into_b(card)
+    card.slots().start_trial()
+    card.power_on(tryboot=True)
+    assert summary(card.env()) == {"booted": "B", "trial": True, "committed": "A", "bad": []}
+    card.slots().set_state("B", False)
+    card.power_on()
+    assert summary(card.env()) == {"booted": "A", "trial": False, "committed": "A", "bad": ["B"]}
+    card.autoboot.write_text("garbage\n")
+    assert summary(card.env()) == {"error": "boot_slots"}
