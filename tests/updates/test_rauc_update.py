@@ -309,3 +309,27 @@ def test_the_shipped_rauc_config_loads_and_takes_only_verity_bundles(rig: Rig) -
             f"[slot.rootfs.{idx}]\ndevice=/dev/mmcblk0p{part + 3}\ntype=ext4\nbootname={name}"
             in text
         )
+
+
+def test_an_update_installed_now_waits_to_reboot_until_nobody_is_checking_in(rig: Rig) -> None:
+    """Installed at any time (--no-reboot); the trial reboot (--reboot-only) is refused while
+    the health report says someone is mid-check-in, and goes ahead once they have finished."""
+    from daemon import health
+
+    ctx = rig.context()
+    ctx.cfg.device.data_dir.mkdir(parents=True, exist_ok=True)
+    report = ctx.cfg.device.data_dir / health.FILE
+    say: list[str] = []
+    bundle = rig.bundle("2.1.0")
+    assert selftest.update(ctx, bundle, rig.card.slots(), reboot=False, say=say.append) == 0
+    assert rig.card.slots().primary() == "B" and rig.card.slots().committed() == "A"
+    assert not any(a[0] == "systemctl" for a in rig.recorded)
+    health.write(report, {"at": time.time(), "busy": True})
+    assert selftest.reboot_into_trial(ctx, rig.card.slots(), max_wait_s=0.5, say=say.append) == 1
+    assert "someone has been checking in" in say[-1]
+    assert not any(a[0] == "systemctl" for a in rig.recorded)
+    assert rig.card.slots().read().trying is None  # no trial was started
+    health.write(report, {"at": time.time(), "busy": False})
+    assert selftest.reboot_into_trial(ctx, rig.card.slots(), say=say.append) == 0
+    assert rig.recorded[-1] == ["systemctl", "reboot", "0 tryboot"]
+    assert rig.boot(tryboot=True) == "B"
