@@ -254,7 +254,7 @@ def _provision(args: argparse.Namespace, clock: Clock, out: TextIO) -> int:
     return 0
 
 
-def _selftest_or_update(args: argparse.Namespace, ctx: Context, out: TextIO) -> int:
+def _selftest_or_update(args: argparse.Namespace, ctx: Context, out: TextIO, err: TextIO) -> int:
     from daemon.kioskctl import selftest
 
     def say(line: str) -> None:
@@ -271,8 +271,9 @@ def _selftest_or_update(args: argparse.Namespace, ctx: Context, out: TextIO) -> 
             say("name the bundle to install, e.g. kioskctl update kiosk-1.4.0.raucb")
             return 2
         return selftest.update(
-            ctx, args.bundle, slots, reboot=not args.no_reboot, max_wait_s=args.max_wait, say=say
-        )
+            ctx, args.bundle, slots, reboot=not args.no_reboot, max_wait_s=args.max_wait,
+            say=say, progress=Progress("install", 100, stream=err),
+        )  # fmt: skip
     rows = selftest.wait_for_pass(ctx, args.wait) if args.wait > 0 else selftest.gather(ctx)
     decision = selftest.decide(ctx, rows, slots) if args.commit else None
     if args.json:
@@ -290,7 +291,7 @@ def _selftest_or_update(args: argparse.Namespace, ctx: Context, out: TextIO) -> 
 def _dispatch(args: argparse.Namespace, ctx: Context, out: TextIO, err: TextIO) -> int:
     cfg: Config = ctx.cfg
     if args.command in ("selftest", "update"):
-        return _selftest_or_update(args, ctx, out)
+        return _selftest_or_update(args, ctx, out, err)
     if args.command == "doctor":
         checks = doctor(ctx, hardware=not args.no_hardware)
         print(report.to_json(checks) if args.json else report.to_table(checks), file=out)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -30,6 +31,8 @@ from drivers.gpio import GpioBoard, GpioSettings, open_gpio
 #: (exit status, standard output) of a command, or None when the program is not installed
 RunResult = tuple[int, str] | None
 Runner = Callable[[list[str], float], RunResult]
+#: like a Runner, and calls the third argument with each output line as it comes
+Streamer = Callable[[list[str], float, Callable[[str], None]], RunResult]
 
 
 def run_command(argv: list[str], timeout_s: float) -> RunResult:
@@ -41,6 +44,34 @@ def run_command(argv: list[str], timeout_s: float) -> RunResult:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.returncode, done.stdout
+
+
+def stream_command(argv: list[str], timeout_s: float, on_line: Callable[[str], None]) -> RunResult:
+    """Run ``argv`` (standard error merged into standard output), handing each line to
+    ``on_line`` as it is printed; None if the program is missing or overruns ``timeout_s``
+    (then it is killed)."""
+    if shutil.which(argv[0]) is None:
+        return None
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    except OSError:
+        return None
+    timer = threading.Timer(timeout_s, proc.kill)
+    timer.start()
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        with proc.stdout:
+            for line in proc.stdout:
+                lines.append(line)
+                on_line(line.rstrip("\n"))
+        code = proc.wait()
+    finally:
+        timer.cancel()
+    if code < 0:  # killed by the timer
+        return None
+    return code, "".join(lines)
 
 
 @contextlib.contextmanager
@@ -106,3 +137,4 @@ class Parts:
         default_display
     )
     run: Runner = field(default=run_command)
+    stream: Streamer = field(default=stream_command)

@@ -32,6 +32,7 @@ from typing import Any
 from daemon import health
 from daemon.bootslots import BootSlotError, TrybootSlots
 from daemon.kioskctl.context import Context
+from daemon.kioskctl.progress import Progress
 from daemon.kioskctl.report import Check, exit_status, failed, passed, warned
 
 SERVICES = ("kiosk.service", "kiosk-ui.service", "kiosk-sync.service")
@@ -313,9 +314,11 @@ def update(
     reboot: bool = True,
     max_wait_s: float = 600.0,
     say: Callable[[str], None] = print,
+    progress: Progress | None = None,
 ) -> int:
     """Install ``bundle`` with RAUC into the other slot, then (when nobody is checking in)
-    reboot once into it as a trial."""
+    reboot once into it as a trial. ``progress``: a bar (0-100) fed from RAUC's own
+    percentages."""
     if slots.is_trial():
         say(
             "this boot is itself an unproven update: run `kioskctl selftest --commit` first "
@@ -323,7 +326,15 @@ def update(
         )
         return 1
     say(f"installing {bundle.name} into the other slot (the running system is not touched)")
-    got = ctx.parts.run(["rauc", "install", str(bundle)], 1800.0)
+    bar = progress or Progress("install", 100, enabled=False)
+
+    def on_line(line: str) -> None:  # rauc prints "  40% Checking bundle done."
+        pct, _, _rest = line.strip().partition("%")
+        if pct.isdigit() and int(pct) > bar.done:
+            bar.advance(int(pct) - bar.done)
+
+    with bar:
+        got = ctx.parts.stream(["rauc", "install", str(bundle)], 1800.0, on_line)
     if got is None:
         say("rauc is not installed or did not finish in 30 minutes; nothing was changed")
         return 1

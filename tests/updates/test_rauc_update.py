@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -30,7 +30,7 @@ from cryptography.x509.oid import NameOID
 from daemon.config import ApiConfig, Config, DeviceConfig
 from daemon.kioskctl import selftest
 from daemon.kioskctl.context import Context
-from daemon.kioskctl.parts import Parts, RunResult, run_command
+from daemon.kioskctl.parts import Parts, RunResult, run_command, stream_command
 from daemon.kioskctl.report import failed, passed
 from tests.updates.card import Card
 
@@ -160,12 +160,26 @@ class Rig:
             return done.returncode, done.stdout + done.stderr
         return run_command(argv, timeout_s)
 
+    def stream(
+        self, argv: list[str], timeout_s: float, on_line: Callable[[str], None]
+    ) -> RunResult:
+        """The real streaming runner, for rauc with this rig's config, bus and card."""
+        self.recorded.append(argv)
+        assert argv[0] == "rauc"
+        saved = os.environ.copy()
+        os.environ.update(self.env)
+        try:
+            return stream_command(["rauc", f"--conf={self.conf}", *argv[1:]], timeout_s, on_line)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
     def context(self) -> Context:
         cfg = Config(
             device=DeviceConfig(id="kiosk-test", data_dir=self.root / "data"),
             api=ApiConfig(url="https://127.0.0.1:9/"),
         )
-        return Context(cfg, parts=Parts(run=self.run))
+        return Context(cfg, parts=Parts(run=self.run, stream=self.stream))
 
     def bundle(
         self,
@@ -333,3 +347,19 @@ def test_an_update_installed_now_waits_to_reboot_until_nobody_is_checking_in(rig
     assert selftest.reboot_into_trial(ctx, rig.card.slots(), say=say.append) == 0
     assert rig.recorded[-1] == ["systemctl", "reboot", "0 tryboot"]
     assert rig.boot(tryboot=True) == "B"
+
+
+def test_the_install_shows_raucs_own_progress_to_100_percent(rig: Rig) -> None:
+    import io
+
+    from daemon.kioskctl.progress import Progress
+
+    screen = io.StringIO()
+    bar = Progress("install", 100, stream=screen, enabled=True, delay_s=0.0)
+    say: list[str] = []
+    code = selftest.update(rig.context(), rig.bundle("2.2.0"), rig.card.slots(), reboot=False,
+                           say=say.append, progress=bar)  # fmt: skip
+    assert code == 0, say
+    drawn = screen.getvalue()
+    assert "install [" in drawn and drawn.rstrip().endswith("100/100 100%")
+    assert bar.done == 100
