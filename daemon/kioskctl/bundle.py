@@ -33,7 +33,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from daemon import __version__
+from daemon import __version__, bootslots, health
 from daemon.errors import RecordError, StorageError
 from daemon.kioskctl import checks_sys
 from daemon.kioskctl.context import Context
@@ -180,10 +180,14 @@ def make_bundle(
 
         checks = run_checks(ctx, [*SYSTEM_CHECKS, *UNIT_CHECKS])
         add("doctor.json", scrub(json.dumps([asdict(c) for c in checks], indent=2)))
+        reported = health.read(health.candidates(ctx.cfg.device.data_dir))
         figures: dict[str, Any] = {
             "python": sys.version.split()[0],
             "platform": platform.platform(),
             "app": __version__,
+            # what the running kiosk last reported, and its update slots (no personal data)
+            "health": reported[1] if reported else None,
+            "slots": bootslots.summary(),
         }
         summary = "(no outbox)"
         try:

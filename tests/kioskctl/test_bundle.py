@@ -44,6 +44,10 @@ def test_bundle_holds_no_personal_data(kiosk: Kiosk) -> None:
         ]
     }
     (kiosk.cfg.device.data_dir / "roster.json").write_text(json.dumps(roster))
+    from daemon import health
+
+    health.write(kiosk.cfg.device.data_dir / health.FILE,
+                 {"at": 1.0, "faults": {"camera": "camera_blank"}, "busy": False})  # fmt: skip
     app_log = kiosk.folder / "kiosk-ui.log"
     app_log.write_text(f"ui: screen done for {ROSTER_REF} ({ROSTER_MESSAGE})\nui: idle\n")
     target = kiosk.folder / "out" / "bundle.tar.gz"
@@ -76,6 +80,8 @@ def test_bundle_holds_no_personal_data(kiosk: Kiosk) -> None:
     assert "checkin" in summary and "enrolment" in summary
     figures = json.loads(members["figures.json"])
     assert figures["outbox"]["depth"] == 2
+    assert figures["health"]["faults"] == {"camera": "camera_blank"}  # the kiosk's last word
+    assert figures["slots"] is None  # not an A/B card
     doctor_rows = {r["name"]: r["status"] for r in json.loads(members["doctor.json"])}
     assert doctor_rows["api tls"] == "pass"
     assert f'id = "{kiosk.cfg.device.id}"' in members["config.toml"].decode()
