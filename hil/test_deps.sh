@@ -7,6 +7,7 @@
 #   softhsm2       a software PKCS#11 token, standing in for the device's hardware key
 #   rauc, squashfs-tools, dbus-daemon  real RAUC installing signed bundles (tests/updates)
 #   fdisk, dosfstools, mtools, bmap-tools  building the SD-card image and flashing it
+#   postgresql-15  the reference API's PostgreSQL backend (a throwaway server per test run)
 #                  (tests/firmware; e2fsprogs is always there)
 #
 # Runs only as root (CI is a fresh Debian 12 machine as root); as another user it lists what is
@@ -14,7 +15,7 @@
 # when everything is present. The Python side (playwright) is a pip dev dependency, not here.
 set -eu
 
-PACKAGES="chromium espeak-ng fonts-dejavu-core softhsm2 rauc squashfs-tools dbus-daemon fdisk dosfstools mtools bmap-tools"
+PACKAGES="chromium espeak-ng fonts-dejavu-core softhsm2 rauc squashfs-tools dbus-daemon fdisk dosfstools mtools bmap-tools postgresql-15"
 missing=""
 for pkg in $PACKAGES; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then

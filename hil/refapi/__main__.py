@@ -1,11 +1,14 @@
 """``kiosk-refapi``: run the reference central API and work with what it stored.
 
-kiosk-refapi serve --data DIR --tls-cert F --tls-key F [--port N | --fd N] [--client-ca F]
+kiosk-refapi serve WHERE --tls-cert F --tls-key F [--port N | --fd N] [--client-ca F]
                    [--admin-token-file F] [--seal-public B64] [--faults]
-kiosk-refapi export --data DIR [--device ID] [-o FILE]    one compact JWS per line
-kiosk-refapi open-photo --data DIR --seal-key F --sha HEX --reviewer ID -o FILE
-kiosk-refapi mint-code --data DIR                          a one-time enrolment code
-kiosk-refapi openapi                                       the OpenAPI document
+kiosk-refapi export WHERE [--device ID] [-o FILE]    one compact JWS per line
+kiosk-refapi open-photo WHERE --seal-key F --sha HEX --reviewer ID -o FILE
+kiosk-refapi mint-code WHERE                          a one-time enrolment code
+kiosk-refapi openapi                                  the OpenAPI document
+
+WHERE is ``--data DIR`` (SQLite in DIR) or ``--database DSN`` (PostgreSQL, which several
+API processes can share; hil/refapi/pgstore.py).
 """
 
 from __future__ import annotations
@@ -22,16 +25,32 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from hil.refapi.storage import SqliteStorage
+    from hil.refapi.storage import Storage
 
 log = logging.getLogger("kiosk-refapi")
 DB = "refapi.sqlite3"
 
 
-def _storage(data: Path) -> SqliteStorage:
+def _storage(args: argparse.Namespace) -> Storage:
+    """``--database`` (PostgreSQL) if given, else the SQLite file in ``--data``."""
+    if args.database:
+        from hil.refapi.pgstore import PostgresStorage
+
+        return PostgresStorage(args.database)
     from hil.refapi.storage import SqliteStorage
 
-    return SqliteStorage(data / DB)
+    return SqliteStorage(args.data / DB)
+
+
+def _where(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--data", type=Path, help="folder of the SQLite database")
+    group.add_argument(
+        "--database",
+        metavar="DSN",
+        help="PostgreSQL instead: a libpq connection string or postgresql:// URL "
+        "(several API processes may share it)",
+    )
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -42,7 +61,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     token = args.admin_token_file.read_text().strip() if args.admin_token_file else None
     ca_pem = args.ca.read_text() if args.ca else ""
     settings = Settings(
-        storage=_storage(args.data),
+        storage=_storage(args),
         admin_token=token,
         seal_public_key=args.seal_public or "",
         ca_pem=ca_pem,
@@ -73,7 +92,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     """Every stored record, one compact JWS per line, per device in seq order (an auditor
     verifies them with the device's public key alone)."""
-    store = _storage(args.data)
+    store = _storage(args)
     n = 0
     try:
         with contextlib.ExitStack() as stack:
@@ -96,7 +115,7 @@ def cmd_open_photo(args: argparse.Namespace) -> int:
         print("the API's sealing key is needed to open a photo (--seal-key)", file=sys.stderr)
         return 2
     sha = args.sha.lower()
-    store = _storage(args.data)
+    store = _storage(args)
     try:
         blob = store.get_blob(sha)
     finally:
@@ -120,7 +139,11 @@ def cmd_open_photo(args: argparse.Namespace) -> int:
 
 def cmd_mint_code(args: argparse.Namespace) -> int:
     code = secrets.token_urlsafe(12)
-    _storage(args.data).add_code(code, time.time() + args.ttl)
+    store = _storage(args)
+    try:
+        store.add_code(code, time.time() + args.ttl)
+    finally:
+        store.close()
     print(code)
     return 0
 
@@ -137,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="kiosk-refapi", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="serve the API over HTTPS")
-    s.add_argument("--data", type=Path, required=True)
+    _where(s)
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8443)
     s.add_argument("--fd", type=int, default=None, help="an already bound listening socket")
@@ -150,19 +173,19 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--faults", action="store_true", help="allow fault injection (tests only)")
     s.set_defaults(func=cmd_serve)
     e = sub.add_parser("export", help="stored records, one compact JWS per line")
-    e.add_argument("--data", type=Path, required=True)
+    _where(e)
     e.add_argument("--device")
     e.add_argument("-o", "--output", type=Path)
     e.set_defaults(func=cmd_export)
     o = sub.add_parser("open-photo", help="decrypt a sealed photo (authorised reviewer)")
-    o.add_argument("--data", type=Path, required=True)
+    _where(o)
     o.add_argument("--seal-key", type=Path, required=True)
     o.add_argument("--sha", required=True)
     o.add_argument("--reviewer", required=True, help="the reviewer's staff id, for the audit log")
     o.add_argument("-o", "--output", type=Path, required=True)
     o.set_defaults(func=cmd_open_photo)
     m = sub.add_parser("mint-code", help="a one-time enrolment code")
-    m.add_argument("--data", type=Path, required=True)
+    _where(m)
     m.add_argument("--ttl", type=float, default=3600.0)
     m.set_defaults(func=cmd_mint_code)
     a = sub.add_parser("openapi", help="print the OpenAPI document")

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 
 from hil import pki as pkimod
-from hil.refapi.storage import SqliteStorage
+from hil.refapi.storage import SqliteStorage, Storage
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,6 +33,9 @@ class RefApi:
     faults: bool = False
     client_ca: bool = False
     port: int = 0
+    #: a PostgreSQL DSN to store in instead of SQLite in ``folder`` (several RefApi processes
+    #: may share one)
+    database: str | None = None
     admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     _proc: subprocess.Popen[bytes] | None = None
 
@@ -74,7 +77,8 @@ class RefApi:
         sock.listen(128)
         args = [
             sys.executable, "-m", "hil.refapi", "serve",
-            "--data", str(self.data), "--fd", str(sock.fileno()),
+            *(["--database", self.database] if self.database else ["--data", str(self.data)]),
+            "--fd", str(sock.fileno()),
             "--tls-cert", str(self.pki.server_cert), "--tls-key", str(self.pki.server_key),
             "--ca", str(self.pki.ca_cert),
             "--admin-token-file", str(self.folder / "admin.token"),
@@ -129,8 +133,12 @@ class RefApi:
             r.raise_for_status()
             return str(r.json()["code"])
 
-    def storage(self) -> SqliteStorage:
+    def storage(self) -> Storage:
         """Read the API's database directly (for checks; the server may be running)."""
+        if self.database:
+            from hil.refapi.pgstore import PostgresStorage
+
+            return PostgresStorage(self.database)
         return SqliteStorage(self.data / "refapi.sqlite3")
 
 

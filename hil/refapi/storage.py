@@ -1,9 +1,9 @@
 """Storage for the reference API: a small interface and its SQLite implementation.
 
-The interface (:class:`Storage`) is what a PostgreSQL backend would fill for a real,
-horizontally scaled deployment: every method is one transaction, and the batch method is the
-only one on the hot path. SQLite runs in WAL mode with ``synchronous=FULL``: an answer is sent
-only after the batch is durable.
+The interface (:class:`Storage`) is also filled by the PostgreSQL backend
+(hil/refapi/pgstore.py) for a real, horizontally scaled deployment: every method is one
+transaction, and the batch method is the only one on the hot path. SQLite runs in WAL mode
+with ``synchronous=FULL``: an answer is sent only after the batch is durable.
 """
 
 from __future__ import annotations
@@ -180,6 +180,20 @@ class Storage(Protocol):
     def heartbeats(self, device: str, limit: int = 100) -> list[dict[str, Any]]: ...
     def last_heartbeat(self, device: str) -> dict[str, Any] | None: ...
     def close(self) -> None: ...
+
+
+def advance_chain(upto: int, above: Sequence[int]) -> tuple[int, list[list[int]]]:
+    """The chain's new contiguous head and the gaps above it, given the head ``upto`` and the
+    stored seqs above it in order (both backends)."""
+    gaps: list[list[int]] = []
+    expected = upto + 1
+    for seq in above:
+        if seq == expected and not gaps:
+            upto = seq
+        elif seq > expected:
+            gaps.append([expected, seq - 1])
+        expected = seq + 1
+    return upto, gaps
 
 
 def code_hash(code: str) -> str:
@@ -400,14 +414,7 @@ class SqliteStorage:
                         (device, upto),
                     )
                 ]
-                gaps: list[list[int]] = []
-                expected = upto + 1
-                for seq in above:
-                    if seq == expected and not gaps:
-                        upto = seq
-                    elif seq > expected:
-                        gaps.append([expected, seq - 1])
-                    expected = seq + 1
+                upto, gaps = advance_chain(upto, above)
                 self.db.execute("INSERT OR REPLACE INTO chains VALUES (?, ?)", (device, upto))
                 answer = {
                     "results": results,

@@ -118,7 +118,7 @@ class SimDevice:
 
 @dataclass
 class InProcess:
-    """The app over httpx.ASGITransport with its own SQLite file (no socket, no TLS)."""
+    """The app over httpx.ASGITransport on its own database (no socket, no TLS)."""
 
     settings: Settings
     client: httpx.AsyncClient
@@ -126,6 +126,13 @@ class InProcess:
     @property
     def storage(self) -> Storage:
         return self.settings.storage
+
+    def where(self) -> list[str]:
+        """The kiosk-refapi arguments naming this app's database."""
+        dsn = getattr(self.storage, "dsn", None)
+        if dsn:
+            return ["--database", str(dsn)]
+        return ["--data", str(self.storage.path.parent)]  # type: ignore[attr-defined]
 
     async def enrol(self, dev: SimDevice) -> None:
         code = secrets.token_urlsafe(12)
@@ -150,11 +157,13 @@ def in_process(
     admin_token: str | None = "test-admin-token",  # noqa: S107 - loopback test app
     clock: Callable[[], float] | None = None,
     faults: bool = False,
+    storage: Storage | None = None,
 ) -> InProcess:
-    """Build the app on a fresh database in ``folder``; close ``.client`` and ``.storage``
-    when done (or use the ``refapi_inprocess`` fixture)."""
+    """Build the app on a fresh database in ``folder`` (or on ``storage``, e.g. a
+    PostgreSQL one); close ``.client`` and ``.storage`` when done (or use the
+    ``refapi_inprocess`` fixture)."""
     settings = Settings(
-        storage=SqliteStorage(folder / "refapi.sqlite3"),
+        storage=storage if storage is not None else SqliteStorage(folder / "refapi.sqlite3"),
         admin_token=admin_token,
         seal_public_key="",
         faults=Faults(enabled=faults),

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import itertools
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from hil.refapi.pgserver import PostgresUnavailable, TempPostgres
+from hil.refapi.pgstore import PostgresStorage
+from hil.refapi.storage import Storage
 from hil.refapi.testing import InProcess, SimDevice, in_process
 from hil.refapi.testing import refapi_server as refapi_server  # re-exported fixture
 
@@ -26,9 +30,42 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[TempPostgres]:
+    """One throwaway PostgreSQL server for the session (each test gets its own database)."""
+    try:
+        server = TempPostgres().start()
+    except PostgresUnavailable as exc:
+        pytest.skip(f"PostgreSQL backend not tested here: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+_databases = itertools.count(1)
+
+
 @pytest.fixture
-async def api(tmp_path: Path, clock: FakeClock) -> AsyncIterator[InProcess]:
-    ip = in_process(tmp_path, clock=clock, faults=True)
+def pg_dsn(postgres: TempPostgres) -> Iterator[str]:
+    name = f"refapi_{next(_databases)}"
+    dsn = postgres.create_database(name)
+    try:
+        yield dsn
+    finally:
+        postgres.drop_database(name)
+
+
+# Every test of the API through the in-process app runs on both backends: the contract is the
+# backend's, not SQLite's.
+@pytest.fixture(params=["sqlite", "postgres"])
+async def api(
+    request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
+) -> AsyncIterator[InProcess]:
+    storage: Storage | None = None
+    if request.param == "postgres":
+        storage = PostgresStorage(request.getfixturevalue("pg_dsn"))
+    ip = in_process(tmp_path, clock=clock, faults=True, storage=storage)
     try:
         yield ip
     finally:

@@ -1,0 +1,453 @@
+"""The reference API's PostgreSQL backend: the same :class:`~hil.refapi.storage.Storage`
+as SQLite, for a deployment where many kiosks report to several API processes on one database.
+
+What changes with several API processes: a device's batch is serialised by a row lock on that
+device's ``chains`` row (``SELECT ... FOR UPDATE``) held for the whole classify-and-store, so a
+batch resent to another process while the first is still being stored waits, then sees it;
+batches of different devices never wait for each other. Everything else is one transaction per
+method. A commit returns only when PostgreSQL has made it durable (``synchronous_commit`` on,
+the default), so the kiosk's record is acknowledged only once it is safe.
+
+One connection per worker thread (psycopg 3, autocommit; transactions are explicit). The
+schema is versioned in ``refapi_schema``; concurrent starts migrate once (advisory lock).
+
+May import: the standard library, psycopg, ``hil.refapi.storage``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import psycopg
+
+from hil.refapi.storage import (
+    Device,
+    DeviceKey,
+    EnrolmentRefused,
+    StoredRecord,
+    advance_chain,
+    code_hash,
+)
+
+SCHEMA = """
+CREATE TABLE devices (
+    device     TEXT PRIMARY KEY,
+    alg        TEXT NOT NULL,
+    public_pem TEXT NOT NULL,
+    enrolled   DOUBLE PRECISION NOT NULL,
+    roster_pub TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE device_keys (
+    device     TEXT NOT NULL,
+    from_seq   BIGINT NOT NULL,
+    alg        TEXT NOT NULL,
+    public_pem TEXT NOT NULL,
+    since      DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (device, from_seq)
+);
+CREATE TABLE codes (
+    code_hash TEXT PRIMARY KEY,
+    expires   DOUBLE PRECISION NOT NULL,
+    used_by   TEXT
+);
+CREATE TABLE records (
+    device   TEXT NOT NULL,
+    seq      BIGINT NOT NULL,
+    id       TEXT NOT NULL UNIQUE,
+    type     TEXT NOT NULL,
+    hash     TEXT NOT NULL,
+    prev     TEXT NOT NULL,
+    flags    TEXT NOT NULL,
+    photo    TEXT,
+    compact  TEXT NOT NULL,
+    received DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (device, seq)
+);
+CREATE INDEX records_alerts ON records (received DESC)
+    WHERE type IN ('tamper', 'fault', 'see_officer', 'checkin_fallback', 'staff_override')
+       OR flags <> '[]';
+CREATE TABLE forks (
+    device   TEXT NOT NULL,
+    seq      BIGINT NOT NULL,
+    compact  TEXT NOT NULL,
+    reason   TEXT NOT NULL,
+    received DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE idempotency (
+    device    TEXT NOT NULL,
+    key       TEXT NOT NULL,
+    body_hash TEXT NOT NULL,
+    answer    TEXT NOT NULL,
+    PRIMARY KEY (device, key)
+);
+CREATE TABLE blobs (
+    sha256   TEXT PRIMARY KEY,
+    device   TEXT NOT NULL,
+    data     BYTEA NOT NULL,
+    received DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE rosters (
+    device TEXT PRIMARY KEY,
+    etag   TEXT NOT NULL,
+    body   BYTEA NOT NULL
+);
+CREATE TABLE chains (
+    device TEXT PRIMARY KEY,
+    upto   BIGINT NOT NULL
+);
+CREATE TABLE heartbeats (
+    device   TEXT NOT NULL,
+    received DOUBLE PRECISION NOT NULL,
+    body     TEXT NOT NULL
+);
+CREATE INDEX heartbeats_device ON heartbeats (device, received DESC);
+"""
+_MIGRATIONS: dict[int, str] = {1: SCHEMA}
+SCHEMA_VERSION = max(_MIGRATIONS)
+_MIGRATION_LOCK = 0x6B696F736B  # "kiosk": one migrator at a time across API processes
+
+
+class PostgresStorage:
+    """``dsn``: a libpq connection string or URL (``postgresql://user@host/db``). TLS and
+    passwords are libpq's business (``sslmode=verify-full``, ``~/.pgpass``)."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self._local = threading.local()
+        self._all: list[psycopg.Connection[Any]] = []
+        self._all_lock = threading.Lock()
+        self._migrate()
+
+    # --- connections ---------------------------------------------------------------------------
+    def _db(self) -> psycopg.Connection[Any]:
+        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            try:
+                conn = psycopg.connect(self.dsn, autocommit=True)
+            except psycopg.OperationalError as exc:
+                raise RuntimeError(
+                    f"cannot connect to PostgreSQL ({str(exc).strip().splitlines()[0]}); check "
+                    "the --database connection string and that the server is up"
+                ) from exc
+            self._local.conn = conn
+            with self._all_lock:
+                self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._all_lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+
+    def _migrate(self) -> None:
+        db = self._db()
+        with db.transaction():
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            db.execute("CREATE TABLE IF NOT EXISTS refapi_schema (version INTEGER NOT NULL)")
+            row = db.execute("SELECT max(version) FROM refapi_schema").fetchone()
+            version = int(row[0]) if row and row[0] is not None else 0
+            if version > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"the database has schema version {version}, newer than this reference API "
+                    f"({SCHEMA_VERSION}); run the newer software or use another database"
+                )
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[target].split(";"):
+                    if statement.strip():
+                        db.execute(statement.encode())
+                db.execute("INSERT INTO refapi_schema VALUES (%s)", (target,))
+
+    @contextlib.contextmanager
+    def batch_lock(self, device: str) -> Iterator[None]:
+        """One transaction for the whole batch of ``device``, holding its ``chains`` row lock:
+        the methods called inside run in it (nested transactions become savepoints); it
+        commits on the way out."""
+        db = self._db()
+        with db.transaction():
+            db.execute(
+                "INSERT INTO chains VALUES (%s, 0) ON CONFLICT (device) DO NOTHING", (device,)
+            )
+            db.execute("SELECT upto FROM chains WHERE device = %s FOR UPDATE", (device,))
+            yield
+
+    # --- devices and enrolment -------------------------------------------------------------------
+    def device(self, device: str) -> Device | None:
+        row = (
+            self._db()
+            .execute(
+                "SELECT device, alg, public_pem, roster_pub FROM devices WHERE device = %s",
+                (device,),
+            )
+            .fetchone()
+        )
+        return None if row is None else Device(*row)
+
+    def device_keys(self, device: str) -> list[DeviceKey]:
+        rows = (
+            self._db()
+            .execute(
+                "SELECT from_seq, alg, public_pem, since FROM device_keys WHERE device = %s "
+                "ORDER BY from_seq",
+                (device,),
+            )
+            .fetchall()
+        )
+        return [DeviceKey(int(f), a, p, float(s)) for f, a, p, s in rows]
+
+    def add_code(self, code: str, expires: float) -> None:
+        self._db().execute("INSERT INTO codes VALUES (%s, %s, NULL)", (code_hash(code), expires))
+
+    def enrol(
+        self,
+        code: str,
+        device: str,
+        alg: str,
+        public_pem: str,
+        now: float,
+        roster_public_key: str = "",
+    ) -> str:
+        db = self._db()
+        with db.transaction():
+            db.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (device,))
+            existing = db.execute(
+                "SELECT public_pem FROM devices WHERE device = %s", (device,)
+            ).fetchone()
+            if existing is not None and existing[0].strip() == public_pem.strip():
+                return "unchanged"
+            row = db.execute(
+                "SELECT expires, used_by FROM codes WHERE code_hash = %s FOR UPDATE",
+                (code_hash(code),),
+            ).fetchone()
+            if row is None or row[1] is not None or row[0] < now:
+                raise EnrolmentRefused(403, "enrolment_code")
+            if existing is not None:
+                raise EnrolmentRefused(409, "already_enrolled")
+            db.execute(
+                "UPDATE codes SET used_by = %s WHERE code_hash = %s", (device, code_hash(code))
+            )
+            db.execute(
+                "INSERT INTO devices VALUES (%s, %s, %s, %s, %s)",
+                (device, alg, public_pem, now, roster_public_key),
+            )
+            db.execute(
+                "INSERT INTO device_keys VALUES (%s, 1, %s, %s, %s)", (device, alg, public_pem, now)
+            )
+        return "created"
+
+    # --- records -----------------------------------------------------------------------------
+    def records_near(
+        self, device: str, seqs: Sequence[int], ids: Sequence[str]
+    ) -> tuple[dict[int, StoredRecord], set[str]]:
+        wanted = sorted({s + d for s in seqs for d in (-1, 0, 1)})
+        db = self._db()
+        out = {
+            int(seq): StoredRecord(int(seq), rid, h, prev, compact)
+            for seq, rid, h, prev, compact in db.execute(
+                "SELECT seq, id, hash, prev, compact FROM records WHERE device = %s "
+                "AND seq = ANY(%s)",
+                (device, wanted),
+            )
+        }
+        known = {
+            r[0] for r in db.execute("SELECT id FROM records WHERE id = ANY(%s)", (list(ids),))
+        }
+        return out, known
+
+    def store_batch(
+        self,
+        device: str,
+        accepted: Sequence[tuple[dict[str, Any], str, str]],
+        forks: Sequence[tuple[int, str, str]],
+        results: list[dict[str, Any]],
+        idempotency: tuple[str, str] | None,
+        now: float,
+        rotations: Sequence[DeviceKey] = (),
+    ) -> dict[str, Any]:
+        db = self._db()
+        with db.transaction(), db.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO records VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [
+                    (device, p["seq"], p["id"], p["type"], h, p["prev"],
+                     json.dumps(p.get("flags", [])), p.get("photo"), c, now)
+                    for p, c, h in accepted
+                ],
+            )  # fmt: skip
+            if forks:
+                cur.executemany(
+                    "INSERT INTO forks VALUES (%s, %s, %s, %s, %s)",
+                    [(device, s, c, r, now) for s, c, r in forks],
+                )
+            if rotations:
+                cur.executemany(
+                    "INSERT INTO device_keys VALUES (%s, %s, %s, %s, %s)",
+                    [(device, k.from_seq, k.alg, k.public_pem, k.since) for k in rotations],
+                )
+                cur.execute(
+                    "UPDATE devices SET (alg, public_pem) = (SELECT alg, public_pem FROM "
+                    "device_keys WHERE device = %(d)s ORDER BY from_seq DESC LIMIT 1) "
+                    "WHERE device = %(d)s",
+                    {"d": device},
+                )
+            found = cur.execute("SELECT upto FROM chains WHERE device = %s", (device,)).fetchone()
+            upto = int(found[0]) if found else 0
+            above = [
+                int(r[0])
+                for r in cur.execute(
+                    "SELECT seq FROM records WHERE device = %s AND seq > %s ORDER BY seq",
+                    (device, upto),
+                )
+            ]
+            upto, gaps = advance_chain(upto, above)
+            cur.execute(
+                "INSERT INTO chains VALUES (%s, %s) ON CONFLICT (device) DO UPDATE "
+                "SET upto = excluded.upto",
+                (device, upto),
+            )
+            answer = {"results": results, "last_seq": above[-1] if above else upto, "gaps": gaps}
+            if idempotency is not None:
+                cur.execute(
+                    "INSERT INTO idempotency VALUES (%s, %s, %s, %s) ON CONFLICT (device, key) "
+                    "DO UPDATE SET body_hash = excluded.body_hash, answer = excluded.answer",
+                    (device, idempotency[0], idempotency[1], json.dumps(answer)),
+                )
+        return answer
+
+    def idempotent_answer(self, device: str, key: str) -> tuple[str, str] | None:
+        row = (
+            self._db()
+            .execute(
+                "SELECT body_hash, answer FROM idempotency WHERE device = %s AND key = %s",
+                (device, key),
+            )
+            .fetchone()
+        )
+        return None if row is None else (row[0], row[1])
+
+    def gaps(self, device: str) -> list[tuple[int, int]]:
+        rows = self._db().execute(
+            "SELECT seq FROM records WHERE device = %s ORDER BY seq", (device,)
+        )
+        return [(a, b) for a, b in advance_chain(0, [int(r[0]) for r in rows])[1]]
+
+    def last_seq(self, device: str) -> int:
+        row = (
+            self._db()
+            .execute("SELECT max(seq) FROM records WHERE device = %s", (device,))
+            .fetchone()
+        )
+        return int(row[0] or 0) if row else 0
+
+    def count(self, device: str | None = None) -> int:
+        db = self._db()
+        if device is None:
+            row = db.execute("SELECT count(*) FROM records").fetchone()
+        else:
+            row = db.execute("SELECT count(*) FROM records WHERE device = %s", (device,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def list_records(
+        self, device: str, after_seq: int = 0, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        rows = self._db().execute(
+            "SELECT seq, id, type, flags, photo, received FROM records WHERE device = %s "
+            "AND seq > %s ORDER BY seq LIMIT %s",
+            (device, after_seq, limit),
+        )
+        return [
+            {"seq": int(s), "id": i, "type": t, "flags": json.loads(f), "photo": p,
+             "received": float(r)}
+            for s, i, t, f, p, r in rows
+        ]  # fmt: skip
+
+    def heartbeats(self, device: str, limit: int = 100) -> list[dict[str, Any]]:
+        rows = self._db().execute(
+            "SELECT received, body FROM heartbeats WHERE device = %s "
+            "ORDER BY received DESC LIMIT %s",
+            (device, limit),
+        )
+        return [{"received": float(r), "body": json.loads(b)} for r, b in rows]
+
+    def forks(self, device: str) -> list[tuple[int, str]]:
+        rows = self._db().execute(
+            "SELECT seq, reason FROM forks WHERE device = %s ORDER BY seq", (device,)
+        )
+        return [(int(s), r) for s, r in rows]
+
+    def alerts(self) -> list[dict[str, Any]]:
+        rows = self._db().execute(
+            "SELECT device, seq, type, flags, received FROM records WHERE type IN "
+            "('tamper', 'fault', 'see_officer', 'checkin_fallback', 'staff_override') "
+            "OR flags <> '[]' ORDER BY (type = 'tamper' OR flags LIKE '%%see_officer%%') "
+            "DESC, received DESC LIMIT 500",
+            (),
+        )
+        return [
+            {"device": d, "seq": int(s), "type": t, "flags": json.loads(f), "received": float(r)}
+            for d, s, t, f, r in rows
+        ]
+
+    # --- blobs, roster, heartbeat ------------------------------------------------------------
+    def put_blob(self, sha: str, device: str, data: bytes, now: float) -> bool:
+        cur = self._db().execute(
+            "INSERT INTO blobs VALUES (%s, %s, %s, %s) ON CONFLICT (sha256) DO NOTHING",
+            (sha, device, data, now),
+        )
+        return cur.rowcount == 1
+
+    def get_blob(self, sha: str) -> bytes | None:
+        row = self._db().execute("SELECT data FROM blobs WHERE sha256 = %s", (sha,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def put_roster(self, device: str, body: bytes) -> str:
+        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        self._db().execute(
+            "INSERT INTO rosters VALUES (%s, %s, %s) ON CONFLICT (device) DO UPDATE "
+            "SET etag = excluded.etag, body = excluded.body",
+            (device, etag, body),
+        )
+        return etag
+
+    def get_roster(self, device: str) -> tuple[str, bytes] | None:
+        row = (
+            self._db()
+            .execute("SELECT etag, body FROM rosters WHERE device = %s", (device,))
+            .fetchone()
+        )
+        return None if row is None else (row[0], bytes(row[1]))
+
+    def heartbeat(self, device: str, body: dict[str, Any], now: float) -> None:
+        self._db().execute(
+            "INSERT INTO heartbeats VALUES (%s, %s, %s)", (device, now, json.dumps(body))
+        )
+
+    def last_heartbeat(self, device: str) -> dict[str, Any] | None:
+        row = (
+            self._db()
+            .execute(
+                "SELECT body FROM heartbeats WHERE device = %s ORDER BY received DESC LIMIT 1",
+                (device,),
+            )
+            .fetchone()
+        )
+        return None if row is None else dict(json.loads(row[0]))
+
+    def export(self, device: str | None = None) -> Iterator[tuple[str, int, str]]:
+        db = self._db()
+        if device is None:
+            rows = db.execute(
+                "SELECT device, seq, compact FROM records ORDER BY device, seq"
+            ).fetchall()
+        else:
+            rows = db.execute(
+                "SELECT device, seq, compact FROM records WHERE device = %s ORDER BY seq",
+                (device,),
+            ).fetchall()
+        for d, s, c in rows:
+            yield d, int(s), c
