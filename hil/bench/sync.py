@@ -4,6 +4,7 @@ Ours: the kiosk's SyncClient draining a 10,000-record backlog in batches to the 
 (real uvicorn, HTTPS) on loopback. Baseline: the same client configured to send one record per
 request, draining another device's backlog of the same size, against the same server, in the
 same run. Duplicates: records the API stored more than once (by id) after both drains.
+The same drain is then measured once more into the API on its PostgreSQL backend.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from daemon.clock import SystemClock
 from daemon.config import ApiConfig
 from daemon.keys import FileKeyBackend, public_pem
 from daemon.outbox import Outbox
+from daemon.records import decode_unverified
 from daemon.sync import SyncClient
 from hil.bench import Figure
 from hil.refapi.server import RefApi
@@ -59,6 +61,52 @@ async def _drain(ob: Outbox, kb: FileKeyBackend, api: RefApi, batch: int) -> flo
     return elapsed
 
 
+def _stored(api: RefApi) -> tuple[int, int]:
+    """(records stored, distinct record ids among them), through the storage interface."""
+    store = api.storage()
+    try:
+        ids = [decode_unverified(c)[1]["id"] for _d, _s, c in store.export()]
+    finally:
+        store.close()
+    return len(ids), len(set(ids))
+
+
+def postgres_figures() -> dict[str, Figure]:
+    """The same drain into the reference API on PostgreSQL (a throwaway local server on a
+    Unix socket, fsync on): what a deployment on the PostgreSQL backend gets. No figure when
+    this machine has no PostgreSQL server."""
+    from hil.refapi.pgserver import PostgresUnavailable, TempPostgres
+
+    try:
+        pg = TempPostgres().start()
+    except PostgresUnavailable:
+        return {}
+    folder = Path(tempfile.mkdtemp(prefix="bench-sync-pg-", dir=ROOT))
+    try:
+        api = RefApi(folder / "api", database=pg.create_database("bench"))
+        api.start()
+        try:
+            ob, key = _device(api, folder, "kiosk-bench-pg", N)
+            took = asyncio.run(_drain(ob, key, api, 500))
+            ob.close()
+            stored, unique = _stored(api)
+        finally:
+            api.stop()
+    finally:
+        pg.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+    assert stored == N, f"the API holds {stored} records, expected {N}"
+    return {
+        "sync.drain_10k_s_postgres": {
+            "value": round(took, 3),
+            "unit": "s",
+            "target": "<= 10",
+            "note": f"{N} records, batches of 500, HTTPS on loopback, PostgreSQL backend",
+        },
+        "sync.duplicates_postgres": {"value": stored - unique, "unit": "records", "target": "= 0"},
+    }
+
+
 def figures() -> dict[str, Figure]:
     ROOT.mkdir(exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix="bench-sync-", dir=ROOT))
@@ -69,17 +117,14 @@ def figures() -> dict[str, Figure]:
         base_ob, base_key = _device(api, folder, "kiosk-bench-single", N)
         ours = asyncio.run(_drain(ours_ob, ours_key, api, 500))
         base = asyncio.run(_drain(base_ob, base_key, api, 1))
-        store = api.storage()
-        stored = store.count()
-        unique = store.db.execute("SELECT count(DISTINCT id) FROM records").fetchone()[0]
-        store.close()
+        stored, unique = _stored(api)
         ours_ob.close()
         base_ob.close()
     finally:
         api.stop()
         shutil.rmtree(folder, ignore_errors=True)
     assert stored == 2 * N, f"the API holds {stored} records, expected {2 * N}"
-    return {
+    result: dict[str, Figure] = {
         "sync.drain_10k_s": {
             "value": round(ours, 3),
             "unit": "s",
@@ -94,3 +139,4 @@ def figures() -> dict[str, Figure]:
         },
         "sync.duplicates": {"value": stored - unique, "unit": "records", "target": "= 0"},
     }
+    return result | postgres_figures()
