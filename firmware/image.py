@@ -161,16 +161,16 @@ def _copy_into(image: Path, part: Partition, fs: Path) -> None:
 
 def _fat(path: Path, label: str, size_mib: int, files: dict[str, bytes], tree: Path | None) -> None:
     _run(["mkfs.vfat", "-n", label, "-C", str(path), str(size_mib * 1024)])
-    env_args = ["mcopy", "-i", str(path), "-o"]
+    mcopy = ["mcopy", "-i", str(path), "-o"]  # -o: the given file wins over one from the tree
     if tree is not None:
         entries = sorted(tree.iterdir())
         if entries:
-            _run([*env_args, "-s", *map(str, entries), "::/"])
+            _run([*mcopy, "-s", *map(str, entries), "::/"])
     with tempfile.TemporaryDirectory() as tmp:
         for name, data in files.items():
             f = Path(tmp) / name
             f.write_bytes(data)
-            _run([*env_args, str(f), f"::/{name}"])
+            _run([*mcopy, str(f), f"::/{name}"])
 
 
 def _ext4(path: Path, label: str, size_mib: int, tree: Path | None) -> None:

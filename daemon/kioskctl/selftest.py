@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon import health
-from daemon.bootslots import BootSlotError, TrybootSlots
+from daemon.bootslots import BootSlotError, TrybootSlots, from_env
 from daemon.kioskctl.context import Context
 from daemon.kioskctl.progress import Progress
 from daemon.kioskctl.report import Check, exit_status, failed, passed, warned
@@ -278,8 +278,6 @@ def check_slots(ctx: Context) -> list[Check]:
 
 def open_slots(env: Mapping[str, str] | None = None) -> TrybootSlots | None:
     """This card's slots, or None when it is not an A/B kiosk image (a laptop, the demo)."""
-    from daemon.bootslots import from_env
-
     slots = from_env(env)
     if not slots.path.exists():
         return None
