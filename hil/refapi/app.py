@@ -488,6 +488,7 @@ def create_app(settings: Settings) -> FastAPI:
             "gaps": store.gaps(device),
             "forks": store.forks(device),
             "heartbeat": store.last_heartbeat(device),
+            "last_boot": _last_boot(store, device),
         }
 
     @app.get("/v1/admin/devices/{device}/records", dependencies=[Depends(admin)])
@@ -566,6 +567,21 @@ def _process_batch(
     a worker thread; batches of one device are serialised (see ``batch_lock``)."""
     with store.batch_lock(device):
         return _process_batch_locked(store, device, compacts, idem, now, late_auth)
+
+
+def _last_boot(store: Storage, device: str) -> dict[str, Any] | None:
+    """What the device said when it last started: software version, update slots (kept or
+    rejected updates), parts that failed, simulated parts. From its newest ``boot`` record."""
+    found = store.last_of_type(device, "boot")
+    if found is None:
+        return None
+    seq, compact, received = found
+    detail = decode_unverified(compact)[1].get("detail") or {}
+    return {
+        "seq": seq,
+        "received": received,
+        **{k: detail.get(k) for k in ("app", "slots", "faults", "simulated")},
+    }
 
 
 def _process_batch_locked(

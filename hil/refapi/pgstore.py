@@ -374,6 +374,18 @@ class PostgresStorage:
         )
         return [{"received": float(r), "body": json.loads(b)} for r, b in rows]
 
+    def last_of_type(self, device: str, type_: str) -> tuple[int, str, float] | None:
+        row = (
+            self._db()
+            .execute(
+                "SELECT seq, compact, received FROM records WHERE device = %s AND type = %s "
+                "ORDER BY seq DESC LIMIT 1",
+                (device, type_),
+            )
+            .fetchone()
+        )
+        return None if row is None else (int(row[0]), row[1], float(row[2]))
+
     def forks(self, device: str) -> list[tuple[int, str]]:
         rows = self._db().execute(
             "SELECT seq, reason FROM forks WHERE device = %s ORDER BY seq", (device,)

@@ -178,6 +178,7 @@ class Storage(Protocol):
         self, device: str, after_seq: int = 0, limit: int = 100
     ) -> list[dict[str, Any]]: ...
     def heartbeats(self, device: str, limit: int = 100) -> list[dict[str, Any]]: ...
+    def last_of_type(self, device: str, type_: str) -> tuple[int, str, float] | None: ...
     def last_heartbeat(self, device: str) -> dict[str, Any] | None: ...
     def close(self) -> None: ...
 
@@ -496,6 +497,16 @@ class SqliteStorage:
                 (device, limit),
             ).fetchall()
         return [{"received": r, "body": json.loads(b)} for r, b in rows]
+
+    def last_of_type(self, device: str, type_: str) -> tuple[int, str, float] | None:
+        """(seq, compact, received) of the device's newest record of ``type_``."""
+        with self._lock:
+            row = self.db.execute(
+                "SELECT seq, compact, received FROM records WHERE device = ? AND type = ? "
+                "ORDER BY seq DESC LIMIT 1",
+                (device, type_),
+            ).fetchone()
+        return None if row is None else (int(row[0]), row[1], float(row[2]))
 
     def forks(self, device: str) -> list[tuple[int, str]]:
         with self._lock:

@@ -216,3 +216,26 @@ async def test_a_fault_plan_is_consumed_by_device_requests_only(
     lied = await api.push(dev, [dev.next_record()])  # seq 2 arrives; seq 1 was never stored
     assert lied.status_code == 500
     assert api.storage.count(dev.device) == 1 and api.storage.gaps(dev.device) == [(1, 1)]
+
+
+async def test_the_central_team_sees_a_rejected_update_in_the_device_status(
+    api: InProcess, dev: SimDevice
+) -> None:
+    """From the boot records alone: the update started on slot B as a trial, then the kiosk
+    came back on slot A with B marked bad (docs/updates.md)."""
+    status = await api.client.get(f"/v1/admin/devices/{dev.device}", headers=ADMIN)
+    assert status.json()["last_boot"] is None
+    trial = {"booted": "B", "trial": True, "committed": "A", "bad": []}
+    back = {"booted": "A", "trial": False, "committed": "A", "bad": ["B"]}
+    records = [
+        dev.next_record(type="boot", person=None,
+                        detail={"app": "1.4.0", "slots": trial, "faults": {}, "simulated": []}),
+        *dev.records(2),
+        dev.next_record(type="boot", person=None,
+                        detail={"app": "1.3.0", "slots": back, "faults": {}, "simulated": []}),
+        *dev.records(1),
+    ]  # fmt: skip
+    assert (await api.push(dev, records)).status_code == 200
+    status = await api.client.get(f"/v1/admin/devices/{dev.device}", headers=ADMIN)
+    last = status.json()["last_boot"]
+    assert (last["seq"], last["app"], last["slots"]) == (4, "1.3.0", back)
