@@ -7,7 +7,6 @@ import io
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 
 import pytest
 from PIL import Image, ImageStat
@@ -24,14 +23,7 @@ from drivers.camera import (
     camera_sim,
     open_camera,
 )
-
-SIM = CameraSettings(backend="simulated")
-
-
-@pytest.fixture
-def camera() -> Iterator[GatedCamera]:
-    with open_camera(SIM) as cam:
-        yield cam
+from tests.drivers.conftest import SIM
 
 
 def decode(jpeg: bytes) -> Image.Image:

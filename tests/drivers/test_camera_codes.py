@@ -3,8 +3,6 @@ read by the real decoder through the camera's preview path."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from PIL import Image, ImageFilter
 
@@ -18,14 +16,6 @@ from drivers.camera import (
 )
 from drivers.camera.codes import MAX_TEXT, qr_image, read_qr
 from drivers.camera.synthetic import SyntheticCamera
-
-SIM = CameraSettings(backend="simulated")
-
-
-@pytest.fixture
-def camera() -> Iterator[GatedCamera]:
-    with open_camera(SIM) as cam:
-        yield cam
 
 
 def test_a_letter_held_up_is_read_and_nothing_is_read_without_one(camera: GatedCamera) -> None:
