@@ -26,12 +26,16 @@ from typing import Any
 import psycopg
 
 from hil.refapi.storage import (
+    ALERTS_SQL,
     Device,
     DeviceKey,
     EnrolmentRefused,
     StoredRecord,
     advance_chain,
+    alert_dicts,
     code_hash,
+    record_dicts,
+    record_row,
 )
 
 SCHEMA = """
@@ -273,12 +277,8 @@ class PostgresStorage:
         with db.transaction(), db.cursor() as cur:
             cur.executemany(
                 "INSERT INTO records VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                [
-                    (device, p["seq"], p["id"], p["type"], h, p["prev"],
-                     json.dumps(p.get("flags", [])), p.get("photo"), c, now)
-                    for p, c, h in accepted
-                ],
-            )  # fmt: skip
+                [record_row(device, p, c, h, now) for p, c, h in accepted],
+            )
             if forks:
                 cur.executemany(
                     "INSERT INTO forks VALUES (%s, %s, %s, %s, %s)",
@@ -360,11 +360,7 @@ class PostgresStorage:
             "AND seq > %s ORDER BY seq LIMIT %s",
             (device, after_seq, limit),
         )
-        return [
-            {"seq": int(s), "id": i, "type": t, "flags": json.loads(f), "photo": p,
-             "received": float(r)}
-            for s, i, t, f, p, r in rows
-        ]  # fmt: skip
+        return record_dicts(rows)
 
     def heartbeats(self, device: str, limit: int = 100) -> list[dict[str, Any]]:
         rows = self._db().execute(
@@ -393,17 +389,7 @@ class PostgresStorage:
         return [(int(s), r) for s, r in rows]
 
     def alerts(self) -> list[dict[str, Any]]:
-        rows = self._db().execute(
-            "SELECT device, seq, type, flags, received FROM records WHERE type IN "
-            "('tamper', 'fault', 'see_officer', 'checkin_fallback', 'staff_override') "
-            "OR flags <> '[]' ORDER BY (type = 'tamper' OR flags LIKE '%%see_officer%%') "
-            "DESC, received DESC LIMIT 500",
-            (),
-        )
-        return [
-            {"device": d, "seq": int(s), "type": t, "flags": json.loads(f), "received": float(r)}
-            for d, s, t, f, r in rows
-        ]
+        return alert_dicts(self._db().execute(ALERTS_SQL.encode()))  # no parameters: no % escapes
 
     # --- blobs, roster, heartbeat ------------------------------------------------------------
     def put_blob(self, sha: str, device: str, data: bytes, now: float) -> bool:

@@ -13,7 +13,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,6 +181,40 @@ class Storage(Protocol):
     def last_of_type(self, device: str, type_: str) -> tuple[int, str, float] | None: ...
     def last_heartbeat(self, device: str) -> dict[str, Any] | None: ...
     def close(self) -> None: ...
+
+
+#: records staff must see first (see_officer / id_review flags, tamper, fault), tamper and
+#: see_officer on top; no parameters, so both drivers take it as written
+ALERTS_SQL = (
+    "SELECT device, seq, type, flags, received FROM records WHERE type IN "
+    "('tamper', 'fault', 'see_officer', 'checkin_fallback', 'staff_override') "
+    "OR flags <> '[]' ORDER BY (type = 'tamper' OR flags LIKE '%see_officer%') "
+    "DESC, received DESC LIMIT 500"
+)
+
+
+def record_row(device: str, p: dict[str, Any], compact: str, h: str, now: float) -> tuple[Any, ...]:
+    """A ``records`` row, in column order (both backends)."""
+    return (
+        device, p["seq"], p["id"], p["type"], h, p["prev"], json.dumps(p.get("flags", [])),
+        p.get("photo"), compact, now,
+    )  # fmt: skip
+
+
+def alert_dicts(rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
+    return [
+        {"device": d, "seq": int(s), "type": t, "flags": json.loads(f), "received": float(r)}
+        for d, s, t, f, r in rows
+    ]
+
+
+def record_dicts(rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
+    """Rows of (seq, id, type, flags, photo, received) as the admin API lists them."""
+    return [
+        {"seq": int(s), "id": i, "type": t, "flags": json.loads(f), "photo": p,
+         "received": float(r)}
+        for s, i, t, f, p, r in rows
+    ]  # fmt: skip
 
 
 def advance_chain(upto: int, above: Sequence[int]) -> tuple[int, list[list[int]]]:
@@ -373,21 +407,7 @@ class SqliteStorage:
             try:
                 self.db.executemany(
                     "INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (
-                            device,
-                            p["seq"],
-                            p["id"],
-                            p["type"],
-                            h,
-                            p["prev"],
-                            json.dumps(p.get("flags", [])),
-                            p.get("photo"),
-                            c,
-                            now,
-                        )
-                        for p, c, h in accepted
-                    ],
+                    [record_row(device, p, c, h, now) for p, c, h in accepted],
                 )
                 self.db.executemany(
                     "INSERT INTO forks VALUES (?, ?, ?, ?, ?)",
@@ -483,10 +503,7 @@ class SqliteStorage:
                 "AND seq > ? ORDER BY seq LIMIT ?",
                 (device, after_seq, limit),
             ).fetchall()
-        return [
-            {"seq": s, "id": i, "type": t, "flags": json.loads(f), "photo": p, "received": r}
-            for s, i, t, f, p, r in rows
-        ]
+        return record_dicts(rows)
 
     def heartbeats(self, device: str, limit: int = 100) -> list[dict[str, Any]]:
         """The latest heartbeats of ``device``, newest first, with their received time."""
@@ -520,16 +537,8 @@ class SqliteStorage:
     def alerts(self) -> list[dict[str, Any]]:
         """Records staff must see first: see_officer / id_review flags and tamper/fault."""
         with self._lock:
-            rows = self.db.execute(
-                "SELECT device, seq, type, flags, received FROM records WHERE type IN "
-                "('tamper', 'fault', 'see_officer', 'checkin_fallback', 'staff_override') "
-                "OR flags != '[]' ORDER BY (type = 'tamper' OR flags LIKE '%see_officer%') "
-                "DESC, received DESC LIMIT 500"
-            ).fetchall()
-        return [
-            {"device": d, "seq": s, "type": t, "flags": json.loads(f), "received": r}
-            for d, s, t, f, r in rows
-        ]
+            rows = self.db.execute(ALERTS_SQL).fetchall()
+        return alert_dicts(rows)
 
     # --- blobs, roster, heartbeat ----------------------------------------------------------
     def put_blob(self, sha: str, device: str, data: bytes, now: float) -> bool:
