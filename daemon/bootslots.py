@@ -266,8 +266,8 @@ class TrybootSlots:
         if name != committed and self.is_trial() and self.booted() == name:
             self._write(Autoboot(self.partitions[name], self.partitions[name], bad, None))
             return
-        if bad != ab.bad or (ab.trying == name and self.booted() == name):
-            self._write(replace(ab, bad=bad, trying=None if ab.trying == name else ab.trying))
+        if bad != ab.bad:  # ``trying`` is never the committed slot: nothing else to clear
+            self._write(replace(ab, bad=bad))
 
     def start_trial(self) -> str:
         """Note that the pending trial is being started (just before ``reboot "0 tryboot"``)
