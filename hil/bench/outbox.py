@@ -8,8 +8,9 @@ ABBA order so both sides see the same noise and neither always runs first.
 
 ``python -m hil.bench.outbox --explain`` runs the same two loops under other conditions to show
 where an append's time goes (docs/benchmarks.md, "Where an outbox append's time goes"): without
-the signature, without the disk wait, and with the disk wait replaced by a fixed pause of the
-same length. It is a diagnosis, not a figure: none of it is what the kiosk does.
+the signature, a raw commit with only a signature added (the floor for a signed append), without
+the disk wait, and with the disk wait replaced by a fixed pause of the same length. It is a
+diagnosis, not a figure: none of it is what the kiosk does.
 """
 
 from __future__ import annotations
@@ -142,6 +143,16 @@ def _pause(seconds: float) -> Callable[[], None]:
     return pause
 
 
+def _sign_after(key: SigningKey, data: bytes) -> Callable[[], None]:
+    """One ES256 signature after each raw commit: the floor for a signed append, with none of
+    our payload, JSON, hashing or row-building."""
+
+    def sign() -> None:
+        key.sign(data)
+
+    return sign
+
+
 def _spin(seconds: float) -> Callable[[], None]:
     def spin() -> None:
         end = time.perf_counter() + seconds
@@ -187,6 +198,25 @@ def explain(rounds: int = 8) -> list[tuple[str, float, float]]:
             (
                 "  the same without the signature",
                 *series(unsigned, durable=True, wait=_no_wait, tag="nosig"),
+            )
+        )
+        floor_o: list[float] = []
+        floor_r: list[float] = []
+        sub = folder / "floor"
+        sub.mkdir()
+        signing_input = b"x" * 1100  # about a record's header.payload
+        sign_only = _sign_after(key, signing_input)
+        for i in range(rounds):  # ABBA: the raw commit alone, then with one signature each
+            if i % 2:
+                floor_r.append(_raw(sub, 820))
+            floor_o.append(_raw(sub, 820, after_commit=sign_only))
+            if not i % 2:
+                floor_r.append(_raw(sub, 820))
+        rows.append(
+            (
+                "  the raw commit plus one bare signature",
+                statistics.median(floor_o) * us,
+                statistics.median(floor_r) * us,
             )
         )
         wait_s = max(full_r - hot_r, 1.0) / 1e6  # the disk's share of a raw commit
