@@ -56,10 +56,11 @@ disable_splash=1
 """
 
 FSTAB = """# Written by firmware/image.py. The root is read-only; what changes lives on the data
-# partition, shared by both slots.
+# partition, shared by both slots. It fills the card after the first boot: kiosk-grow-data
+# grows the partition, x-systemd.growfs the file system.
 proc            /proc           proc    defaults                        0 0
 /dev/mmcblk0p1  /boot/autoboot  vfat    defaults,noatime,umask=0022     0 2
-/dev/mmcblk0p7  /data           ext4    defaults,noatime,commit=5       0 2
+/dev/mmcblk0p7  /data           ext4    defaults,noatime,commit=5,x-systemd.growfs 0 2
 /data/kiosk     /var/lib/kiosk  none    bind,x-systemd.requires=/data   0 0
 /data/rauc      /var/lib/rauc   none    bind,x-systemd.requires=/data   0 0
 tmpfs           /tmp            tmpfs   mode=1777,nosuid,nodev          0 0

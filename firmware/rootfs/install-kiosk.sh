@@ -21,7 +21,8 @@ wheels=$(cd "$wheels" && pwd)
 install -d "$root/usr/lib/systemd/system" "$root/usr/lib/sysusers.d" "$root/usr/lib/tmpfiles.d" \
     "$root/etc/systemd/system.conf.d" "$root/opt/kiosk/share/doc"
 install -m 0644 "$src/systemd/kiosk.service" "$src/systemd/kiosk-sync.service" \
-    "$src/systemd/kiosk-boot-check.service" "$root/usr/lib/systemd/system/"
+    "$src/systemd/kiosk-boot-check.service" "$src/systemd/kiosk-grow-data.service" \
+    "$root/usr/lib/systemd/system/"
 install -m 0644 "$src/systemd/sysusers.d/kiosk.conf" "$root/usr/lib/sysusers.d/kiosk.conf"
 install -m 0644 "$src/systemd/tmpfiles.d/kiosk.conf" "$root/usr/lib/tmpfiles.d/kiosk.conf"
 install -m 0644 "$src/systemd/system.conf.d/kiosk-watchdog.conf" "$root/etc/systemd/system.conf.d/"
@@ -40,6 +41,7 @@ systemd-nspawn --quiet --register=no --keep-unit --pipe -D "$root" \
             --disable-pip-version-check $pipargs probation-kiosk
         systemd-sysusers
         systemd-tmpfiles --create /usr/lib/tmpfiles.d/kiosk.conf
-        systemctl enable --quiet kiosk.service kiosk-sync.service kiosk-boot-check.service
+        systemctl enable --quiet kiosk.service kiosk-sync.service kiosk-boot-check.service \
+            kiosk-grow-data.service
     " 2>&1 | grep -v 'Attempted to remove disk file system' >&2 || true
 [ -x "$root/opt/kiosk/bin/kiosk" ] || { echo "install-kiosk: /opt/kiosk/bin/kiosk missing" >&2; exit 1; }

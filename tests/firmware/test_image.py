@@ -10,7 +10,6 @@ tests/updates/card.py, fed the image's own autoboot.txt.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 import sys
@@ -21,36 +20,15 @@ import pytest
 from daemon.bootslots import Autoboot
 from daemon.kioskctl.__main__ import main as kioskctl
 from daemon.kioskctl.flash import FlashRefused, check_target
-from firmware.image import TOOLS, ImageError, Sizes, build, read_partitions
+from firmware.image import TOOLS, ImageError, build, read_partitions
+from tests.firmware.conftest import DISK_ID, SHIPPED, SMALL
 from tests.updates.card import Card
-from tests.updates.test_rauc_update import _pki
 
 pytestmark = pytest.mark.skipif(
     any(shutil.which(t) is None for t in TOOLS),
     reason="needs fdisk, dosfstools, mtools, e2fsprogs and bmap-tools "
     "(hil/test_deps.sh installs them)",
 )
-DISK_ID = "4b696f73"
-SMALL = Sizes(autoboot_mib=8, boot_mib=40, root_mib=48, data_mib=24)
-SHIPPED = Path(__file__).resolve().parents[2] / "firmware"
-
-
-@pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    src = tmp_path_factory.mktemp("image-src")
-    root, boot = src / "root", src / "boot"
-    (root / "etc").mkdir(parents=True)
-    (root / "etc" / "os-release").write_text('PRETTY_NAME="synthetic test root"\n')
-    (root / "etc" / "fstab").write_text("# the distribution's, to be replaced\n")
-    (root / "opt" / "kiosk" / "bin").mkdir(parents=True)
-    (root / "opt" / "kiosk" / "bin" / "kiosk").write_text("#!/bin/sh\n")
-    (boot / "overlays").mkdir(parents=True)
-    (boot / "config.txt").write_text("arm_64bit=1\n")
-    (boot / "kernel_2712.img").write_bytes(os.urandom(300_000))  # stands in for the kernel
-    (boot / "overlays" / "disable-bt.dtbo").write_bytes(b"\xd0\x0d\xfe\xed")
-    ca, _key = _pki(src, "release")
-    return build(root, boot, src / "out" / "kiosk.img", release_ca=ca, sizes=SMALL,
-                 disk_id=DISK_ID)  # fmt: skip
 
 
 def _fat(image: Path, number: int, name: str) -> str:
@@ -121,6 +99,8 @@ def test_both_roots_are_read_only_with_rauc_and_the_shared_data_partition(
                       "/etc/os-release", "/etc/rauc/release-ca.pem")  # fmt: skip
         fstab = files["/etc/fstab"]
         assert "/dev/mmcblk0p1  /boot/autoboot" in fstab and "/dev/mmcblk0p7  /data" in fstab
+        data_line = next(line for line in fstab.splitlines() if " /data " in line)
+        assert "x-systemd.growfs" in data_line  # the file system follows the grown partition
         assert "/data/kiosk     /var/lib/kiosk" in fstab  # the outbox survives a slot flip
         assert files["/etc/rauc/system.conf"] == (SHIPPED / "rauc" / "system.conf").read_text()
         assert "BEGIN CERTIFICATE" in files["/etc/rauc/release-ca.pem"]

@@ -142,7 +142,8 @@ def test_the_health_report_is_in_run_and_the_self_test_reads_it(box: Box) -> Non
     """Under real systemd: kiosk.service writes /run/kiosk/health.json (RuntimeDirectory=,
     tmpfs), readable by root's `kioskctl selftest`, which passes the parts this container has
     and fails, with a fix, the screen (no browser here) and kiosk-ui.service (not installed).
-    The boot check unit is installed but skips itself: no A/B slots in this container."""
+    The boot check and data-growing units are installed but skip themselves: no A/B card in
+    this container."""
     c = box.container
     c.wait_for("kiosk.service", 60, ActiveState="active", SubState="running")
     deadline = time.monotonic() + 30  # /run is the container's own tmpfs: ask inside it
@@ -165,6 +166,10 @@ def test_the_health_report_is_in_run_and_the_self_test_reads_it(box: Box) -> Non
     assert rows["services"] == "fail"  # kiosk-ui.service is not in this image
     check = c.show("kiosk-boot-check.service", "UnitFileState", "ConditionResult", "ActiveState")
     assert check["UnitFileState"] == "enabled" and check["ConditionResult"] == "no", check
+    # the first-boot growth of the data partition is enabled, and without the kiosk's card
+    # (no rauc.slot on the kernel command line) it stands aside instead of holding the boot
+    grow = c.show("kiosk-grow-data.service", "UnitFileState", "ConditionResult", "ActiveState")
+    assert grow["UnitFileState"] == "enabled" and grow["ConditionResult"] == "no", grow
 
 
 def test_the_boot_check_unit_acts_under_its_own_hardening(box: Box) -> None:

@@ -58,8 +58,11 @@ def test_threshold_gate_rejects_a_looser_target(unit: str, tmp_path: Path) -> No
 
 
 def test_units_verify_cleanly() -> None:
-    """Every directive is known to this systemd (252, as on Raspberry Pi OS Bookworm)."""
-    for unit in TARGETS:
+    """Every directive of every shipped unit is known to this systemd (252, as on Raspberry Pi
+    OS Bookworm)."""
+    units = sorted(p.name for p in UNITS.glob("*.service"))
+    assert set(TARGETS) | {"kiosk-boot-check.service", "kiosk-grow-data.service"} <= set(units)
+    for unit in units:
         out = _analyze("verify", "--man=no", str(UNITS / unit))
         problems = [
             line
@@ -87,3 +90,14 @@ def test_runtime_watchdog_respects_the_pi_limit() -> None:
     conf = (UNITS / "system.conf.d" / "kiosk-watchdog.conf").read_text()
     match = re.search(r"(?m)^RuntimeWatchdogSec=(\d+)s$", conf)
     assert match and 0 < int(match.group(1)) < 15
+
+
+def test_the_data_partition_grows_before_it_is_mounted_and_never_blocks_the_boot() -> None:
+    text = (UNITS / "kiosk-grow-data.service").read_text()
+    assert re.search(r"(?m)^Before=.*\bdata\.mount\b", text)  # the partition, then the mount
+    assert re.search(r"(?m)^Before=.*systemd-fsck@dev-mmcblk0p7\.service", text)
+    assert "ExecStart=/opt/kiosk/bin/kiosk-grow-data --partition /dev/mmcblk0p7" in text
+    # wanted, not required: a failure leaves /data mounted at its old size, the kiosk working
+    assert "WantedBy=local-fs.target" in text and "RequiredBy" not in text
+    assert not re.search(r"(?m)^(Requires|BindsTo)=", text)  # no wait for a missing device
+    assert "ConditionKernelCommandLine=rauc.slot" in text  # only on the kiosk's A/B card
