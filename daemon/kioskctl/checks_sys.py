@@ -16,11 +16,13 @@ import os
 import socket
 import ssl
 import stat
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 from cryptography import x509
 
+from daemon import growdata
 from daemon.errors import DeviceKeyError, OutboxCorrupt, StorageError
 from daemon.keys import SigningKey, public_pem, verify_signature
 from daemon.kioskctl import apiclient
@@ -91,8 +93,39 @@ def check_disk(ctx: Context) -> list[Check]:
             )
         ]
     if free < 2 * reserve:
-        return [warned("disk", detail, "free space soon: less than twice the reserve is left")]
-    return [passed("disk", detail)]
+        rows = [warned("disk", detail, "free space soon: less than twice the reserve is left")]
+    else:
+        rows = [passed("disk", detail)]
+    return rows + _check_data_partition(data, st)
+
+
+def _check_data_partition(data: Path, st: os.statvfs_result) -> list[Check]:
+    """Does the data partition fill the card, and its file system the partition? Both grow on
+    the first boot (kiosk-grow-data.service, then x-systemd.growfs); this says if they did."""
+    fill = growdata.partition_fill(data, growdata.SYSFS)
+    if fill is None:
+        return []  # not on a disk partition: nothing to grow
+    part_mb = fill.partition // MB
+    if fill.unused_after >= growdata.SLACK_BYTES:
+        return [
+            warned(
+                "data partition",
+                f"{part_mb} MB, with {fill.unused_after // MB} MB of the card unused after it",
+                "reboot: kiosk-grow-data.service grows it before /data is mounted; if it "
+                "stays, see `journalctl -b -u kiosk-grow-data`",
+            )
+        ]
+    fs_mb = st.f_blocks * st.f_frsize // MB
+    if fs_mb < part_mb * 0.9:
+        return [
+            warned(
+                "data partition",
+                f"its file system is {fs_mb} MB of the partition's {part_mb} MB",
+                "reboot: x-systemd.growfs grows it when /data is mounted; if it stays, see "
+                "`journalctl -b -u systemd-growfs@data.service`",
+            )
+        ]
+    return [passed("data partition", f"{part_mb} MB, fills the card")]
 
 
 def open_outbox_readonly(ctx: Context) -> Outbox | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 import re
 import socket
 import ssl
@@ -13,6 +14,9 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+from daemon import growdata
 from daemon.kioskctl.parts import Parts, RunResult, default_camera, default_gpio
 from drivers.camera import GatedCamera, camera_sim
 from drivers.camera.interface import CameraSettings
@@ -20,6 +24,8 @@ from drivers.gpio import GpioBoard, GpioSettings, GpioSim
 from hil import pki as pkimod
 from hil.fingerprint import SensorEmulator
 from tests.kioskctl.conftest import Kiosk, no_systemd
+
+GB = 1024**3
 
 
 def doctor(
@@ -221,6 +227,47 @@ def test_full_disk(kiosk: Kiosk) -> None:
     assert rows["disk"]["status"] == "fail"
     assert "new check-ins are refused" in rows["disk"]["detail"]
     assert "free space" in rows["disk"]["fix"]
+
+
+def _card_sysfs(tmp_path: Path, data: Path, part_bytes: int, disk_bytes: int) -> Path:
+    """A sysfs in which ``data`` lives on mmcblk0p7, the last partition of an SD card."""
+    dev = os.stat(data).st_dev
+    disk = tmp_path / "sys" / "devices" / "mmc0" / "block" / "mmcblk0"
+    part = disk / "mmcblk0p7"
+    part.mkdir(parents=True)
+    start = 6 * 1024 * 1024 * 1024 // 512
+    (disk / "size").write_text(f"{start + disk_bytes // 512}\n")
+    (part / "partition").write_text("7\n")
+    (part / "start").write_text(f"{start}\n")
+    (part / "size").write_text(f"{part_bytes // 512}\n")
+    links = tmp_path / "sys" / "dev" / "block"
+    links.mkdir(parents=True)
+    (links / f"{os.major(dev)}:{os.minor(dev)}").symlink_to(part)
+    return tmp_path / "sys"
+
+
+def test_a_data_partition_that_did_not_grow_on_first_boot_is_named(
+    kiosk: Kiosk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = kiosk.cfg.device.data_dir
+    fs = os.statvfs(data).f_blocks * os.statvfs(data).f_frsize
+    # the card is 24 GB bigger than the partition: kiosk-grow-data did not run or failed
+    monkeypatch.setattr(growdata, "SYSFS", _card_sysfs(tmp_path / "a", data, fs, fs + 24 * GB))
+    _code, rows = doctor(kiosk, "--no-hardware")
+    row = rows["data partition"]
+    assert row["status"] == "warn" and "24576 MB of the card unused" in row["detail"]
+    assert "kiosk-grow-data" in row["fix"]
+    # the partition grew, its file system did not (x-systemd.growfs did not run)
+    monkeypatch.setattr(growdata, "SYSFS", _card_sysfs(tmp_path / "b", data, 2 * fs, 2 * fs))
+    _code, rows = doctor(kiosk, "--no-hardware")
+    row = rows["data partition"]
+    assert row["status"] == "warn" and "its file system is" in row["detail"]
+    assert "systemd-growfs@data.service" in row["fix"]
+    # both grew: the partition ends at the end of the card, the file system fills it
+    monkeypatch.setattr(growdata, "SYSFS", _card_sysfs(tmp_path / "c", data, fs, fs))
+    _code, rows = doctor(kiosk, "--no-hardware")
+    assert rows["data partition"]["status"] == "pass"
+    assert "fills the card" in rows["data partition"]["detail"]
 
 
 def test_wrong_key_permissions(kiosk: Kiosk) -> None:
