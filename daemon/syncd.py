@@ -14,10 +14,12 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sqlite3
 
 from daemon import sdnotify
 from daemon.clock import Clock, SystemClock
 from daemon.config import Config
+from daemon.errors import StorageError
 from daemon.outbox import Outbox
 from daemon.sync import SyncClient
 from daemon.tokenkey import key_backend
@@ -35,11 +37,17 @@ def status_line(client: SyncClient, outbox: Outbox) -> str:
 
 
 async def _watchdog(client: SyncClient, outbox: Outbox, stop: asyncio.Event) -> None:
+    """Ping systemd while the loop runs and the outbox answers a query. When the probe fails
+    the pings stop, so systemd restarts the process after WatchdogSec (said once in the log)."""
     interval = sdnotify.watchdog_interval() or 10.0
     while not stop.is_set():
-        outbox.db.execute("SELECT seq FROM head").fetchone()  # the probe: the outbox answers
+        try:
+            line = status_line(client, outbox)  # the probe: the outbox answers a real query
+        except (sqlite3.Error, StorageError) as exc:
+            log.error("the outbox stopped answering (%s); no more watchdog pings", exc)
+            return
         sdnotify.watchdog()
-        sdnotify.status(status_line(client, outbox))
+        sdnotify.status(line)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval / 2)
 

@@ -83,3 +83,43 @@ def test_the_demo_runs_end_to_end(tmp_path: Path, capsys) -> None:  # type: igno
     assert "checkin_fallback 1" in out and "tamper 1" in out
     # no personal data on the console: case references are masked
     assert "CR-900101" not in out
+
+
+def test_kiosk_sync_keeps_feeding_the_systemd_watchdog(tmp_path: Path) -> None:
+    """kiosk-sync.service has WatchdogSec=30s: a process that stops pinging is killed and
+    restarted every 30 s. With a 1 s watchdog, `kiosk sync` must ping about twice a second,
+    each time after its outbox answered, and say its queue in STATUS=."""
+    api = RefApi(tmp_path / "api")
+    api.start()
+    try:
+        device = provision(api, tmp_path / "kiosk")
+        notify = tmp_path / "notify.sock"
+        rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        rx.bind(str(notify))
+        rx.settimeout(10)
+        env = {"NOTIFY_SOCKET": str(notify), "WATCHDOG_USEC": "1000000"}
+        proc = _kiosk(["sync", "--config", str(device.config_path)], env)
+        try:
+            messages: list[bytes] = []
+            while not any(m.startswith(b"READY=1") for m in messages):
+                messages.append(rx.recv(4096))
+            after_ready = time.monotonic()
+            pings = 0
+            statuses: list[bytes] = []
+            while time.monotonic() - after_ready < 3.0:
+                m = rx.recv(4096)
+                pings += m == b"WATCHDOG=1"
+                if m.startswith(b"STATUS="):
+                    statuses.append(m)
+            assert pings >= 4, (pings, messages, statuses)  # 0.5 s apart: ~6 in 3 s
+            assert statuses and b"queue" in statuses[-1]
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=30)
+            assert proc.returncode == 0, out.decode()
+            assert b"no more watchdog pings" not in out
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            rx.close()
+    finally:
+        api.stop()
