@@ -93,6 +93,18 @@ _MIGRATIONS: dict[int, str] = {
     """,
 }
 
+#: The oldest software (by its SCHEMA_VERSION) that can still read and append to a file after
+#: each migration. An update's first boot is a trial: it migrates the shared data partition,
+#: and if the trial fails the old slot runs again on the migrated file. So a migration is
+#: written to be additive (new tables; new columns with defaults that older code's INSERTs
+#: fill), and says here how far back it stays usable: one version back at least, so a
+#: rollback keeps checking people in (docs/updates.md, "Rollback and the outbox").
+#: 3: older code would not know the anchor, and would restart a recovered chain at genesis.
+READABLE_BY: dict[int, int] = {1: 1, 2: 1, 3: 3}
+_COMPAT_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_compat ("
+    " one INTEGER PRIMARY KEY CHECK (one = 1), readable_by INTEGER NOT NULL)"
+)
 
 ANCHOR_HINT = "chain-anchor.json"
 _INSERT_RECORD = (
@@ -173,6 +185,8 @@ class Outbox:
         self._head_cache: tuple[int, str] | None = None
         self._free_at = -1.0
         self._header = "" if key is None else encoded_header(key.alg, device)
+        #: (the file's schema version, this software's) once open
+        self.schema: tuple[int, int] = (0, SCHEMA_VERSION)
 
     # --- lifecycle ------------------------------------------------------------------------
     def open(self) -> Outbox:
@@ -250,12 +264,24 @@ class Outbox:
     def _migrate(self) -> None:
         db = self.db
         version = int(db.execute("PRAGMA user_version").fetchone()[0])
-        if version > SCHEMA_VERSION:  # not damage: never set it aside, refuse to start
-            raise StorageError(
-                f"the outbox schema is version {version}, newer than this software "
-                f"({SCHEMA_VERSION}); install the newer kiosk software or roll back the data.",
-                reason="outbox_newer",
+        if version > SCHEMA_VERSION:  # not damage: never set it aside
+            readable_by = self._readable_by()
+            if readable_by is None or readable_by > SCHEMA_VERSION:
+                raise StorageError(
+                    f"the outbox schema is version {version}, made by newer kiosk software "
+                    f"that this version (schema {SCHEMA_VERSION}) cannot use safely; nothing "
+                    "was changed. Install the newer kiosk software again (kioskctl update).",
+                    reason="outbox_newer",
+                )
+            # an update migrated the file and was then rolled back: carry on, as promised
+            log.warning(
+                "outbox schema %d is newer than this software's %d and declared usable by it: "
+                "continuing (an update was rolled back?)",
+                version,
+                SCHEMA_VERSION,
             )
+            self.schema = (version, SCHEMA_VERSION)
+            return
         for target in range(version + 1, SCHEMA_VERSION + 1):
             with self._write():
                 # another process may have migrated while we waited for the write lock
@@ -264,8 +290,23 @@ class Outbox:
                 for statement in _MIGRATIONS[target].split(";"):
                     if statement.strip():
                         db.execute(statement)
+                db.execute(_COMPAT_TABLE)
+                db.execute(
+                    "INSERT OR REPLACE INTO schema_compat VALUES (1, ?)",
+                    (max(READABLE_BY[t] for t in range(1, target + 1)),),
+                )
                 db.execute(f"PRAGMA user_version = {target}")
             log.info("outbox schema migrated to version %d", target)
+        self.schema = (max(version, SCHEMA_VERSION), SCHEMA_VERSION)
+
+    def _readable_by(self) -> int | None:
+        """The oldest schema version whose software can use this file, or None when the file
+        does not say (then only its own version can)."""
+        try:
+            row = self.db.execute("SELECT readable_by FROM schema_compat").fetchone()
+        except sqlite3.OperationalError:  # no such table: made before the rule existed
+            return None
+        return None if row is None else int(row[0])
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:

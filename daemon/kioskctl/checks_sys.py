@@ -157,7 +157,20 @@ def check_outbox(ctx: Context) -> list[Check]:
         return [warned("outbox", "no outbox yet (no records made)", "start kiosk.service")]
     with outbox:
         stats = outbox.stats()
-    rows = [passed("outbox integrity", f"quick_check ok; chain head at seq {stats.last_seq}")]
+        file_schema, own_schema = outbox.schema
+    detail = f"quick_check ok; chain head at seq {stats.last_seq}"
+    if file_schema > own_schema:
+        rows = [
+            warned(
+                "outbox integrity",
+                f"{detail}; schema {file_schema}, made by newer software (this is "
+                f"{own_schema}), which declared it usable by this version",
+                "an update was rolled back: check-ins continue; install a fixed update "
+                "(docs/updates.md)",
+            )
+        ]
+    else:
+        rows = [passed("outbox integrity", detail)]
     depth = f"{stats.depth} records waiting"
     oldest = stats.oldest_unsent_s
     if oldest is None:

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from daemon import outbox as outbox_mod
 from daemon.clock import FakeClock
 from daemon.errors import DiskFull, OutboxCorrupt, StorageError
 from daemon.keys import FileKeyBackend
@@ -168,6 +169,70 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="newer") as err:
         open_outbox(tmp_path)
     assert not isinstance(err.value, OutboxCorrupt)  # never set aside as damaged
+
+
+def _future_schema(monkeypatch: pytest.MonkeyPatch, readable_by: int) -> None:
+    """Make this process the next release: schema 4, one more migration, which declares the
+    oldest software that can still use the file after it."""
+    monkeypatch.setattr(outbox_mod, "SCHEMA_VERSION", 4)
+    monkeypatch.setitem(
+        outbox_mod._MIGRATIONS,
+        4,
+        "ALTER TABLE records ADD COLUMN lang TEXT; CREATE TABLE future_notes (seq INTEGER)",
+    )
+    monkeypatch.setitem(outbox_mod.READABLE_BY, 4, readable_by)
+
+
+def test_a_rolled_back_update_keeps_using_an_outbox_it_migrated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The update's trial boot migrates the shared outbox and queues check-ins; the trial
+    fails and the old slot runs again. The old software opens the migrated file, sends what
+    the trial queued and continues the same chain; the update, installed again, carries on."""
+    key = make_key()
+    with open_outbox(tmp_path, key) as ob:  # the old release, before the update
+        ob.append("checkin", synthetic_checkin(1))
+    with monkeypatch.context() as m:  # the trial boot of the update
+        _future_schema(m, readable_by=3)
+        with open_outbox(tmp_path, key) as ob:
+            assert ob.schema == (4, 4)
+            for i in (2, 3):
+                ob.append("checkin", synthetic_checkin(i))
+    with open_outbox(tmp_path, key) as ob:  # rolled back: the old release again
+        assert ob.schema == (4, 3)
+        assert [p.seq for p in ob.pending()] == [1, 2, 3]  # the trial's check-ins go out
+        assert ob.append("checkin", synthetic_checkin(4)).seq == 4
+    with monkeypatch.context() as m:  # the fixed update, later
+        _future_schema(m, readable_by=3)
+        with open_outbox(tmp_path, key) as ob:
+            ob.append("checkin", synthetic_checkin(5))
+            compacts = [c for _s, _st, c in ob.all_compact()]
+    assert len(verify_chain(compacts, key.public_key())) == 5  # one chain through it all
+
+
+def test_a_migration_older_software_cannot_use_is_refused_and_nothing_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = make_key()
+    with monkeypatch.context() as m:
+        _future_schema(m, readable_by=4)
+        with open_outbox(tmp_path, key) as ob:
+            ob.append("checkin", synthetic_checkin(1))
+    with pytest.raises(StorageError, match="made by newer kiosk software") as err:
+        open_outbox(tmp_path, key)
+    assert err.value.reason == "outbox_newer"
+    assert "kioskctl update" in str(err.value)
+    assert not isinstance(err.value, OutboxCorrupt)  # never set aside as damaged
+    db = sqlite3.connect(tmp_path / Outbox.FILE)
+    assert db.execute("SELECT count(*) FROM records").fetchone()[0] == 1
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 4
+    db.close()
+
+
+def test_every_migration_says_how_far_back_it_stays_usable() -> None:
+    assert set(outbox_mod.READABLE_BY) == set(_MIGRATIONS)
+    for version, oldest in outbox_mod.READABLE_BY.items():
+        assert 1 <= oldest <= version
 
 
 def test_corrupt_file_is_detected(tmp_path: Path) -> None:

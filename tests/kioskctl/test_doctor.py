@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from daemon import growdata
+from daemon import outbox as outbox_mod
+from daemon.clock import FakeClock
 from daemon.kioskctl.parts import Parts, RunResult, default_camera, default_gpio
 from drivers.camera import GatedCamera, camera_sim
 from drivers.camera.interface import CameraSettings
@@ -268,6 +270,23 @@ def test_a_data_partition_that_did_not_grow_on_first_boot_is_named(
     _code, rows = doctor(kiosk, "--no-hardware")
     assert rows["data partition"]["status"] == "pass"
     assert "fills the card" in rows["data partition"]["detail"]
+
+
+def test_an_outbox_migrated_by_a_rolled_back_update_is_a_warning_not_a_failure(
+    kiosk: Kiosk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as m:  # the update's trial boot migrated the outbox
+        m.setattr(outbox_mod, "SCHEMA_VERSION", 4)
+        m.setitem(outbox_mod._MIGRATIONS, 4, "CREATE TABLE future_notes (seq INTEGER)")
+        m.setitem(outbox_mod.READABLE_BY, 4, 3)
+        dev = kiosk.cfg.device
+        outbox_mod.Outbox(dev.data_dir, device=dev.id, key=None, clock=FakeClock()).open().close()
+    _code, rows = doctor(kiosk, "--no-hardware")
+    row = rows["outbox integrity"]
+    assert row["status"] == "warn", row
+    assert "schema 4, made by newer software" in row["detail"]
+    assert "rolled back" in row["fix"]
+    assert rows["outbox queue"]["status"] == "pass"  # the old software reads the queue
 
 
 def test_wrong_key_permissions(kiosk: Kiosk) -> None:
