@@ -105,10 +105,17 @@ class ApiConfig:
 class OutboxConfig:
     #: refuse new check-ins (with a clear error to staff) below this much free space
     min_free_mb: int = 64
+    #: acknowledged records (personal data: case references, answers) are deleted from the
+    #: device this many days after they were made; the central API holds the record of truth
+    keep_acked_days: float = 30.0
 
     def __post_init__(self) -> None:
         if self.min_free_mb < 1:
             raise ValueError(f"min_free_mb = {self.min_free_mb} is not allowed: use >= 1")
+        if not 0 <= self.keep_acked_days <= 3650:
+            raise ValueError(
+                f"keep_acked_days = {self.keep_acked_days} is not allowed: use 0..3650"
+            )
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,24 @@ async def _watchdog(client: SyncClient, outbox: Outbox, stop: asyncio.Event) -> 
             await asyncio.wait_for(stop.wait(), timeout=interval / 2)
 
 
+PRUNE_EVERY_S = 3600.0
+
+
+async def _prune(outbox: Outbox, keep_s: float, stop: asyncio.Event) -> None:
+    """Bounded retention: at start and then hourly, delete acknowledged records older than
+    ``keep_s`` (never a pending or parked one, never the chain head: Outbox.prune_acked)."""
+    while not stop.is_set():
+        try:
+            gone = outbox.prune_acked(keep_s)
+        except StorageError as exc:  # a busy or full disk: try again next time
+            log.warning("retention: acknowledged records not pruned (%s)", exc)
+        else:
+            if gone:
+                log.info("retention: %d acknowledged records deleted from the device", gone)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=PRUNE_EVERY_S)
+
+
 async def run_sync(
     cfg: Config, *, clock: Clock | None = None, stop: asyncio.Event | None = None
 ) -> None:
@@ -72,12 +90,14 @@ async def run_sync(
     sdnotify.ready()
     log.info("sync started for device %s", cfg.device.id)
     watchdog = asyncio.create_task(_watchdog(client, outbox, stop))
+    prune = asyncio.create_task(_prune(outbox, cfg.outbox.keep_acked_days * 86400, stop))
     try:
         await client.run(stop)
     finally:
         sdnotify.stopping()
         stop.set()
         await watchdog
+        await prune
         listener.close()
         await client.aclose()
         outbox.close()

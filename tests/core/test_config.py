@@ -36,6 +36,7 @@ def test_good_config_loads_with_defaults(tmp_path: Path) -> None:
         (GOOD + "\n[outbox]\nmin_free_md = 10\n", ["outbox.min_free_md", "min_free_mb"]),
         (GOOD.replace("https://", "http://"), ["api.url", "https"]),
         (GOOD + "\n[ui]\nport = 80\n", ["ui", "port = 80", "1024..65535"]),
+        (GOOD + "\n[outbox]\nkeep_acked_days = -1\n", ["keep_acked_days = -1", "0..3650"]),
         (GOOD + "\n[ui]\nport = 'x'\n", ["ui.port", "'x'", "an integer"]),
         (GOOD.replace('"kiosk-0001"', '"kiosk 1!"'), ["device.id", "kiosk 1!"]),
         (GOOD + "\n[device2]\n", ["device2"]),

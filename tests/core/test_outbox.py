@@ -235,6 +235,29 @@ def test_every_migration_says_how_far_back_it_stays_usable() -> None:
         assert 1 <= oldest <= version
 
 
+def test_retention_deletes_only_old_acknowledged_records(tmp_path: Path) -> None:
+    clock = FakeClock()
+    key = make_key()
+    with open_outbox(tmp_path, key, clock=clock) as ob:
+        for i in range(5):  # seq 1-5, made at t0
+            ob.append("checkin", synthetic_checkin(i))
+        ob.resolve(4, {2: "schema"})  # 1, 3, 4 acknowledged; 2 parked; 5 pending
+        clock.advance(10 * 86400)
+        ob.append("checkin", synthetic_checkin(5))  # seq 6, pending, 10 days younger
+        assert ob.prune_acked(11 * 86400) == 0  # nothing old enough yet
+        assert ob.prune_acked(9 * 86400) == 3  # 1, 3, 4
+        assert [(s, st) for s, st, _c in ob.all_compact()] == [
+            (2, "parked"),  # kept for the engineer, with its reason
+            (5, "pending"),
+            (6, "pending"),
+        ]
+        ob.resolve(6)
+        clock.advance(20 * 86400)
+        assert ob.prune_acked(1) == 1  # 5 goes; 6 is the chain head and stays
+        assert [s for s, _st, _c in ob.all_compact()] == [2, 6]
+        assert ob.append("checkin", synthetic_checkin(6)).seq == 7
+
+
 def test_corrupt_file_is_detected(tmp_path: Path) -> None:
     (tmp_path / Outbox.FILE).write_bytes(b"SQLite format 3\x00" + os.urandom(4096))
     with pytest.raises(OutboxCorrupt):
