@@ -237,6 +237,13 @@ class StaffOverride(Event):
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class StaffOtherPerson(Event):
+    """Staff: record attendance for someone who is not checking in at the kiosk (sent to
+    reception by a fault, not on the roster, unable to use the screen): type their case
+    reference, then choose a reason."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class StaffExit(Event):
     pass
 

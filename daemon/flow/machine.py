@@ -508,7 +508,7 @@ def _commit_result(k: Kiosk, e: ev.RecordCommitted | ev.CommitFailed) -> Result:
         return (k, []) if ok else _alert(k, "commit_failed")
     st = k.staff
     if st is not None and st.commit_id == e.commit_id and st.phase == "saving":
-        st = replace(st, phase="menu", commit_id=None, last_input=k.now)
+        st = replace(st, phase="menu", commit_id=None, ref="", last_input=k.now)
         s = k.session
         if s is not None and s.commit_id == e.commit_id:
             k = replace(k, session=None, lang="en", large_text=False)
@@ -627,8 +627,28 @@ def _staff(k: Kiosk, e: ev.Event) -> Result:
             return k3, fx + fx2
         st = replace(st, phase="pin", result="wrong_pin")
         return replace(k, staff=st, staff_failures=failures), []
+    if st.phase == "ref":  # typing the case reference of someone not using the kiosk
+        if isinstance(e, ev.Key) and e.digit.isdigit() and len(st.ref) < cfg.ref_digits:
+            return replace(k, staff=replace(st, ref=st.ref + e.digit, result=None)), []
+        if isinstance(e, ev.Delete):
+            return replace(k, staff=replace(st, ref=st.ref[:-1], result=None)), []
+        if isinstance(e, ev.Submit):
+            if len(st.ref) != cfg.ref_digits:
+                return replace(k, staff=replace(st, result="ref_incomplete")), []
+            return replace(k, staff=replace(st, phase="reason", result=None)), []
+        if isinstance(e, ev.Back):
+            return replace(k, staff=replace(st, phase="menu", ref="", result=None)), []
+        return k, []
+    if st.phase == "reason":  # the reference is typed: why staff record it
+        if isinstance(e, ev.Back):
+            return replace(k, staff=replace(st, phase="ref", result=None)), []
+        if isinstance(e, ev.StaffOverride):
+            return _override(k, st, replace(e, ref_digits=st.ref))
+        return k, []
     if st.phase != "menu":
         return k, []
+    if isinstance(e, ev.StaffOtherPerson):
+        return replace(k, staff=replace(st, phase="ref", ref="", result=None)), []
     if isinstance(e, ev.StaffUnlock):
         if k.enclosure_open:
             return replace(k, staff=replace(st, result="close_enclosure_first")), []

@@ -123,8 +123,10 @@ class Session:
 class Staff:
     """Staff mode, layered over whatever the kiosk was doing (which is paused)."""
 
-    phase: str = "pin"  # pin | checking | menu | saving
+    phase: str = "pin"  # pin | checking | menu | ref | reason | saving
     pin: str = field(default="", repr=False)
+    #: case reference digits typed by staff for someone not using the kiosk (phases ref, reason)
+    ref: str = field(default="", repr=False)
     staff_id: str | None = None
     last_input: float = 0.0
     result: str | None = None  # outcome of the last action, for the staff screen

@@ -48,6 +48,7 @@ _TAPS: dict[str, Maker] = {
     "staff_override": lambda now, d: ev.StaffOverride(
         now=now, reason=_str(d, "reason"), ref_digits=str(d.get("ref", ""))
     ),
+    "staff_other": lambda now, d: ev.StaffOtherPerson(now=now),
     "staff_exit": lambda now, d: ev.StaffExit(now=now),
 }
 TAP_NAMES = frozenset(_TAPS)

@@ -221,4 +221,15 @@ def _staff(k: Kiosk) -> dict[str, Any]:
         else None,
         override_reasons=sorted(OVERRIDE_REASONS),
     )
+    if st.phase in ("ref", "reason"):  # the keypad's entry, shown as on the identify screen
+        cfg = k.config
+        out.update(
+            field="ref",
+            ref={
+                "prefix": cfg.ref_prefix,
+                "length": cfg.ref_digits,
+                "entered": len(st.ref),
+                "digits": st.ref,
+            },
+        )
     return out

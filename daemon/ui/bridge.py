@@ -64,6 +64,7 @@ TAP_ACTIONS: frozenset[str] = frozenset(
         "staff_unlock",  # staff menu: lift the tamper / identify lock
         "staff_acknowledge",  # staff menu: alerts dealt with
         "staff_override",  # staff menu: {"reason": code, "ref": digits or ""}
+        "staff_other",  # staff menu: record someone not at the kiosk (type their reference)
         "staff_exit",  # staff: leave staff mode
     }
 )

@@ -45,6 +45,7 @@ TAPS: list[tuple[type[ev.Event], dict[str, Any]]] = [
     (ev.StaffAcknowledge, {}),
     (ev.StaffOverride, {"reason": "kiosk_fault", "ref_digits": "900103"}),
     (ev.StaffOverride, {"reason": "assisted_check_in"}),
+    (ev.StaffOtherPerson, {}),
     (ev.StaffExit, {}),
     (ev.PartFailed, {"part": "camera", "reason": "device_timeout"}),
     (ev.PartFailed, {"part": "fingerprint", "reason": "sensor_not_answering"}),

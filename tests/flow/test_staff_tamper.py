@@ -158,6 +158,45 @@ def test_staff_override_by_typed_reference_with_no_session() -> None:
     assert run.view["result"] == "override_failed" and "commit_failed" in run.view["alerts"]
 
 
+def test_staff_record_attendance_for_someone_not_at_the_kiosk_on_the_keypad() -> None:
+    """A person sent to reception (a fault before they were identified, not on the roster,
+    cannot use the screen): staff type their case reference, choose why, and the attendance
+    is a signed record like any other, never a missed appointment."""
+    run = Run()
+    staff_login(run)
+    run.send(ev.StaffOtherPerson)
+    assert run.view["phase"] == "ref" and run.view["field"] == "ref"
+    assert run.view["ref"]["prefix"] == "CR-" and run.view["ref"]["entered"] == 0
+    run.type_digits("12")
+    run.send(ev.Submit)
+    assert run.view["result"] == "ref_incomplete" and run.view["phase"] == "ref"
+    run.send(ev.Delete)
+    assert run.view["ref"]["digits"] == "1"
+    run.type_digits("0000000")  # one too many: the keypad stops at the reference's length
+    assert run.view["ref"]["digits"] == "100000"
+    run.send(ev.Back)
+    assert run.view["phase"] == "menu"  # back to the menu: the typing is forgotten
+    run.send(ev.StaffOtherPerson)
+    assert run.view["ref"]["entered"] == 0
+    run.type_digits("900103")
+    assert not run.send(ev.StaffOverride, reason="kiosk_fault")  # no reason before OK
+    run.send(ev.Submit)
+    assert run.view["phase"] == "reason" and run.view["ref"]["digits"] == "900103"
+    run.send(ev.Back)
+    assert run.view["phase"] == "ref" and run.view["ref"]["digits"] == "900103"
+    run.send(ev.Submit)
+    fx = run.send(ev.StaffOverride, reason="cannot_use_kiosk")
+    commit = next(e for e in fx if isinstance(e, Commit))
+    assert (commit.type, commit.person, commit.session) == ("staff_override", "CR-900103", None)
+    assert commit.detail == {"reason": "cannot_use_kiosk", "staff": "staff-7"}
+    assert run.view["phase"] == "saving"
+    run.send(ev.RecordCommitted, commit_id=commit.commit_id)
+    assert run.view["phase"] == "menu" and run.view["result"] == "override_recorded"
+    assert "ref" not in run.view  # nothing of the reference stays on the screen
+    run.send(ev.StaffExit)
+    assert run.screen == "idle" and len(run.commits()) == 1
+
+
 def test_staff_mode_pauses_the_session_timeout_and_times_out_itself() -> None:
     cfg = FlowConfig(session_timeout_s=120, warn_s=30, staff_timeout_s=180)
     run = Run(cfg)

@@ -291,6 +291,44 @@ def test_fault_tamper_and_staff_mode(kiosk: Kiosk, screenshot_dir: Path, lang: s
     assert k.bridge.alerts == []
 
 
+@pytest.mark.parametrize("lang", ["en", "cy"])
+def test_staff_record_attendance_for_someone_who_could_not_use_the_kiosk(
+    kiosk: Kiosk, screenshot_dir: Path, lang: str
+) -> None:
+    """Nobody was identified at the kiosk (a fault sent them to reception, or the screen is
+    not for them): staff type the person's case reference on the keypad, choose why, and the
+    attendance is recorded, signed, like any other."""
+    k = kiosk
+    control(k, k.bridge.enter_staff_mode, "staff")
+    if lang == "cy":
+        tap(k.page, "button[data-action=language]", "staff")
+    type_digits(k, STAFF_PIN, "staff")
+    tap(k.page, "button[data-action=submit]", "staff")
+    tap(k.page, "button[data-action=staff_other]", "staff")
+    assert CAT.text(lang, "staff.other_body") in text_of(k, "#screen")
+    type_digits(k, "1234", "staff")
+    assert text_of(k, "output.entry") == "CR-1234"
+    tap(k.page, "button[data-action=submit]", "staff")
+    assert text_of(k, "#screen .error") == CAT.text(lang, "staff.result.ref_incomplete")
+    tap(k.page, "button[data-action=delete]", "staff")
+    type_digits(k, "567", "staff")
+    assert text_of(k, "output.entry") == "CR-123567"
+    shot(k, screenshot_dir, "staff-other-person")
+    tap(k.page, "button[data-action=submit]", "staff")
+    assert CAT.text(lang, "staff.override_other") in text_of(k, "#screen")
+    assert text_of(k, "output.entry") == "CR-123567"
+    shot(k, screenshot_dir, "staff-other-person-reason")
+    assert k.bridge.records == []
+    tap(k.page, "button[data-action=staff_override][data-reason=cannot_use_kiosk]", "staff")
+    k.page.wait_for_selector("#screen .error", timeout=10_000)
+    assert text_of(k, "#screen .error") == CAT.text(lang, "staff.result.override_recorded")
+    [record] = k.bridge.records
+    assert record["type"] == "staff_override" and record["person"] == "CR-123567"
+    assert record["detail"]["reason"] == "cannot_use_kiosk"
+    assert "CR-123567" not in text_of(k, "#screen")  # the reference leaves the screen
+    tap(k.page, "button[data-action=staff_exit]", "idle")
+
+
 def test_a_bounced_tap_does_not_answer_the_next_question(kiosk: Kiosk) -> None:
     """A tremor or a double tap: the second touch lands where the next question's answer now
     is. It must not answer a question the person has not read."""
