@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 FILE = "health.json"
 INTERVAL_S = 3.0
 RUNTIME_DIR = Path("/run/kiosk")
+#: the SoC's temperature, millidegrees Celsius (Raspberry Pi OS)
+THERMAL = Path("/sys/class/thermal/thermal_zone0/temp")
+#: a report older than this means kiosk.service is not running (it rewrites every 3 s)
+FRESH_S = 15.0
 
 
 def path_for(data_dir: Path, env: Mapping[str, str] | None = None) -> Path:
@@ -83,3 +87,44 @@ async def keep_writing(
 
 def age_s(report: Mapping[str, Any], now: float | None = None) -> float:
     return (time.time() if now is None else now) - float(report.get("at", 0.0))
+
+
+def heartbeat_figures(
+    data_dir: Path,
+    *,
+    now: float | None = None,
+    paths: list[Path] | None = None,
+    thermal: Path = THERMAL,
+) -> dict[str, Any]:
+    """What kiosk-sync adds to each heartbeat (docs/api.md, "Heartbeat"), so the service sees
+    a broken part, a filling disk or a stopped kiosk without anyone on site: the parts' state
+    from kiosk.service's health report, free space on the data partition, the SoC
+    temperature. No personal data: part names, reasons, numbers."""
+    out: dict[str, Any] = {}
+    with contextlib.suppress(OSError):
+        st = os.statvfs(data_dir)
+        out["disk_free_mb"] = round(st.f_bavail * st.f_frsize / (1024 * 1024), 1)
+    with contextlib.suppress(OSError, ValueError):
+        out["temperature_c"] = round(int(thermal.read_text().strip()) / 1000, 1)
+    now = time.time() if now is None else now
+    found = read(candidates(data_dir) if paths is None else paths)
+    age = None if found is None else round(now - float(found[1]["at"]), 1)
+    if found is None or age is None or age > FRESH_S:
+        # the kiosk process is not reporting: its parts' state is not known
+        out.update(kiosk="not_reporting", kiosk_report_age_s=age, sensor="unknown",
+                   camera="unknown")  # fmt: skip
+        return out
+    report = found[1]
+    raw = report.get("faults")
+    faults: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    probe = report.get("camera_probe")
+    out.update(
+        kiosk="running",
+        kiosk_report_age_s=age,
+        sensor=str(faults.get("fingerprint", "ok")),
+        camera=str(faults.get("camera") or (probe if probe not in (None, "ok") else "ok")),
+        faults={str(k): str(v) for k, v in faults.items()},
+        ui_beat_age_s=report.get("ui_beat_age_s"),
+        simulated=bool(report.get("simulated")),
+    )
+    return out

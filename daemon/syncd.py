@@ -16,7 +16,7 @@ import logging
 import signal
 import sqlite3
 
-from daemon import sdnotify
+from daemon import health, sdnotify
 from daemon.clock import Clock, SystemClock
 from daemon.config import Config
 from daemon.errors import StorageError
@@ -83,7 +83,12 @@ async def run_sync(
     key = key_backend(cfg.device, cfg.hardware_key).load()
     outbox = Outbox(cfg.device.data_dir, device=cfg.device.id, key=None, clock=clock).open()
     client = SyncClient(
-        outbox, cfg.api, key, clock=clock, roster_path=cfg.device.data_dir / "roster.json"
+        outbox,
+        cfg.api,
+        key,
+        clock=clock,
+        roster_path=cfg.device.data_dir / "roster.json",
+        health=lambda: health.heartbeat_figures(cfg.device.data_dir),
     )
     listener = WakeListener(cfg.device.data_dir / WAKE_SOCKET, client.wakeup)
     await listener.start()

@@ -85,6 +85,11 @@ class Heartbeat(BaseModel):
     temperature_c: float | None = None
     clock_synced: bool | None = None
     last_seq: int | None = None
+    kiosk: str | None = None  # "running" or "not_reporting" (kiosk.service's health report)
+    kiosk_report_age_s: float | None = None
+    faults: dict[str, str] | None = None  # part -> reason
+    ui_beat_age_s: float | None = None
+    simulated: bool | None = None
 
 
 class RosterPerson(BaseModel):
@@ -489,6 +494,7 @@ def create_app(settings: Settings) -> FastAPI:
             "forks": store.forks(device),
             "heartbeat": store.last_heartbeat(device),
             "last_boot": _last_boot(store, device),
+            "problems": device_problems(store.heartbeats(device, 1), settings.clock()),
         }
 
     @app.get("/v1/admin/devices/{device}/records", dependencies=[Depends(admin)])
@@ -567,6 +573,36 @@ def _process_batch(
     a worker thread; batches of one device are serialised (see ``batch_lock``)."""
     with store.batch_lock(device):
         return _process_batch_locked(store, device, compacts, idem, now, late_auth)
+
+
+#: a device silent this long has lost power or network (it heartbeats every minute)
+SILENT_S = 15 * 60
+DISK_LOW_MB = 512
+HOT_C = 80.0
+
+
+def device_problems(latest: list[dict[str, Any]], now: float) -> list[str]:
+    """What needs someone, from the device's newest heartbeat: ``silent``, ``kiosk_not_running``
+    (the sync process reports, the check-in process does not), ``part:<part>:<reason>``,
+    ``disk_low``, ``hot``, ``clock_unsynced``. Empty when all is well."""
+    if not latest:
+        return ["silent"]
+    received, body = float(latest[0]["received"]), latest[0]["body"]
+    problems = ["silent"] if now - received > SILENT_S else []
+    if body.get("kiosk") == "not_reporting":
+        problems.append("kiosk_not_running")
+    faults = body.get("faults")
+    if isinstance(faults, dict):
+        problems += [f"part:{part}:{reason}" for part, reason in sorted(faults.items())]
+    disk = body.get("disk_free_mb")
+    if isinstance(disk, (int, float)) and disk < DISK_LOW_MB:
+        problems.append("disk_low")
+    temp = body.get("temperature_c")
+    if isinstance(temp, (int, float)) and temp >= HOT_C:
+        problems.append("hot")
+    if body.get("clock_synced") is False:
+        problems.append("clock_unsynced")
+    return problems
 
 
 def _last_boot(store: Storage, device: str) -> dict[str, Any] | None:

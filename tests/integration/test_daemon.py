@@ -3,6 +3,7 @@ clean stop on SIGTERM; and the demo end to end."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -122,4 +123,45 @@ def test_kiosk_sync_keeps_feeding_the_systemd_watchdog(tmp_path: Path) -> None:
                 proc.kill()
             rx.close()
     finally:
+        api.stop()
+
+
+def test_the_api_sees_the_kiosks_parts_through_the_sync_heartbeat(tmp_path: Path) -> None:
+    """`kiosk run` writes its health report, `kiosk sync` carries it in the heartbeat: the
+    central service sees the parts, the disk and that the kiosk process runs, with no one on
+    site, and nothing in it names a person."""
+    api = RefApi(tmp_path / "api")
+    api.start()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        device = provision(api, tmp_path / "kiosk")
+        procs.append(_kiosk(["run", "--config", str(device.config_path)]))
+        deadline = time.monotonic() + 30
+        while not (device.data_dir / "health.json").exists():
+            assert time.monotonic() < deadline and procs[0].poll() is None
+            time.sleep(0.1)
+        procs.append(_kiosk(["sync", "--config", str(device.config_path)]))
+        status: dict[str, object] = {}
+        with api.admin() as admin:
+            while True:
+                status = admin.get(f"/v1/admin/devices/{device.id}").json()
+                beat = status.get("heartbeat") or {}
+                if isinstance(beat, dict) and beat.get("kiosk") == "running":
+                    break
+                assert time.monotonic() < deadline, status
+                time.sleep(0.2)
+        assert beat["sensor"] == "ok" and beat["camera"] == "ok" and beat["faults"] == {}
+        assert beat["simulated"] is True and beat["disk_free_mb"] > 0
+        # this machine's clock may not be NTP-synchronised: then, and only then, that is said
+        expected = [] if beat["clock_synced"] else ["clock_unsynced"]
+        assert status["problems"] == expected
+        assert "CR-" not in json.dumps(beat)
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
         api.stop()

@@ -142,6 +142,54 @@ async def test_a_heartbeat_is_recorded_and_answers_server_time(
         assert r.status_code == 422 and r.json()["error"] == "schema"
 
 
+async def test_the_device_status_names_what_needs_someone_from_its_heartbeats(
+    api: InProcess, dev: SimDevice, clock: FakeClock
+) -> None:
+    path = f"/v1/devices/{dev.device}/heartbeat"
+    status = f"/v1/admin/devices/{dev.device}"
+
+    async def beat(figures: dict[str, object]) -> list[str]:
+        clock.now += 60  # a heartbeat a minute
+        body = json.dumps(figures).encode()
+        r = await api.client.post(path, content=body, headers=dev.auth("POST", path, body))
+        assert r.status_code == 200
+        return list((await api.client.get(status, headers=ADMIN)).json()["problems"])
+
+    assert (await api.client.get(status, headers=ADMIN)).json()["problems"] == ["silent"]
+    healthy = {
+        "kiosk": "running",
+        "faults": {},
+        "disk_free_mb": 9000.0,
+        "temperature_c": 51.2,
+        "clock_synced": True,
+        "sensor": "ok",
+        "camera": "ok",
+    }
+    assert await beat(healthy) == []
+    sick = healthy | {
+        "faults": {"camera": "camera_blank", "fingerprint": "sensor_not_answering"},
+        "disk_free_mb": 120.0,
+        "temperature_c": 83.0,
+        "clock_synced": False,
+    }
+    assert await beat(sick) == [
+        "part:camera:camera_blank",
+        "part:fingerprint:sensor_not_answering",
+        "disk_low",
+        "hot",
+        "clock_unsynced",
+    ]
+    assert await beat({"kiosk": "not_reporting", "sensor": "unknown"}) == ["kiosk_not_running"]
+    clock.now += 16 * 60  # nothing for a quarter of an hour: power or network lost
+    assert (await api.client.get(status, headers=ADMIN)).json()["problems"] == [
+        "silent",
+        "kiosk_not_running",
+    ]
+    bad = b'{"faults": ["camera"]}'
+    r = await api.client.post(path, content=bad, headers=dev.auth("POST", path, bad))
+    assert r.status_code == 422
+
+
 async def test_admin_needs_the_token_and_is_off_without_one(api: InProcess, tmp_path: Path) -> None:
     r = await api.client.post("/v1/admin/enrolment-codes")
     assert r.status_code == 401
