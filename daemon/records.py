@@ -41,6 +41,7 @@ RECORD_TYPES = frozenset(
         "checkin",
         "checkin_fallback",
         "staff_override",
+        "staff_action",
         "tamper",
         "boot",
         "clock_step",

@@ -148,6 +148,21 @@ def _alert(k: Kiosk, reason: str) -> Result:
     return replace(k, alerts=(*k.alerts, reason)), [AlertStaff(reason=reason)]
 
 
+def _staff_action(k: Kiosk, action: str, **detail: object) -> Result:
+    """A signed ``staff_action`` record of something done in staff mode (lifting a lock,
+    clearing alerts, a PIN lockout), committed in the background: the audit trail of the
+    kiosk's own staff, as tamper-evident as the check-ins."""
+    cid = k.next_commit
+    commit = Commit(
+        commit_id=cid,
+        type="staff_action",
+        session=None,
+        person=None,
+        detail={"action": action, **detail},
+    )
+    return replace(k, next_commit=cid + 1, background=(*k.background, cid)), [commit]
+
+
 def _end_session(k: Kiosk) -> Result:
     """Back to idle with nothing recorded; the next person starts in the default language."""
     fx: list[Effect] = []
@@ -624,7 +639,10 @@ def _staff(k: Kiosk, e: ev.Event) -> Result:
             k = replace(k, staff_failures=0, staff_locked_until=k.now + cfg.staff_lock_s)
             k2, fx = _staff_leave(k)
             k3, fx2 = _alert(k2, "staff_pin_locked")
-            return k3, fx + fx2
+            k4, fx3 = _staff_action(
+                k3, "pin_locked", attempts=failures, locked_s=int(cfg.staff_lock_s)
+            )
+            return k4, fx + fx2 + fx3
         st = replace(st, phase="pin", result="wrong_pin")
         return replace(k, staff=st, staff_failures=failures), []
     if st.phase == "ref":  # typing the case reference of someone not using the kiosk
@@ -652,11 +670,17 @@ def _staff(k: Kiosk, e: ev.Event) -> Result:
     if isinstance(e, ev.StaffUnlock):
         if k.enclosure_open:
             return replace(k, staff=replace(st, result="close_enclosure_first")), []
+        lifted = [
+            n for n, on in (("tamper", k.tamper), ("identify", k.limiter.locked(k.now))) if on
+        ]
         k = replace(k, tamper=False, limiter=k.limiter.unlock(), notice=None)
-        return replace(k, staff=replace(st, result="unlocked")), []
+        k = replace(k, staff=replace(st, result="unlocked"))
+        return _staff_action(k, "unlock", staff=st.staff_id, lifted=lifted)
     if isinstance(e, ev.StaffAcknowledge):
+        cleared = list(k.alerts)
         k = replace(k, alerts=(), notice=None, staff=replace(st, result="acknowledged"))
-        return k, [ClearAlerts()]
+        k, fx = _staff_action(k, "acknowledge_alerts", staff=st.staff_id, alerts=cleared)
+        return k, [ClearAlerts(), *fx]
     if isinstance(e, ev.StaffOverride):
         return _override(k, st, e)
     return k, []

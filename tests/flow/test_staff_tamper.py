@@ -49,6 +49,43 @@ def test_tamper_locks_until_staff_unlock_and_closing_alone_does_not_unlock() -> 
     assert run.screen == "idle"
 
 
+def test_what_staff_do_on_the_kiosk_leaves_signed_records() -> None:
+    """Lifting the tamper and identify locks and clearing alerts are acts someone may have
+    to answer for: each is a staff_action record in the chain, naming the staff member and
+    what changed, never a person checking in."""
+    run = Run()
+    run.send(ev.Start, lang="en")
+    for i in range(5):  # a stranger guessing references locks identification
+        run.type_digits(f"99999{i}")
+        run.send(ev.Submit)
+        run.type_digits("01011990")
+        run.send(ev.Submit)
+    assert run.view["reason"] == "identify_locked"
+    run.send(ev.Continue)
+    run.send(ev.EnclosureOpened)
+    run.send(ev.RecordCommitted, commit_id=run.last_commit().commit_id)
+    run.send(ev.EnclosureClosed)
+    staff_login(run)
+    before = len(run.commits())
+    run.send(ev.StaffUnlock)
+    unlock = run.last_commit()
+    assert unlock.type == "staff_action" and unlock.person is None
+    assert unlock.detail == {
+        "action": "unlock",
+        "staff": "staff-7",
+        "lifted": ["tamper", "identify"],
+    }
+    alerts = list(run.view["alerts"])
+    assert "tamper" in alerts
+    run.send(ev.StaffAcknowledge)
+    ack = run.last_commit()
+    assert ack.detail == {"action": "acknowledge_alerts", "staff": "staff-7", "alerts": alerts}
+    assert len(run.commits()) == before + 2
+    run.send(ev.RecordCommitted, commit_id=unlock.commit_id)
+    fx = run.send(ev.CommitFailed, commit_id=ack.commit_id, reason="disk_full")
+    assert AlertStaff(reason="commit_failed") in fx  # a lost audit record is not silent
+
+
 def test_staff_cannot_unlock_while_the_enclosure_is_open() -> None:
     run = Run()
     run.send(ev.EnclosureOpened)
@@ -94,6 +131,9 @@ def test_wrong_staff_pin_three_times_locks_staff_mode_and_alerts() -> None:
     run.send(ev.StaffExit)
     fx = staff_login(run, ok=False)
     assert AlertStaff(reason="staff_pin_locked") in fx
+    [locked] = [e for e in fx if isinstance(e, Commit)]  # guessing the PIN leaves a record
+    assert (locked.type, locked.person, locked.session) == ("staff_action", None, None)
+    assert locked.detail == {"action": "pin_locked", "attempts": 3, "locked_s": 300}
     assert run.screen == "idle"
     run.send(ev.StaffRequested)
     assert run.screen == "idle"
