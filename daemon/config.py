@@ -11,6 +11,7 @@ May import: the standard library, ``daemon.confload``, ``daemon.errors``, driver
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,13 +129,49 @@ class UiConfig:
             raise ValueError(f"port = {self.port} is not allowed: use 1024..65535")
 
 
+_STAFF_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
+_PIN_HASH = re.compile(r"^pbkdf2\$[0-9]{4,7}\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class StaffMember:
+    """One member of staff who may use the kiosk's staff mode, by their own PIN, so records of
+    what they did name them (``kioskctl staff add``)."""
+
+    #: how records name them: lower case letters, digits, ``.``, ``_``, ``-`` (not their name)
+    id: str
+    #: PBKDF2-SHA256 of their PIN: "pbkdf2$<iterations>$<salt b64>$<hash b64>"
+    pin_hash: str
+
+    def __post_init__(self) -> None:
+        if not _STAFF_ID.match(self.id):
+            raise ValueError(
+                f"id = {self.id!r} is not allowed: use 1-32 lower-case letters, digits, "
+                "'.', '_' or '-' (a staff number, not a name)"
+            )
+        if not _PIN_HASH.match(self.pin_hash):
+            raise ValueError(
+                f"pin_hash of {self.id!r} is not a PIN hash: set it with `kioskctl staff add`"
+            )
+
+
 @dataclass(frozen=True, slots=True)
 class StaffConfig:
-    #: PBKDF2-SHA256 of the staff PIN: "pbkdf2$<iterations>$<salt b64>$<hash b64>"; empty
-    #: disables staff mode on the kiosk (staff then use kioskctl)
+    #: one PIN shared by all staff (records name them "staff"); prefer ``members``. Empty, with
+    #: no members, disables staff mode on the kiosk (staff then use kioskctl)
     pin_hash: str = ""
+    #: each member of staff with their own PIN (``[[staff.members]]``; ``kioskctl staff``)
+    members: tuple[StaffMember, ...] = ()
     #: idle time-out of the check-in screens before the "do you need more time?" warning
     warn_after_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        ids = [m.id for m in self.members]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"members: staff id {dupes[0]!r} appears twice; ids must differ")
+        if self.pin_hash and "staff" in ids:
+            raise ValueError("members: the id 'staff' names the shared pin_hash; choose another id")
 
 
 @dataclass(frozen=True, slots=True)

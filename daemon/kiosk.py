@@ -32,6 +32,7 @@ from typing import Any
 
 from daemon import __version__, health
 from daemon.app import KioskCore
+from daemon.config import StaffConfig
 from daemon.errors import DeviceKeyError, DriverError, KioskError, StorageError
 from daemon.flow import FlowConfig, Stage, effects, events, initial, step, taps, view
 from daemon.flow.state import Kiosk
@@ -61,6 +62,18 @@ def check_pin(pin: str, pin_hash: str) -> bool:
         return hmac.compare_digest(got, base64.b64decode(expected))
     except (ValueError, TypeError):
         return False
+
+
+def check_staff(pin: str, staff: StaffConfig) -> str | None:
+    """The staff id whose PIN this is: a member's id, ``"staff"`` for the shared PIN, or None.
+    Every hash is checked, whichever matches, so the time taken does not say which one did."""
+    found = None
+    for member in staff.members:
+        if check_pin(pin, member.pin_hash) and found is None:
+            found = member.id
+    if staff.pin_hash and check_pin(pin, staff.pin_hash) and found is None:
+        found = "staff"
+    return found
 
 
 def hash_pin(pin: str, iterations: int = 200_000) -> str:
@@ -319,9 +332,9 @@ class CheckinRunner:
         self.post(events.PhotoTaken(now=time.monotonic(), photo=sealed.sha256, quality_ok=True))
 
     async def _staff(self, pin: str) -> None:
-        ok = await asyncio.to_thread(check_pin, pin, self.core.cfg.staff.pin_hash)
+        staff_id = await asyncio.to_thread(check_staff, pin, self.core.cfg.staff)
         self.post(
-            events.StaffAuthResult(now=time.monotonic(), ok=ok, staff_id="staff" if ok else None)
+            events.StaffAuthResult(now=time.monotonic(), ok=staff_id is not None, staff_id=staff_id)
         )
 
     def _commit(self, eff: effects.Commit) -> None:

@@ -131,6 +131,20 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("sync", help="send the queued records to the API now (with progress)")
 
+    sf = sub.add_parser(
+        "staff",
+        help="who may open staff mode on the kiosk, each with their own PIN",
+        description="Records of staff actions name the member of staff by the id given here "
+        "(a staff number, not a name). kiosk.service reads the change when restarted.",
+    )
+    sfs = sf.add_subparsers(dest="staff_command", required=True)
+    sfs.add_parser("list", help="the staff ids that can open staff mode (never the PINs)")
+    sa = sfs.add_parser("add", help="add a member of staff; asks for their PIN twice")
+    sa.add_argument("id", help="how records will name them, e.g. rec-0412")
+    sa.add_argument("--pin-stdin", action="store_true", help="read the PIN twice from stdin")
+    sr = sfs.add_parser("remove", help="remove a member of staff (`staff`: the shared PIN)")
+    sr.add_argument("id")
+
     st = sub.add_parser(
         "selftest",
         help="prove the running kiosk works (services, sensor, camera, outbox, screen)",
@@ -292,6 +306,10 @@ def _dispatch(args: argparse.Namespace, ctx: Context, out: TextIO, err: TextIO) 
     cfg: Config = ctx.cfg
     if args.command in ("selftest", "update"):
         return _selftest_or_update(args, ctx, out, err)
+    if args.command == "staff":
+        from daemon.kioskctl import staffcmd
+
+        return staffcmd.run(args, ctx.cfg, out)
     if args.command == "doctor":
         checks = doctor(ctx, hardware=not args.no_hardware)
         print(report.to_json(checks) if args.json else report.to_table(checks), file=out)

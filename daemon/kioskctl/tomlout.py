@@ -1,5 +1,6 @@
-"""Write the kiosk configuration back as TOML (tables of scalars and lists only, which is all
-daemon/config.py accepts), atomically, after checking it loads.
+"""Write the kiosk configuration back as TOML (tables of scalars and lists, and arrays of such
+tables like ``[[staff.members]]``: all daemon/config.py accepts), atomically, after checking it
+loads.
 
 May import: the standard library, ``daemon.config``, ``daemon.errors``.
 """
@@ -35,9 +36,19 @@ def dumps(table: dict[str, Any]) -> str:
             lines.insert(2, f"{name} = {_value(section)}")
             continue
         lines.append(f"[{name}]")
-        lines.extend(f"{k} = {_value(v)}" for k, v in section.items())
+        arrays = {k: v for k, v in section.items() if _is_table_array(v)}
+        lines.extend(f"{k} = {_value(v)}" for k, v in section.items() if k not in arrays)
         lines.append("")
+        for key, rows in arrays.items():  # e.g. [[staff.members]]
+            for row in rows:
+                lines.append(f"[[{name}.{key}]]")
+                lines.extend(f"{k} = {_value(v)}" for k, v in row.items())
+                lines.append("")
     return "\n".join(lines)
+
+
+def _is_table_array(v: Any) -> bool:
+    return isinstance(v, list | tuple) and bool(v) and all(isinstance(x, dict) for x in v)
 
 
 def write_config(path: Path, table: dict[str, Any]) -> Config:

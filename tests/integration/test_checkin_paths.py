@@ -318,7 +318,12 @@ async def test_tamper_locks_until_staff_unlock(kiosk: Kiosk) -> None:
     assert kiosk.me.screen == "see_reception"
     await kiosk.me.staff_unlock()
     assert kiosk.me.screen == "idle"
-    assert _last(await kiosk.sync(), "tamper")
+    records = await kiosk.sync()
+    assert _last(records, "tamper")
+    # what staff did is in the same signed chain, naming who (the demo's shared PIN: "staff")
+    actions = [r.payload["detail"] for r in records if r.type == "staff_action"]
+    assert actions[0] == {"action": "unlock", "staff": "staff", "lifted": ["tamper"]}
+    assert actions[1]["action"] == "acknowledge_alerts" and "tamper" in actions[1]["alerts"]
 
 
 async def test_a_full_disk_sends_the_person_to_reception(kiosk: Kiosk) -> None:
