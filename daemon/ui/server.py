@@ -12,6 +12,8 @@ than 127.0.0.1/localhost gets 403):
 - ``POST heartbeat``    the page is alive; 204
 - ``GET  health``       ``{"page_alive": bool, "heartbeat_age_s": float|null}`` for the shell
 - ``GET  audio/<lang>/<screen>.wav``  the spoken prompt (404 if not generated)
+- ``GET  say.wav``          the screen shown now spoken, its own words included (503 without
+  espeak-ng; the page then plays the fixed prompt)
 
 Every response carries a strict Content-Security-Policy (``default-src 'self'``, no inline
 script or style) so the page can make no request off the machine. Access logging is off (the
@@ -42,6 +44,7 @@ from starlette.routing import Route
 
 from daemon.clock import SystemClock
 from daemon.errors import ConfigError, KioskError
+from daemon.ui.audio import AudioPromptError
 from daemon.ui.bridge import (
     ANY_SCREEN_ACTIONS,
     LANGS,
@@ -53,6 +56,7 @@ from daemon.ui.bridge import (
 from daemon.ui.catalog import Catalogue
 from daemon.ui.heartbeat import HeartbeatWatch
 from daemon.ui.present import present
+from daemon.ui.speech import Speaker, spoken_text
 
 log = logging.getLogger(__name__)
 
@@ -256,6 +260,20 @@ def create_ui_app(
             return Response("Not found\n", status_code=404, media_type="text/plain")
         return Response(data, media_type="audio/wav")
 
+    speaker = Speaker()
+
+    async def say(request: Request) -> Response:
+        """The screen shown now, spoken: its prompt and its own words (daemon/ui/speech.py).
+        Built from the current view, not from anything the page sends."""
+        msg = present(state.bridge.current_view(), state.catalogue, seq=state.seq)
+        text = spoken_text(msg, state.catalogue)
+        try:
+            data = await asyncio.to_thread(speaker.wav, text, str(msg["lang"]))
+        except AudioPromptError as exc:  # the page falls back to the fixed prompt
+            log.warning("spoken words unavailable: %s", exc.reason)
+            return Response("Not available\n", status_code=503, media_type="text/plain")
+        return Response(data, media_type="audio/wav")  # no-store: the guard says so for all
+
     p = "/k/{token}/"
     app = Starlette(
         routes=[
@@ -265,6 +283,7 @@ def create_ui_app(
             Route(p + "heartbeat", heartbeat, methods=["POST"]),
             Route(p + "health", health, methods=["GET"]),
             Route(p + "audio/{lang}/{screen}.wav", audio, methods=["GET"]),
+            Route(p + "say.wav", say, methods=["GET"]),
             Route(p + "{name}", static, methods=["GET"]),
         ]
     )

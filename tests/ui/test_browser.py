@@ -422,23 +422,42 @@ def test_time_out_warns_and_i_need_more_time_extends(kiosk: Kiosk, screenshot_di
     assert k.bridge.current_view().get("timeout") is None
 
 
-def test_listen_plays_the_screen_prompt_in_the_current_language(
-    kiosk: Kiosk, audio_dir: Path
-) -> None:
-    k = kiosk
-    wait_screen(k.page, "idle")
-    tap(k.page, "button[data-lang-arg=cy]", "identify")
+def _listen(k: Kiosk) -> tuple[str, float]:
+    """Touch Listen; return what the page played and how long it lasts."""
+    k.page.evaluate("document.getElementById('prompt').removeAttribute('src')")
     k.page.click("button[data-action=listen]")
     k.page.wait_for_function(
         "() => document.getElementById('prompt').readyState >= 1 &&"
         " isFinite(document.getElementById('prompt').duration)",
-        timeout=5000,
+        timeout=10_000,
     )
     src: str = k.page.evaluate("document.getElementById('prompt').currentSrc")
-    assert src.endswith("/audio/cy/identify.wav")
-    with wave.open(str(audio_dir / "cy" / "identify.wav")) as w:
-        seconds = w.getnframes() / w.getframerate()
-    assert abs(k.page.evaluate("document.getElementById('prompt').duration") - seconds) < 0.1
+    return src, float(k.page.evaluate("document.getElementById('prompt').duration"))
+
+
+def _wav_seconds(path: Path) -> float:
+    with wave.open(str(path)) as w:
+        return w.getnframes() / w.getframerate()
+
+
+def test_listen_speaks_the_screen_with_its_own_words_in_the_current_language(
+    kiosk: Kiosk, audio_dir: Path
+) -> None:
+    """A person who cannot read hears the screen: on identify the prompt; on a question the
+    prompt, then the question and its answers, so it lasts longer than the prompt alone."""
+    k = kiosk
+    wait_screen(k.page, "idle")
+    tap(k.page, "button[data-lang-arg=cy]", "identify")
+    src, seconds = _listen(k)
+    assert "/say.wav?seq=" in src
+    assert abs(seconds - _wav_seconds(audio_dir / "cy" / "identify.wav")) < 0.6  # same words
+    tap(k.page, "button[data-action=cancel]", "idle")
+    identify(k.page, "cy", *PERSON)
+    control(k, lambda: k.bridge.present_finger(matches=True), "photo")
+    tap(k.page, "button[data-action=photo]", "questions")
+    src, seconds = _listen(k)
+    assert "/say.wav?seq=" in src
+    assert seconds > _wav_seconds(audio_dir / "cy" / "questions.wav") + 1.0
 
 
 def test_the_page_cannot_reach_beyond_the_machine(kiosk: Kiosk) -> None:

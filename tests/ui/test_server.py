@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -219,6 +220,34 @@ async def test_audio_is_served_only_for_known_screens(served: Served) -> None:
         assert ok.headers["content-type"] == "audio/wav"
         for path in ["audio/en/idle.wav", "audio/fr/idle.wav", "audio/cy/..%2Fx.wav"]:
             assert (await client.get(served.url + path)).status_code == 404, path
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng (test_deps.sh)")
+async def test_say_speaks_the_screen_shown_now_and_is_never_cached(served: Served) -> None:
+    async with httpx.AsyncClient(timeout=30) as client:
+        idle = await client.get(served.url + "say.wav?seq=1")
+        assert idle.status_code == 200 and idle.headers["content-type"] == "audio/wav"
+        assert idle.headers["cache-control"] == "no-store"  # an officer's message, perhaps
+        assert idle.content[:4] == b"RIFF"
+        await served.bridge.tap("start", {"lang": "cy"})  # the next screen, in Welsh
+        identify = await client.get(served.url + "say.wav?seq=2")
+        assert identify.status_code == 200 and identify.content != idle.content
+
+
+async def test_without_a_speech_engine_say_answers_503_and_the_page_falls_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("daemon.ui.speech.shutil.which", lambda _name: None)
+    token = new_token()
+    server = await serve_ui(create_ui_app(PreviewBridge(), token=token, audio_dir=tmp_path), 0)
+    try:
+        async with httpx.AsyncClient() as client:
+            r = await client.get(server.url(token) + "say.wav")
+            assert r.status_code == 503
+    finally:
+        await server.close()
+    page = (Path(__file__).resolve().parents[2] / "daemon/ui/static/app.js").read_text()
+    assert "audio.onerror" in page and "say.wav?seq=" in page
 
 
 async def test_close_ends_open_event_streams_promptly(served: Served) -> None:

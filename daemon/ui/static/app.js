@@ -203,8 +203,16 @@
   }
 
   function listen() {
+    // The screen spoken with its own words (the question, the message, the appointment);
+    // without a speech engine, the screen's fixed prompt.
     const audio = byId("prompt");
-    audio.src = "audio/" + state.msg.lang + "/" + state.msg.screen + ".wav";
+    const fixed = "audio/" + state.msg.lang + "/" + state.msg.screen + ".wav";
+    audio.onerror = () => {
+      audio.onerror = null;
+      audio.src = fixed;
+      audio.play().catch(() => {});
+    };
+    audio.src = "say.wav?seq=" + state.msg.seq;
     audio.play().catch(() => {});
   }
 
