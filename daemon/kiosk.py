@@ -36,6 +36,7 @@ from daemon.config import StaffConfig
 from daemon.errors import DeviceKeyError, DriverError, KioskError, StorageError
 from daemon.flow import FlowConfig, Stage, effects, events, initial, step, taps, view
 from daemon.flow.state import Kiosk
+from daemon.records import receipt_code
 from daemon.roster import RosterInvalid, parse_roster
 from drivers.fingerprint.interface import NoFinger, PoorImage
 from drivers.gpio import LightState, Pattern
@@ -340,7 +341,7 @@ class CheckinRunner:
     def _commit(self, eff: effects.Commit) -> None:
         blob = self._photos.pop(eff.photo, None) if eff.photo else None
         try:
-            self.core.commit(eff.type, eff.fields(), blob=blob)
+            record = self.core.commit(eff.type, eff.fields(), blob=blob)
         except (StorageError, DeviceKeyError) as exc:  # a full disk; a token that stopped
             self.post(
                 events.CommitFailed(
@@ -348,7 +349,13 @@ class CheckinRunner:
                 )
             )
             return
-        self.post(events.RecordCommitted(now=time.monotonic(), commit_id=eff.commit_id))
+        self.post(
+            events.RecordCommitted(
+                now=time.monotonic(),
+                commit_id=eff.commit_id,
+                receipt=receipt_code(record.compact),
+            )
+        )
 
     def _carry_out(self, eff: effects.Effect) -> None:
         hw = self.core.hardware

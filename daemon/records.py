@@ -85,6 +85,53 @@ def record_hash(compact: str) -> str:
     return b64url(hashlib.sha256(compact.encode("ascii")).digest())
 
 
+#: Crockford's base32: no I, L, O or U, so a code read aloud or copied by hand is unambiguous
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def receipt_code(compact: str) -> str:
+    """The attendance reference shown to the person when their record is saved: the first
+    40 bits of the record's chain hash in Crockford base32, ``7K2M-9QXD``. Staff find the
+    signed record from it (the reference API: ``GET /v1/admin/receipts/{code}``); it says
+    nothing about the person."""
+    return _code_of_digest(hashlib.sha256(compact.encode("ascii")).digest())
+
+
+def receipt_code_of_hash(chain_hash: str) -> str:
+    """The receipt code of the record whose chain hash (:func:`record_hash`) is given."""
+    return _code_of_digest(b64url_decode(chain_hash))
+
+
+def _code_of_digest(digest: bytes) -> str:
+    n = int.from_bytes(digest[:5], "big")
+    chars = "".join(_CROCKFORD[(n >> shift) & 31] for shift in range(35, -1, -5))
+    return f"{chars[:4]}-{chars[4:]}"
+
+
+def normal_receipt_code(code: str) -> str:
+    """``code`` as the kiosk shows it, however it was typed (lower case, no dash, spaces, and
+    Crockford's look-alikes I, L, O read as 1, 1, 0). Raises ValueError if it is not one."""
+    cleaned = code.upper().replace("-", "").replace(" ", "")
+    cleaned = cleaned.translate(str.maketrans("ILO", "110"))
+    if len(cleaned) != 8 or any(c not in _CROCKFORD for c in cleaned):
+        raise ValueError("a receipt code is 8 letters and digits, like 7K2M-9QXD")
+    return f"{cleaned[:4]}-{cleaned[4:]}"
+
+
+def receipt_hash_prefixes(code: str) -> list[str]:
+    """The chain-hash prefixes (base64url, 7 characters) a receipt code can come from: its 40
+    bits fix the first 6 characters and 4 of the 7th's 6 bits. Raises ValueError when
+    ``code`` is not a receipt code."""
+    n = 0
+    for c in normal_receipt_code(code).replace("-", ""):
+        n = (n << 5) | _CROCKFORD.index(c)
+    prefixes = []
+    for low in range(4):  # the 2 bits of the 7th base64 character the code does not fix
+        b = (((n << 2) | low) << 6).to_bytes(6, "big")  # 42 bits, left-aligned in 48
+        prefixes.append(_b64url_bytes(b).decode()[:7])
+    return prefixes
+
+
 def canonical_json(obj: Any) -> bytes:
     """Sorted keys, no whitespace, UTF-8 (not ASCII-escaped). orjson takes a tenth of the time
     of ``json.dumps`` on the check-in's durable path, and writes the same bytes for strings,

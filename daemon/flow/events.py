@@ -178,6 +178,8 @@ class PartFailed(Event):
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RecordCommitted(Event):
     commit_id: int
+    #: the attendance reference shown to the person (daemon.records.receipt_code)
+    receipt: str = ""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -528,7 +528,8 @@ def _commit_result(k: Kiosk, e: ev.RecordCommitted | ev.CommitFailed) -> Result:
         if s is not None and s.commit_id == e.commit_id:
             k = replace(k, session=None, lang="en", large_text=False)
         if ok:
-            return replace(k, staff=replace(st, result="override_recorded")), []
+            receipt = e.receipt if isinstance(e, ev.RecordCommitted) else ""
+            return replace(k, staff=replace(st, result="override_recorded", receipt=receipt)), []
         return _alert(replace(k, staff=replace(st, result="override_failed")), "commit_failed")
     s = k.session
     if s is None or s.commit_id != e.commit_id or s.stage != Stage.COMMITTING:
@@ -541,7 +542,7 @@ def _commit_result(k: Kiosk, e: ev.RecordCommitted | ev.CommitFailed) -> Result:
         k = replace(k, session=s, unsaved=(*k.unsaved, s.person.ref))
         k, fx = _alert(k, "commit_failed")
         return k, ([DiscardPhoto(photo=s.photo)] if s.photo else []) + fx
-    s = replace(s, committed=True, last_input=k.now, warned=False)
+    s = replace(s, committed=True, receipt=e.receipt, last_input=k.now, warned=False)
     if s.fault is not None:
         s = replace(s, stage=Stage.SEE_RECEPTION, reception_reason="fault")
     elif "see_officer" in s.flags:
@@ -742,7 +743,7 @@ def _override(k: Kiosk, st: Staff, e: ev.StaffOverride) -> Result:
             flags=("no_photo",),
             detail=detail,
         )
-    st = replace(st, phase="saving", commit_id=cid, result=None)
+    st = replace(st, phase="saving", commit_id=cid, result=None, receipt="")
     return replace(k, staff=st, next_commit=cid + 1), [*fx, commit]
 
 

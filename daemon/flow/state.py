@@ -106,6 +106,7 @@ class Session:
     fault: str | None = None  # the part that failed
     commit_id: int | None = None
     committed: bool = False
+    receipt: str = ""  # the saved record's attendance reference, for the person to keep
     reception_reason: str | None = None
 
     @property
@@ -125,6 +126,8 @@ class Staff:
 
     phase: str = "pin"  # pin | checking | menu | ref | reason | saving
     pin: str = field(default="", repr=False)
+    #: the attendance reference of the last override saved, to give to the person
+    receipt: str = ""
     #: case reference digits typed by staff for someone not using the kiosk (phases ref, reason)
     ref: str = field(default="", repr=False)
     staff_id: str | None = None

@@ -170,6 +170,7 @@ def _done(k: Kiosk, s: Session) -> dict[str, Any]:
     return {
         "appointment": _appointment(s),
         "id_review": "id_review" in record_flags(s),
+        "receipt": s.receipt or None,
     }
 
 
@@ -181,6 +182,7 @@ def _see_reception(k: Kiosk, s: Session) -> dict[str, Any]:
     }
     if s.committed:
         out["appointment"] = _appointment(s)
+        out["receipt"] = s.receipt or None
     return out
 
 
@@ -202,6 +204,8 @@ def _staff(k: Kiosk) -> dict[str, Any]:
     st = k.staff
     assert st is not None
     out: dict[str, Any] = {"phase": st.phase, "result": st.result}
+    if st.receipt and st.result == "override_recorded":
+        out["receipt"] = st.receipt
     if st.phase in ("pin", "checking"):
         out["entered"] = len(st.pin)
         return out  # nothing else until the PIN is accepted

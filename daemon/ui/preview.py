@@ -24,6 +24,7 @@ import base64
 import contextlib
 import copy
 import datetime as dt
+import json
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
@@ -32,6 +33,7 @@ from typing import Any, TypeVar
 from starlette.applications import Starlette
 
 from daemon.flow import FlowConfig, Kiosk, effects, events, initial, step, view
+from daemon.records import receipt_code
 from daemon.roster import Roster, dob_hmac, parse_roster
 from daemon.ui.bridge import View
 from daemon.ui.heartbeat import HeartbeatWatch
@@ -207,7 +209,13 @@ class PreviewBridge:
             self.send(events.PhotoTaken(now=self._advance(0.3), photo="ab" * 32))
         elif isinstance(eff, effects.Commit):
             self.records.append({"type": eff.type, **eff.fields()})
-            self.send(events.RecordCommitted(now=self._advance(0.01), commit_id=eff.commit_id))
+            # no signed record here: a reference made the same way from the preview's dict
+            receipt = receipt_code(json.dumps(self.records[-1], sort_keys=True, default=str))
+            self.send(
+                events.RecordCommitted(
+                    now=self._advance(0.01), commit_id=eff.commit_id, receipt=receipt
+                )
+            )
         elif isinstance(eff, effects.CheckStaffCredential):
             ok = eff.pin == STAFF_PIN
             self.send(

@@ -66,6 +66,9 @@ def spoken_text(msg: Mapping[str, Any], catalogue: Catalogue) -> str:
             parts.append(t("reception.recorded"))
     if screen in ("done", "see_reception") and derived.get("appointment"):
         parts += [t("done.next"), str(derived["appointment"]), str(derived.get("place", ""))]
+    if screen in ("done", "see_reception") and view.get("receipt"):
+        # letter by letter, so it can be written down: "7, K, 2, M, 9, Q, X, D"
+        parts += [t("done.receipt"), ", ".join(c for c in str(view["receipt"]) if c != "-")]
     text = " ".join(_sentence(p) for p in parts if str(p or "").strip())
     return text[:MAX_CHARS]
 

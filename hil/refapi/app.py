@@ -28,7 +28,14 @@ from pydantic import BaseModel, Field
 
 from daemon.errors import DeviceKeyError, RecordError
 from daemon.keys import PublicKey, alg_of, load_public_pem
-from daemon.records import decode_unverified, record_hash, verify_record
+from daemon.records import (
+    decode_unverified,
+    normal_receipt_code,
+    receipt_code_of_hash,
+    receipt_hash_prefixes,
+    record_hash,
+    verify_record,
+)
 from daemon.reqauth import RequestAuthError, parse_device, verify_request
 from daemon.rotation import ROTATION_TYPE, rotated_key
 from hil.refapi.storage import Device, DeviceKey, EnrolmentRefused, SqliteStorage, Storage
@@ -512,6 +519,24 @@ def create_app(settings: Settings) -> FastAPI:
     ) -> list[dict[str, Any]]:
         """The latest heartbeats of one device, newest first."""
         return store.heartbeats(device, limit)
+
+    @app.get("/v1/admin/receipts/{code}", dependencies=[Depends(admin)])
+    def receipt(code: str) -> dict[str, Any]:
+        """The record a person's attendance reference names (shown on the kiosk when their
+        record was saved): device, seq, type, flags, when it arrived. Usually one; a second
+        is possible (40 bits) and both are listed."""
+        try:
+            prefixes = receipt_hash_prefixes(code)
+        except ValueError as exc:
+            raise _error(422, "receipt_code", str(exc)) from exc
+        found = [
+            {k: v for k, v in r.items() if k != "hash"}
+            for r in store.by_hash_prefix(prefixes)
+            if receipt_code_of_hash(r["hash"]) == normal_receipt_code(code)
+        ]
+        if not found:
+            raise _error(404, "unknown_receipt", "no stored record has that reference (yet?)")
+        return {"code": normal_receipt_code(code), "records": found}
 
     @app.get("/v1/admin/alerts", dependencies=[Depends(admin)])
     def alerts() -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ import psycopg
 
 from hil.refapi.storage import (
     ALERTS_SQL,
+    RECEIPT_SQL,
     Device,
     DeviceKey,
     EnrolmentRefused,
@@ -34,6 +35,7 @@ from hil.refapi.storage import (
     advance_chain,
     alert_dicts,
     code_hash,
+    receipt_dicts,
     record_dicts,
     record_row,
 )
@@ -361,6 +363,10 @@ class PostgresStorage:
             (device, after_seq, limit),
         )
         return record_dicts(rows)
+
+    def by_hash_prefix(self, prefixes: Sequence[str]) -> list[dict[str, Any]]:
+        sql = RECEIPT_SQL.format(", ".join(["%s"] * len(prefixes)))
+        return receipt_dicts(self._db().execute(sql, tuple(prefixes)))
 
     def heartbeats(self, device: str, limit: int = 100) -> list[dict[str, Any]]:
         rows = self._db().execute(

@@ -178,6 +178,7 @@ class Storage(Protocol):
         self, device: str, after_seq: int = 0, limit: int = 100
     ) -> list[dict[str, Any]]: ...
     def heartbeats(self, device: str, limit: int = 100) -> list[dict[str, Any]]: ...
+    def by_hash_prefix(self, prefixes: Sequence[str]) -> list[dict[str, Any]]: ...
     def last_of_type(self, device: str, type_: str) -> tuple[int, str, float] | None: ...
     def last_heartbeat(self, device: str) -> dict[str, Any] | None: ...
     def close(self) -> None: ...
@@ -206,6 +207,21 @@ def alert_dicts(rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
         {"device": d, "seq": int(s), "type": t, "flags": json.loads(f), "received": float(r)}
         for d, s, t, f, r in rows
     ]
+
+
+#: records whose chain hash starts with one of 4 prefixes (a receipt code: records.py)
+RECEIPT_SQL = (
+    "SELECT device, seq, type, flags, received, hash FROM records "
+    "WHERE substr(hash, 1, 7) IN ({}) ORDER BY received"
+)
+
+
+def receipt_dicts(rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
+    return [
+        {"device": d, "seq": int(s), "type": t, "flags": json.loads(f), "received": float(r),
+         "hash": h}
+        for d, s, t, f, r, h in rows
+    ]  # fmt: skip
 
 
 def record_dicts(rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
@@ -504,6 +520,13 @@ class SqliteStorage:
                 (device, after_seq, limit),
             ).fetchall()
         return record_dicts(rows)
+
+    def by_hash_prefix(self, prefixes: Sequence[str]) -> list[dict[str, Any]]:
+        """Records whose chain hash starts with one of ``prefixes`` (7 characters each)."""
+        sql = RECEIPT_SQL.format(", ".join("?" * len(prefixes)))
+        with self._lock:
+            rows = self.db.execute(sql, tuple(prefixes)).fetchall()
+        return receipt_dicts(rows)
 
     def heartbeats(self, device: str, limit: int = 100) -> list[dict[str, Any]]:
         """The latest heartbeats of ``device``, newest first, with their received time."""

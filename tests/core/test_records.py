@@ -23,6 +23,10 @@ from daemon.records import (
     b64url_decode,
     canonical_json,
     decode_unverified,
+    normal_receipt_code,
+    receipt_code,
+    receipt_code_of_hash,
+    receipt_hash_prefixes,
     record_hash,
     uuid7,
     verify_chain,
@@ -246,3 +250,20 @@ def test_rfc3339_matches_the_standard_library(unix_s: float) -> None:
     ms = int(unix_s * 1000)
     when = datetime.datetime.fromtimestamp(ms // 1000, datetime.UTC)
     assert rfc3339(unix_s) == when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+@given(st.binary(min_size=1, max_size=200))
+def test_a_receipt_code_is_short_unambiguous_and_leads_back_to_its_record(raw: bytes) -> None:
+    compact = b64url(raw) + ".e30.c2ln"  # any ASCII text stands for a compact JWS here
+    code = receipt_code(compact)
+    assert len(code) == 9 and code[4] == "-"
+    assert not set(code) & set("ILOU")  # nothing to misread or misspell
+    assert receipt_code_of_hash(record_hash(compact)) == code
+    assert record_hash(compact)[:7] in receipt_hash_prefixes(code)
+    assert normal_receipt_code(code.lower().replace("-", " ")) == code
+
+
+@pytest.mark.parametrize("bad", ["", "7K2M-9QX", "7K2M-9QXDD", "7K2M-9QX!", "UUUU-UUUU"])
+def test_what_is_not_a_receipt_code_is_refused(bad: str) -> None:
+    with pytest.raises(ValueError, match="8 letters and digits"):
+        receipt_hash_prefixes(bad)

@@ -519,3 +519,18 @@ def test_ui_taps_drive_a_whole_checkin() -> None:
     assert tap_event("answer", {"id": 3}, 0.0) is None
     assert tap_event("self_destruct", {}, 0.0) is None
     assert {"start", "help", "more_time", "finish", "staff_exit"} <= TAP_NAMES
+
+
+def test_the_done_screen_shows_the_saved_records_reference_and_only_then() -> None:
+    run = Run()
+    run.to_confirm(ALICE)
+    run.send(ev.Finish)
+    assert "receipt" not in run.view  # nothing until the record is saved
+    run.send(ev.RecordCommitted, commit_id=run.last_commit().commit_id, receipt="7K2M-9QXD")
+    assert run.screen == "done" and run.view["receipt"] == "7K2M-9QXD"
+    run.send(ev.Continue)
+    failed = Run()
+    failed.to_confirm(ALICE)
+    failed.send(ev.Finish)
+    failed.send(ev.CommitFailed, commit_id=failed.last_commit().commit_id, reason="disk_full")
+    assert failed.screen == "see_reception" and "receipt" not in failed.view

@@ -22,7 +22,7 @@ from daemon.errors import DeviceKeyError, RecordError
 from daemon.flow import events
 from daemon.keys import PublicKey, SigningKey
 from daemon.kiosk import CheckinRunner
-from daemon.records import Record
+from daemon.records import Record, receipt_code
 from daemon.sealing import generate_keypair, open_sealed
 from daemon.sync import SyncClient
 from drivers.camera import camera_sim
@@ -126,6 +126,26 @@ async def test_normal_checkin_reaches_the_api_with_a_sealed_photo(kiosk: Kiosk) 
     jpeg = open_sealed(blob, kiosk.api.pki.seal_key.read_bytes())
     assert jpeg.startswith(b"\xff\xd8")  # the reviewer, with the API's key, sees the photo
     assert not any(kiosk.core.outbox.blob_dir.iterdir())  # type: ignore[union-attr]
+
+
+async def test_the_person_leaves_with_a_reference_that_finds_their_signed_record(
+    kiosk: Kiosk,
+) -> None:
+    """Proof of attendance: the done screen shows a short reference made from the saved
+    record's chain hash; staff find exactly that signed record with it at the central API."""
+    rec = await kiosk.me.visit(Visit(PEOPLE[0]), leave=False)
+    assert rec is not None and kiosk.me.screen == "done"
+    shown = kiosk.runner.current_view()["receipt"]
+    assert shown == receipt_code(rec.compact) and len(shown) == 9 and shown[4] == "-"
+    await kiosk.me.tap("continue")
+    await kiosk.sync()
+    with kiosk.api.admin() as admin:
+        found = admin.get(f"/v1/admin/receipts/{shown.lower().replace('-', '')}").json()
+    assert found["code"] == shown
+    assert [(r["device"], r["seq"], r["type"]) for r in found["records"]] == [
+        (kiosk.device.id, rec.seq, "checkin")
+    ]
+    assert "person" not in json.dumps(found) and PEOPLE[0].ref not in json.dumps(found)
 
 
 async def test_three_failed_matches_fall_back_never_refuse(kiosk: Kiosk) -> None:

@@ -6,6 +6,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from daemon.records import receipt_code
 from hil.refapi.testing import InProcess, SimDevice, in_process
 from tests.refapi.conftest import FakeClock
 
@@ -248,6 +249,24 @@ async def test_admin_lists_records_in_pages_and_heartbeats_newest_first(
         clock.now += 60
     beats = await api.client.get(f"/v1/admin/devices/{dev.device}/heartbeats", headers=ADMIN)
     assert [b["body"]["queue_depth"] for b in beats.json()] == [2, 1]
+
+
+async def test_a_receipt_code_finds_exactly_its_record(api: InProcess, dev: SimDevice) -> None:
+    chain = dev.records(40)
+    await api.push(dev, chain)
+    for seq in (1, 17, 40):
+        code = receipt_code(chain[seq - 1])
+        for typed in (code, code.lower(), code.replace("-", " "), code.replace("0", "O")):
+            r = await api.client.get(f"/v1/admin/receipts/{typed}", headers=ADMIN)
+            assert r.status_code == 200, (typed, r.text)
+            assert r.json()["code"] == code
+            assert [(x["device"], x["seq"]) for x in r.json()["records"]] == [(dev.device, seq)]
+    other = receipt_code(dev.next_record())  # made, never sent
+    r = await api.client.get(f"/v1/admin/receipts/{other}", headers=ADMIN)
+    assert r.status_code == 404 and r.json()["error"] == "unknown_receipt"
+    r = await api.client.get("/v1/admin/receipts/NOT-A-CODE!", headers=ADMIN)
+    assert r.status_code == 422 and r.json()["error"] == "receipt_code"
+    assert (await api.client.get(f"/v1/admin/receipts/{other}")).status_code == 401
 
 
 async def test_a_fault_plan_is_consumed_by_device_requests_only(

@@ -157,6 +157,9 @@ def test_normal_checkin(kiosk: Kiosk, screenshot_dir: Path, lang: str) -> None:
     place = {"en": "Room 2, ground floor", "cy": "Ystafell 2, llawr gwaelod"}
     assert text_of(k, "#screen .place") == place[lang]
     assert k.page.query_selector("#screen .note") is None  # not flagged
+    receipt = text_of(k, "#screen .receipt .code")  # proof of attendance to take away
+    assert receipt == k.bridge.current_view()["receipt"] and len(receipt) == 9
+    assert CAT.text(lang, "done.receipt") in text_of(k, "#screen .receipt")
     shot(k, screenshot_dir, "done")
     tap(k.page, "button[data-action=continue]", "idle")
     [record] = checkins(k)
