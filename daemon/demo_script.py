@@ -20,7 +20,7 @@ from daemon.config import Config
 from daemon.demo_support import PEOPLE, STAFF_PIN, Person
 from daemon.flow import Stage
 from daemon.kiosk import CheckinRunner
-from daemon.records import Record
+from daemon.records import Record, receipt_code
 from hil.fingerprint.fingers import Condition
 
 DEFAULT_ANSWERS = {
@@ -255,4 +255,7 @@ def _describe(rec: Record | None) -> str:
     if rec is None:
         return "no record"
     flags = rec.payload.get("flags") or []
-    return rec.type + (f" [{', '.join(flags)}]" if flags else "")
+    said = rec.type + (f" [{', '.join(flags)}]" if flags else "")
+    if rec.payload.get("person"):  # what the person saw on the screen to take away
+        said += f", reference {receipt_code(rec.compact)}"
+    return said

@@ -21,7 +21,7 @@ import httpx
 
 from daemon.errors import RecordError
 from daemon.keys import FileKeyBackend, public_pem
-from daemon.records import verify_chain
+from daemon.records import receipt_code, verify_chain
 from daemon.sealing import RosterKey, public_to_b64, roster_key_path, seal_template
 from hil.refapi.server import RefApi
 
@@ -203,6 +203,8 @@ class Summary:
     chain_intact: bool
     by_type: dict[str, int]
     flagged: int
+    #: (check-ins whose attendance reference the API finds, check-ins with a reference)
+    receipts: tuple[int, int] = (0, 0)
 
     def lines(self) -> list[str]:
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.by_type.items()))
@@ -213,6 +215,8 @@ class Summary:
             f"chain intact                 : {'yes' if self.chain_intact else 'NO'}",
             f"by type                      : {kinds}",
             f"flagged for an officer       : {self.flagged}",
+            f"attendance references found  : {self.receipts[0]} of {self.receipts[1]} "
+            "(GET /v1/admin/receipts/{code})",
         ]
 
 
@@ -234,4 +238,13 @@ def summarise(api: RefApi, device: DemoDevice, created: int) -> Summary:
     for r in records:
         by_type[r.type] = by_type.get(r.type, 0) + 1
         flagged += bool(r.payload.get("flags"))
-    return Summary(created, len(compacts), len(records), intact, by_type, flagged)
+    people = [r for r in records if r.payload.get("person")]
+    found = 0
+    with api.admin() as admin:  # what a person quoting the code on their screen gets
+        for r in people:
+            answer = admin.get(f"/v1/admin/receipts/{receipt_code(r.compact)}")
+            found += answer.status_code == 200 and any(
+                x["seq"] == r.seq for x in answer.json()["records"]
+            )
+    return Summary(created, len(compacts), len(records), intact, by_type, flagged,
+                   (found, len(people)))  # fmt: skip

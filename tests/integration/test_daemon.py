@@ -81,7 +81,8 @@ def test_the_demo_runs_end_to_end(tmp_path: Path, capsys) -> None:  # type: igno
     assert demo_main(["--folder", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out
     assert "chain intact                 : yes" in out
-    assert "checkin_fallback 1" in out and "tamper 1" in out
+    assert "checkin_fallback 1" in out and "tamper 1" in out and "staff_action 2" in out
+    assert "attendance references found  : 5 of 5" in out  # each person's, at the API
     # no personal data on the console: case references are masked
     assert "CR-900101" not in out
 
