@@ -51,7 +51,9 @@ RECORD_TYPES = frozenset(
         "see_officer",
     }
 )
-FLAGS = frozenset({"see_officer", "id_review", "fault", "photo_quality", "no_photo", "demo"})
+FLAGS = frozenset(
+    {"see_officer", "id_review", "fault", "photo_quality", "no_photo", "demo", "in_person"}
+)
 _B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")

@@ -178,6 +178,9 @@ class Person:
     next_appointment: Appointment | None = None
     messages: tuple[Message, ...] = ()
     questions: tuple[Question, ...] = ()
+    #: the officer's policy says this visit must include seeing them in person (the kiosk is
+    #: never the only channel): the check-in is recorded, then the person waits at reception
+    in_person: bool = False
 
     def all_questions(self) -> tuple[Question, ...]:
         """The standard questions, then the officer's questions for this person."""
@@ -337,7 +340,10 @@ def _person(raw: Any, path: str, seen: set[str]) -> Person:
     )
     if len({q.id for q in questions}) != len(questions):
         raise _fail(f"{path}.questions", "has two questions with the same id")
-    return Person(ref, mac, tuple(templates), appt, messages, questions)
+    in_person = p.get("in_person", False)
+    if not isinstance(in_person, bool):
+        raise _fail(f"{path}.in_person", "must be true or false")
+    return Person(ref, mac, tuple(templates), appt, messages, questions, in_person)
 
 
 def parse_roster(data: Any) -> Roster:

@@ -434,7 +434,8 @@ def _confirm(k: Kiosk, s: Session, e: ev.Event) -> Result:
             return _to_messages(k, s, len(s.person.messages) - 1)
         return _back_to_last_question(k, s)
     if isinstance(e, ev.Finish):
-        return _commit_session(k, s, checkin_type(s), s.flags)
+        extra = ("in_person",) if s.person.in_person else ()
+        return _commit_session(k, s, checkin_type(s), s.flags, extra=extra)
     return k, []
 
 
@@ -547,6 +548,10 @@ def _commit_result(k: Kiosk, e: ev.RecordCommitted | ev.CommitFailed) -> Result:
         s = replace(s, stage=Stage.SEE_RECEPTION, reception_reason="fault")
     elif "see_officer" in s.flags:
         s = replace(s, stage=Stage.SEE_RECEPTION, reception_reason="escalation")
+    elif s.person is not None and s.person.in_person:
+        # recorded, and today's visit includes the officer in person: reception calls them
+        s = replace(s, stage=Stage.SEE_RECEPTION, reception_reason="in_person")
+        return _alert(replace(k, session=s), "in_person")
     else:
         s = replace(s, stage=Stage.DONE)
     return replace(k, session=s), []

@@ -11,12 +11,14 @@ from daemon.flow import FlowConfig, Screen
 from daemon.flow import events as ev
 from daemon.flow.effects import (
     AlertStaff,
+    Commit,
     DiscardPhoto,
     StatusLight,
     TakePhoto,
     VerifyFinger,
 )
-from tests.flow.kit import ALICE, NO_TEMPLATE, PLAIN, Run
+from daemon.roster import parse_roster
+from tests.flow.kit import ALICE, NO_TEMPLATE, PLAIN, Run, roster_json
 
 
 def test_normal_checkin_commits_once_and_shows_the_appointment_only_after_commit() -> None:
@@ -534,3 +536,25 @@ def test_the_done_screen_shows_the_saved_records_reference_and_only_then() -> No
     failed.send(ev.Finish)
     failed.send(ev.CommitFailed, commit_id=failed.last_commit().commit_id, reason="disk_full")
     assert failed.screen == "see_reception" and "receipt" not in failed.view
+
+
+def test_a_visit_that_must_include_the_officer_is_recorded_then_sent_to_reception() -> None:
+    """The kiosk is never the only channel: when the officer's policy says today's visit is in
+    person, the check-in still counts (recorded, signed) and the person is asked to wait."""
+    roster = roster_json()
+    roster["people"][0]["in_person"] = True
+    run = Run()
+    run.send(ev.RosterLoaded, roster=parse_roster(roster))
+    run.to_confirm(ALICE)
+    fx = run.send(ev.Finish)
+    commit = next(e for e in fx if isinstance(e, Commit))
+    assert commit.type == "checkin" and "in_person" in commit.flags
+    fx = run.send(ev.RecordCommitted, commit_id=commit.commit_id, receipt="7K2M-9QXD")
+    assert AlertStaff(reason="in_person") in fx  # reception calls the officer
+    assert run.screen == "see_reception" and run.view["reason"] == "in_person"
+    assert run.view["checked_in"] is True and run.view["receipt"] == "7K2M-9QXD"
+    plain = Run()  # without the field: the usual done screen
+    plain.to_confirm(ALICE)
+    plain.send(ev.Finish)
+    plain.commit_ok()
+    assert plain.screen == "done" and "in_person" not in plain.commits()[-1].flags

@@ -102,6 +102,7 @@ _DELETE = object()
         (_set(["people", 0, "messages", 1, "en"], _DELETE), "people[0].messages[1].en"),
         (_set(["people", 0, "templates", 0, "finger"], "tail"), "people[0].templates[0].finger"),
         (_set(["people", 0, "next_appointment", "at"], "soon"), "people[0].next_appointment.at"),
+        (_set(["people", 0, "in_person"], "yes"), "people[0].in_person"),
         (_set(["dob_salt"], "AAAA"), "roster.dob_salt"),
         (_set(["people"], {}), "roster.people"),
         (_set(["office"], _DELETE), "roster.office"),
