@@ -10,10 +10,16 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
+from daemon.clock import SystemClock
 from daemon.demo import main as demo_main
-from daemon.demo_support import provision
+from daemon.demo_support import DemoDevice, provision
+from daemon.outbox import Outbox
 from hil.refapi.server import RefApi
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,6 +35,32 @@ def _kiosk(args: list[str], env: dict[str, str] | None = None) -> subprocess.Pop
     )
 
 
+@dataclass
+class Provisioned:
+    api: RefApi
+    device: DemoDevice
+    notify: Path  # NOTIFY_SOCKET for the daemon
+    rx: socket.socket  # what it says to "systemd"
+
+
+@pytest.fixture
+def provisioned(tmp_path: Path) -> Iterator[Provisioned]:
+    """The reference API on loopback, a provisioned simulated kiosk, and a datagram socket
+    standing in for systemd's notify socket."""
+    api = RefApi(tmp_path / "api")
+    api.start()
+    rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        device = provision(api, tmp_path / "kiosk")
+        notify = tmp_path / "notify.sock"
+        rx.bind(str(notify))
+        rx.settimeout(30)
+        yield Provisioned(api, device, notify, rx)
+    finally:
+        rx.close()
+        api.stop()
+
+
 def test_config_error_exits_78_and_names_the_key(tmp_path: Path) -> None:
     bad = tmp_path / "kiosk.toml"
     bad.write_text('[device]\nid = "k"\n[api]\nurl = "https://a/"\nbatch_sise = 5\n')
@@ -39,42 +71,31 @@ def test_config_error_exits_78_and_names_the_key(tmp_path: Path) -> None:
         assert b"api.batch_sise" in out and b"batch_size" in out
 
 
-def test_kiosk_run_reaches_ready_and_stops_cleanly(tmp_path: Path) -> None:
-    api = RefApi(tmp_path / "api")
-    api.start()
+def test_kiosk_run_reaches_ready_and_stops_cleanly(provisioned: Provisioned) -> None:
+    device, rx = provisioned.device, provisioned.rx
+    started = time.monotonic()
+    proc = _kiosk(
+        ["run", "--config", str(device.config_path)], {"NOTIFY_SOCKET": str(provisioned.notify)}
+    )
     try:
-        device = provision(api, tmp_path / "kiosk")
-        notify = tmp_path / "notify.sock"
-        rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        rx.bind(str(notify))
-        rx.settimeout(30)
-        started = time.monotonic()
-        proc = _kiosk(["run", "--config", str(device.config_path)], {"NOTIFY_SOCKET": str(notify)})
-        try:
-            messages = []
-            while not any(m.startswith(b"READY=1") for m in messages):
-                messages.append(rx.recv(4096))
-            ready_s = time.monotonic() - started
-            ready = next(m for m in messages if m.startswith(b"READY=1"))
-            assert b"SIMULATED" in ready  # a simulated kiosk says so
-            # by READY the outbox is open and the boot record is committed
-            from daemon.clock import SystemClock
-            from daemon.outbox import Outbox
-
-            with Outbox(device.data_dir, device=device.id, key=None, clock=SystemClock()) as ob:
-                assert [c for _s, _st, c in ob.all_compact()]
-            watchdog = rx.recv(4096)
-            assert watchdog in (b"WATCHDOG=1",) or watchdog.startswith(b"STATUS=")
-            proc.send_signal(signal.SIGTERM)
-            out, _ = proc.communicate(timeout=30)
-            assert proc.returncode == 0, out.decode()
-            assert ready_s < 15
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            rx.close()
+        messages = []
+        while not any(m.startswith(b"READY=1") for m in messages):
+            messages.append(rx.recv(4096))
+        ready_s = time.monotonic() - started
+        ready = next(m for m in messages if m.startswith(b"READY=1"))
+        assert b"SIMULATED" in ready  # a simulated kiosk says so
+        # by READY the outbox is open and the boot record is committed
+        with Outbox(device.data_dir, device=device.id, key=None, clock=SystemClock()) as ob:
+            assert [c for _s, _st, c in ob.all_compact()]
+        watchdog = rx.recv(4096)
+        assert watchdog in (b"WATCHDOG=1",) or watchdog.startswith(b"STATUS=")
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0, out.decode()
+        assert ready_s < 15
     finally:
-        api.stop()
+        if proc.poll() is None:
+            proc.kill()
 
 
 def test_the_demo_runs_end_to_end(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -87,55 +108,46 @@ def test_the_demo_runs_end_to_end(tmp_path: Path, capsys) -> None:  # type: igno
     assert "CR-900101" not in out
 
 
-def test_kiosk_sync_keeps_feeding_the_systemd_watchdog(tmp_path: Path) -> None:
+def test_kiosk_sync_keeps_feeding_the_systemd_watchdog(provisioned: Provisioned) -> None:
     """kiosk-sync.service has WatchdogSec=30s: a process that stops pinging is killed and
     restarted every 30 s. With a 1 s watchdog, `kiosk sync` must ping about twice a second,
     each time after its outbox answered, and say its queue in STATUS=."""
-    api = RefApi(tmp_path / "api")
-    api.start()
+    rx = provisioned.rx
+    rx.settimeout(10)
+    env = {"NOTIFY_SOCKET": str(provisioned.notify), "WATCHDOG_USEC": "1000000"}
+    proc = _kiosk(["sync", "--config", str(provisioned.device.config_path)], env)
     try:
-        device = provision(api, tmp_path / "kiosk")
-        notify = tmp_path / "notify.sock"
-        rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        rx.bind(str(notify))
-        rx.settimeout(10)
-        env = {"NOTIFY_SOCKET": str(notify), "WATCHDOG_USEC": "1000000"}
-        proc = _kiosk(["sync", "--config", str(device.config_path)], env)
-        try:
-            messages: list[bytes] = []
-            while not any(m.startswith(b"READY=1") for m in messages):
-                messages.append(rx.recv(4096))
-            after_ready = time.monotonic()
-            pings = 0
-            statuses: list[bytes] = []
-            while time.monotonic() - after_ready < 3.0:
-                m = rx.recv(4096)
-                pings += m == b"WATCHDOG=1"
-                if m.startswith(b"STATUS="):
-                    statuses.append(m)
-            assert pings >= 4, (pings, messages, statuses)  # 0.5 s apart: ~6 in 3 s
-            assert statuses and b"queue" in statuses[-1]
-            proc.send_signal(signal.SIGTERM)
-            out, _ = proc.communicate(timeout=30)
-            assert proc.returncode == 0, out.decode()
-            assert b"no more watchdog pings" not in out
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            rx.close()
+        messages: list[bytes] = []
+        while not any(m.startswith(b"READY=1") for m in messages):
+            messages.append(rx.recv(4096))
+        after_ready = time.monotonic()
+        pings = 0
+        statuses: list[bytes] = []
+        while time.monotonic() - after_ready < 3.0:
+            m = rx.recv(4096)
+            pings += m == b"WATCHDOG=1"
+            if m.startswith(b"STATUS="):
+                statuses.append(m)
+        assert pings >= 4, (pings, messages, statuses)  # 0.5 s apart: ~6 in 3 s
+        assert statuses and b"queue" in statuses[-1]
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0, out.decode()
+        assert b"no more watchdog pings" not in out
     finally:
-        api.stop()
+        if proc.poll() is None:
+            proc.kill()
 
 
-def test_the_api_sees_the_kiosks_parts_through_the_sync_heartbeat(tmp_path: Path) -> None:
+def test_the_api_sees_the_kiosks_parts_through_the_sync_heartbeat(
+    provisioned: Provisioned,
+) -> None:
     """`kiosk run` writes its health report, `kiosk sync` carries it in the heartbeat: the
     central service sees the parts, the disk and that the kiosk process runs, with no one on
     site, and nothing in it names a person."""
-    api = RefApi(tmp_path / "api")
-    api.start()
+    api, device = provisioned.api, provisioned.device
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        device = provision(api, tmp_path / "kiosk")
         procs.append(_kiosk(["run", "--config", str(device.config_path)]))
         deadline = time.monotonic() + 30
         while not (device.data_dir / "health.json").exists():
@@ -165,4 +177,3 @@ def test_the_api_sees_the_kiosks_parts_through_the_sync_heartbeat(tmp_path: Path
                 p.communicate(timeout=30)
             except subprocess.TimeoutExpired:
                 p.kill()
-        api.stop()

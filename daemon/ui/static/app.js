@@ -88,6 +88,9 @@
     for (const el of root.querySelectorAll("[data-keypad]")) {
       el.replaceWith(byId("tpl-keypad").content.cloneNode(true));
     }
+    for (const el of root.querySelectorAll("[data-reasons]")) {
+      el.replaceWith(byId("tpl-reasons").content.cloneNode(true));
+    }
     for (const el of root.querySelectorAll("[data-t-from]")) {
       el.dataset.t = el.dataset.tPrefix + String(field(view, el.dataset.tFrom));
       if (!table(el)[el.dataset.t]) el.dataset.t = el.dataset.tPrefix + "fault";
