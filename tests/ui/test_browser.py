@@ -406,6 +406,28 @@ def test_large_text_mode_grows_text_and_every_control_still_fits(
     assert not k.page.evaluate("document.body.classList.contains('large')")
 
 
+def test_the_fullest_reception_screen_still_fits_in_large_text(
+    kiosk: Kiosk, screenshot_dir: Path
+) -> None:
+    """Sent to reception after a part failed, in Welsh and large text: the reason, "recorded",
+    the attendance reference and the next appointment, and the OK button still on screen."""
+    k = kiosk
+    wait_screen(k.page, "idle")
+    tap(k.page, "button[data-lang-arg=cy]", "identify")
+    tap(k.page, "button[data-action=large_text]", "identify")
+    type_digits(k, PERSON[0], "identify")
+    tap(k.page, "button[data-action=submit]", "identify")
+    type_digits(k, PERSON[1], "identify")
+    tap(k.page, "button[data-action=submit]", "fingerprint")
+    control(k, lambda: k.bridge.present_finger(matches=True), "photo")
+    control(k, lambda: k.bridge.fault("camera"), "see_reception")
+    code = k.page.query_selector("#screen .receipt .code")
+    assert code is not None and k.page.query_selector("#screen .appointment") is not None
+    box = code.bounding_box()
+    assert box is not None and box["height"] < 60  # one line: never split at its dash
+    shot(k, screenshot_dir, "see_reception-fault-large-text")  # the audit: all on screen
+
+
 def test_time_out_warns_and_i_need_more_time_extends(kiosk: Kiosk, screenshot_dir: Path) -> None:
     k = kiosk
     wait_screen(k.page, "idle")
