@@ -38,6 +38,7 @@ from daemon.records import (
 )
 from daemon.reqauth import RequestAuthError, parse_device, verify_request
 from daemon.rotation import ROTATION_TYPE, rotated_key
+from hil.refapi.missed import last_seen, review_tasks
 from hil.refapi.storage import Device, DeviceKey, EnrolmentRefused, SqliteStorage, Storage
 
 MAX_BATCH = 500
@@ -537,6 +538,28 @@ def create_app(settings: Settings) -> FastAPI:
         if not found:
             raise _error(404, "unknown_receipt", "no stored record has that reference (yet?)")
         return {"code": normal_receipt_code(code), "records": found}
+
+    @app.get("/v1/admin/devices/{device}/missed", dependencies=[Depends(admin)])
+    def missed(
+        device: str, grace_days: Annotated[float, Query(ge=0, le=60)] = 3.0
+    ) -> dict[str, Any]:
+        """People on this kiosk's roster whose appointment passed more than ``grace_days``
+        ago with no record of them: review tasks for an officer, never a breach
+        (hil/refapi/missed.py)."""
+        if store.device(device) is None:
+            raise _error(404, "unknown_device", "no such device is enrolled")
+        roster = store.get_roster(device)
+        if roster is None:
+            return {"device": device, "grace_days": grace_days, "tasks": []}
+        received: dict[int, float] = {}
+        after = 0
+        while page := store.list_records(device, after, 1000):
+            received.update((r["seq"], r["received"]) for r in page)
+            after = page[-1]["seq"]
+        records = ((c, received.get(seq, 0.0)) for _d, seq, c in store.export(device))
+        now = settings.clock()
+        tasks = review_tasks(roster[1], last_seen(records), now, grace_days)
+        return {"device": device, "as_of": now, "grace_days": grace_days, "tasks": tasks}
 
     @app.get("/v1/admin/alerts", dependencies=[Depends(admin)])
     def alerts() -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from pathlib import Path
@@ -267,6 +268,50 @@ async def test_a_receipt_code_finds_exactly_its_record(api: InProcess, dev: SimD
     r = await api.client.get("/v1/admin/receipts/NOT-A-CODE!", headers=ADMIN)
     assert r.status_code == 422 and r.json()["error"] == "receipt_code"
     assert (await api.client.get(f"/v1/admin/receipts/{other}")).status_code == 401
+
+
+def _iso(unix: float) -> str:
+    return dt.datetime.fromtimestamp(unix, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+async def test_a_missed_appointment_becomes_a_review_task_after_the_grace_period(
+    api: InProcess, dev: SimDevice, clock: FakeClock
+) -> None:
+    now, day = clock.now, 86400.0
+    due = {"CR-000101": now - 5 * day, "CR-000102": now - 5 * day, "CR-000103": now - day,
+           "CR-000104": now + 2 * day, "CR-000105": now - 5 * day}  # fmt: skip
+    roster = {
+        "people": [
+            {"ref": ref, "next_appointment": {"at": _iso(at), "place_en": "x", "place_cy": "x"}}
+            for ref, at in due.items()
+        ]
+        + [{"ref": "CR-000106"}]  # no appointment: nothing to miss
+    }
+    r = await api.client.put(f"/v1/admin/devices/{dev.device}/roster", json=roster, headers=ADMIN)
+    assert r.status_code == 200
+    synced = {"synced": True, "boot_id": "00000000-0000-4000-8000-000000000001", "mono_ns": 1}
+    came = dev.next_record(person="CR-000101", at=_iso(due["CR-000101"] + 600), clock=synced)
+    months_ago = dev.next_record(person="CR-000102", at=_iso(now - 40 * day), clock=synced)
+    tamper = dev.next_record(type="tamper", person=None)
+    await api.push(dev, [came, months_ago, tamper])
+    # a kiosk whose clock was wrong: its "at" is nonsense, the API's receipt time stands in
+    clock.now = due["CR-000105"] + 3600
+    unsynced = dict(synced, synced=False)
+    await api.push(dev, [dev.next_record(person="CR-000105", at=_iso(0), clock=unsynced)])
+    clock.now = now
+    url = f"/v1/admin/devices/{dev.device}/missed"
+    body = (await api.client.get(url, headers=ADMIN)).json()
+    assert body["grace_days"] == 3 and body["as_of"] == now
+    assert [(t["ref"], t["action"], t["days_overdue"]) for t in body["tasks"]] == [
+        ("CR-000102", "review", 5.0)  # seen 40 days ago, not since: a person looks into it
+    ]
+    assert "breach" not in json.dumps(body)
+    body = (await api.client.get(url, params={"grace_days": 0}, headers=ADMIN)).json()
+    assert [t["ref"] for t in body["tasks"]] == ["CR-000102", "CR-000103"]  # no grace at all
+    assert (await api.client.get(url, params={"grace_days": -1}, headers=ADMIN)).status_code == 422
+    r = await api.client.get("/v1/admin/devices/kiosk-nobody/missed", headers=ADMIN)
+    assert r.status_code == 404
+    assert (await api.client.get(url)).status_code == 401
 
 
 async def test_a_fault_plan_is_consumed_by_device_requests_only(
