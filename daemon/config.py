@@ -24,6 +24,7 @@ from drivers.camera.interface import CameraSettings
 from drivers.display.interface import DisplaySettings
 from drivers.fingerprint.interface import FingerprintSettings
 from drivers.gpio.interface import GpioSettings
+from drivers.printer.interface import PrinterSettings
 
 DEFAULT_PATH = Path("/etc/kiosk/kiosk.toml")
 EX_CONFIG = 78
@@ -185,6 +186,7 @@ class Config:
     camera: CameraSettings = field(default_factory=CameraSettings)
     gpio: GpioSettings = field(default_factory=GpioSettings)
     display: DisplaySettings = field(default_factory=DisplaySettings)
+    printer: PrinterSettings = field(default_factory=PrinterSettings)
     hardware_key: HardwareKeyConfig | None = None
 
     @property
@@ -199,6 +201,8 @@ class Config:
             parts.append("gpio")
         if self.display.backend == "simulated":
             parts.append("display")
+        if self.printer.backend == "simulated":
+            parts.append("printer")
         return parts
 
     def __post_init__(self) -> None:

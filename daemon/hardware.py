@@ -25,6 +25,7 @@ from drivers.fingerprint.aio import AsyncSensor
 from drivers.fingerprint.factory import build_fingerprint
 from drivers.fingerprint.interface import FingerprintError
 from drivers.gpio import GpioBoard, GpioSim, open_gpio
+from drivers.printer import PrinterError, ReceiptPrinter, open_printer
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,13 @@ class Hardware:
     emulator: Any = None
     gpio_sim: GpioSim | None = None
     faults: dict[str, str] = field(default_factory=dict)
+    #: the optional receipt printer (None: the kiosk has none, or it could not be reached)
+    printer: ReceiptPrinter | None = None
 
     def close(self) -> None:
+        if self.printer is not None:
+            with contextlib.suppress(Exception):
+                self.printer.close()
         for closer in (
             self.display.close,
             self.gpio.close,
@@ -81,6 +87,12 @@ async def open_hardware(cfg: Config, clock: Clock) -> Hardware:
         faults["fingerprint"] = exc.reason
         log.error("fingerprint sensor not available: %s", exc, extra={"kiosk_reason": exc.reason})
     camera = open_camera(cfg.camera)
+    printer = None
+    try:
+        printer = open_printer(cfg.printer)
+    except PrinterError as exc:  # optional: the kiosk runs on, staff are told
+        faults["printer"] = exc.reason
+        log.error("receipt printer not available: %s", exc, extra={"kiosk_reason": exc.reason})
     return Hardware(
         fingerprint=fingerprint,
         camera=camera,
@@ -90,4 +102,5 @@ async def open_hardware(cfg: Config, clock: Clock) -> Hardware:
         emulator=emulator,
         gpio_sim=gpio_sim,
         faults=faults,
+        printer=printer,
     )

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -38,6 +39,8 @@ from daemon.flow import FlowConfig, Stage, effects, events, initial, step, taps,
 from daemon.flow.state import Kiosk
 from daemon.records import receipt_code
 from daemon.roster import RosterInvalid, parse_roster
+from daemon.ui.catalog import Catalogue
+from daemon.ui.receipt import receipt_slip
 from drivers.fingerprint.interface import NoFinger, PoorImage
 from drivers.gpio import LightState, Pattern
 
@@ -101,6 +104,7 @@ class CheckinRunner:
         self._roster_mtime = 0.0
         self.alerts: list[str] = []
         self.last_ui_beat = 0.0
+        self._catalogue: Catalogue | None = None  # for the printed slip's words, when needed
         self.processed = 0
         self._scanner: asyncio.Task[None] | None = None
         self._qr = _QrMemory()
@@ -338,6 +342,21 @@ class CheckinRunner:
             events.StaffAuthResult(now=time.monotonic(), ok=staff_id is not None, staff_id=staff_id)
         )
 
+    async def _print(self, eff: effects.PrintReceipt) -> None:
+        printer = self.core.hardware.printer if self.core.hardware else None
+        if printer is None:
+            return
+        if self._catalogue is None:
+            self._catalogue = Catalogue.load()
+        now = dt.datetime.now(dt.UTC)  # spelled in UK time, as on the screen
+        slip = receipt_slip(eff.lang, eff.receipt, eff.appointment, now, self._catalogue)
+        try:
+            await asyncio.to_thread(printer.print, slip)
+        except DriverError as exc:  # paper out, jam, unplugged: staff fix it; the person has
+            # the same reference on the screen
+            log.warning("receipt not printed: %s", exc.reason, extra={"kiosk_reason": exc.reason})
+            self.post(events.PartFailed(now=time.monotonic(), part="printer", reason=exc.reason))
+
     def _commit(self, eff: effects.Commit) -> None:
         blob = self._photos.pop(eff.photo, None) if eff.photo else None
         try:
@@ -378,6 +397,9 @@ class CheckinRunner:
             self.alerts.clear()
         elif isinstance(eff, effects.CheckStaffCredential):
             self._spawn(self._staff(eff.pin))
+        elif isinstance(eff, effects.PrintReceipt):
+            if hw.printer is not None:  # optional: no printer, no slip, nothing else changes
+                self._spawn(self._print(eff))
         else:
             log.error("unknown effect %s", type(eff).__name__)
 

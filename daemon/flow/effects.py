@@ -93,6 +93,17 @@ class AlertStaff(Effect):
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class PrintReceipt(Effect):
+    """Print the person's slip, when the kiosk has a printer: the attendance reference and the
+    next appointment in ``lang``. Fire and forget: a printer that fails becomes
+    PartFailed("printer") (a staff alert), never a change to the person's screen."""
+
+    lang: str
+    receipt: str = field(repr=False)
+    appointment: dict[str, Any] | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ClearAlerts(Effect):
     """Staff acknowledged the alerts."""
 

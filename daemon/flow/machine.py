@@ -26,6 +26,7 @@ from daemon.flow.effects import (
     Commit,
     DiscardPhoto,
     Effect,
+    PrintReceipt,
     StatusLight,
     TakePhoto,
     VerifyFinger,
@@ -541,9 +542,14 @@ def _commit_result(k: Kiosk, e: ev.RecordCommitted | ev.CommitFailed) -> Result:
         )
         assert s.person is not None
         k = replace(k, session=s, unsaved=(*k.unsaved, s.person.ref))
-        k, fx = _alert(k, "commit_failed")
-        return k, ([DiscardPhoto(photo=s.photo)] if s.photo else []) + fx
+        k, alert = _alert(k, "commit_failed")
+        return k, ([DiscardPhoto(photo=s.photo)] if s.photo else []) + alert
     s = replace(s, committed=True, receipt=e.receipt, last_input=k.now, warned=False)
+    fx: list[Effect] = []
+    if e.receipt:  # the slip to take away, if the kiosk has a printer
+        appt = s.person.next_appointment if s.person is not None else None
+        appointment = {"at": appt.at, "place": appt.place.as_dict()} if appt else None
+        fx.append(PrintReceipt(lang=k.lang, receipt=e.receipt, appointment=appointment))
     if s.fault is not None:
         s = replace(s, stage=Stage.SEE_RECEPTION, reception_reason="fault")
     elif "see_officer" in s.flags:
@@ -551,10 +557,11 @@ def _commit_result(k: Kiosk, e: ev.RecordCommitted | ev.CommitFailed) -> Result:
     elif s.person is not None and s.person.in_person:
         # recorded, and today's visit includes the officer in person: reception calls them
         s = replace(s, stage=Stage.SEE_RECEPTION, reception_reason="in_person")
-        return _alert(replace(k, session=s), "in_person")
+        k, fx2 = _alert(replace(k, session=s), "in_person")
+        return k, fx + fx2
     else:
         s = replace(s, stage=Stage.DONE)
-    return replace(k, session=s), []
+    return replace(k, session=s), fx
 
 
 # --- faults and tamper -------------------------------------------------------------------------
@@ -562,6 +569,8 @@ def _commit_result(k: Kiosk, e: ev.RecordCommitted | ev.CommitFailed) -> Result:
 
 def _part_failed(k: Kiosk, e: ev.PartFailed) -> Result:
     s = k.session
+    if e.part == "printer":  # optional: staff fit paper; nobody's check-in changes
+        return _alert(k, "printer")
     if e.part == "fingerprint":
         if s is not None and s.stage == Stage.FINGERPRINT and k.staff is None:
             k2, fx = _to_fallback(k, s, "sensor_fault")

@@ -19,6 +19,7 @@ from daemon.kioskctl.report import Check, failed, passed, warned
 from drivers.camera.interface import CameraNotFound, CameraTimeout
 from drivers.display.interface import BacklightNotFound
 from drivers.fingerprint.interface import SensorMissing, SensorNotAnswering, SensorRefused
+from drivers.printer import Paper, PrinterError, open_printer
 
 STANDARD_BAUDS = (57600, 115200, 9600, 19200, 38400)
 HELD = "if kiosk.service is running it holds the hardware: stop it first, or use --no-hardware"
@@ -212,3 +213,31 @@ def check_display(ctx: Context) -> list[Check]:
             )
         )
     return rows
+
+
+def check_printer(ctx: Context) -> list[Check]:
+    """The optional receipt printer answers and has paper (no row when there is none)."""
+    settings = ctx.cfg.printer
+    if settings.backend == "none":
+        return []
+    try:
+        printer = open_printer(settings)
+        if printer is None:
+            return []
+        try:
+            paper = printer.paper()
+        finally:
+            printer.close()
+    except PrinterError as exc:
+        return [
+            failed(
+                "printer",
+                f"the receipt printer does not answer ({exc.reason})",
+                "check its USB cable and power; check-ins go on without slips meanwhile",
+            )
+        ]
+    if paper is Paper.OUT:
+        return [failed("printer", "out of paper", "fit a new roll (58 mm thermal)")]
+    if paper is Paper.LOW:
+        return [warned("printer", "paper low", "fit a new roll soon")]
+    return [passed("printer", "answers; paper ok")]

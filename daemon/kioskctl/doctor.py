@@ -30,6 +30,7 @@ HARDWARE_CHECKS: tuple[CheckFn, ...] = (
     checks_hw.check_camera,
     checks_hw.check_gpio,
     checks_hw.check_display,
+    checks_hw.check_printer,
 )
 UNIT_CHECKS: tuple[CheckFn, ...] = (checks_sys.check_units, selftest.check_slots)
 

@@ -26,6 +26,7 @@ from daemon.records import Record, receipt_code
 from daemon.sealing import generate_keypair, open_sealed
 from daemon.sync import SyncClient
 from drivers.camera import camera_sim
+from drivers.printer.simulated import SimulatedPrinter
 from hil.fingerprint.fingers import Condition
 from hil.refapi.server import RefApi
 
@@ -77,7 +78,9 @@ _n = 0
 async def kiosk(api: RefApi, tmp_path: Path) -> AsyncIterator[Kiosk]:
     global _n
     _n += 1
-    device = provision(api, tmp_path / "kiosk", device=f"kiosk-path-{_n:02d}")
+    # with a (simulated) receipt printer: every path also prints, or fails to, as in a lobby
+    device = provision(api, tmp_path / "kiosk", device=f"kiosk-path-{_n:02d}",
+                       extra='\n[printer]\nbackend = "simulated"\n')  # fmt: skip
     publish_roster(api, device)
     cfg = load_config(device.config_path)
     # the roster as the sync process would have stored it
@@ -146,6 +149,53 @@ async def test_the_person_leaves_with_a_reference_that_finds_their_signed_record
         (kiosk.device.id, rec.seq, "checkin")
     ]
     assert "person" not in json.dumps(found) and PEOPLE[0].ref not in json.dumps(found)
+
+
+def _slips(kiosk: Kiosk) -> list[str]:
+    hw = kiosk.core.hardware
+    assert hw is not None and isinstance(hw.printer, SimulatedPrinter)
+    return [" | ".join(text for _style, text in r.lines) for r, _image in hw.printer.printed]
+
+
+async def _printed(kiosk: Kiosk, n: int) -> list[str]:
+    for _ in range(300):  # printing runs in a worker thread
+        if len(_slips(kiosk)) >= n:
+            break
+        await asyncio.sleep(0.01)
+    return _slips(kiosk)
+
+
+async def test_the_slip_carries_the_reference_and_the_next_appointment_in_their_language(
+    kiosk: Kiosk,
+) -> None:
+    rec = await kiosk.me.visit(Visit(PEOPLE[0]), leave=False)
+    assert rec is not None
+    [slip] = await _printed(kiosk, 1)
+    assert receipt_code(rec.compact) in slip
+    assert "Probation check-in" in slip and "Your next appointment" in slip
+    assert "Room 2, ground floor" in slip and "Monday 7 December 2026 at 10:30" in slip
+    assert "CR-" not in slip  # nothing about the person but what the screen showed them
+    await kiosk.me.tap("continue")
+    rec = await kiosk.me.visit(Visit(PEOPLE[1], lang="cy"), leave=False)
+    assert rec is not None
+    slips = await _printed(kiosk, 2)
+    assert "Cofrestru prawf" in slips[1] and receipt_code(rec.compact) in slips[1]
+
+
+async def test_a_jammed_printer_is_a_staff_alert_and_nothing_else(kiosk: Kiosk) -> None:
+    hw = kiosk.core.hardware
+    assert hw is not None and isinstance(hw.printer, SimulatedPrinter)
+    hw.printer.jammed = True
+    rec = await kiosk.me.visit(Visit(PEOPLE[0]), leave=False)
+    assert rec is not None and rec.type == "checkin"
+    assert kiosk.me.screen == "done"  # the person is done; the screen has the reference
+    for _ in range(300):
+        if "printer" in kiosk.runner.state.alerts:
+            break
+        await asyncio.sleep(0.01)
+    assert "printer" in kiosk.runner.state.alerts
+    assert kiosk.runner.current_view()["receipt"] == receipt_code(rec.compact)
+    assert [r.type for r in await kiosk.sync()].count("fault") == 0  # not a check-in fault
 
 
 async def test_three_failed_matches_fall_back_never_refuse(kiosk: Kiosk) -> None:

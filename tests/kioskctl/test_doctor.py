@@ -289,6 +289,21 @@ def test_an_outbox_migrated_by_a_rolled_back_update_is_a_warning_not_a_failure(
     assert rows["outbox queue"]["status"] == "pass"  # the old software reads the queue
 
 
+def test_the_receipt_printer_row_appears_only_when_there_is_one(
+    kiosk: Kiosk, tmp_path: Path
+) -> None:
+    _code, rows = doctor(kiosk)
+    assert "printer" not in rows  # none configured: optional hardware, no row
+    kiosk.edit("device", allow_simulated=True)
+    kiosk.edit("printer", backend="simulated")
+    _code, rows = doctor(kiosk)
+    assert rows["printer"]["status"] == "pass" and "paper ok" in rows["printer"]["detail"]
+    kiosk.edit("printer", backend="escpos", device=str(tmp_path / "lp0"))
+    code, rows = doctor(kiosk)
+    assert rows["printer"]["status"] == "fail" and code == 1
+    assert "USB cable" in rows["printer"]["fix"] and "without slips" in rows["printer"]["fix"]
+
+
 def test_wrong_key_permissions(kiosk: Kiosk) -> None:
     kiosk.cfg.device.key_path.chmod(0o644)
     code, rows = doctor(kiosk, "--no-hardware")
