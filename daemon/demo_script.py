@@ -13,6 +13,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from daemon.app import KioskCore
@@ -21,6 +22,7 @@ from daemon.demo_support import PEOPLE, STAFF_PIN, Person
 from daemon.flow import Stage
 from daemon.kiosk import CheckinRunner
 from daemon.records import Record, receipt_code
+from drivers.printer.simulated import SimulatedPrinter
 from hil.fingerprint.fingers import Condition
 
 DEFAULT_ANSWERS = {
@@ -239,6 +241,8 @@ async def run_scene(
         await me.staff_unlock()
         say(f"reception unlocks it with the staff PIN -> screen now '{me.screen}'")
         say(f"{core.outbox.stats().depth} records waiting on the kiosk")
+        people = sum(bool(r.payload.get("person")) for r in me.committed)
+        _save_slips(core, cfg.device.data_dir.parent / "slips", say, people)
         online()
         say("the central API is back")
         return core.outbox.head()[0]
@@ -249,6 +253,21 @@ async def run_scene(
         with contextlib.suppress(asyncio.CancelledError):
             await task
         core.close()
+
+
+def _save_slips(core: KioskCore, folder: Path, say: Callable[[str], None], expected: int) -> None:
+    """What the (simulated) receipt printer printed, as images a person can open."""
+    printer = core.hardware.printer if core.hardware else None
+    if not isinstance(printer, SimulatedPrinter):
+        return
+    for _ in range(300):  # slips print in a worker thread, after each record is saved
+        if len(printer.printed) >= expected:
+            break
+        time.sleep(0.01)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, (_slip, image) in enumerate(printer.printed, 1):
+        image.save(folder / f"slip-{i}.png")
+    say(f"{len(printer.printed)} slips printed for people to take away (images in {folder})")
 
 
 def _describe(rec: Record | None) -> str:

@@ -143,6 +143,9 @@ backend = "mock"
 [display]
 backend = "simulated"
 
+[printer]
+backend = "simulated"
+
 [staff]
 pin_hash = "{hash_pin(STAFF_PIN, 20_000)}"
 {extra}"""

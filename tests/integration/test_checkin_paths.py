@@ -78,9 +78,8 @@ _n = 0
 async def kiosk(api: RefApi, tmp_path: Path) -> AsyncIterator[Kiosk]:
     global _n
     _n += 1
-    # with a (simulated) receipt printer: every path also prints, or fails to, as in a lobby
-    device = provision(api, tmp_path / "kiosk", device=f"kiosk-path-{_n:02d}",
-                       extra='\n[printer]\nbackend = "simulated"\n')  # fmt: skip
+    # the demo's kiosk has a (simulated) receipt printer: every path also prints, or fails to
+    device = provision(api, tmp_path / "kiosk", device=f"kiosk-path-{_n:02d}")
     publish_roster(api, device)
     cfg = load_config(device.config_path)
     # the roster as the sync process would have stored it
