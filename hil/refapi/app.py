@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -130,6 +131,15 @@ def _json_body(model: type[BaseModel]) -> dict[str, Any]:
             "content": {"application/json": {"schema": model.model_json_schema()}},
         }
     }
+
+
+class Review(BaseModel):
+    """An officer's decision on a record sent for identity review (the manual ID check)."""
+
+    model_config = {"extra": "forbid"}
+    outcome: Literal["confirmed", "confirmed_with_concern", "rejected"]
+    #: a staff number, not a name
+    reviewer: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,31}$")
 
 
 class HeartbeatAnswer(BaseModel):
@@ -560,6 +570,30 @@ def create_app(settings: Settings) -> FastAPI:
         now = settings.clock()
         tasks = review_tasks(roster[1], last_seen(records), now, grace_days)
         return {"device": device, "as_of": now, "grace_days": grace_days, "tasks": tasks}
+
+    @app.put(
+        "/v1/admin/devices/{device}/records/{seq}/review",
+        dependencies=[Depends(admin)],
+        status_code=201,
+    )
+    def review(device: str, seq: Annotated[int, PathParam(ge=1)], body: Review) -> dict[str, Any]:
+        """Record the decision on one record (confirmed, confirmed with concern, rejected) by
+        the reviewing officer. Kept, never overwritten: a second decision is refused (409).
+        A reviewed record leaves the alerts list."""
+        found = store.list_records(device, seq - 1, 1)
+        if not found or found[0]["seq"] != seq:
+            raise _error(404, "unknown_record", "no such record is stored for that device")
+        saved = store.add_review(device, seq, body.outcome, body.reviewer, settings.clock())
+        if saved is None:
+            raise _error(409, "already_reviewed", "that record already has a decision; it stands")
+        return {"device": device, "seq": seq, **saved}
+
+    @app.get("/v1/admin/devices/{device}/records/{seq}/review", dependencies=[Depends(admin)])
+    def get_review(device: str, seq: Annotated[int, PathParam(ge=1)]) -> dict[str, Any]:
+        found = store.review(device, seq)
+        if found is None:
+            raise _error(404, "not_reviewed", "no decision has been recorded for that record")
+        return {"device": device, "seq": seq, **found}
 
     @app.get("/v1/admin/alerts", dependencies=[Depends(admin)])
     def alerts() -> list[dict[str, Any]]:

@@ -38,6 +38,7 @@ from hil.refapi.storage import (
     receipt_dicts,
     record_dicts,
     record_row,
+    review_dict,
 )
 
 SCHEMA = """
@@ -113,7 +114,20 @@ CREATE TABLE heartbeats (
 );
 CREATE INDEX heartbeats_device ON heartbeats (device, received DESC);
 """
-_MIGRATIONS: dict[int, str] = {1: SCHEMA}
+_MIGRATIONS: dict[int, str] = {
+    1: SCHEMA,
+    # 1 -> 2: an officer's decision on a record sent for identity review (one per record)
+    2: """
+    CREATE TABLE reviews (
+        device   TEXT NOT NULL,
+        seq      BIGINT NOT NULL,
+        outcome  TEXT NOT NULL,
+        reviewer TEXT NOT NULL,
+        at       DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (device, seq)
+    );
+    """,
+}
 SCHEMA_VERSION = max(_MIGRATIONS)
 _MIGRATION_LOCK = 0x6B696F736B  # "kiosk": one migrator at a time across API processes
 
@@ -393,6 +407,26 @@ class PostgresStorage:
             "SELECT seq, reason FROM forks WHERE device = %s ORDER BY seq", (device,)
         )
         return [(int(s), r) for s, r in rows]
+
+    def add_review(
+        self, device: str, seq: int, outcome: str, reviewer: str, now: float
+    ) -> dict[str, Any] | None:
+        cur = self._db().execute(
+            "INSERT INTO reviews VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (device, seq, outcome, reviewer, now),
+        )
+        return review_dict(outcome, reviewer, now) if cur.rowcount == 1 else None
+
+    def review(self, device: str, seq: int) -> dict[str, Any] | None:
+        row = (
+            self._db()
+            .execute(
+                "SELECT outcome, reviewer, at FROM reviews WHERE device = %s AND seq = %s",
+                (device, seq),
+            )
+            .fetchone()
+        )
+        return None if row is None else review_dict(*row)
 
     def alerts(self) -> list[dict[str, Any]]:
         return alert_dicts(self._db().execute(ALERTS_SQL.encode()))  # no parameters: no % escapes

@@ -99,6 +99,17 @@ _MIGRATIONS: dict[int, str] = {
     );
     INSERT INTO device_keys SELECT device, 1, alg, public_pem, enrolled FROM devices;
     """,
+    # 2 -> 3: an officer's decision on a record sent for identity review (one per record)
+    3: """
+    CREATE TABLE reviews (
+        device   TEXT NOT NULL,
+        seq      INTEGER NOT NULL,
+        outcome  TEXT NOT NULL,
+        reviewer TEXT NOT NULL,
+        at       REAL NOT NULL,
+        PRIMARY KEY (device, seq)
+    );
+    """,
 }
 SCHEMA_VERSION = max(_MIGRATIONS)
 
@@ -179,6 +190,10 @@ class Storage(Protocol):
     ) -> list[dict[str, Any]]: ...
     def heartbeats(self, device: str, limit: int = 100) -> list[dict[str, Any]]: ...
     def by_hash_prefix(self, prefixes: Sequence[str]) -> list[dict[str, Any]]: ...
+    def add_review(
+        self, device: str, seq: int, outcome: str, reviewer: str, now: float
+    ) -> dict[str, Any] | None: ...
+    def review(self, device: str, seq: int) -> dict[str, Any] | None: ...
     def last_of_type(self, device: str, type_: str) -> tuple[int, str, float] | None: ...
     def last_heartbeat(self, device: str) -> dict[str, Any] | None: ...
     def close(self) -> None: ...
@@ -187,11 +202,14 @@ class Storage(Protocol):
 #: records staff must see first (see_officer / id_review flags, tamper, fault), tamper and
 #: see_officer on top; no parameters, so both drivers take it as written
 ALERTS_SQL = (
-    "SELECT device, seq, type, flags, received FROM records WHERE type IN "
+    "SELECT device, seq, type, flags, received FROM records r WHERE (type IN "
     "('tamper', 'fault', 'see_officer', 'checkin_fallback', 'staff_override') "
-    "OR flags <> '[]' ORDER BY (type = 'tamper' OR flags LIKE '%see_officer%') "
+    "OR flags <> '[]') AND NOT EXISTS (SELECT 1 FROM reviews v WHERE v.device = r.device "
+    "AND v.seq = r.seq) ORDER BY (type = 'tamper' OR flags LIKE '%see_officer%') "
     "DESC, received DESC LIMIT 500"
 )
+#: an officer's decision on an identity review (manual ID check): requirement 8
+REVIEW_OUTCOMES = ("confirmed", "confirmed_with_concern", "rejected")
 
 
 def record_row(device: str, p: dict[str, Any], compact: str, h: str, now: float) -> tuple[Any, ...]:
@@ -222,6 +240,10 @@ def receipt_dicts(rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
          "hash": h}
         for d, s, t, f, r, h in rows
     ]  # fmt: skip
+
+
+def review_dict(outcome: str, reviewer: str, at: float) -> dict[str, Any]:
+    return {"outcome": outcome, "reviewer": reviewer, "at": float(at)}
 
 
 def record_dicts(rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
@@ -520,6 +542,26 @@ class SqliteStorage:
                 (device, after_seq, limit),
             ).fetchall()
         return record_dicts(rows)
+
+    def add_review(
+        self, device: str, seq: int, outcome: str, reviewer: str, now: float
+    ) -> dict[str, Any] | None:
+        """Record the decision; None when the record already has one (decisions are kept,
+        never overwritten)."""
+        with self._lock:
+            cur = self.db.execute(
+                "INSERT OR IGNORE INTO reviews VALUES (?, ?, ?, ?, ?)",
+                (device, seq, outcome, reviewer, now),
+            )
+        return review_dict(outcome, reviewer, now) if cur.rowcount == 1 else None
+
+    def review(self, device: str, seq: int) -> dict[str, Any] | None:
+        with self._lock:
+            row = self.db.execute(
+                "SELECT outcome, reviewer, at FROM reviews WHERE device = ? AND seq = ?",
+                (device, seq),
+            ).fetchone()
+        return None if row is None else review_dict(*row)
 
     def by_hash_prefix(self, prefixes: Sequence[str]) -> list[dict[str, Any]]:
         """Records whose chain hash starts with one of ``prefixes`` (7 characters each)."""

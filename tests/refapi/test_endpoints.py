@@ -314,6 +314,44 @@ async def test_a_missed_appointment_becomes_a_review_task_after_the_grace_period
     assert (await api.client.get(url)).status_code == 401
 
 
+async def test_an_identity_review_decision_is_kept_and_clears_the_alert(
+    api: InProcess, dev: SimDevice, clock: FakeClock
+) -> None:
+    """Requirement 8: the manual ID check's outcome is recorded (confirmed, confirmed with
+    concern, rejected), by whom, once; the record then leaves the alerts list."""
+    fallback = dev.next_record(type="checkin_fallback", flags=["id_review"])
+    other = dev.next_record(type="checkin_fallback", flags=["id_review"])
+    await api.push(dev, [fallback, other])
+    alerts = (await api.client.get("/v1/admin/alerts", headers=ADMIN)).json()
+    assert {(a["device"], a["seq"]) for a in alerts} >= {(dev.device, 1), (dev.device, 2)}
+    url = f"/v1/admin/devices/{dev.device}/records/1/review"
+    assert (await api.client.get(url, headers=ADMIN)).status_code == 404  # not yet decided
+    decision = {"outcome": "confirmed_with_concern", "reviewer": "po-2231"}
+    r = await api.client.put(url, json=decision, headers=ADMIN)
+    assert r.status_code == 201
+    assert r.json() == {"device": dev.device, "seq": 1, **decision, "at": clock.now}
+    assert (await api.client.get(url, headers=ADMIN)).json()["outcome"] == decision["outcome"]
+    alerts = (await api.client.get("/v1/admin/alerts", headers=ADMIN)).json()
+    seqs = {a["seq"] for a in alerts if a["device"] == dev.device}
+    assert 1 not in seqs and 2 in seqs  # the decided one is off the list, the other is not
+    again = await api.client.put(
+        url, json={"outcome": "rejected", "reviewer": "po-9"}, headers=ADMIN
+    )
+    assert again.status_code == 409 and again.json()["error"] == "already_reviewed"
+    assert (await api.client.get(url, headers=ADMIN)).json()["outcome"] == "confirmed_with_concern"
+    for bad in (
+        {"outcome": "breach", "reviewer": "po-1"},
+        {"outcome": "rejected", "reviewer": "Jane Smith"},
+        {"outcome": "rejected"},
+    ):
+        r = await api.client.put(url.replace("/1/", "/2/"), json=bad, headers=ADMIN)
+        assert r.status_code == 422, bad  # fmt: skip
+    missing = url.replace("/1/", "/9/")
+    r = await api.client.put(missing, json=decision, headers=ADMIN)
+    assert r.status_code == 404 and r.json()["error"] == "unknown_record"
+    assert (await api.client.put(url, json=decision)).status_code == 401
+
+
 async def test_a_fault_plan_is_consumed_by_device_requests_only(
     api: InProcess, dev: SimDevice
 ) -> None:
