@@ -87,7 +87,8 @@ class StatusLight(Effect):
 class AlertStaff(Effect):
     """Raise a staff-visible alert now (reception notice, heartbeat). ``reason`` is a code
     (``see_officer``, ``speak_to_someone``, ``tamper``, ``fault``, ``commit_failed``,
-    ``identify_locked``, ``help``, ``staff_pin_locked``); never personal data."""
+    ``identify_locked``, ``help``, ``staff_pin_locked``, ``in_person``, ``printer``); never
+    personal data. The staff screen lists each with its text (``staff.alert.<code>``)."""
 
     reason: str
 

@@ -280,6 +280,9 @@ def test_fault_tamper_and_staff_mode(kiosk: Kiosk, screenshot_dir: Path, lang: s
     type_digits(k, STAFF_PIN, "staff")
     tap(k.page, "button[data-action=submit]", "staff")
     assert CAT.text("en", "staff.tamper") in text_of(k, "#screen")
+    listed = text_of(k, "#screen ul.alerts")  # what each alert is, not only how many
+    assert CAT.text("en", "staff.alert.tamper") in listed
+    assert CAT.text("en", "staff.alert.fault") in listed
     shot(k, screenshot_dir, "staff")
     tap(k.page, "button[data-action=language]", "staff")  # staff may use either language
     shot(k, screenshot_dir, "staff")

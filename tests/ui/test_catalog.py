@@ -39,6 +39,9 @@ def t_from_values() -> dict[str, set[str]]:
         | flow_values(r'notice="(\w+)"')
         | {"tamper"},
         "staff.result.": flow_values(r'result="(\w+)"'),
+        # staff alerts: every code the flow raises, and the two an answer raises by variable
+        "staff.alert.": flow_values(r'_alert\(.*, "(\w+)"\)')
+        | {"see_officer", "speak_to_someone"},
     }
 
 

@@ -91,6 +91,13 @@
     for (const el of root.querySelectorAll("[data-reasons]")) {
       el.replaceWith(byId("tpl-reasons").content.cloneNode(true));
     }
+    for (const el of root.querySelectorAll("[data-alerts]")) {
+      for (const code of field(view, "alerts") || []) {
+        const item = byId("tpl-alert").content.firstElementChild.cloneNode(true);
+        item.dataset.t = item.dataset.tPrefix + code;
+        el.append(item);
+      }
+    }
     for (const el of root.querySelectorAll("[data-t-from]")) {
       el.dataset.t = el.dataset.tPrefix + String(field(view, el.dataset.tFrom));
       if (!table(el)[el.dataset.t]) el.dataset.t = el.dataset.tPrefix + "fault";
