@@ -352,6 +352,7 @@ class CheckinRunner:
         slip = receipt_slip(eff.lang, eff.receipt, eff.appointment, now, self._catalogue)
         try:
             await asyncio.to_thread(printer.print, slip)
+            self.faults.pop("printer", None)  # paper fitted, jam cleared: healthy again
         except DriverError as exc:  # paper out, jam, unplugged: staff fix it; the person has
             # the same reference on the screen
             log.warning("receipt not printed: %s", exc.reason, extra={"kiosk_reason": exc.reason})

@@ -195,6 +195,16 @@ async def test_a_jammed_printer_is_a_staff_alert_and_nothing_else(kiosk: Kiosk) 
     assert "printer" in kiosk.runner.state.alerts
     assert kiosk.runner.current_view()["receipt"] == receipt_code(rec.compact)
     assert [r.type for r in await kiosk.sync()].count("fault") == 0  # not a check-in fault
+    assert kiosk.runner.health()["faults"] == {"printer": "printer"}  # the API hears of it
+    hw.printer.jammed = False  # staff cleared it: the next slip prints, the fault goes
+    await kiosk.me.tap("continue")
+    assert await kiosk.me.visit(Visit(PEOPLE[1])) is not None
+    assert len(await _printed(kiosk, 1)) == 1
+    for _ in range(300):
+        if "printer" not in kiosk.runner.health()["faults"]:
+            break
+        await asyncio.sleep(0.01)
+    assert "printer" not in kiosk.runner.health()["faults"]
 
 
 async def test_three_failed_matches_fall_back_never_refuse(kiosk: Kiosk) -> None:
