@@ -357,6 +357,9 @@ class CheckinRunner:
             # the same reference on the screen
             log.warning("receipt not printed: %s", exc.reason, extra={"kiosk_reason": exc.reason})
             self.post(events.PartFailed(now=time.monotonic(), part="printer", reason=exc.reason))
+        except Exception as exc:  # a fault in making the slip is still only a printer fault
+            log.error("receipt not printed (%s)", exc.__class__.__name__)
+            self.post(events.PartFailed(now=time.monotonic(), part="printer", reason="printer"))
 
     def _commit(self, eff: effects.Commit) -> None:
         blob = self._photos.pop(eff.photo, None) if eff.photo else None
