@@ -83,11 +83,17 @@ class KioskCore:
             },
         )
 
-    def commit(self, type_: str, fields: dict[str, Any], blob: bytes | None = None) -> Record:
+    def commit(
+        self,
+        type_: str,
+        fields: dict[str, Any],
+        blob: bytes | None = None,
+        blob_field: str = "photo",
+    ) -> Record:
         """Sign and queue a record durably, then wake the sync process. Raises DiskFull /
         StorageError (nothing was queued)."""
         assert self.outbox is not None
-        record = self.outbox.append(type_, fields, blob=blob)
+        record = self.outbox.append(type_, fields, blob=blob, blob_field=blob_field)
         poke(self.cfg.device.data_dir / WAKE_SOCKET)
         for listener in self.commit_listeners:
             listener(record)

@@ -153,7 +153,13 @@ pin_hash = "{hash_pin(STAFF_PIN, 20_000)}"
     return DemoDevice(device, folder, cfg, data, kb)
 
 
-def publish_roster(api: RefApi, device: DemoDevice, people: tuple[Person, ...] = PEOPLE) -> None:
+def publish_roster(
+    api: RefApi,
+    device: DemoDevice,
+    people: tuple[Person, ...] = PEOPLE,
+    *,
+    not_enrolled: frozenset[str] = frozenset(),
+) -> None:
     """What the probation service's back office does: the people due at this kiosk, their
     templates sealed to the device's roster key, their next appointments and messages."""
     from hil.fingerprint.fingers import make_template
@@ -173,7 +179,9 @@ def publish_roster(api: RefApi, device: DemoDevice, people: tuple[Person, ...] =
             {
                 "ref": p.ref,
                 "dob_hmac": dob_hmac(salt, p.dob),
-                "templates": [
+                "templates": []
+                if p.ref in not_enrolled  # no fingerprints on file yet (never enrolled)
+                else [
                     {
                         "finger": "right_index",
                         "sealed": base64.b64encode(

@@ -105,6 +105,8 @@ class CheckinRunner:
         self.alerts: list[str] = []
         self.last_ui_beat = 0.0
         self._catalogue: Catalogue | None = None  # for the printed slip's words, when needed
+        #: templates taken in the enrolment under way, by finger (memory only, until sealed)
+        self._enrolling: dict[str, bytes] = {}
         self.processed = 0
         self._scanner: asyncio.Task[None] | None = None
         self._qr = _QrMemory()
@@ -361,10 +363,42 @@ class CheckinRunner:
             log.error("receipt not printed (%s)", exc.__class__.__name__)
             self.post(events.PartFailed(now=time.monotonic(), part="printer", reason="printer"))
 
+    async def _enrol_finger(self, eff: effects.EnrolFinger) -> None:
+        """One finger for enrolment: the sensor takes several presses and merges them, refusing
+        a finger that matches one already taken. The template stays in memory only."""
+        hw = self.core.hardware
+        assert hw is not None
+        try:
+            enrolment = await hw.fingerprint.enrol(others=tuple(self._enrolling.values()))
+        except (DriverError, KioskError) as exc:
+            self.post(
+                events.FingerEnrolled(
+                    now=time.monotonic(), finger=eff.finger, ok=False, reason=exc.reason
+                )
+            )
+            return
+        self._enrolling[eff.finger] = enrolment.template
+        self.post(events.FingerEnrolled(now=time.monotonic(), finger=eff.finger, ok=True))
+
     def _commit(self, eff: effects.Commit) -> None:
         blob = self._photos.pop(eff.photo, None) if eff.photo else None
+        blob_field = "photo"
+        if eff.type == "finger_enrolment" and self._enrolling:
+            templates, self._enrolling = self._enrolling, {}
+            try:
+                assert self.core.sealer is not None
+                blob = self.core.sealer.seal_enrolment(templates).blob
+            except (AssertionError, DeviceKeyError) as exc:
+                reason = exc.reason if isinstance(exc, DeviceKeyError) else "seal_key"
+                self.post(
+                    events.CommitFailed(
+                        now=time.monotonic(), commit_id=eff.commit_id, reason=reason
+                    )
+                )
+                return
+            blob_field = "templates"
         try:
-            record = self.core.commit(eff.type, eff.fields(), blob=blob)
+            record = self.core.commit(eff.type, eff.fields(), blob=blob, blob_field=blob_field)
         except (StorageError, DeviceKeyError) as exc:  # a full disk; a token that stopped
             self.post(
                 events.CommitFailed(
@@ -401,6 +435,10 @@ class CheckinRunner:
             self.alerts.clear()
         elif isinstance(eff, effects.CheckStaffCredential):
             self._spawn(self._staff(eff.pin))
+        elif isinstance(eff, effects.EnrolFinger):
+            self._spawn(self._enrol_finger(eff))
+        elif isinstance(eff, effects.DiscardEnrolment):
+            self._enrolling.clear()
         elif isinstance(eff, effects.PrintReceipt):
             if hw.printer is not None:  # optional: no printer, no slip, nothing else changes
                 self._spawn(self._print(eff))

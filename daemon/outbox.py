@@ -384,7 +384,12 @@ class Outbox:
         return gone
 
     def append(
-        self, type_: str, fields: Mapping[str, Any] | None = None, *, blob: bytes | None = None
+        self,
+        type_: str,
+        fields: Mapping[str, Any] | None = None,
+        *,
+        blob: bytes | None = None,
+        blob_field: str = "photo",
     ) -> Record:
         """Make, sign and durably queue one record; return it once committed.
 
@@ -405,8 +410,9 @@ class Outbox:
             raise StorageError("the outbox is not open (call open() first)")
         self._check_space(len(blob) if blob else 0)
         fields = {k: v for k, v in (fields or {}).items() if v is not None}
-        if blob is not None:
-            fields["photo"] = self._write_blob_file(blob)
+        blob_sha = None
+        if blob is not None:  # a sealed photo, or sealed enrolment templates ("templates")
+            blob_sha = fields[blob_field] = self._write_blob_file(blob)
         flags = list(fields.pop("flags", []))
         clock = self._clock
         now = clock.wall()
@@ -439,7 +445,7 @@ class Outbox:
                 payload["id"],
                 type_,
                 compact,
-                payload.get("photo"),
+                blob_sha or payload.get("photo"),  # the blob the record names, whatever field
                 payload["clock"]["mono_ns"],
                 now,
             )
@@ -451,7 +457,7 @@ class Outbox:
                         db.execute(_INSERT_RECORD, row)
                         db.execute(
                             "INSERT OR IGNORE INTO blobs(sha256, size) VALUES (?, ?)",
-                            (payload["photo"], len(blob)),
+                            (blob_sha, len(blob)),
                         )
             except sqlite3.IntegrityError:
                 self._head_cache = None  # another writer took this seq: re-read, re-sign

@@ -42,6 +42,7 @@ RECORD_TYPES = frozenset(
         "checkin_fallback",
         "staff_override",
         "staff_action",
+        "finger_enrolment",
         "tamper",
         "boot",
         "clock_step",
@@ -250,7 +251,7 @@ def _schema_fail(what: str) -> RecordError:
 def validate_payload(p: Mapping[str, Any]) -> None:
     """Check the payload against the v1 schema (docs/api.md); raise RecordError(schema)."""
     required = {"v", "id", "device", "seq", "prev", "type", "at", "clock", "flags", "app"}
-    allowed = required | {"person", "verify", "photo", "answers", "detail"}
+    allowed = required | {"person", "verify", "photo", "templates", "answers", "detail"}
     missing = required - p.keys()
     if missing:
         raise _schema_fail(f"missing {', '.join(sorted(missing))}")
@@ -303,6 +304,10 @@ def validate_payload(p: Mapping[str, Any]) -> None:
         and (not isinstance(p["photo"], str) or not _HEX64.match(p["photo"]))
     ):
         raise _schema_fail("photo must be a SHA-256 hex digest")
+    if "templates" in p and (
+        not isinstance(p["templates"], str) or not _HEX64.match(p["templates"])
+    ):
+        raise _schema_fail("templates must be a SHA-256 hex digest")
     if "verify" in p and p["verify"] is not None:
         v = p["verify"]
         if not isinstance(v, dict) or not isinstance(v.get("method"), str):

@@ -215,6 +215,11 @@ class Roster:
                 found = person
         return found
 
+    def find(self, ref: str) -> Person | None:
+        """The person with case reference ``ref`` (staff mode only: staff have already
+        checked who is in front of them; identification by the person uses :meth:`lookup`)."""
+        return next((p for p in self.people if p.ref == ref), None)
+
     def __len__(self) -> int:
         return len(self.people)
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import stat
 import struct
 from dataclasses import dataclass
@@ -52,6 +53,8 @@ _FIXED = struct.Struct(">5sBHHHH")  # magic, version, kem, kdf, aead, info lengt
 #: purpose labels (the HPKE info carries them)
 PHOTO_INFO = b"probation-kiosk/photo/v1"
 TEMPLATE_INFO = b"probation-kiosk/roster-template/v1"
+#: templates taken at enrolment, on their way to the central API (never a roster template)
+ENROLMENT_INFO = b"probation-kiosk/enrolment/v1"
 
 _SUITE = Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.AES_256_GCM)
 
@@ -242,6 +245,29 @@ class PhotoSealer:
     def seal_photo(self, jpeg: bytes) -> SealedPhoto:
         blob = seal(jpeg, self._public, PHOTO_INFO)
         return SealedPhoto(blob, sealed_sha256(blob))
+
+    def seal_enrolment(self, templates: dict[str, bytes]) -> SealedPhoto:
+        """The templates taken at an enrolment ({finger: template}), as one blob only the
+        central API opens (purpose ENROLMENT_INFO: it cannot pass for a photo or a roster
+        template)."""
+        plain = json.dumps(
+            {finger: base64.b64encode(t).decode() for finger, t in templates.items()},
+            sort_keys=True,
+        ).encode()
+        blob = seal(plain, self._public, ENROLMENT_INFO)
+        return SealedPhoto(blob, sealed_sha256(blob))
+
+
+def open_enrolment(blob: bytes, api_private: x25519.X25519PrivateKey) -> dict[str, bytes]:
+    """The central API's side of :meth:`PhotoSealer.seal_enrolment`. Raises SealedBlobError."""
+    plain = open_sealed(blob, api_private, expect_info=ENROLMENT_INFO)
+    try:
+        raw = json.loads(plain)
+        return {str(f): base64.b64decode(t, validate=True) for f, t in raw.items()}
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise SealedBlobError(
+            "the enrolment blob holds no templates", reason="sealed_invalid"
+        ) from exc
 
 
 # --- roster templates: the device's roster key ---------------------------------------------

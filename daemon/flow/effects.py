@@ -105,6 +105,21 @@ class PrintReceipt(Effect):
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class EnrolFinger(Effect):
+    """Take one finger for enrolment (several presses, merged on the sensor), checked against
+    the fingers already taken in this enrolment. The template stays with the composition
+    root; answer with FingerEnrolled. The Commit of type ``finger_enrolment`` that follows
+    carries the templates, sealed for the central API."""
+
+    finger: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DiscardEnrolment(Effect):
+    """Forget the templates taken in an enrolment that was abandoned."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ClearAlerts(Effect):
     """Staff acknowledged the alerts."""
 

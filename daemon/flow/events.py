@@ -246,6 +246,29 @@ class StaffOtherPerson(Event):
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class StaffEnrol(Event):
+    """Staff: enrol a person's fingerprints (they are on the roster and here): type their case
+    reference, show them the notice, take two fingers."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EnrolConsent(Event):
+    """The person's answer to the fingerprint notice: ``agree`` or not."""
+
+    agree: bool
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FingerEnrolled(Event):
+    """The sensor's answer to EnrolFinger: ``ok``, or ``reason`` (``duplicate_finger``,
+    ``enrol_failed``, ``poor_image``, ``no_finger``, a sensor fault)."""
+
+    finger: str
+    ok: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class StaffExit(Event):
     pass
 

@@ -24,14 +24,25 @@ from daemon.flow.effects import (
     CheckStaffCredential,
     ClearAlerts,
     Commit,
+    DiscardEnrolment,
     DiscardPhoto,
     Effect,
+    EnrolFinger,
     PrintReceipt,
     StatusLight,
     TakePhoto,
     VerifyFinger,
 )
-from daemon.flow.state import LANGS, Kiosk, Session, Staff, Stage
+from daemon.flow.state import (
+    ENROL_FINGERS,
+    ENROL_KEEP,
+    ENROL_TRIES,
+    LANGS,
+    Kiosk,
+    Session,
+    Staff,
+    Stage,
+)
 from daemon.roster import Question
 
 Result = tuple[Kiosk, list[Effect]]
@@ -529,6 +540,9 @@ def _commit_result(k: Kiosk, e: ev.RecordCommitted | ev.CommitFailed) -> Result:
         s = k.session
         if s is not None and s.commit_id == e.commit_id:
             k = replace(k, session=None, lang="en", large_text=False)
+        if ok and st.purpose == "enrol":
+            st = replace(st, result="enrolled", enrolled=(), purpose="override")
+            return replace(k, staff=st), []
         if ok:
             receipt = e.receipt if isinstance(e, ev.RecordCommitted) else ""
             return replace(k, staff=replace(st, result="override_recorded", receipt=receipt)), []
@@ -625,11 +639,10 @@ def _staff(k: Kiosk, e: ev.Event) -> Result:
     assert st is not None
     cfg = k.config
     if isinstance(e, ev.Tick):
-        busy = st.phase in ("checking", "saving")
-        if not busy and k.now - st.last_input >= cfg.staff_timeout_s:
+        if st.phase not in _STAFF_BUSY and k.now - st.last_input >= cfg.staff_timeout_s:
             return _staff_leave(k)
         return k, []
-    if isinstance(e, ev.StaffExit | ev.Cancel) and st.phase not in ("checking", "saving"):
+    if isinstance(e, ev.StaffExit | ev.Cancel) and st.phase not in _STAFF_BUSY:
         return _staff_leave(k)
     st = replace(st, last_input=k.now)
     k = replace(k, staff=st)
@@ -668,10 +681,16 @@ def _staff(k: Kiosk, e: ev.Event) -> Result:
         if isinstance(e, ev.Submit):
             if len(st.ref) != cfg.ref_digits:
                 return replace(k, staff=replace(st, result="ref_incomplete")), []
+            if st.purpose == "enrol":
+                if k.roster.find(cfg.ref_prefix + st.ref) is None:
+                    return replace(k, staff=replace(st, result="not_on_roster")), []
+                return replace(k, staff=replace(st, phase="consent", result=None)), []
             return replace(k, staff=replace(st, phase="reason", result=None)), []
         if isinstance(e, ev.Back):
             return replace(k, staff=replace(st, phase="menu", ref="", result=None)), []
         return k, []
+    if st.phase in ("consent", "capture", "capture_ready"):
+        return _enrol(k, st, e)
     if st.phase == "reason":  # the reference is typed: why staff record it
         if isinstance(e, ev.Back):
             return replace(k, staff=replace(st, phase="ref", result=None)), []
@@ -680,8 +699,10 @@ def _staff(k: Kiosk, e: ev.Event) -> Result:
         return k, []
     if st.phase != "menu":
         return k, []
-    if isinstance(e, ev.StaffOtherPerson):
-        return replace(k, staff=replace(st, phase="ref", ref="", result=None)), []
+    if isinstance(e, ev.StaffOtherPerson | ev.StaffEnrol):
+        purpose = "enrol" if isinstance(e, ev.StaffEnrol) else "override"
+        st = replace(st, phase="ref", ref="", result=None, purpose=purpose, enrolled=())
+        return replace(k, staff=st), []
     if isinstance(e, ev.StaffUnlock):
         if k.enclosure_open:
             return replace(k, staff=replace(st, result="close_enclosure_first")), []
@@ -702,11 +723,91 @@ def _staff(k: Kiosk, e: ev.Event) -> Result:
 
 
 def _staff_leave(k: Kiosk) -> Result:
+    st = k.staff
+    fx: list[Effect] = []
+    if st is not None and st.purpose == "enrol" and st.phase in ("capture_ready", "consent"):
+        fx.append(DiscardEnrolment())  # abandoned: the fingers taken are forgotten
     k = replace(k, staff=None)
     s = k.session
     if s is not None and s.stage in INTERACTIVE:
         k = replace(k, session=replace(s, last_input=k.now, warned=False))
-    return k, []
+    return k, fx
+
+
+#: staff phases that wait for the kiosk (a PIN check, a save, the sensor), not for a person
+_STAFF_BUSY = ("checking", "saving", "capture")
+
+
+def _enrol(k: Kiosk, st: Staff, e: ev.Event) -> Result:
+    """Fingerprint enrolment, in staff mode with the person at the kiosk: the notice, then
+    two fingers (ENROL_FINGERS, ENROL_KEEP), then one signed ``finger_enrolment`` record."""
+    ref = k.config.ref_prefix + st.ref
+
+    def to_menu(result: str, fx: list[Effect]) -> Result:
+        return replace(k, staff=replace(st, phase="menu", ref="", enrolled=(), result=result)), fx
+
+    if st.phase == "consent":
+        if isinstance(e, ev.Back):
+            return to_menu("enrol_cancelled", [])
+        if not isinstance(e, ev.EnrolConsent):
+            return k, []
+        if not e.agree:  # recorded, so the officer knows; the kiosk's fallback still works
+            k, fx = _staff_action_commit(
+                k, "finger_enrolment", ref, {"consent": False, "staff": st.staff_id}
+            )
+            st = replace(st, phase="menu", ref="", result="enrol_declined")
+            return replace(k, staff=st), fx
+        st = replace(st, phase="capture", finger=0, tries=0, enrolled=(), result=None)
+        return replace(k, staff=st), [EnrolFinger(finger=ENROL_FINGERS[0])]
+    if st.phase == "capture_ready":
+        if isinstance(e, ev.Back):
+            return to_menu("enrol_cancelled", [DiscardEnrolment()])
+        if isinstance(e, ev.Submit):
+            st = replace(st, phase="capture", result=None)
+            return replace(k, staff=st), [EnrolFinger(finger=ENROL_FINGERS[st.finger])]
+        return k, []
+    # capture: waiting for the sensor
+    if not isinstance(e, ev.FingerEnrolled) or e.finger != ENROL_FINGERS[st.finger]:
+        return k, []
+    if e.ok:
+        st = replace(st, enrolled=(*st.enrolled, e.finger), finger=st.finger + 1, tries=0)
+        if len(st.enrolled) >= ENROL_KEEP:
+            cid = k.next_commit
+            commit = Commit(
+                commit_id=cid,
+                type="finger_enrolment",
+                session=None,
+                person=ref,
+                detail={"consent": True, "fingers": list(st.enrolled), "staff": st.staff_id},
+            )
+            st = replace(st, phase="saving", commit_id=cid, result=None)
+            return replace(k, staff=st, next_commit=cid + 1), [commit]
+        if st.finger >= len(ENROL_FINGERS):
+            return to_menu("enrol_failed", [DiscardEnrolment()])
+        st = replace(st, phase="capture", result="finger_taken")
+        return replace(k, staff=st), [EnrolFinger(finger=ENROL_FINGERS[st.finger])]
+    tries = st.tries + 1
+    if e.reason == "duplicate_finger" or tries >= ENROL_TRIES:  # try the next finger
+        st = replace(st, finger=st.finger + 1, tries=0)
+    else:
+        st = replace(st, tries=tries)
+    if st.finger >= len(ENROL_FINGERS):
+        return to_menu("enrol_failed", [DiscardEnrolment()])
+    result = e.reason if e.reason in ENROL_RESULTS else "enrol_retry"
+    return replace(k, staff=replace(st, phase="capture_ready", result=result)), []
+
+
+#: why a finger was not taken, as the staff screen says it
+ENROL_RESULTS = frozenset({"duplicate_finger", "no_finger", "poor_image"})
+
+
+def _staff_action_commit(
+    k: Kiosk, type_: str, person: str | None, detail: dict[str, object]
+) -> Result:
+    """A record committed in the background (no screen waits for it)."""
+    cid = k.next_commit
+    commit = Commit(commit_id=cid, type=type_, session=None, person=person, detail=detail)
+    return replace(k, next_commit=cid + 1, background=(*k.background, cid)), [commit]
 
 
 def _override(k: Kiosk, st: Staff, e: ev.StaffOverride) -> Result:

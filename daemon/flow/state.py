@@ -120,12 +120,28 @@ class Session:
         return None
 
 
+#: the fingers offered for enrolment, in order; two are kept (a cut or a plaster on one
+#: still leaves the other). A finger that fails three times or repeats one already enrolled
+#: gives way to the next.
+ENROL_FINGERS = ("right_index", "left_index", "right_middle", "left_middle")
+ENROL_KEEP = 2
+ENROL_TRIES = 3
+
+
 @dataclass(frozen=True, slots=True)
 class Staff:
     """Staff mode, layered over whatever the kiosk was doing (which is paused)."""
 
-    phase: str = "pin"  # pin | checking | menu | ref | reason | saving
+    #: pin | checking | menu | ref | reason | consent | capture | saving
+    phase: str = "pin"
     pin: str = field(default="", repr=False)
+    #: what the typed reference is for: "override" (record attendance) or "enrol" (fingers)
+    purpose: str = "override"
+    #: enrolment: fingers enrolled so far, the finger being tried (index into ENROL_FINGERS),
+    #: failed tries on it
+    enrolled: tuple[str, ...] = ()
+    finger: int = 0
+    tries: int = 0
     #: the attendance reference of the last override saved, to give to the person
     receipt: str = ""
     #: case reference digits typed by staff for someone not using the kiosk (phases ref, reason)

@@ -49,6 +49,9 @@ _TAPS: dict[str, Maker] = {
         now=now, reason=_str(d, "reason"), ref_digits=str(d.get("ref", ""))
     ),
     "staff_other": lambda now, d: ev.StaffOtherPerson(now=now),
+    "staff_enrol": lambda now, d: ev.StaffEnrol(now=now),
+    "enrol_agree": lambda now, d: ev.EnrolConsent(now=now, agree=True),
+    "enrol_decline": lambda now, d: ev.EnrolConsent(now=now, agree=False),
     "staff_exit": lambda now, d: ev.StaffExit(now=now),
 }
 TAP_NAMES = frozenset(_TAPS)

@@ -16,7 +16,7 @@ from typing import Any
 
 from daemon.flow.events import OVERRIDE_REASONS
 from daemon.flow.machine import deadline, questions, record_flags
-from daemon.flow.state import Kiosk, Screen, Session, Stage
+from daemon.flow.state import ENROL_FINGERS, ENROL_KEEP, Kiosk, Screen, Session, Stage
 from daemon.roster import Appointment
 
 _STAGE_SCREEN = {
@@ -225,9 +225,19 @@ def _staff(k: Kiosk) -> dict[str, Any]:
         else None,
         override_reasons=sorted(OVERRIDE_REASONS),
     )
+    if st.phase in ("consent", "capture", "capture_ready"):
+        out.update(
+            purpose=st.purpose,
+            enrol={
+                "finger": ENROL_FINGERS[min(st.finger, len(ENROL_FINGERS) - 1)],
+                "taken": len(st.enrolled),
+                "keep": ENROL_KEEP,
+            },
+        )
     if st.phase in ("ref", "reason"):  # the keypad's entry, shown as on the identify screen
         cfg = k.config
         out.update(
+            purpose=st.purpose,
             field="ref",
             ref={
                 "prefix": cfg.ref_prefix,

@@ -65,6 +65,9 @@ TAP_ACTIONS: frozenset[str] = frozenset(
         "staff_acknowledge",  # staff menu: alerts dealt with
         "staff_override",  # staff menu: {"reason": code, "ref": digits or ""}
         "staff_other",  # staff menu: record someone not at the kiosk (type their reference)
+        "staff_enrol",  # staff menu: enrol a person's fingerprints
+        "enrol_agree",  # fingerprint notice: the person agrees
+        "enrol_decline",  # fingerprint notice: the person does not agree
         "staff_exit",  # staff: leave staff mode
     }
 )

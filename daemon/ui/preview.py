@@ -116,6 +116,7 @@ class PreviewBridge:
         self.heartbeats = 0
         self.taps: list[tuple[str, dict[str, Any]]] = []
         self.verifying = False
+        self.enrolling: list[str] = []  # EnrolFinger asked, not yet answered
         self._queues: list[asyncio.Queue[View]] = []
 
     # --- UiBridge ---------------------------------------------------------------------------
@@ -227,6 +228,15 @@ class PreviewBridge:
             self.alerts.append(eff.reason)
         elif isinstance(eff, effects.ClearAlerts):
             self.alerts.clear()
+        elif isinstance(eff, effects.EnrolFinger):
+            self.enrolling.append(eff.finger)  # the test or the preview takes the finger
+
+    def take_enrol_finger(self, *, ok: bool = True, reason: str = "") -> None:
+        """The finger being enrolled was taken (or not, for ``reason``)."""
+        finger = self.enrolling.pop(0)
+        self.send(
+            events.FingerEnrolled(now=self._advance(2.0), finger=finger, ok=ok, reason=reason)
+        )
 
     def _publish(self) -> None:
         v = self.current_view()

@@ -4,6 +4,7 @@ kiosk-refapi serve WHERE --tls-cert F --tls-key F [--port N | --fd N] [--client-
                    [--admin-token-file F] [--seal-public B64] [--faults]
 kiosk-refapi export WHERE [--device ID] [-o FILE]    one compact JWS per line
 kiosk-refapi open-photo WHERE --seal-key F --sha HEX --reviewer ID -o FILE
+kiosk-refapi apply-enrolment WHERE --seal-key F --device ID --seq N --operator ID
 kiosk-refapi mint-code WHERE                          a one-time enrolment code
 kiosk-refapi openapi                                  the OpenAPI document
 
@@ -137,6 +138,34 @@ def cmd_open_photo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_apply_enrolment(args: argparse.Namespace) -> int:
+    """Open a kiosk's enrolment with the API's private key and put the templates into the
+    person's roster entry (hil/refapi/enrolment.py). Exit 2 without the key, 1 when it cannot
+    be applied."""
+    from cryptography.hazmat.primitives.asymmetric import x25519
+
+    from daemon.sealing import SealedBlobError
+    from hil.refapi.enrolment import EnrolmentNotApplied, apply_enrolment
+
+    if not args.seal_key.is_file():
+        print("the API's sealing key is needed to open an enrolment (--seal-key)", file=sys.stderr)
+        return 2
+    private = x25519.X25519PrivateKey.from_private_bytes(args.seal_key.read_bytes())
+    store = _storage(args)
+    try:
+        ref, fingers = apply_enrolment(store, args.device, args.seq, private)
+    except (EnrolmentNotApplied, SealedBlobError) as exc:
+        print(f"not applied: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    # the audit line: who applied which record, never a template or the person's reference
+    log.warning("operator %s applied enrolment %s/%d", args.operator, args.device, args.seq)
+    print(f"{len(fingers)} fingers put in the roster of {args.device} ({ref[:5]}***)",
+          file=sys.stderr)  # fmt: skip
+    return 0
+
+
 def cmd_mint_code(args: argparse.Namespace) -> int:
     code = secrets.token_urlsafe(12)
     store = _storage(args)
@@ -184,6 +213,13 @@ def main(argv: list[str] | None = None) -> int:
     o.add_argument("--reviewer", required=True, help="the reviewer's staff id, for the audit log")
     o.add_argument("-o", "--output", type=Path, required=True)
     o.set_defaults(func=cmd_open_photo)
+    ae = sub.add_parser("apply-enrolment", help="put a kiosk's fingerprint enrolment in its roster")
+    _where(ae)
+    ae.add_argument("--seal-key", type=Path, required=True)
+    ae.add_argument("--device", required=True)
+    ae.add_argument("--seq", type=int, required=True)
+    ae.add_argument("--operator", required=True, help="your staff id, for the audit log")
+    ae.set_defaults(func=cmd_apply_enrolment)
     m = sub.add_parser("mint-code", help="a one-time enrolment code")
     _where(m)
     m.add_argument("--ttl", type=float, default=3600.0)

@@ -9,7 +9,9 @@ from daemon.flow.effects import (
     CheckStaffCredential,
     ClearAlerts,
     Commit,
+    DiscardEnrolment,
     DiscardPhoto,
+    EnrolFinger,
     StatusLight,
 )
 from tests.flow.kit import ALICE, Run
@@ -290,3 +292,80 @@ def test_results_that_arrive_while_staff_mode_is_open_reach_the_paused_checkin()
     run.read_messages()
     run.send(ev.Finish)
     assert run.last_commit().photo == "cd" * 32
+
+
+def _enrol_start(run: Run, digits: str = "900103") -> None:
+    staff_login(run)
+    run.send(ev.StaffEnrol)
+    assert run.view["phase"] == "ref" and run.view["purpose"] == "enrol"
+    run.type_digits(digits)
+    run.send(ev.Submit)
+
+
+def test_enrolment_takes_two_fingers_after_consent_and_makes_one_record() -> None:
+    run = Run()
+    _enrol_start(run, "999999")
+    assert run.view["result"] == "not_on_roster" and run.view["phase"] == "ref"
+    for _ in range(6):
+        run.send(ev.Delete)
+    run.type_digits("900103")
+    assert not run.send(ev.Submit) and run.view["phase"] == "consent"
+    fx = run.send(ev.EnrolConsent, agree=True)
+    assert fx == [EnrolFinger(finger="right_index")] and run.view["phase"] == "capture"
+    run.tick(10_000)  # waiting for the sensor: staff mode does not time out under the person
+    assert run.screen == "staff"
+    fx = run.send(ev.FingerEnrolled, finger="right_index", ok=True)
+    assert fx == [EnrolFinger(finger="left_index")]
+    assert run.view["enrol"] == {"finger": "left_index", "taken": 1, "keep": 2}
+    fx = run.send(ev.FingerEnrolled, finger="left_index", ok=False, reason="duplicate_finger")
+    assert run.view["phase"] == "capture_ready" and run.view["result"] == "duplicate_finger"
+    assert run.view["enrol"]["finger"] == "right_middle"  # the next finger, not the same one
+    fx = run.send(ev.Submit)
+    assert fx == [EnrolFinger(finger="right_middle")]
+    fx = run.send(ev.FingerEnrolled, finger="right_middle", ok=True)
+    [commit] = [e for e in fx if isinstance(e, Commit)]
+    assert (commit.type, commit.person, commit.session) == ("finger_enrolment", "CR-900103", None)
+    assert commit.detail == {
+        "consent": True,
+        "fingers": ["right_index", "right_middle"],
+        "staff": "staff-7",
+    }
+    assert run.view["phase"] == "saving"
+    run.send(ev.RecordCommitted, commit_id=commit.commit_id, receipt="7K2M-9QXD")
+    assert run.view["phase"] == "menu" and run.view["result"] == "enrolled"
+
+
+def test_a_person_who_says_no_is_recorded_and_nothing_is_taken() -> None:
+    run = Run()
+    _enrol_start(run)
+    fx = run.send(ev.EnrolConsent, agree=False)
+    [commit] = [e for e in fx if isinstance(e, Commit)]
+    assert commit.type == "finger_enrolment" and commit.detail == {
+        "consent": False,
+        "staff": "staff-7",
+    }
+    assert not [e for e in fx if isinstance(e, EnrolFinger)]
+    assert run.view["phase"] == "menu" and run.view["result"] == "enrol_declined"
+
+
+def test_an_enrolment_given_up_forgets_the_fingers_taken() -> None:
+    run = Run()
+    _enrol_start(run)
+    run.send(ev.EnrolConsent, agree=True)
+    run.send(ev.FingerEnrolled, finger="right_index", ok=True)
+    for _ in range(3):  # the second finger fails three times: the next one is offered
+        run.send(ev.FingerEnrolled, finger="left_index", ok=False, reason="poor_image")
+        if run.view["enrol"]["finger"] == "left_index":
+            assert run.view["result"] == "poor_image"
+            run.send(ev.Submit)
+    assert run.view["enrol"]["finger"] == "right_middle"
+    fx = run.send(ev.Back)  # staff stop here
+    assert DiscardEnrolment() in fx
+    assert run.view["phase"] == "menu" and run.view["result"] == "enrol_cancelled"
+    assert not [c for c in run.commits() if c.type == "finger_enrolment"]
+    run.send(ev.StaffEnrol)
+    run.type_digits("900103")
+    run.send(ev.Submit)
+    assert run.view["phase"] == "consent"
+    fx = run.send(ev.StaffExit)  # leaving during the notice also forgets everything
+    assert DiscardEnrolment() in fx and run.screen == "idle"

@@ -7,17 +7,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import x25519
 
 from daemon.app import KioskCore
 from daemon.clock import SystemClock
 from daemon.config import load_config
 from daemon.demo_script import Visit, Visitor
-from daemon.demo_support import PEOPLE, DemoDevice, provision, publish_roster
+from daemon.demo_support import PEOPLE, STAFF_PIN, DemoDevice, provision, publish_roster
 from daemon.errors import DeviceKeyError, RecordError
 from daemon.flow import events
 from daemon.keys import PublicKey, SigningKey
@@ -27,7 +30,8 @@ from daemon.sealing import generate_keypair, open_sealed
 from daemon.sync import SyncClient
 from drivers.camera import camera_sim
 from drivers.printer.simulated import SimulatedPrinter
-from hil.fingerprint.fingers import Condition
+from hil.fingerprint.fingers import Condition, VirtualFinger
+from hil.refapi.enrolment import apply_enrolment
 from hil.refapi.server import RefApi
 
 
@@ -205,6 +209,85 @@ async def test_a_jammed_printer_is_a_staff_alert_and_nothing_else(kiosk: Kiosk) 
             break
         await asyncio.sleep(0.01)
     assert "printer" not in kiosk.runner.health()["faults"]
+
+
+async def _refresh_roster(kiosk: Kiosk) -> None:
+    """What kiosk-sync does every few seconds: fetch the roster, which the runner reloads."""
+    cfg = kiosk.core.cfg
+    roster_path = cfg.device.data_dir / "roster.json"
+    client = SyncClient(kiosk.core.outbox, cfg.api, kiosk.core.key,  # type: ignore[arg-type]
+                        clock=SystemClock(), roster_path=roster_path)  # fmt: skip
+    before = kiosk.runner.state.roster
+    assert await client.fetch_roster()
+    await client.aclose()
+    for _ in range(300):
+        if kiosk.runner.state.roster is not before:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the runner did not load the new roster")
+
+
+async def _staff_until(kiosk: Kiosk, what: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    for _ in range(1000):
+        view = kiosk.runner.current_view()
+        if what(view):
+            return view
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"staff screen never got there: {kiosk.runner.current_view()}")
+
+
+async def test_fingers_enrolled_at_the_kiosk_reach_the_roster_and_then_match(
+    kiosk: Kiosk,
+) -> None:
+    """The whole enrolment: a person with no fingerprint on file falls back; staff enrol two
+    fingers at the kiosk after the notice; the sealed templates and a signed record reach the
+    API; the back office applies them to the roster; from the next roster the person's own
+    finger checks them in, and another finger does not."""
+    person = PEOPLE[4]
+    publish_roster(kiosk.api, kiosk.device, not_enrolled=frozenset({person.ref}))
+    await _refresh_roster(kiosk)
+    before = await kiosk.me.visit(Visit(person))
+    assert before is not None and before.type == "checkin_fallback"  # nothing to match yet
+    hw = kiosk.core.hardware
+    assert hw is not None and hw.emulator is not None
+    me = kiosk.me
+    me.runner.post(events.StaffRequested(now=time.monotonic()))
+    await me.settle()
+    await me.type(STAFF_PIN)
+    await me.tap("submit")
+    await _staff_until(kiosk, lambda v: v.get("phase") == "menu")
+    await me.tap("staff_enrol")
+    await me.type(person.ref.removeprefix("CR-"))
+    await me.tap("submit")
+    await _staff_until(kiosk, lambda v: v.get("phase") == "consent")
+    hw.emulator.tap(VirtualFinger(person.ref, 2, Condition.GOOD), 3)  # right index
+    await me.tap("enrol_agree")
+    await _staff_until(kiosk, lambda v: v.get("enrol", {}).get("taken") == 1)
+    hw.emulator.tap(VirtualFinger(person.ref, 7, Condition.GOOD), 3)  # left index
+    done = await _staff_until(kiosk, lambda v: v.get("result") in ("enrolled", "enrol_failed"))
+    assert done["result"] == "enrolled"
+    await me.tap("staff_exit")
+    records = await kiosk.sync()
+    enrolment = _last(records, "finger_enrolment")
+    assert enrolment.payload["person"] == person.ref
+    assert enrolment.payload["detail"]["fingers"] == ["right_index", "left_index"]
+    sealed = kiosk.blob(enrolment.payload["templates"])
+    assert sealed is not None and b"right_index" not in sealed  # sealed, not readable
+    with pytest.raises(RecordError):
+        open_sealed(sealed, generate_keypair()[0])  # not without the API's key
+    store = kiosk.api.storage()
+    try:
+        private = x25519.X25519PrivateKey.from_private_bytes(kiosk.api.pki.seal_key.read_bytes())
+        ref, fingers = apply_enrolment(store, kiosk.device.id, enrolment.seq, private)
+    finally:
+        store.close()
+    assert (ref, fingers) == (person.ref, ["left_index", "right_index"])
+    await _refresh_roster(kiosk)
+    after = await kiosk.me.visit(Visit(person))
+    assert after is not None and after.type == "checkin"
+    assert after.payload["verify"]["method"] == "fingerprint"
+    impostor = await kiosk.me.visit(Visit(replace(person, finger=5)))  # not an enrolled finger
+    assert impostor is not None and impostor.type == "checkin_fallback"
 
 
 async def test_three_failed_matches_fall_back_never_refuse(kiosk: Kiosk) -> None:

@@ -335,6 +335,38 @@ def test_staff_record_attendance_for_someone_who_could_not_use_the_kiosk(
     tap(k.page, "button[data-action=staff_exit]", "idle")
 
 
+@pytest.mark.parametrize("lang", ["en", "cy"])
+def test_staff_enrol_fingerprints_with_the_notice_in_the_persons_language(
+    kiosk: Kiosk, screenshot_dir: Path, lang: str
+) -> None:
+    k = kiosk
+    control(k, k.bridge.enter_staff_mode, "staff")
+    if lang == "cy":
+        tap(k.page, "button[data-action=language]", "staff")
+    type_digits(k, STAFF_PIN, "staff")
+    tap(k.page, "button[data-action=submit]", "staff")
+    tap(k.page, "button[data-action=staff_enrol]", "staff")
+    assert CAT.text(lang, "staff.enrol_body") in text_of(k, "#screen")
+    type_digits(k, PERSON[0], "staff")
+    tap(k.page, "button[data-action=submit]", "staff")
+    assert CAT.text(lang, "enrol.notice") in text_of(k, "#screen")
+    shot(k, screenshot_dir, "staff-enrol-notice")  # the audit: the whole notice and both buttons
+    tap(k.page, "button[data-action=enrol_agree]", "staff")
+    assert CAT.text(lang, "enrol.finger.right_index") in text_of(k, "#screen")
+    control(k, lambda: k.bridge.take_enrol_finger(ok=False, reason="poor_image"), "staff")
+    assert text_of(k, "#screen .error") == CAT.text(lang, "staff.result.poor_image")
+    shot(k, screenshot_dir, "staff-enrol-retry")
+    tap(k.page, "button[data-action=submit]", "staff")  # try again
+    control(k, k.bridge.take_enrol_finger, "staff")
+    assert CAT.text(lang, "enrol.finger.left_index") in text_of(k, "#screen")
+    control(k, k.bridge.take_enrol_finger, "staff")
+    k.page.wait_for_selector("#screen .error", timeout=10_000)
+    assert text_of(k, "#screen .error") == CAT.text(lang, "staff.result.enrolled")
+    [record] = k.bridge.records
+    assert record["type"] == "finger_enrolment" and record["detail"]["consent"] is True
+    assert record["detail"]["fingers"] == ["right_index", "left_index"]
+
+
 def test_a_bounced_tap_does_not_answer_the_next_question(kiosk: Kiosk) -> None:
     """A tremor or a double tap: the second touch lands where the next question's answer now
     is. It must not answer a question the person has not read."""

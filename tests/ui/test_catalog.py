@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon.flow.state import ENROL_FINGERS
 from daemon.ui.bridge import Screen
 from daemon.ui.catalog import LOCALE_DIR, Catalogue, CatalogueError, compile_mo, parse_po
 from daemon.ui.server import STATIC_DIR
@@ -40,8 +41,8 @@ def t_from_values() -> dict[str, set[str]]:
         | {"tamper"},
         "staff.result.": flow_values(r'result="(\w+)"'),
         # staff alerts: every code the flow raises, and the two an answer raises by variable
-        "staff.alert.": flow_values(r'_alert\(.*, "(\w+)"\)')
-        | {"see_officer", "speak_to_someone"},
+        "staff.alert.": flow_values(r'_alert\(.*, "(\w+)"\)') | {"see_officer", "speak_to_someone"},
+        "enrol.finger.": set(ENROL_FINGERS),
     }
 
 
