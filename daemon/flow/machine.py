@@ -164,15 +164,7 @@ def _staff_action(k: Kiosk, action: str, **detail: object) -> Result:
     """A signed ``staff_action`` record of something done in staff mode (lifting a lock,
     clearing alerts, a PIN lockout), committed in the background: the audit trail of the
     kiosk's own staff, as tamper-evident as the check-ins."""
-    cid = k.next_commit
-    commit = Commit(
-        commit_id=cid,
-        type="staff_action",
-        session=None,
-        person=None,
-        detail={"action": action, **detail},
-    )
-    return replace(k, next_commit=cid + 1, background=(*k.background, cid)), [commit]
+    return _background_commit(k, "staff_action", None, {"action": action, **detail})
 
 
 def _end_session(k: Kiosk) -> Result:
@@ -752,7 +744,7 @@ def _enrol(k: Kiosk, st: Staff, e: ev.Event) -> Result:
         if not isinstance(e, ev.EnrolConsent):
             return k, []
         if not e.agree:  # recorded, so the officer knows; the kiosk's fallback still works
-            k, fx = _staff_action_commit(
+            k, fx = _background_commit(
                 k, "finger_enrolment", ref, {"consent": False, "staff": st.staff_id}
             )
             st = replace(st, phase="menu", ref="", result="enrol_declined")
@@ -801,7 +793,7 @@ def _enrol(k: Kiosk, st: Staff, e: ev.Event) -> Result:
 ENROL_RESULTS = frozenset({"duplicate_finger", "no_finger", "poor_image"})
 
 
-def _staff_action_commit(
+def _background_commit(
     k: Kiosk, type_: str, person: str | None, detail: dict[str, object]
 ) -> Result:
     """A record committed in the background (no screen waits for it)."""

@@ -297,6 +297,15 @@ def test_fault_tamper_and_staff_mode(kiosk: Kiosk, screenshot_dir: Path, lang: s
     assert k.bridge.alerts == []
 
 
+def _staff_login(k: Kiosk, lang: str) -> None:
+    """Reception opens staff mode (in the person's language, for what follows) with the PIN."""
+    control(k, k.bridge.enter_staff_mode, "staff")
+    if lang == "cy":
+        tap(k.page, "button[data-action=language]", "staff")
+    type_digits(k, STAFF_PIN, "staff")
+    tap(k.page, "button[data-action=submit]", "staff")
+
+
 @pytest.mark.parametrize("lang", ["en", "cy"])
 def test_staff_record_attendance_for_someone_who_could_not_use_the_kiosk(
     kiosk: Kiosk, screenshot_dir: Path, lang: str
@@ -305,11 +314,7 @@ def test_staff_record_attendance_for_someone_who_could_not_use_the_kiosk(
     not for them): staff type the person's case reference on the keypad, choose why, and the
     attendance is recorded, signed, like any other."""
     k = kiosk
-    control(k, k.bridge.enter_staff_mode, "staff")
-    if lang == "cy":
-        tap(k.page, "button[data-action=language]", "staff")
-    type_digits(k, STAFF_PIN, "staff")
-    tap(k.page, "button[data-action=submit]", "staff")
+    _staff_login(k, lang)
     tap(k.page, "button[data-action=staff_other]", "staff")
     assert CAT.text(lang, "staff.other_body") in text_of(k, "#screen")
     type_digits(k, "1234", "staff")
@@ -340,11 +345,7 @@ def test_staff_enrol_fingerprints_with_the_notice_in_the_persons_language(
     kiosk: Kiosk, screenshot_dir: Path, lang: str
 ) -> None:
     k = kiosk
-    control(k, k.bridge.enter_staff_mode, "staff")
-    if lang == "cy":
-        tap(k.page, "button[data-action=language]", "staff")
-    type_digits(k, STAFF_PIN, "staff")
-    tap(k.page, "button[data-action=submit]", "staff")
+    _staff_login(k, lang)
     tap(k.page, "button[data-action=staff_enrol]", "staff")
     assert CAT.text(lang, "staff.enrol_body") in text_of(k, "#screen")
     type_digits(k, PERSON[0], "staff")
