@@ -10,7 +10,8 @@
    and falls back to date of birth + photo, escalations, and the enclosure opened (tamper)
    then unlocked by reception;
 5. stops the API for a while: records pile up on the kiosk; starts it again: the backlog
-   drains;
+   drains; reception enrols the fingerprints of someone who had none on file, the back
+   office puts them into the roster, and their finger checks them in next time;
 6. prints a summary (records created, synced, verified by the API, chain intact) and leaves
    nothing running.
 
@@ -30,7 +31,7 @@ from pathlib import Path
 
 from daemon.config import load_config
 from daemon.demo_script import run_scene
-from daemon.demo_support import PEOPLE, provision, publish_roster, summarise
+from daemon.demo_support import PEOPLE, DemoDevice, provision, publish_roster, summarise
 from hil.refapi.server import RefApi
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,6 +48,28 @@ def _wait(predicate: object, timeout_s: float, what: str) -> None:
             return
         time.sleep(0.1)
     raise SystemExit(f"demo: timed out waiting for {what}")
+
+
+def _apply_enrolment(api: RefApi, device: DemoDevice, seq: int) -> None:
+    """The back office, once kiosk-sync has delivered the enrolment record and its sealed
+    templates: open them with the API's key and put them into the kiosk's roster."""
+    from cryptography.hazmat.primitives.asymmetric import x25519
+
+    from hil.refapi.enrolment import EnrolmentNotApplied, apply_enrolment
+
+    private = x25519.X25519PrivateKey.from_private_bytes(api.pki.seal_key.read_bytes())
+    deadline = time.monotonic() + 30
+    while True:
+        store = api.storage()
+        try:
+            apply_enrolment(store, device.id, seq, private)
+            return
+        except EnrolmentNotApplied:  # not synced yet
+            if time.monotonic() > deadline:
+                raise
+        finally:
+            store.close()
+        time.sleep(0.2)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"reference central API up at {api.url} (HTTPS, demo CA)")
         device = provision(api, folder / "kiosk")
         _say(f"kiosk {device.id} provisioned: keys in {device.data_dir}, enrolled with the API")
-        publish_roster(api, device)
+        # the last person has no fingerprints on file yet: the demo enrols them at the kiosk
+        publish_roster(api, device, not_enrolled=frozenset({PEOPLE[4].ref}))
         _say(f"roster published: {len(PEOPLE)} synthetic people due today")
         sync = subprocess.Popen(
             [sys.executable, "-m", "daemon", "sync", "--config", str(device.config_path)],
@@ -92,8 +116,18 @@ def main(argv: list[str] | None = None) -> int:
         def online() -> None:
             api.start()
 
+        def back_office(seq: int) -> None:
+            _apply_enrolment(api, device, seq)
+
         created = asyncio.run(
-            run_scene(cfg, say=_say, offline=offline, online=online, watch=args.watch)
+            run_scene(
+                cfg,
+                say=_say,
+                offline=offline,
+                online=online,
+                back_office=back_office,
+                watch=args.watch,
+            )
         )
         _say("waiting for the backlog to drain ...")
         store = api.storage()

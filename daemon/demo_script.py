@@ -148,20 +148,60 @@ class Visitor:
         finally:
             cam.put_letter_away()
 
-    async def staff_unlock(self) -> None:
-        """Reception: staff PIN, lift the tamper lock, acknowledge alerts, leave."""
+    async def staff_login(self) -> None:
+        """Reception opens staff mode with the PIN."""
         self.runner.post(_event("StaffRequested"))
         await self.settle()
         await self.type(STAFF_PIN)
         await self.tap("submit")
-        for _ in range(500):  # the PIN hash check runs in a worker thread
+        await self._staff_until(lambda st: st.phase == "menu")
+
+    async def _staff_until(self, done: Callable[[Any], bool], timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:  # PIN checks and the sensor run in worker threads
             st = self.runner.state.staff
-            if st is not None and st.phase == "menu":
-                break
+            if st is not None and done(st):
+                return
             await asyncio.sleep(0.01)
+        raise RuntimeError(f"staff mode did not get there: {self.runner.current_view()}")
+
+    async def staff_unlock(self) -> None:
+        """Reception: staff PIN, lift the tamper lock, acknowledge alerts, leave."""
+        await self.staff_login()
         await self.tap("staff_unlock")
         await self.tap("staff_acknowledge")
         await self.tap("staff_exit")
+
+    async def enrol(self, person: Person) -> Record | None:
+        """Reception enrols the person's right and left index fingers, after the notice (the
+        person agrees). Returns the finger_enrolment record."""
+        hw = self.core.hardware
+        assert hw is not None and hw.emulator is not None
+        from hil.fingerprint.fingers import VirtualFinger
+
+        before = len(self.committed)
+        await self.staff_login()
+        await self.tap("staff_enrol")
+        await self.type(person.ref.removeprefix("CR-"))
+        await self.tap("submit")
+        await self._staff_until(lambda st: st.phase == "consent")
+        for taken, finger in enumerate((person.finger, 7)):  # right index, then left index
+            hw.emulator.tap(VirtualFinger(person.ref, finger, Condition.GOOD), 3)
+            if taken == 0:
+                await self.tap("enrol_agree")
+            await self._staff_until(_past(taken))
+        await self._staff_until(lambda st: st.phase == "menu")
+        await self.tap("staff_exit")
+        return self.committed[-1] if len(self.committed) > before else None
+
+
+def _past(taken: int) -> Callable[[Any], bool]:
+    """Staff state: more than ``taken`` fingers enrolled, or back at the menu (done or not)."""
+
+    def done(st: Any) -> bool:
+        return len(st.enrolled) > taken or st.phase == "menu"
+
+    return done
 
 
 def _event(name: str) -> Any:
@@ -176,6 +216,7 @@ async def run_scene(
     say: Callable[[str], None],
     offline: Callable[[], None],
     online: Callable[[], None],
+    back_office: Callable[[int], None] | None = None,
     watch: bool = False,
 ) -> int:
     """Play the morning on a kiosk built from ``cfg``; return how many records it made.
@@ -241,10 +282,13 @@ async def run_scene(
         await me.staff_unlock()
         say(f"reception unlocks it with the staff PIN -> screen now '{me.screen}'")
         say(f"{core.outbox.stats().depth} records waiting on the kiosk")
-        people = sum(bool(r.payload.get("person")) for r in me.committed)
-        _save_slips(core, cfg.device.data_dir.parent / "slips", say, people)
         online()
         say("the central API is back")
+        if back_office is not None:
+            await _enrolment_scene(me, runner, back_office, say)
+        people = sum(r.type != "finger_enrolment" and bool(r.payload.get("person"))
+                     for r in me.committed)  # fmt: skip
+        _save_slips(core, cfg.device.data_dir.parent / "slips", say, people)
         return core.outbox.head()[0]
     finally:
         if ui is not None:
@@ -253,6 +297,34 @@ async def run_scene(
         with contextlib.suppress(asyncio.CancelledError):
             await task
         core.close()
+
+
+async def _enrolment_scene(
+    me: Visitor,
+    runner: CheckinRunner,
+    back_office: Callable[[int], None],
+    say: Callable[[str], None],
+) -> None:
+    """Someone with no fingerprint on file (they checked in by date of birth and photo) is
+    enrolled at the kiosk; the back office puts the templates into the roster; their finger
+    checks them in from then on."""
+    person = PEOPLE[4]
+    rec = await me.enrol(person)
+    say(f"{person.ref[:5]}***: had no fingerprint on file; reception enrols two fingers after "
+        f"the notice -> {_describe(rec)}")  # fmt: skip
+    if rec is None or rec.type != "finger_enrolment":
+        return
+    await asyncio.to_thread(back_office, rec.seq)
+    say("the back office puts the sealed templates into the roster (kiosk-refapi apply-enrolment)")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # kiosk-sync fetches it, the kiosk loads it
+        known = next((p for p in runner.state.roster.people if p.ref == person.ref), None)
+        if known is not None and known.templates:
+            break
+        await asyncio.sleep(0.1)
+    again = await me.visit(Visit(person, note="back again"))
+    method = again.payload.get("verify", {}).get("method") if again else None
+    say(f"{person.ref[:5]}***: back again -> {_describe(again)}, identified by {method}")
 
 
 def _save_slips(core: KioskCore, folder: Path, say: Callable[[str], None], expected: int) -> None:

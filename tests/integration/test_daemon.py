@@ -103,10 +103,13 @@ def test_the_demo_runs_end_to_end(tmp_path: Path, capsys) -> None:  # type: igno
     out = capsys.readouterr().out
     assert "chain intact                 : yes" in out
     assert "checkin_fallback 1" in out and "tamper 1" in out and "staff_action 2" in out
-    assert "attendance references found  : 5 of 5" in out  # each person's, at the API
-    assert "5 slips printed for people to take away" in out
+    # someone with no fingerprint on file is enrolled at the kiosk, then matched next time
+    assert "finger_enrolment 1" in out and "back again -> checkin" in out
+    assert "identified by fingerprint" in out
+    assert "attendance references found  : 7 of 7" in out  # each person's, at the API
+    assert "6 slips printed for people to take away" in out
     slips = sorted((tmp_path / "demo" / "kiosk" / "slips").glob("slip-*.png"))
-    assert len(slips) == 5 and all(p.stat().st_size > 1000 for p in slips)
+    assert len(slips) == 6 and all(p.stat().st_size > 1000 for p in slips)
     # no personal data on the console: case references are masked
     assert "CR-900101" not in out
 
