@@ -385,11 +385,13 @@ class CheckinRunner:
         blob_field = "photo"
         if eff.type == "finger_enrolment" and self._enrolling:
             templates, self._enrolling = self._enrolling, {}
+            sealer = self.core.sealer  # None only when the kiosk was never provisioned
             try:
-                assert self.core.sealer is not None
-                blob = self.core.sealer.seal_enrolment(templates).blob
-            except (AssertionError, DeviceKeyError) as exc:
-                reason = exc.reason if isinstance(exc, DeviceKeyError) else "seal_key"
+                if sealer is None:
+                    raise DeviceKeyError("no sealing key is configured", reason="seal_key")
+                blob = sealer.seal_enrolment(templates).blob
+            except DeviceKeyError as exc:
+                reason = exc.reason
                 self.post(
                     events.CommitFailed(
                         now=time.monotonic(), commit_id=eff.commit_id, reason=reason

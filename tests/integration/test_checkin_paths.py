@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,7 +19,7 @@ from daemon.app import KioskCore
 from daemon.clock import SystemClock
 from daemon.config import load_config
 from daemon.demo_script import Visit, Visitor
-from daemon.demo_support import PEOPLE, STAFF_PIN, DemoDevice, provision, publish_roster
+from daemon.demo_support import PEOPLE, DemoDevice, provision, publish_roster
 from daemon.errors import DeviceKeyError, RecordError
 from daemon.flow import events
 from daemon.keys import PublicKey, SigningKey
@@ -251,11 +250,7 @@ async def test_fingers_enrolled_at_the_kiosk_reach_the_roster_and_then_match(
     hw = kiosk.core.hardware
     assert hw is not None and hw.emulator is not None
     me = kiosk.me
-    me.runner.post(events.StaffRequested(now=time.monotonic()))
-    await me.settle()
-    await me.type(STAFF_PIN)
-    await me.tap("submit")
-    await _staff_until(kiosk, lambda v: v.get("phase") == "menu")
+    await me.staff_login()  # the same reception steps the demo takes
     await me.tap("staff_enrol")
     await me.type(person.ref.removeprefix("CR-"))
     await me.tap("submit")
