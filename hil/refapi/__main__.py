@@ -153,7 +153,7 @@ def cmd_apply_enrolment(args: argparse.Namespace) -> int:
     private = x25519.X25519PrivateKey.from_private_bytes(args.seal_key.read_bytes())
     store = _storage(args)
     try:
-        ref, fingers = apply_enrolment(store, args.device, args.seq, private)
+        ref, fingers, devices = apply_enrolment(store, args.device, args.seq, private)
     except (EnrolmentNotApplied, SealedBlobError) as exc:
         print(f"not applied: {exc}", file=sys.stderr)
         return 1
@@ -161,7 +161,7 @@ def cmd_apply_enrolment(args: argparse.Namespace) -> int:
         store.close()
     # the audit line: who applied which record, never a template or the person's reference
     log.warning("operator %s applied enrolment %s/%d", args.operator, args.device, args.seq)
-    print(f"{len(fingers)} fingers put in the roster of {args.device} ({ref[:5]}***)",
+    print(f"{len(fingers)} fingers put in the roster of {', '.join(devices)} ({ref[:5]}***)",
           file=sys.stderr)  # fmt: skip
     return 0
 

@@ -1,7 +1,8 @@
 """The back office's half of fingerprint enrolment: a kiosk sends a signed ``finger_enrolment``
 record and, sealed for the central API, the templates it took; an authorised person opens them
 with the API's private key and puts them into the person's roster entry, each sealed to the
-kiosk's roster key. The kiosk fetches the new roster and matches the person from then on.
+kiosk's roster key, on that kiosk and on every other kiosk of the same office that expects the
+person. The kiosks fetch the new rosters and match the person from then on.
 
     kiosk-refapi apply-enrolment WHERE --seal-key F --device ID --seq N --operator ID
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any, NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric import x25519
 
@@ -26,11 +28,19 @@ class EnrolmentNotApplied(Exception):
     """The enrolment cannot be applied; the message says why and what to do."""
 
 
+class Applied(NamedTuple):
+    ref: str  # the person's reference
+    fingers: list[str]  # the fingers put in the rosters
+    devices: list[str]  # the kiosks whose rosters now hold them, the enrolling kiosk first
+
+
 def apply_enrolment(
     store: Storage, device: str, seq: int, seal_private: x25519.X25519PrivateKey
-) -> tuple[str, list[str]]:
-    """Put the templates of ``device``'s record ``seq`` into its stored roster. Returns the
-    person's reference and the fingers applied. Raises EnrolmentNotApplied."""
+) -> Applied:
+    """Put the templates of ``device``'s record ``seq`` into its stored roster, and into the
+    roster of every other kiosk of the same office (the roster's ``office``) that lists the
+    person: someone enrolled at one kiosk of a lobby is matched by the one beside it. Each
+    kiosk gets its own copy, sealed to its own roster key. Raises EnrolmentNotApplied."""
     compact = next((c for _d, s, c in store.export(device) if s == seq), None)
     if compact is None:
         raise EnrolmentNotApplied(f"{device} has no stored record {seq}")
@@ -43,19 +53,37 @@ def apply_enrolment(
     blob = store.get_blob(str(payload["templates"]))
     if blob is None:
         raise EnrolmentNotApplied("the sealed templates have not arrived yet; try after a sync")
+    ref = str(payload["person"])
+    own = _roster_entry(store, device, ref)
+    if isinstance(own, str):
+        raise EnrolmentNotApplied(own)
+    templates = open_enrolment(blob, seal_private)
+    office = own[1].get("office")
+    others = [d for d in store.devices() if d != device] if office else []
+    applied = []
+    for target, found in [(device, own), *((d, _roster_entry(store, d, ref)) for d in others)]:
+        if isinstance(found, str) or found[1].get("office") != office:
+            continue  # another office's kiosk, or one that does not expect this person
+        roster_public, doc, person = found
+        person["templates"] = [
+            {"finger": finger, "sealed": base64.b64encode(seal_template(t, roster_public)).decode()}
+            for finger, t in sorted(templates.items())
+        ]
+        store.put_roster(target, json.dumps(doc).encode())
+        applied.append(target)
+    return Applied(ref, sorted(templates), applied)
+
+
+def _roster_entry(
+    store: Storage, device: str, ref: str
+) -> tuple[bytes, dict[str, Any], dict[str, Any]] | str:
+    """(roster public key, roster document, the person's entry in it), or why not."""
     known = store.device(device)
     roster = store.get_roster(device)
-    if known is None or roster is None:
-        raise EnrolmentNotApplied(f"{device} has no roster to put the templates in")
-    roster_public = base64.b64decode(known.roster_public_key)
-    templates = open_enrolment(blob, seal_private)
+    if known is None or roster is None or not known.roster_public_key:
+        return f"{device} has no roster to put the templates in"
     doc = json.loads(roster[1])
-    person = next((p for p in doc.get("people", []) if p.get("ref") == payload["person"]), None)
+    person = next((p for p in doc.get("people", []) if p.get("ref") == ref), None)
     if person is None:
-        raise EnrolmentNotApplied("the person is no longer on that kiosk's roster")
-    person["templates"] = [
-        {"finger": finger, "sealed": base64.b64encode(seal_template(t, roster_public)).decode()}
-        for finger, t in sorted(templates.items())
-    ]
-    store.put_roster(device, json.dumps(doc).encode())
-    return str(payload["person"]), sorted(templates)
+        return f"the person is no longer on the roster of {device}"
+    return base64.b64decode(known.roster_public_key), doc, person

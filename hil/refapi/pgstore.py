@@ -208,6 +208,11 @@ class PostgresStorage:
         )
         return None if row is None else Device(*row)
 
+    def devices(self) -> list[str]:
+        """Every enrolled device, by name."""
+        rows = self._db().execute("SELECT device FROM devices ORDER BY device").fetchall()
+        return [r[0] for r in rows]
+
     def device_keys(self, device: str) -> list[DeviceKey]:
         rows = (
             self._db()

@@ -148,6 +148,7 @@ class Storage(Protocol):
     seconds. A PostgreSQL backend implements the same methods."""
 
     def device(self, device: str) -> Device | None: ...
+    def devices(self) -> list[str]: ...
     def device_keys(self, device: str) -> list[DeviceKey]: ...
     def enrol(
         self,
@@ -336,6 +337,12 @@ class SqliteStorage:
                 (device,),
             ).fetchone()
         return None if row is None else Device(*row)
+
+    def devices(self) -> list[str]:
+        """Every enrolled device, by name."""
+        with self._lock:
+            rows = self.db.execute("SELECT device FROM devices ORDER BY device").fetchall()
+        return [r[0] for r in rows]
 
     def device_keys(self, device: str) -> list[DeviceKey]:
         """The device's keys, oldest first (the enrolled key holds from seq 1)."""
