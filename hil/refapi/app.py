@@ -488,6 +488,22 @@ def create_app(settings: Settings) -> FastAPI:
             ) from exc
         return {"etag": store.put_roster(device, body)}
 
+    @app.get("/v1/admin/devices", dependencies=[Depends(admin)])
+    def fleet() -> dict[str, Any]:
+        """Every enrolled kiosk with what needs someone (the same ``problems`` as its status),
+        those with problems first: the field engineers' morning list."""
+        now = settings.clock()
+        kiosks = [
+            {
+                "device": d,
+                "last_seq": store.last_seq(d),
+                "problems": device_problems(store.heartbeats(d, 1), now),
+            }
+            for d in store.devices()
+        ]
+        kiosks.sort(key=lambda k: (not k["problems"], k["device"]))
+        return {"devices": kiosks}
+
     @app.get("/v1/admin/devices/{device}", dependencies=[Depends(admin)])
     def device_status(device: str) -> dict[str, Any]:
         known = store.device(device)

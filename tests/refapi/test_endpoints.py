@@ -192,6 +192,31 @@ async def test_the_device_status_names_what_needs_someone_from_its_heartbeats(
     assert r.status_code == 422
 
 
+async def test_the_fleet_list_puts_the_kiosks_that_need_someone_first(
+    api: InProcess, clock: FakeClock
+) -> None:
+    quiet, healthy, sick = SimDevice(clock=clock), SimDevice(clock=clock), SimDevice(clock=clock)
+    for d in (quiet, healthy, sick):
+        await api.enrol(d)
+    for d, figures in ((healthy, {"kiosk": "running"}), (sick, {"faults": {"camera": "blank"}})):
+        path = f"/v1/devices/{d.device}/heartbeat"
+        body = json.dumps(figures).encode()
+        assert (
+            await api.client.post(path, content=body, headers=d.auth("POST", path, body))
+        ).status_code == 200
+    assert (await api.push(healthy, healthy.records(2))).status_code == 200
+
+    r = await api.client.get("/v1/admin/devices", headers=ADMIN)
+
+    assert r.status_code == 200
+    listed = {k["device"]: k for k in r.json()["devices"]}
+    assert [k["device"] for k in r.json()["devices"]][-1] == healthy.device
+    assert listed[quiet.device]["problems"] == ["silent"]
+    assert listed[sick.device]["problems"] == ["part:camera:blank"]
+    assert listed[healthy.device] == {"device": healthy.device, "last_seq": 2, "problems": []}
+    assert (await api.client.get("/v1/admin/devices")).status_code == 401
+
+
 async def test_admin_needs_the_token_and_is_off_without_one(api: InProcess, tmp_path: Path) -> None:
     r = await api.client.post("/v1/admin/enrolment-codes")
     assert r.status_code == 401
