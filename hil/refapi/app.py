@@ -18,7 +18,7 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -570,21 +570,26 @@ def create_app(settings: Settings) -> FastAPI:
         device: str, grace_days: Annotated[float, Query(ge=0, le=60)] = 3.0
     ) -> dict[str, Any]:
         """People on this kiosk's roster whose appointment passed more than ``grace_days``
-        ago with no record of them: review tasks for an officer, never a breach
-        (hil/refapi/missed.py)."""
+        ago with no record of them at this kiosk or any other of its office (the roster's
+        ``office``): review tasks for an officer, never a breach (hil/refapi/missed.py)."""
         if store.device(device) is None:
             raise _error(404, "unknown_device", "no such device is enrolled")
         roster = store.get_roster(device)
         if roster is None:
             return {"device": device, "grace_days": grace_days, "tasks": []}
-        received: dict[int, float] = {}
-        after = 0
-        while page := store.list_records(device, after, 1000):
-            received.update((r["seq"], r["received"]) for r in page)
-            after = page[-1]["seq"]
-        records = ((c, received.get(seq, 0.0)) for _d, seq, c in store.export(device))
+        office = json.loads(roster[1]).get("office")
+        kiosks = [device]
+        if office is not None:  # someone who reported at the kiosk beside this one came
+            for other in store.devices():
+                theirs = store.get_roster(other) if other != device else None
+                if theirs is not None and json.loads(theirs[1]).get("office") == office:
+                    kiosks.append(other)
+        seen: dict[str, float] = {}
+        for kiosk in kiosks:
+            for person, when in last_seen(_received_records(store, kiosk)).items():
+                seen[person] = max(when, seen.get(person, 0.0))
         now = settings.clock()
-        tasks = review_tasks(roster[1], last_seen(records), now, grace_days)
+        tasks = review_tasks(roster[1], seen, now, grace_days)
         return {"device": device, "as_of": now, "grace_days": grace_days, "tasks": tasks}
 
     @app.put(
@@ -701,6 +706,16 @@ def device_problems(latest: list[dict[str, Any]], now: float) -> list[str]:
     if body.get("clock_synced") is False:
         problems.append("clock_unsynced")
     return problems
+
+
+def _received_records(store: Storage, device: str) -> Iterator[tuple[str, float]]:
+    """(compact JWS, time the API received it) for each of ``device``'s stored records."""
+    received: dict[int, float] = {}
+    after = 0
+    while page := store.list_records(device, after, 1000):
+        received.update((r["seq"], r["received"]) for r in page)
+        after = page[-1]["seq"]
+    return ((c, received.get(seq, 0.0)) for _d, seq, c in store.export(device))
 
 
 def _last_boot(store: Storage, device: str) -> dict[str, Any] | None:

@@ -339,6 +339,31 @@ async def test_a_missed_appointment_becomes_a_review_task_after_the_grace_period
     assert (await api.client.get(url)).status_code == 401
 
 
+async def test_a_check_in_at_the_kiosk_beside_counts_for_the_whole_office(
+    api: InProcess, clock: FakeClock
+) -> None:
+    """Both kiosks of a lobby expect the person (an enrolment reaches both); they checked in at
+    one. Neither lists them as missed. Another office's kiosk does not count."""
+    day = 86400.0
+    here, beside, elsewhere = (SimDevice(clock=clock) for _ in range(3))
+    appt = {"at": _iso(clock.now - 5 * day), "place_en": "x", "place_cy": "x"}
+    for d, office in ((here, "cardiff"), (beside, "cardiff"), (elsewhere, "swansea")):
+        await api.enrol(d)
+        people = [{"ref": ref, "next_appointment": appt} for ref in ("CR-000201", "CR-000202")]
+        roster = {"office": office, "people": people}
+        r = await api.client.put(f"/v1/admin/devices/{d.device}/roster", json=roster, headers=ADMIN)
+        assert r.status_code == 200
+    synced = {"synced": True, "boot_id": "00000000-0000-4000-8000-000000000001", "mono_ns": 1}
+    came = beside.next_record(person="CR-000201", at=appt["at"], clock=synced)
+    assert (await api.push(beside, [came])).status_code == 200
+    far = elsewhere.next_record(person="CR-000202", at=appt["at"], clock=synced)
+    assert (await api.push(elsewhere, [far])).status_code == 200
+
+    for d, missed in ((here, ["CR-000202"]), (beside, ["CR-000202"]), (elsewhere, ["CR-000201"])):
+        body = (await api.client.get(f"/v1/admin/devices/{d.device}/missed", headers=ADMIN)).json()
+        assert [t["ref"] for t in body["tasks"]] == missed, d.device
+
+
 async def test_an_identity_review_decision_is_kept_and_clears_the_alert(
     api: InProcess, dev: SimDevice, clock: FakeClock
 ) -> None:
