@@ -8,6 +8,7 @@ Synthetic data only: case references ``CR-9xxxxx``, made-up dates of birth, no n
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -153,6 +154,18 @@ pin_hash = "{hash_pin(STAFF_PIN, 20_000)}"
     return DemoDevice(device, folder, cfg, data, kb)
 
 
+def appointment_at(today: dt.date | None = None) -> str:
+    """The synthetic people's next appointment: 10:30 UK time on the Monday at least a week
+    after ``today`` (the real date by default), as the roster sends it (RFC 3339, UTC). Always
+    ahead, so the kiosk shows it whatever day the demo or a test runs."""
+    from daemon.ui.present import display_tz
+
+    day = today or dt.date.today()
+    monday = day + dt.timedelta(days=7 + (-day.weekday()) % 7)
+    local = dt.datetime.combine(monday, dt.time(10, 30), tzinfo=display_tz())
+    return local.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def publish_roster(
     api: RefApi,
     device: DemoDevice,
@@ -173,7 +186,7 @@ def publish_roster(
     size = model("R503").template_size
     roster = {
         "office": "demo-office",
-        "generated_at": "2026-11-23T08:00:00Z",
+        "generated_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "dob_salt": base64.b64encode(salt).decode(),
         "people": [
             {
@@ -189,11 +202,13 @@ def publish_roster(
                         ).decode(),
                     }
                 ],
-                "next_appointment": {
-                    "at": "2026-12-07T10:30:00Z",
-                    "place_en": "Room 2, ground floor",
-                    "place_cy": "Ystafell 2, llawr gwaelod",
-                },
+                "appointments": [
+                    {
+                        "at": appointment_at(),
+                        "place_en": "Room 2, ground floor",
+                        "place_cy": "Ystafell 2, llawr gwaelod",
+                    }
+                ],
                 "messages": list(p.messages),
                 "questions": list(p.questions),
             }

@@ -413,6 +413,8 @@ class CheckinRunner:
                 now=time.monotonic(),
                 commit_id=eff.commit_id,
                 receipt=receipt_code(record.compact),
+                wall=self.core.clock.wall(),
+                clock_synced=self.core.clock.synced(),
             )
         )
 

@@ -2,7 +2,7 @@
 
 The roster (docs/api.md, "Roster") lists the people due at this office by case reference, with
 an HMAC of their date of birth (never the date itself), their fingerprint templates sealed to
-the device's roster key, their next appointment, officer messages and per-person questions. It
+the device's roster key, their appointments, officer messages and per-person questions. It
 carries no names. This module turns that JSON into frozen dataclasses, refusing anything
 malformed with an error that names the field, and answers one question: "do this case
 reference and this date of birth belong to someone on the roster?" in constant time with
@@ -146,10 +146,29 @@ STANDARD_QUESTIONS: tuple[Question, ...] = (
 STANDARD_IDS = frozenset(q.id for q in STANDARD_QUESTIONS)
 
 
+#: an appointment up to this long after a check-in is the one the check-in is for (the
+#: reference API's missed-check-in rule counts a check-in up to 12 hours early)
+ATTENDING_S = 12 * 3600.0
+MAX_APPOINTMENTS = 10
+
+
 @dataclass(frozen=True, slots=True)
 class Appointment:
     at: str  # RFC 3339, as the API sent it
     place: Text
+
+    @property
+    def unix(self) -> float:
+        return _unix(self.at)
+
+
+def _unix(rfc3339: str) -> float:
+    """Unix seconds of an RFC 3339 date-time; ValueError without a time zone (a local time
+    means a different moment on a kiosk set to another zone)."""
+    when = dt.datetime.fromisoformat(rfc3339.replace("Z", "+00:00"))
+    if when.tzinfo is None:
+        raise ValueError("no time zone")
+    return when.timestamp()
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +194,8 @@ class Person:
     ref: str = field(repr=False)
     dob_hmac: bytes = field(repr=False)
     templates: tuple[SealedTemplate, ...] = ()
-    next_appointment: Appointment | None = None
+    #: the person's known appointments, earliest first (the one due may be among them)
+    appointments: tuple[Appointment, ...] = ()
     messages: tuple[Message, ...] = ()
     questions: tuple[Question, ...] = ()
     #: the officer's policy says this visit must include seeing them in person (the kiosk is
@@ -186,6 +206,15 @@ class Person:
         """The standard questions, then the officer's questions for this person."""
         return STANDARD_QUESTIONS + self.questions
 
+    def next_appointment(self, present: float | None) -> Appointment | None:
+        """The appointment to tell the person about as they leave: the first one after the
+        appointment they are attending now (anything up to :data:`ATTENDING_S` from
+        ``present``, Unix seconds, is that one or already past). ``present`` None (the time
+        is not known at all): the first one the roster gives."""
+        if present is None:
+            return self.appointments[0] if self.appointments else None
+        return next((a for a in self.appointments if a.unix > present + ATTENDING_S), None)
+
 
 @dataclass(frozen=True, slots=True)
 class Roster:
@@ -193,6 +222,15 @@ class Roster:
     generated_at: str
     dob_salt: bytes = field(repr=False)
     people: tuple[Person, ...] = field(default=(), repr=False)
+
+    @property
+    def generated_unix(self) -> float | None:
+        """When the API made this roster, if it said so in RFC 3339: the present is no
+        earlier than that, whatever a kiosk clock that never synchronised says."""
+        try:
+            return _unix(self.generated_at)
+        except ValueError:
+            return None
 
     @classmethod
     def empty(cls) -> Roster:
@@ -320,16 +358,22 @@ def _person(raw: Any, path: str, seen: set[str]) -> Person:
         if finger not in _FINGERS:
             raise _fail(f"{tp}.finger", "must name a finger such as right_index")
         templates.append(SealedTemplate(finger, _b64(t, "sealed", tp)))
-    appt: Appointment | None = None
-    if p.get("next_appointment") is not None:
-        ap = f"{path}.next_appointment"
-        a = _obj(p["next_appointment"], ap)
-        at = _str(a, "at", ap)
+    listed = [
+        (f"{path}.appointments[{i}]", a)
+        for i, a in enumerate(
+            _list(p.get("appointments", []), f"{path}.appointments", limit=MAX_APPOINTMENTS)
+        )
+    ]
+    if p.get("next_appointment") is not None:  # the older single-appointment form
+        listed.append((f"{path}.next_appointment", p["next_appointment"]))
+    appts: dict[float, Appointment] = {}
+    for ap, raw in listed:
+        at = _str(_obj(raw, ap), "at", ap)
         try:
-            dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
+            when = _unix(at)
         except ValueError as exc:
-            raise _fail(f"{ap}.at", "must be an RFC 3339 date-time") from exc
-        appt = Appointment(at, _text(a, "place_", ap))
+            raise _fail(f"{ap}.at", "must be an RFC 3339 date-time with a zone (Z)") from exc
+        appts.setdefault(when, Appointment(at, _text(raw, "place_", ap)))
     messages = tuple(
         Message(
             _str(_obj(m, f"{path}.messages[{i}]"), "id", f"{path}.messages[{i}]", pattern=_ID),
@@ -348,7 +392,8 @@ def _person(raw: Any, path: str, seen: set[str]) -> Person:
     in_person = p.get("in_person", False)
     if not isinstance(in_person, bool):
         raise _fail(f"{path}.in_person", "must be true or false")
-    return Person(ref, mac, tuple(templates), appt, messages, questions, in_person)
+    appointments = tuple(appts[t] for t in sorted(appts))
+    return Person(ref, mac, tuple(templates), appointments, messages, questions, in_person)
 
 
 def parse_roster(data: Any) -> Roster:

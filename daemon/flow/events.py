@@ -180,6 +180,10 @@ class RecordCommitted(Event):
     commit_id: int
     #: the attendance reference shown to the person (daemon.records.receipt_code)
     receipt: str = ""
+    #: the wall clock when the record was saved (Unix seconds) and whether it was synchronised:
+    #: the next appointment shown is the first after the one being attended
+    wall: float | None = None
+    clock_synced: bool = False
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -521,6 +521,17 @@ def _commit_session(
     return replace(k, session=s, next_commit=cid + 1), [effect]
 
 
+def _present(k: Kiosk, e: ev.RecordCommitted) -> float | None:
+    """The earliest the present can be, in Unix seconds: the wall clock when it is
+    synchronised; otherwise no earlier than the roster's making (a Pi without a real-time
+    clock starts from the time it last saved, which is behind, never ahead). None when
+    neither is known."""
+    if e.wall is not None and e.clock_synced:
+        return e.wall
+    known = [t for t in (e.wall, k.roster.generated_unix) if t is not None]
+    return max(known) if known else None
+
+
 def _commit_result(k: Kiosk, e: ev.RecordCommitted | ev.CommitFailed) -> Result:
     ok = isinstance(e, ev.RecordCommitted)
     if e.commit_id in k.background:
@@ -550,10 +561,12 @@ def _commit_result(k: Kiosk, e: ev.RecordCommitted | ev.CommitFailed) -> Result:
         k = replace(k, session=s, unsaved=(*k.unsaved, s.person.ref))
         k, alert = _alert(k, "commit_failed")
         return k, ([DiscardPhoto(photo=s.photo)] if s.photo else []) + alert
-    s = replace(s, committed=True, receipt=e.receipt, last_input=k.now, warned=False)
+    appt = s.person.next_appointment(_present(k, e)) if s.person is not None else None
+    s = replace(
+        s, committed=True, receipt=e.receipt, appointment=appt, last_input=k.now, warned=False
+    )
     fx: list[Effect] = []
     if e.receipt:  # the slip to take away, if the kiosk has a printer
-        appt = s.person.next_appointment if s.person is not None else None
         appointment = {"at": appt.at, "place": appt.place.as_dict()} if appt else None
         fx.append(PrintReceipt(lang=k.lang, receipt=e.receipt, appointment=appointment))
     if s.fault is not None:

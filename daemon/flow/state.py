@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from daemon.roster import IdentifyLimiter, Person, Roster
+from daemon.roster import Appointment, IdentifyLimiter, Person, Roster
 
 LANGS = ("en", "cy")
 
@@ -107,6 +107,8 @@ class Session:
     commit_id: int | None = None
     committed: bool = False
     receipt: str = ""  # the saved record's attendance reference, for the person to keep
+    #: the appointment to tell them about as they leave, chosen when the record is saved
+    appointment: Appointment | None = field(default=None, repr=False)
     reception_reason: str | None = None
 
     @property

@@ -160,7 +160,7 @@ def _confirm(k: Kiosk, s: Session) -> dict[str, Any]:
 
 
 def _appointment(s: Session) -> dict[str, Any] | None:
-    appt: Appointment | None = s.person.next_appointment if s.person is not None else None
+    appt: Appointment | None = s.appointment
     if appt is None:
         return None
     return {"at": appt.at, "place": appt.place.as_dict()}

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 DISPLAY_TZ = "Europe/London"
 
 
-def _display_tz() -> dt.tzinfo:
+def display_tz() -> dt.tzinfo:
     try:
         return zoneinfo.ZoneInfo(DISPLAY_TZ)
     except zoneinfo.ZoneInfoNotFoundError:  # no tzdata: UTC is right half the year
@@ -58,7 +58,7 @@ def spell_datetime(when: str, lang: str, catalogue: Catalogue) -> str:
     except (TypeError, ValueError):
         return ""
     if moment.tzinfo is not None:
-        moment = moment.astimezone(_display_tz())
+        moment = moment.astimezone(display_tz())
     day = catalogue.text(lang, f"date.weekday.{moment.weekday()}")
     month = catalogue.text(lang, f"date.month.{moment.month}")
     date_text = f"{day} {moment.day} {month} {moment.year}"

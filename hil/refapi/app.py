@@ -39,7 +39,7 @@ from daemon.records import (
 )
 from daemon.reqauth import RequestAuthError, parse_device, verify_request
 from daemon.rotation import ROTATION_TYPE, rotated_key
-from hil.refapi.missed import last_seen, review_tasks
+from hil.refapi.missed import attendances, review_tasks
 from hil.refapi.storage import Device, DeviceKey, EnrolmentRefused, SqliteStorage, Storage
 
 MAX_BATCH = 500
@@ -109,6 +109,7 @@ class RosterPerson(BaseModel):
     dob_hmac: str | None = None
     templates: list[dict[str, Any]] = []
     next_appointment: dict[str, Any] | None = None
+    appointments: list[dict[str, Any]] = []
     messages: list[dict[str, Any]] = []
     questions: list[dict[str, Any]] = []
 
@@ -584,10 +585,10 @@ def create_app(settings: Settings) -> FastAPI:
                 theirs = store.get_roster(other) if other != device else None
                 if theirs is not None and json.loads(theirs[1]).get("office") == office:
                     kiosks.append(other)
-        seen: dict[str, float] = {}
+        seen: dict[str, list[float]] = {}
         for kiosk in kiosks:
-            for person, when in last_seen(_received_records(store, kiosk)).items():
-                seen[person] = max(when, seen.get(person, 0.0))
+            for person, times in attendances(_received_records(store, kiosk)).items():
+                seen.setdefault(person, []).extend(times)
         now = settings.clock()
         tasks = review_tasks(roster[1], seen, now, grace_days)
         return {"device": device, "as_of": now, "grace_days": grace_days, "tasks": tasks}

@@ -29,43 +29,52 @@ def _unix(text: str) -> float:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def last_seen(records: Iterable[tuple[str, float]]) -> dict[str, float]:
-    """Person reference -> the time of their newest attendance record, from (compact JWS,
+def attendances(records: Iterable[tuple[str, float]]) -> dict[str, list[float]]:
+    """Person reference -> the times of their attendance records, from (compact JWS,
     received) pairs."""
-    seen: dict[str, float] = {}
+    seen: dict[str, list[float]] = {}
     for compact, received in records:
         p = decode_unverified(compact)[1]
         person = p.get("person")
         if p.get("type") not in ATTENDED or not isinstance(person, str):
             continue
         synced = isinstance(p.get("clock"), dict) and p["clock"].get("synced") is True
-        when = _unix(p["at"]) if synced else received
-        seen[person] = max(when, seen.get(person, 0.0))
+        seen.setdefault(person, []).append(_unix(p["at"]) if synced else received)
     return seen
 
 
+def _appointments(person: dict[str, Any]) -> list[str]:
+    """The person's appointment times (the roster's ``appointments`` and the older single
+    ``next_appointment``), earliest first."""
+    found = [a.get("at") for a in person.get("appointments") or []]
+    found.append((person.get("next_appointment") or {}).get("at"))
+    return sorted({at for at in found if at}, key=_unix)
+
+
 def review_tasks(
-    roster: bytes, seen: dict[str, float], now: float, grace_days: float
+    roster: bytes, seen: dict[str, list[float]], now: float, grace_days: float
 ) -> list[dict[str, Any]]:
-    """One task per person whose appointment passed more than ``grace_days`` ago unattended,
-    oldest first."""
+    """One task per appointment that passed more than ``grace_days`` ago unattended, oldest
+    first. An appointment is attended by a record from 12 hours before it until 12 hours
+    before the person's next one."""
     tasks = []
     for person in json.loads(roster).get("people", []):
-        appt = person.get("next_appointment") or {}
-        if not appt.get("at"):
-            continue
-        due = _unix(appt["at"])
-        if now < due + grace_days * 86400:
-            continue  # not due yet, or still within the grace period
-        if seen.get(person["ref"], 0.0) >= due - EARLY_S:
-            continue  # they came
-        tasks.append(
-            {
-                "ref": person["ref"],
-                "appointment_at": appt["at"],
-                "days_overdue": round((now - due) / 86400, 1),
-                "last_seen": seen.get(person["ref"]),
-                "action": "review",  # never "breach": a person decides
-            }
-        )
-    return sorted(tasks, key=lambda t: t["appointment_at"])
+        times = seen.get(person["ref"], [])
+        appts = _appointments(person)
+        for at, after in zip(appts, [*appts[1:], None], strict=False):
+            due = _unix(at)
+            if now < due + grace_days * 86400:
+                continue  # not due yet, or still within the grace period
+            until = _unix(after) - EARLY_S if after else float("inf")
+            if any(due - EARLY_S <= t < until for t in times):
+                continue  # they came
+            tasks.append(
+                {
+                    "ref": person["ref"],
+                    "appointment_at": at,
+                    "days_overdue": round((now - due) / 86400, 1),
+                    "last_seen": max(times, default=None),
+                    "action": "review",  # never "breach": a person decides
+                }
+            )
+    return sorted(tasks, key=lambda t: _unix(t["appointment_at"]))

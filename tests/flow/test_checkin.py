@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -13,6 +14,7 @@ from daemon.flow.effects import (
     AlertStaff,
     Commit,
     DiscardPhoto,
+    PrintReceipt,
     StatusLight,
     TakePhoto,
     VerifyFinger,
@@ -256,6 +258,51 @@ def test_person_with_no_messages_or_appointment() -> None:
     run.send(ev.Finish)
     run.commit_ok()
     assert run.screen == "done" and run.view["appointment"] is None
+
+
+def _iso_unix(text: str) -> float:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+@pytest.mark.parametrize(
+    ("wall", "synced", "told"),
+    [
+        # on time for today's 10:30 (the roster still names it): told the one after it
+        ("2026-11-23T10:20:00Z", True, "2026-12-07T10:30:00Z"),
+        # offline for weeks, the roster stale: every appointment it knows is past
+        ("2026-12-20T10:20:00Z", True, None),
+        # a Pi that never synchronised starts from the time it last saved, behind; the
+        # roster was made at 08:00 today, so today's 10:30 is not "next"
+        ("2026-01-01T00:00:00Z", False, "2026-12-07T10:30:00Z"),
+    ],
+)
+def test_the_person_leaves_with_their_next_appointment_never_a_past_one(
+    wall: str, synced: bool, told: str | None
+) -> None:
+    data = roster_json()  # made at 2026-11-23T08:00:00Z
+    data["people"][0]["next_appointment"] = None
+    data["people"][0]["appointments"] = [
+        {"at": at, "place_en": f"Room {i}", "place_cy": f"Ystafell {i}"}
+        for i, at in enumerate(("2026-12-07T10:30:00Z", "2026-11-23T10:30:00Z"), 1)
+    ]
+    run = Run(with_roster=False)
+    run.send(ev.RosterLoaded, roster=parse_roster(data))
+    run.to_confirm(ALICE)
+    run.send(ev.Finish)
+    run.send(
+        ev.RecordCommitted,
+        commit_id=run.last_commit().commit_id,
+        receipt="7K2M-9QXD",
+        wall=_iso_unix(wall),
+        clock_synced=synced,
+    )
+    assert run.screen == "done"
+    slip = [e for e in run.effects if isinstance(e, PrintReceipt)][-1].appointment
+    if told is None:
+        assert run.view["appointment"] is None and slip is None  # "your officer will tell you"
+    else:
+        assert run.view["appointment"]["at"] == told
+        assert slip is not None and slip["at"] == told  # the slip says the same
 
 
 def test_back_changes_an_answer() -> None:

@@ -27,8 +27,8 @@ def test_parses_the_documented_shape() -> None:
     assert (r.office, len(r)) == ("test-office", 3)
     alice = r.people[0]
     assert alice.templates[0].finger == "right_index"
-    assert alice.next_appointment is not None
-    assert alice.next_appointment.place.get("cy") == "Ystafell 2, llawr gwaelod"
+    assert [a.at for a in alice.appointments] == ["2026-12-07T10:30:00Z"]
+    assert alice.appointments[0].place.get("cy") == "Ystafell 2, llawr gwaelod"
     assert [m.id for m in alice.messages] == ["m1", "m2"]
     assert [q.id for q in alice.all_questions()][-1] == "course_attended"
     assert alice.all_questions()[: len(STANDARD_QUESTIONS)] == STANDARD_QUESTIONS
@@ -102,6 +102,15 @@ _DELETE = object()
         (_set(["people", 0, "messages", 1, "en"], _DELETE), "people[0].messages[1].en"),
         (_set(["people", 0, "templates", 0, "finger"], "tail"), "people[0].templates[0].finger"),
         (_set(["people", 0, "next_appointment", "at"], "soon"), "people[0].next_appointment.at"),
+        (  # a time without a zone is a different moment on a kiosk set to another zone
+            _set(["people", 0, "next_appointment", "at"], "2026-12-07T10:30:00"),
+            "people[0].next_appointment.at",
+        ),
+        (_set(["people", 0, "appointments"], [{"at": "x"}]), "people[0].appointments[0].at"),
+        (
+            _set(["people", 0, "appointments"], [{"at": "2026-12-07T10:30:00Z"}] * 11),
+            "people[0].appointments",
+        ),
         (_set(["people", 0, "in_person"], "yes"), "people[0].in_person"),
         (_set(["dob_salt"], "AAAA"), "roster.dob_salt"),
         (_set(["people"], {}), "roster.people"),
@@ -163,3 +172,44 @@ def test_limiter_session_window_and_expiry() -> None:
     lim = lim.failed(62.0, 1)
     assert lim.locked(62.0)
     assert not lim.unlock().locked(62.0)
+
+
+def test_appointments_are_read_in_time_order_with_the_older_single_form_merged() -> None:
+    doc = roster_json()
+    place = {"place_en": "Room 1", "place_cy": "Ystafell 1"}
+    doc["people"][0]["appointments"] = [
+        {"at": "2027-01-04T09:00:00Z", **place},
+        {"at": "2026-11-23T10:30:00Z", **place},
+        {"at": "2026-12-07T10:30:00Z", **place},  # the same as next_appointment: kept once
+    ]
+    alice = parse_roster(doc).people[0]
+    assert [a.at for a in alice.appointments] == [
+        "2026-11-23T10:30:00Z",
+        "2026-12-07T10:30:00Z",
+        "2027-01-04T09:00:00Z",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("present", "shown"),
+    [
+        ("2026-11-23T10:20:00Z", "2026-12-07T10:30:00Z"),  # early for today's: the one after
+        ("2026-11-23T11:45:00Z", "2026-12-07T10:30:00Z"),  # late for today's: the same
+        ("2026-11-22T22:45:00Z", "2026-12-07T10:30:00Z"),  # late the evening before: counts
+        ("2026-11-22T21:00:00+00:00", "2026-11-23T10:30:00Z"),  # 13.5 hours early: not yet
+        ("2026-11-21T10:00:00Z", "2026-11-23T10:30:00Z"),  # two days early: today's is next
+        ("2026-12-07T10:00:00Z", None),  # the last one they know of: nothing to show
+    ],
+)
+def test_the_appointment_to_tell_them_about_is_never_past_nor_the_one_attended(
+    present: str, shown: str | None
+) -> None:
+    doc = roster_json()
+    doc["people"][0]["appointments"] = [
+        {"at": "2026-11-23T10:30:00Z", "place_en": "Room 1", "place_cy": "Ystafell 1"}
+    ]
+    alice = parse_roster(doc).people[0]
+    when = dt.datetime.fromisoformat(present.replace("Z", "+00:00")).timestamp()
+    got = alice.next_appointment(when)
+    assert (got.at if got else None) == shown
+    assert alice.next_appointment(None) == alice.appointments[0]  # no idea of the time

@@ -339,6 +339,30 @@ async def test_a_missed_appointment_becomes_a_review_task_after_the_grace_period
     assert (await api.client.get(url)).status_code == 401
 
 
+async def test_each_appointment_in_the_roster_is_attended_or_becomes_its_own_task(
+    api: InProcess, dev: SimDevice, clock: FakeClock
+) -> None:
+    """A roster may list several appointments; a check-in attends the one it was made for
+    (from 12 hours before it until 12 hours before the next), not every earlier one."""
+    now, day = clock.now, 86400.0
+    place = {"place_en": "x", "place_cy": "x"}
+    appts = [{"at": _iso(now + d * day), **place} for d in (-10, -5, 7)]
+    roster = {"people": [{"ref": ref, "appointments": appts} for ref in ("CR-000301", "CR-000302")]}
+    r = await api.client.put(f"/v1/admin/devices/{dev.device}/roster", json=roster, headers=ADMIN)
+    assert r.status_code == 200
+    synced = {"synced": True, "boot_id": "00000000-0000-4000-8000-000000000001", "mono_ns": 1}
+    first = dev.next_record(person="CR-000301", at=_iso(now - 10 * day + 60), clock=synced)
+    second = dev.next_record(person="CR-000302", at=_iso(now - 5 * day - 3600), clock=synced)
+    assert (await api.push(dev, [first, second])).status_code == 200
+
+    body = (await api.client.get(f"/v1/admin/devices/{dev.device}/missed", headers=ADMIN)).json()
+
+    assert [(t["ref"], t["appointment_at"]) for t in body["tasks"]] == [
+        ("CR-000302", appts[0]["at"]),  # came for the second, not the first
+        ("CR-000301", appts[1]["at"]),  # came for the first, not since
+    ]
+
+
 async def test_a_check_in_at_the_kiosk_beside_counts_for_the_whole_office(
     api: InProcess, clock: FakeClock
 ) -> None:

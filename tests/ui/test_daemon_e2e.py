@@ -28,8 +28,10 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from daemon.app import KioskCore, run_kiosk
 from daemon.config import load_config
-from daemon.demo_support import PEOPLE, DemoDevice, provision, publish_roster
+from daemon.demo_support import PEOPLE, DemoDevice, appointment_at, provision, publish_roster
 from daemon.records import Record, verify_chain
+from daemon.ui.catalog import Catalogue
+from daemon.ui.present import spell_datetime
 from daemon.ui.shell import page_alive
 from hil.bench.ui import answer_questions, seq, tap, wait_screen
 from hil.fingerprint.fingers import Condition
@@ -220,6 +222,12 @@ def person(ref: str) -> Any:
     return next(p for p in PEOPLE if p.ref == ref)
 
 
+def _when(lang: str) -> str:
+    """The synthetic people's next appointment as the screen spells it, e.g. "Monday 7
+    December 2026 at 10:30" (a Monday a week or more ahead, so it is never past)."""
+    return spell_datetime(appointment_at(), lang, Catalogue.load())
+
+
 def test_four_check_ins_through_the_browser_reach_the_api_signed_and_chained(
     real_kiosk: RealKiosk, page: Any, screenshot_dir: Path
 ) -> None:
@@ -229,13 +237,13 @@ def test_four_check_ins_through_the_browser_reach_the_api_signed_and_chained(
     # 1. Normal, in English.
     p = person("CR-900101")
     assert check_in(page, k, p.ref, p.dob, lang="en") == "done"
-    assert page.inner_text("#screen .when").strip() == "Monday 7 December 2026 at 10:30"
+    assert page.inner_text("#screen .when").strip() == _when("en")
     page.screenshot(path=str(screenshot_dir / "real-daemon-en-done.png"))
     tap(page, "button[data-action=continue]", "idle")
     # 2. In Welsh, with a message from the officer.
     p = person("CR-900102")
     assert check_in(page, k, p.ref, p.dob, lang="cy") == "done"
-    assert page.inner_text("#screen .when").strip() == "Dydd Llun 7 Rhagfyr 2026 am 10:30"
+    assert page.inner_text("#screen .when").strip() == _when("cy")
     assert page.evaluate("document.documentElement.lang") == "cy"
     page.screenshot(path=str(screenshot_dir / "real-daemon-cy-done.png"))
     tap(page, "button[data-action=continue]", "idle")
