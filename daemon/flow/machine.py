@@ -422,6 +422,8 @@ def _messages(k: Kiosk, s: Session, e: ev.Event) -> Result:
             return replace(k, session=replace(s, m_index=s.m_index - 1)), []
         return _back_to_last_question(k, s)
     if isinstance(e, ev.MessageRead) and e.message == s.person.messages[s.m_index].id:
+        if e.message not in s.messages_read:
+            s = replace(s, messages_read=(*s.messages_read, e.message))
         return _to_messages(k, s, s.m_index + 1)
     return k, []
 
@@ -495,6 +497,17 @@ def record_verify(s: Session, k: Kiosk) -> dict[str, object]:
     return out
 
 
+def record_detail(s: Session, k: Kiosk) -> dict[str, object]:
+    """What the visit's record says besides the answers: the language the person used (an
+    officer writes to them in it; the Welsh Language Standards ask that it be recorded) and,
+    when the officer left messages, which ones the person read, so the case system knows an
+    instruction was delivered and can stop showing it."""
+    out: dict[str, object] = {"lang": k.lang}
+    if s.person is not None and s.person.messages:
+        out["messages_read"] = list(s.messages_read)
+    return out
+
+
 def _commit_session(
     k: Kiosk,
     s: Session,
@@ -515,7 +528,7 @@ def _commit_session(
         photo=s.photo,
         answers=record_answers(s),
         flags=record_flags(replace(s, flags=flags), extra),
-        detail=detail,
+        detail=record_detail(s, k) | (detail or {}),
     )
     s = replace(s, stage=Stage.COMMITTING, commit_id=cid)
     return replace(k, session=s, next_commit=cid + 1), [effect]
@@ -847,7 +860,7 @@ def _override(k: Kiosk, st: Staff, e: ev.StaffOverride) -> Result:
             photo=live.photo,
             answers=record_answers(live),
             flags=flags,
-            detail=detail,
+            detail=record_detail(live, k) | detail,
         )
         k = replace(k, session=replace(live, stage=Stage.COMMITTING, commit_id=cid))
     else:

@@ -107,6 +107,8 @@ class Session:
     commit_id: int | None = None
     committed: bool = False
     receipt: str = ""  # the saved record's attendance reference, for the person to keep
+    #: the officer's messages the person has seen and touched "I have read this" on, in order
+    messages_read: tuple[str, ...] = ()
     #: the appointment to tell them about as they leave, chosen when the record is saved
     appointment: Appointment | None = field(default=None, repr=False)
     reception_reason: str | None = None

@@ -319,6 +319,30 @@ def test_back_changes_an_answer() -> None:
     assert run.last_commit().answers["address_changed"] is False
 
 
+def test_the_record_says_which_messages_were_read_and_in_which_language() -> None:
+    run = Run()
+    run.identify(ALICE, lang="cy")
+    run.send(ev.FingerResult, matched=True, score=99, threshold=60)
+    run.photo()
+    run.answer_all()
+    assert run.screen == "messages"
+    run.send(ev.MessageRead, message="m1")
+    run.send(ev.Back)  # back to the first message, read again: listed once
+    run.send(ev.MessageRead, message="m1")
+    run.send(ev.MessageRead, message="m2")
+    run.send(ev.Finish)
+    assert run.last_commit().detail == {"lang": "cy", "messages_read": ["m1", "m2"]}
+    run.commit_ok()
+    # someone with no messages: only the language
+    run.send(ev.Continue)
+    run.identify(PLAIN)
+    run.send(ev.FingerResult, matched=True, score=99, threshold=60)
+    run.photo()
+    run.answer_all()
+    run.send(ev.Finish)
+    assert run.last_commit().detail == {"lang": "en"}
+
+
 def test_part_failure_mid_checkin_still_commits_a_fault_record() -> None:
     run = Run()
     run.identify(ALICE)
@@ -331,7 +355,13 @@ def test_part_failure_mid_checkin_still_commits_a_fault_record() -> None:
     assert commit.person == "CR-900101"
     assert set(commit.flags) >= {"fault", "no_photo"}
     assert "id_review" not in commit.flags  # the fingerprint did match
-    assert commit.detail == {"part": "camera", "reason": "device_timeout", "stage": "photo"}
+    assert commit.detail == {
+        "part": "camera",
+        "reason": "device_timeout",
+        "stage": "photo",
+        "lang": "en",
+        "messages_read": [],  # the officer's two messages were never reached
+    }
     run.commit_ok()
     assert run.screen == "see_reception"
     assert run.view["reason"] == "fault" and run.view["checked_in"] is True

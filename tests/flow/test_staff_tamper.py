@@ -175,7 +175,12 @@ def test_staff_override_for_the_person_at_the_kiosk_completes_their_checkin() ->
     assert commit.session is not None
     assert commit.verify is not None and commit.verify["method"] == "staff"
     assert commit.verify["staff"] == "staff-7"
-    assert commit.detail == {"reason": "identity_checked_by_staff", "staff": "staff-7"}
+    assert commit.detail == {
+        "reason": "identity_checked_by_staff",
+        "staff": "staff-7",
+        "lang": "en",  # the person's own visit: their language and what they read
+        "messages_read": [],
+    }
     assert commit.photo == "ab" * 32
     assert "id_review" not in commit.flags
     run.send(ev.StaffExit)  # not while saving
