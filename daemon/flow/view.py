@@ -183,6 +183,8 @@ def _see_reception(k: Kiosk, s: Session) -> dict[str, Any]:
     if s.committed:
         out["appointment"] = _appointment(s)
         out["receipt"] = s.receipt or None
+    if dict(s.answers).get("wellbeing") == "struggling":
+        out["signpost"] = "crisis"  # where to get help now, before and after staff see them
     return out
 
 

@@ -64,6 +64,9 @@ def spoken_text(msg: Mapping[str, Any], catalogue: Catalogue) -> str:
         parts.append(t(f"reception.{view.get('reason', '')}"))
         if view.get("checked_in"):
             parts.append(t("reception.recorded"))
+    if view.get("signpost"):  # where to get help now: said before the appointment
+        key = f"signpost.{view['signpost']}"
+        parts += [t(f"{key}.{part}") for part in ("title", "nhs", "samaritans", "emergency")]
     if screen in ("done", "see_reception") and derived.get("appointment"):
         parts += [t("done.next"), str(derived["appointment"]), str(derived.get("place", ""))]
     if screen in ("done", "see_reception") and view.get("receipt"):

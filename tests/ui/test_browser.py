@@ -464,6 +464,47 @@ def test_the_fullest_reception_screen_still_fits_in_large_text(
     shot(k, screenshot_dir, "see_reception-fault-large-text")  # the audit: all on screen
 
 
+def test_someone_struggling_is_shown_where_to_get_help_now_in_large_text_too(
+    kiosk: Kiosk, screenshot_dir: Path
+) -> None:
+    """ "I am struggling" sends them to reception (an officer sees them) and the screen says
+    where to get help now: NHS 111's mental health option, Samaritans, 999. In Welsh, with the
+    Welsh-language Samaritans line, and in large text with everything still on screen."""
+    k = kiosk
+    wait_screen(k.page, "idle")
+    tap(k.page, "button[data-lang-arg=cy]", "identify")
+    tap(k.page, "button[data-action=large_text]", "identify")
+    type_digits(k, PERSON[0], "identify")
+    tap(k.page, "button[data-action=submit]", "identify")
+    type_digits(k, PERSON[1], "identify")
+    tap(k.page, "button[data-action=submit]", "fingerprint")
+    control(k, lambda: k.bridge.present_finger(matches=True), "photo")
+    tap(k.page, "button[data-action=photo]", "questions")
+    answer_questions(k.page, {"wellbeing": "struggling"})
+    tap(k.page, "button[data-action=read]", "confirm")
+    tap(k.page, "button[data-action=finish]", "see_reception")
+    signpost = text_of(k, "#screen .signpost")
+    assert CAT.text("cy", "signpost.crisis.title") in signpost
+    assert "111" in signpost and "116 123" in signpost and "0808 164 0123" in signpost
+    box = k.page.query_selector("#screen .signpost").bounding_box()  # type: ignore[union-attr]
+    height = k.page.evaluate("window.innerHeight")
+    assert box is not None and box["y"] + box["height"] <= height  # not cut off
+    shot(k, screenshot_dir, "see_reception-struggling-large-text")  # OK still on screen
+    tap(k.page, "button[data-action=continue]", "idle")
+    # nobody else sees it: a calm visit has no signpost
+    tap(k.page, "button[data-lang-arg=en]", "identify")
+    type_digits(k, PERSON[0], "identify")
+    tap(k.page, "button[data-action=submit]", "identify")
+    type_digits(k, PERSON[1], "identify")
+    tap(k.page, "button[data-action=submit]", "fingerprint")
+    control(k, lambda: k.bridge.present_finger(matches=True), "photo")
+    tap(k.page, "button[data-action=photo]", "questions")
+    answer_questions(k.page)
+    tap(k.page, "button[data-action=read]", "confirm")
+    tap(k.page, "button[data-action=finish]", "done")
+    assert k.page.query_selector("#screen .signpost") is None
+
+
 def test_time_out_warns_and_i_need_more_time_extends(kiosk: Kiosk, screenshot_dir: Path) -> None:
     k = kiosk
     wait_screen(k.page, "idle")

@@ -57,6 +57,21 @@ def test_the_officers_message_the_answers_and_the_appointment_are_read_out() -> 
     assert "Room 2, ground floor" in text and "7 December" in text and "10:30" in text
 
 
+def test_someone_struggling_hears_where_to_get_help_now() -> None:
+    run = Run()
+    run.identify(ALICE)
+    run.send(ev.FingerResult, matched=True, score=150, threshold=60)
+    run.photo()
+    run.answer_all({"wellbeing": "struggling"})
+    run.read_messages()
+    run.send(ev.Finish)
+    run.commit_ok()
+    assert run.screen == "see_reception"
+    text = said(run)
+    assert "NHS 111" in text and "116 123" in text and "999" in text
+    assert text.index("116 123") < text.index("Room 2")  # help first, then the appointment
+
+
 def test_reception_says_why_and_whether_the_visit_was_recorded() -> None:
     run = Run()
     run.to_confirm(PLAIN)
