@@ -163,10 +163,16 @@ class StaffConfig:
     pin_hash: str = ""
     #: each member of staff with their own PIN (``[[staff.members]]``; ``kioskctl staff``)
     members: tuple[StaffMember, ...] = ()
-    #: idle time-out of the check-in screens before the "do you need more time?" warning
-    warn_after_s: float = 60.0
+    #: idle time on a check-in screen before "do you need more time?"; the visit then ends
+    #: 30 s later unless the person touches "more time" (WCAG 2.2.1: at least 20 s to react)
+    warn_after_s: float = 90.0
 
     def __post_init__(self) -> None:
+        if not 20 <= self.warn_after_s <= 600:
+            raise ValueError(
+                f"warn_after_s = {self.warn_after_s} is not allowed: use 20..600 (seconds; "
+                "people who read slowly need time)"
+            )
         ids = [m.id for m in self.members]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:

@@ -95,7 +95,11 @@ class CheckinRunner:
         self.core = core
         self.queue: asyncio.Queue[events.Event] = asyncio.Queue()
         if flow_config is None:
-            flow_config = FlowConfig(qr_scan=core.cfg.camera.read_qr)
+            warn = FlowConfig().warn_s  # the warning's own 30 s
+            flow_config = FlowConfig(
+                qr_scan=core.cfg.camera.read_qr,
+                session_timeout_s=core.cfg.staff.warn_after_s + warn,
+            )
         self.state: Kiosk = initial(flow_config, now=time.monotonic())
         self._photos: dict[str, bytes] = {}
         self._subscribers: list[asyncio.Queue[dict[str, Any]]] = []

@@ -38,6 +38,7 @@ def test_good_config_loads_with_defaults(tmp_path: Path) -> None:
         (GOOD + "\n[ui]\nport = 80\n", ["ui", "port = 80", "1024..65535"]),
         (GOOD + "\n[outbox]\nkeep_acked_days = -1\n", ["keep_acked_days = -1", "0..3650"]),
         (GOOD + "\n[ui]\nport = 'x'\n", ["ui.port", "'x'", "an integer"]),
+        (GOOD + "\n[staff]\nwarn_after_s = 5\n", ["warn_after_s = 5", "20..600"]),
         (GOOD.replace('"kiosk-0001"', '"kiosk 1!"'), ["device.id", "kiosk 1!"]),
         (GOOD + "\n[device2]\n", ["device2"]),
         (GOOD.replace('id = "kiosk-0001"', ""), ["device.id"]),

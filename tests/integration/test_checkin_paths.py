@@ -21,7 +21,7 @@ from daemon.config import load_config
 from daemon.demo_script import Visit, Visitor
 from daemon.demo_support import PEOPLE, DemoDevice, appointment_at, provision, publish_roster
 from daemon.errors import DeviceKeyError, RecordError
-from daemon.flow import events
+from daemon.flow import events, step, view
 from daemon.keys import PublicKey, SigningKey
 from daemon.kiosk import CheckinRunner
 from daemon.records import Record, receipt_code
@@ -114,6 +114,22 @@ async def kiosk(api: RefApi, tmp_path: Path) -> AsyncIterator[Kiosk]:
 
 def _last(records: list[Record], type_: str) -> Record:
     return [r for r in records if r.type == type_][-1]
+
+
+async def test_the_more_time_question_comes_after_the_configured_idle_time(kiosk: Kiosk) -> None:
+    """``[staff] warn_after_s`` reaches the screens: "do you need more time?" after that long
+    untouched, and the visit ends 30 s later (nothing is recorded before identification)."""
+    cfg = kiosk.core.cfg
+    kiosk.core.cfg = replace(cfg, staff=replace(cfg.staff, warn_after_s=40.0))
+    k = CheckinRunner(kiosk.core).state
+    t = k.now
+    k, _ = step(k, events.Start(now=t + 1, lang="en"))
+    k, _ = step(k, events.Tick(now=t + 40))
+    assert view(k)["screen"] == "identify" and "timeout" not in view(k)
+    k, _ = step(k, events.Tick(now=t + 42))
+    assert view(k)["timeout"] == {"warning": True, "remaining_s": 29}
+    k, _ = step(k, events.Tick(now=t + 72))
+    assert view(k)["screen"] == "idle"
 
 
 async def test_normal_checkin_reaches_the_api_with_a_sealed_photo(kiosk: Kiosk) -> None:
