@@ -79,6 +79,7 @@ class Session:
     stage: Stage
     last_input: float
     warned: bool = False
+    started: float = 0.0  # when the person touched Start (monotonic seconds)
     # identify
     entry_field: str = "ref"  # "ref" | "dob"
     ref_digits: str = field(default="", repr=False)

@@ -321,6 +321,7 @@ def test_back_changes_an_answer() -> None:
 
 def test_the_record_says_which_messages_were_read_and_in_which_language() -> None:
     run = Run()
+    started = run.t + run.step_s  # the Start event's time
     run.identify(ALICE, lang="cy")
     run.send(ev.FingerResult, matched=True, score=99, threshold=60)
     run.photo()
@@ -331,7 +332,11 @@ def test_the_record_says_which_messages_were_read_and_in_which_language() -> Non
     run.send(ev.MessageRead, message="m1")
     run.send(ev.MessageRead, message="m2")
     run.send(ev.Finish)
-    assert run.last_commit().detail == {"lang": "cy", "messages_read": ["m1", "m2"]}
+    assert run.last_commit().detail == {
+        "lang": "cy",
+        "messages_read": ["m1", "m2"],
+        "duration_s": run.t - started,  # Start to saving: the service's 3-minute target
+    }
     run.commit_ok()
     # someone with no messages: only the language
     run.send(ev.Continue)
@@ -340,7 +345,8 @@ def test_the_record_says_which_messages_were_read_and_in_which_language() -> Non
     run.photo()
     run.answer_all()
     run.send(ev.Finish)
-    assert run.last_commit().detail == {"lang": "en"}
+    detail = dict(run.last_commit().detail or {})
+    assert detail.pop("duration_s") > 0 and detail == {"lang": "en"}
 
 
 def test_part_failure_mid_checkin_still_commits_a_fault_record() -> None:
@@ -355,7 +361,9 @@ def test_part_failure_mid_checkin_still_commits_a_fault_record() -> None:
     assert commit.person == "CR-900101"
     assert set(commit.flags) >= {"fault", "no_photo"}
     assert "id_review" not in commit.flags  # the fingerprint did match
-    assert commit.detail == {
+    detail = dict(commit.detail or {})
+    assert detail.pop("duration_s") > 0
+    assert detail == {
         "part": "camera",
         "reason": "device_timeout",
         "stage": "photo",
