@@ -403,6 +403,8 @@ def _questions(k: Kiosk, s: Session, e: ev.Event) -> Result:
         reason = "speak_to_someone" if q.id == "speak_to_someone" else "see_officer"
         if "see_officer" not in s.flags:
             s = replace(s, flags=(*s.flags, "see_officer"))
+        if q.id not in s.flagged_by:
+            s = replace(s, flagged_by=(*s.flagged_by, q.id))
         k, fx = _alert(replace(k, session=s), reason)
     k2, fx2 = _to_questions(replace(k, session=s), s, s.q_index + 1)
     return k2, fx + fx2
@@ -501,12 +503,18 @@ def record_detail(s: Session, k: Kiosk) -> dict[str, object]:
     """What the visit's record says besides the answers: the language the person used (an
     officer writes to them in it; the Welsh Language Standards ask that it be recorded), how
     long the visit took from Start to saving (seconds; the service's target is under three
-    minutes) and,
+    minutes), what asked for the officer (``flagged`` questions, ``asked_for_help``) and,
     when the officer left messages, which ones the person read, so the case system knows an
     instruction was delivered and can stop showing it."""
     out: dict[str, object] = {"lang": k.lang, "duration_s": round(max(0.0, k.now - s.started))}
     if s.person is not None and s.person.messages:
         out["messages_read"] = list(s.messages_read)
+    # why the officer is asked to act: the questions whose answer raised see_officer, and
+    # the "I need to speak to someone" button (a callback the same working day)
+    if s.flagged_by:
+        out["flagged"] = list(s.flagged_by)
+    if s.help_requested:
+        out["asked_for_help"] = True
     return out
 
 

@@ -103,6 +103,9 @@ class Session:
     m_index: int = 0
     flags: tuple[str, ...] = ()
     help_requested: bool = False
+    #: the questions whose answer asked for the officer, in order (kept if changed back: the
+    #: alert was raised and is not withdrawn)
+    flagged_by: tuple[str, ...] = ()
     # outcome
     fault: str | None = None  # the part that failed
     commit_id: int | None = None

@@ -349,6 +349,29 @@ def test_the_record_says_which_messages_were_read_and_in_which_language() -> Non
     assert detail.pop("duration_s") > 0 and detail == {"lang": "en"}
 
 
+def test_the_record_says_what_asked_for_the_officer() -> None:
+    """The API turns these into tasks: "speak to someone" and the help button are a callback
+    the same working day; another flagged answer needs the officer's attention. An answer
+    changed back still counts: the alert went out and is not withdrawn."""
+    run = Run()
+    run.identify(ALICE)
+    run.send(ev.FingerResult, matched=True, score=99, threshold=60)
+    run.photo()
+    run.answer_all({"police_contact": "yes", "wellbeing": "struggling"})
+    run.send(ev.Back)  # back from the messages to the last question, then to wellbeing
+    while run.view["question"]["id"] != "wellbeing":
+        run.send(ev.Back)
+    run.send(ev.Answer, question="wellbeing", value="ok")
+    run.answer_all()
+    run.read_messages()
+    run.send(ev.Help)
+    run.send(ev.Finish)
+    detail = run.last_commit().detail or {}
+    assert detail["flagged"] == ["police_contact", "wellbeing"]
+    assert detail["asked_for_help"] is True
+    assert run.last_commit().type == "see_officer"
+
+
 def test_part_failure_mid_checkin_still_commits_a_fault_record() -> None:
     run = Run()
     run.identify(ALICE)
