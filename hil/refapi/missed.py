@@ -38,12 +38,18 @@ def attendances(records: Iterable[tuple[str, float]]) -> dict[str, list[float]]:
         person = p.get("person")
         if p.get("type") not in ATTENDED or not isinstance(person, str):
             continue
-        synced = isinstance(p.get("clock"), dict) and p["clock"].get("synced") is True
-        seen.setdefault(person, []).append(_unix(p["at"]) if synced else received)
+        seen.setdefault(person, []).append(visit_time(p, received))
     return seen
 
 
-def _appointments(person: dict[str, Any]) -> list[str]:
+def visit_time(payload: dict[str, Any], received: float) -> float:
+    """When a record was made: the kiosk's time when its clock was synchronised, else the
+    API's receipt time."""
+    synced = isinstance(payload.get("clock"), dict) and payload["clock"].get("synced") is True
+    return _unix(payload["at"]) if synced else received
+
+
+def appointment_times(person: dict[str, Any]) -> list[str]:
     """The person's appointment times (the roster's ``appointments`` and the older single
     ``next_appointment``), earliest first."""
     found = [a.get("at") for a in person.get("appointments") or []]
@@ -60,7 +66,7 @@ def review_tasks(
     tasks = []
     for person in json.loads(roster).get("people", []):
         times = seen.get(person["ref"], [])
-        appts = _appointments(person)
+        appts = appointment_times(person)
         for at, after in zip(appts, [*appts[1:], None], strict=False):
             due = _unix(at)
             if now < due + grace_days * 86400:

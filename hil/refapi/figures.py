@@ -1,0 +1,155 @@
+"""The service's evaluation figures over a period (requirement 24 of the probation domain):
+how kiosk reporting is working, from the signed records, the officers' decisions and the
+kiosks' heartbeats, so the "no high-quality evidence" gap can be addressed rather than
+repeated.
+
+Pure: every input is passed in; nothing here reads a store or a clock.
+
+May import: the standard library, ``daemon.records``, ``hil.refapi.missed``,
+``hil.refapi.tasks``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import statistics
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hil.refapi.missed import ATTENDED, EARLY_S, appointment_times, visit_time
+from hil.refapi.tasks import REACHED, Task, tasks_of
+
+#: a visit counts as on time from 12 hours before the appointment to the end of its day
+TARGET_S = 180.0  # the service's target for one visit: under three minutes
+#: people who needed the fallback this often in the period: offer them re-enrolment
+FALLBACK_REENROL = 3
+#: a kiosk that heartbeats every minute is up between two heartbeats this close together
+HEARTBEAT_GAP_S = 5 * 60
+
+
+@dataclass
+class Inputs:
+    """What the figures are computed from; times are Unix seconds."""
+
+    since: float
+    until: float
+    #: (device, seq, payload, received) for every stored record
+    records: Iterable[tuple[str, int, dict[str, Any], float]] = ()
+    #: (device, seq) -> when the identity-review decision was recorded
+    reviews: Mapping[tuple[str, int], float] = field(default_factory=dict)
+    #: (device, seq, kind) -> (outcome, when) for tasks an officer closed
+    outcomes: Mapping[tuple[str, int, str], tuple[str, float]] = field(default_factory=dict)
+    #: device -> heartbeats as (received, body), any order
+    heartbeats: Mapping[str, Sequence[tuple[float, Mapping[str, Any]]]] = field(
+        default_factory=dict
+    )
+    #: the decoded roster of each device (for the appointments due)
+    rosters: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 3) if whole else None
+
+
+def figures(inp: Inputs) -> dict[str, Any]:
+    visits: list[tuple[dict[str, Any], float]] = []
+    attended: dict[str, list[float]] = {}
+    tasks: list[Task] = []
+    for device, seq, payload, received in inp.records:
+        when = visit_time(payload, received)
+        person = payload.get("person")
+        if payload.get("type") in ATTENDED and isinstance(person, str):
+            attended.setdefault(person, []).append(when)
+            if inp.since <= when < inp.until:
+                visits.append((payload, when))
+        if inp.since <= received < inp.until:
+            tasks.extend(tasks_of(device, seq, payload, received))
+    n = len(visits)
+    methods = Counter(str((p.get("verify") or {}).get("method", "none")) for p, _ in visits)
+    reviewed = [t for t in tasks if t.kind == "identity_review"]
+    durations = sorted(
+        float(d)
+        for p, _ in visits
+        if isinstance(d := (p.get("detail") or {}).get("duration_s"), (int, float))
+    )
+    review_h = [
+        (inp.reviews[(t.device, t.seq)] - t.received) / 3600
+        for t in reviewed
+        if (t.device, t.seq) in inp.reviews
+    ]
+    callbacks = [t for t in tasks if t.kind == "callback" and t.due <= inp.until]
+    reached = [
+        t
+        for t in callbacks
+        if (o := inp.outcomes.get((t.device, t.seq, t.kind))) and o[0] in REACHED and o[1] <= t.due
+    ]
+    fallbacks = Counter(
+        str(p["person"]) for p, _ in visits if (p.get("verify") or {}).get("method") == "dob_photo"
+    )
+    due, on_time = _appointments(inp, attended)
+    return {
+        "since": inp.since,
+        "until": inp.until,
+        "visits": n,
+        "by_method": dict(sorted(methods.items())),
+        "fallback_rate": _rate(methods.get("dob_photo", 0), n),
+        "manual_review_rate": _rate(
+            sum("id_review" in (p.get("flags") or []) for p, _ in visits), n
+        ),
+        "duration_s": {
+            "median": statistics.median(durations) if durations else None,
+            "p90": durations[int(0.9 * (len(durations) - 1))] if durations else None,
+            "under_target": _rate(sum(d < TARGET_S for d in durations), len(durations)),
+        },
+        "time_to_review_h": {
+            "median": round(statistics.median(review_h), 1) if review_h else None,
+            "reviewed": len(review_h),
+            "waiting": len(reviewed) - len(review_h),
+        },
+        "callback_fulfilment": {
+            "due": len(callbacks),
+            "reached_in_time": len(reached),
+            "rate": _rate(len(reached), len(callbacks)),
+        },
+        "on_time_rate": {"due": due, "on_time": on_time, "rate": _rate(on_time, due)},
+        "uptime": {
+            d: _uptime(hb, inp.since, inp.until) for d, hb in sorted(inp.heartbeats.items())
+        },
+        "falling_back": sorted(
+            ({"ref": ref, "fallbacks": k} for ref, k in fallbacks.items() if k >= FALLBACK_REENROL),
+            key=lambda r: (-int(r["fallbacks"]), str(r["ref"])),
+        ),
+    }
+
+
+def _appointments(inp: Inputs, attended: Mapping[str, list[float]]) -> tuple[int, int]:
+    """(appointments due in the period on the rosters, those attended on time): from 12 hours
+    before the appointment to the end of its day, UTC. A person on two rosters (two kiosks of
+    one office) counts once."""
+    seen: set[tuple[str, str]] = set()
+    due = on_time = 0
+    for roster in inp.rosters.values():
+        for person in roster.get("people", []):
+            for at in appointment_times(person):
+                when = dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
+                key = (str(person.get("ref")), at)
+                if key in seen or not inp.since <= when.timestamp() < inp.until:
+                    continue
+                seen.add(key)
+                due += 1
+                day_end = dt.datetime.combine(when.date() + dt.timedelta(days=1), dt.time(),
+                                              tzinfo=when.tzinfo).timestamp()  # fmt: skip
+                times = attended.get(str(person.get("ref")), [])
+                on_time += any(when.timestamp() - EARLY_S <= t < day_end for t in times)
+    return due, on_time
+
+
+def _uptime(beats: Sequence[tuple[float, Mapping[str, Any]]], since: float, until: float) -> float:
+    """The share of the period covered by consecutive heartbeats (at most 5 minutes apart)
+    that said the kiosk was running."""
+    times = sorted(t for t, body in beats if since <= t < until and body.get("kiosk") == "running")
+    up = sum(b - a for a, b in itertools.pairwise(times) if b - a <= HEARTBEAT_GAP_S)
+    return round(up / (until - since), 3) if until > since else 0.0

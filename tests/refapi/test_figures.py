@@ -1,0 +1,103 @@
+"""The service's evaluation figures (hil/refapi/figures.py), from synthetic records."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from hil.refapi.figures import Inputs, figures
+
+DAY = 86400.0
+MON = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC).timestamp()  # a Monday, 09:00 UTC
+
+
+def _iso(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _visit(person: str, t: float, *, method: str = "fingerprint", type_: str = "checkin",
+           flags: tuple[str, ...] = (), **detail: Any) -> dict[str, Any]:  # fmt: skip
+    return {
+        "type": type_,
+        "person": person,
+        "at": _iso(t),
+        "clock": {"synced": True},
+        "flags": list(flags),
+        "verify": {"method": method},
+        "detail": detail,
+    }
+
+
+def test_the_figures_an_evaluation_needs() -> None:
+    fb = {"method": "dob_photo", "type_": "checkin_fallback", "flags": ("id_review",)}
+    records = [
+        ("k1", 1, _visit("CR-000001", MON, duration_s=95), MON + 5),
+        ("k1", 2, _visit("CR-000002", MON + 600, duration_s=150), MON + 605),
+        ("k1", 3, _visit("CR-000003", MON + 1200, duration_s=240, **fb), MON + 1205),
+        ("k1", 4, _visit("CR-000003", MON + DAY, duration_s=200, **fb), MON + DAY + 5),
+        ("k2", 1, _visit("CR-000003", MON + 2 * DAY, duration_s=210, **fb), MON + 2 * DAY + 5),
+        (
+            "k2",
+            2,
+            _visit(
+                "CR-000004",
+                MON + 2 * DAY,
+                type_="see_officer",
+                flags=("see_officer",),
+                duration_s=100,
+                asked_for_help=True,
+            ),
+            MON + 2 * DAY + 5,
+        ),
+        (
+            "k2",
+            3,
+            _visit(
+                "CR-000005",
+                MON + 3 * DAY,
+                type_="see_officer",
+                flags=("see_officer",),
+                duration_s=120,
+                flagged=["speak_to_someone"],
+            ),
+            MON + 3 * DAY + 5,
+        ),
+        ("k2", 4, {"type": "tamper", "flags": [], "at": _iso(MON), "clock": {}}, MON),
+        ("k1", 5, _visit("CR-000001", MON - 30 * DAY), MON - 30 * DAY),  # before the period
+    ]
+    appointments = [{"at": _iso(MON + 3600)}, {"at": _iso(MON + 4 * DAY)}]
+    thursday = {"at": _iso(MON + 3 * DAY)}
+    roster = {
+        "people": [
+            {"ref": "CR-000001", "appointments": appointments},
+            {"ref": "CR-000002", "next_appointment": thursday},
+        ]
+    }
+    beats = [(MON + i * 60.0, {"kiosk": "running"}) for i in range(0, 24 * 60 * 7)]
+    beats = [b for b in beats if not MON + 2 * DAY <= b[0] < MON + 3 * DAY]  # a day down
+    out = figures(
+        Inputs(
+            since=MON - 3600,
+            until=MON + 7 * DAY - 3600,
+            records=records,
+            reviews={("k1", 3): MON + 1205 + 4 * 3600, ("k1", 4): MON + DAY + 5 + 20 * 3600},
+            outcomes={
+                ("k2", 2, "callback"): ("called_back", MON + 2 * DAY + 3600),  # same day
+                ("k2", 3, "callback"): ("called_back", MON + 5 * DAY),  # days late
+            },
+            heartbeats={"k1": beats},
+            rosters={"k1": roster, "k2": roster},  # one office, two kiosks: counted once
+        )
+    )
+    assert out["visits"] == 7
+    assert out["by_method"] == {"dob_photo": 3, "fingerprint": 4}
+    assert out["fallback_rate"] == round(3 / 7, 3) and out["manual_review_rate"] == round(3 / 7, 3)
+    assert out["duration_s"]["median"] == 150 and out["duration_s"]["under_target"] == round(
+        4 / 7, 3
+    )
+    assert out["time_to_review_h"] == {"median": 12.0, "reviewed": 2, "waiting": 1}
+    assert out["callback_fulfilment"] == {"due": 2, "reached_in_time": 1, "rate": 0.5}
+    # CR-000001: Monday's attended, Friday's missed; CR-000002: Thursday's missed (came Monday)
+    assert out["on_time_rate"] == {"due": 3, "on_time": 1, "rate": 0.333}
+    assert 0.83 <= out["uptime"]["k1"] <= 0.86  # six days of seven
+    assert out["falling_back"] == [{"ref": "CR-000003", "fallbacks": 3}]  # offer re-enrolment
