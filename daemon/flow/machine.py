@@ -689,7 +689,14 @@ def _staff(k: Kiosk, e: ev.Event) -> Result:
             return k, []
         if e.ok:
             st = replace(st, phase="menu", staff_id=e.staff_id or "staff", result=None)
-            return replace(k, staff=st, staff_failures=0), []
+            # the audit trail of who opened staff mode, and whether the menu showed them the
+            # references of check-ins that could not be saved (a consultation of personal data)
+            return _staff_action(
+                replace(k, staff=st, staff_failures=0),
+                "login",
+                staff=st.staff_id,
+                unsaved_shown=len(k.unsaved),
+            )
         failures = k.staff_failures + 1
         if failures >= cfg.staff_pin_attempts:
             k = replace(k, staff_failures=0, staff_locked_until=k.now + cfg.staff_lock_s)

@@ -103,12 +103,13 @@ def test_every_record_type_the_flow_makes_is_accepted_and_verifies(tmp_path: Pat
         ("see_officer", "CR-900103", ["see_officer"]),
         ("fault", "CR-900101", ["fault", "id_review", "no_photo"]),  # failed before the match
         ("tamper", None, []),
+        ("staff_action", None, []),  # staff-3 opened staff mode
         ("staff_override", "CR-900103", ["no_photo"]),
     ]
     assert records[0].payload["photo"] == SHA
     assert records[0].payload["verify"]["method"] == "fingerprint"
     assert records[2].payload["answers"]["wellbeing"] == "struggling"
-    assert records[5].payload["detail"] == {
+    assert records[6].payload["detail"] == {
         "reason": "identity_checked_by_staff",
         "staff": "staff-3",
     }

@@ -190,7 +190,8 @@ def test_staff_override_for_the_person_at_the_kiosk_completes_their_checkin() ->
     run.send(ev.RecordCommitted, commit_id=commit.commit_id)
     assert run.view["result"] == "override_recorded"
     run.send(ev.StaffExit)
-    assert run.screen == "idle" and len(run.commits()) == 1
+    assert run.screen == "idle"
+    assert [c.type for c in run.commits()] == ["staff_action", "staff_override"]  # the login
 
 
 def test_staff_override_by_typed_reference_with_no_session() -> None:
@@ -243,7 +244,8 @@ def test_staff_record_attendance_for_someone_not_at_the_kiosk_on_the_keypad() ->
     assert run.view["phase"] == "menu" and run.view["result"] == "override_recorded"
     assert "ref" not in run.view  # nothing of the reference stays on the screen
     run.send(ev.StaffExit)
-    assert run.screen == "idle" and len(run.commits()) == 1
+    assert run.screen == "idle"
+    assert [c.type for c in run.commits()] == ["staff_action", "staff_override"]
 
 
 def test_staff_mode_pauses_the_session_timeout_and_times_out_itself() -> None:
@@ -268,6 +270,22 @@ def test_acknowledging_alerts_turns_the_light_back() -> None:
     assert run.screen == "idle"
 
 
+def test_opening_staff_mode_is_recorded_with_who_and_what_the_menu_showed() -> None:
+    """DPA 2018 s.62: a consultation of personal data is logged with who did it. The staff
+    menu lists the references of check-ins that could not be saved."""
+    run = Run()
+    run.to_confirm(ALICE)
+    run.send(ev.Finish)
+    run.send(ev.CommitFailed, commit_id=run.last_commit().commit_id, reason="disk_full")
+    run.send(ev.Continue)
+    staff_login(run)
+    login = run.last_commit()
+    assert login.type == "staff_action" and login.person is None
+    assert login.detail == {"action": "login", "staff": "staff-7", "unsaved_shown": 1}
+    assert "CR-900101" in run.view["unsaved"]  # what it shows; the record says only how many
+    assert "CR-900101" not in repr(login)
+
+
 def test_override_never_makes_a_second_record_for_a_session_already_saving() -> None:
     """Found by the random walks: a part failed while staff mode was open (the paused
     check-in's fault record was saving), then staff asked for an override."""
@@ -279,7 +297,7 @@ def test_override_never_makes_a_second_record_for_a_session_already_saving() -> 
     assert run.last_commit().type == "fault"
     run.send(ev.StaffOverride, reason="assisted_check_in")
     assert run.view["result"] == "ref_needed"
-    assert [c.type for c in run.commits()] == ["fault"]
+    assert [c.type for c in run.commits()] == ["staff_action", "fault"]  # the login, the fault
     run.commit_ok()
     run.send(ev.StaffExit)
     assert run.screen == "see_reception" and run.view["reason"] == "fault"

@@ -500,8 +500,9 @@ async def test_tamper_locks_until_staff_unlock(kiosk: Kiosk) -> None:
     assert _last(records, "tamper")
     # what staff did is in the same signed chain, naming who (the demo's shared PIN: "staff")
     actions = [r.payload["detail"] for r in records if r.type == "staff_action"]
-    assert actions[0] == {"action": "unlock", "staff": "staff", "lifted": ["tamper"]}
-    assert actions[1]["action"] == "acknowledge_alerts" and "tamper" in actions[1]["alerts"]
+    assert actions[0] == {"action": "login", "staff": "staff", "unsaved_shown": 0}
+    assert actions[1] == {"action": "unlock", "staff": "staff", "lifted": ["tamper"]}
+    assert actions[2]["action"] == "acknowledge_alerts" and "tamper" in actions[2]["alerts"]
 
 
 async def test_a_full_disk_sends_the_person_to_reception(kiosk: Kiosk) -> None:
