@@ -107,12 +107,15 @@ def _run(args: Sequence[str], *, stdin: str | None = None) -> str:
 
 def cmdline(disk_id: str, slot: str) -> str:
     """The kernel command line of ``slot``: its own root, read-only, and ``rauc.slot`` (how
-    RAUC 1.8 knows which slot it booted)."""
+    RAUC 1.8 knows which slot it booted).
+
+    Also ``consoleblank=0``: the console never blanks, whatever the kernel's default (the
+    touchscreen is the kiosk; docs/ui.md)."""
     part = ROOT_PARTITION[slot]
     # no serial console: the UART belongs to the fingerprint sensor
     return (
         f"console=tty1 root=PARTUUID={disk_id}-{part:02d} rootfstype=ext4 ro rootwait "
-        f"fsck.repair=yes rauc.slot={slot} quiet\n"
+        f"fsck.repair=yes rauc.slot={slot} consoleblank=0 quiet\n"
     )
 
 

@@ -107,6 +107,13 @@ def test_both_roots_are_read_only_with_rauc_and_the_shared_data_partition(
         assert "synthetic test root" in files["/etc/os-release"]
 
 
+def test_the_console_never_blanks(image: Path) -> None:
+    """The touchscreen is the kiosk: no console blanking, whatever the kernel's default
+    (docs/ui.md)."""
+    for boot in (2, 3):
+        assert "consoleblank=0" in _fat(image, boot, "cmdline.txt").split()
+
+
 def test_bad_inputs_are_refused_before_anything_is_written(tmp_path: Path) -> None:
     (tmp_path / "root").mkdir()
     (tmp_path / "boot").mkdir()
