@@ -51,6 +51,13 @@ dtoverlay=disable-bt
 camera_auto_detect=1
 # the SoC watchdog, fed by systemd (RuntimeWatchdogSec, docs/systemd.md)
 dtparam=watchdog=on
+# ...started by the firmware before the kernel, and handed to it as watchdog.open_timeout:
+# the kernel keeps it fed for up to 30 s, by when PID 1 must have opened it (systemd's
+# RuntimeWatchdogSec=14s takes over). A kernel or early boot that hangs resets the Pi; on an
+# update's trial boot, the one-shot tryboot flag is then gone and the committed slot boots.
+# No kernel_watchdog_partition: the slot to fall back to is autoboot.txt's to say, not a
+# fixed partition number (docs/updates.md).
+kernel_watchdog_timeout=30
 # no rainbow splash, no waiting on a missing HDMI
 disable_splash=1
 """
@@ -109,13 +116,17 @@ def cmdline(disk_id: str, slot: str) -> str:
     """The kernel command line of ``slot``: its own root, read-only, and ``rauc.slot`` (how
     RAUC 1.8 knows which slot it booted).
 
-    Also ``consoleblank=0``: the console never blanks, whatever the kernel's default (the
-    touchscreen is the kiosk; docs/ui.md)."""
+    Also: ``consoleblank=0``, the console never blanks, whatever the kernel's default (the
+    touchscreen is the kiosk; docs/ui.md); ``watchdog_disarm=0``, Raspberry Pi OS's
+    initramfs (raspberrypi-sys-mods, scripts/init-top/rpi_wd) otherwise stops the watchdog
+    the firmware started (``kernel_watchdog_timeout`` in :data:`CONFIG_TXT`), and a boot
+    that then hangs before systemd would hang for good. That script looks for the word with
+    a space before it, so it is never the first."""
     part = ROOT_PARTITION[slot]
     # no serial console: the UART belongs to the fingerprint sensor
     return (
         f"console=tty1 root=PARTUUID={disk_id}-{part:02d} rootfstype=ext4 ro rootwait "
-        f"fsck.repair=yes rauc.slot={slot} consoleblank=0 quiet\n"
+        f"fsck.repair=yes rauc.slot={slot} consoleblank=0 watchdog_disarm=0 quiet\n"
     )
 
 

@@ -10,6 +10,7 @@ tests/updates/card.py, fed the image's own autoboot.txt.
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import subprocess
 import sys
@@ -112,6 +113,29 @@ def test_the_console_never_blanks(image: Path) -> None:
     (docs/ui.md)."""
     for boot in (2, 3):
         assert "consoleblank=0" in _fat(image, boot, "cmdline.txt").split()
+
+
+def test_the_firmware_watchdog_is_handed_to_systemd(image: Path) -> None:
+    """The firmware arms the watchdog before the kernel and hands it over
+    (kernel_watchdog_timeout, which becomes watchdog.open_timeout), the initramfs is told not
+    to disarm it, and systemd, which must then open it in time, is set to (RuntimeWatchdogSec:
+    without it the Pi would reset at the end of every open timeout)."""
+    runtime = (SHIPPED.parent / "systemd" / "system.conf.d" / "kiosk-watchdog.conf").read_text()
+    match = re.search(r"(?m)^RuntimeWatchdogSec=(\d+)s$", runtime)
+    assert match and 0 < int(match.group(1)) < 15  # the BCM2835's ceiling (docs/systemd.md)
+    for boot in (2, 3):
+        words = _fat(image, boot, "cmdline.txt").split()
+        # Raspberry Pi OS's initramfs disarms the watchdog unless it finds " watchdog_disarm=0"
+        assert "watchdog_disarm=0" in words[1:]
+        config = _fat(image, boot, "config.txt").splitlines()
+        timeouts = [line for line in config if line.startswith("kernel_watchdog_timeout=")]
+        assert len(timeouts) == 1, timeouts
+        open_timeout = int(timeouts[0].split("=", 1)[1])
+        # long enough for the kernel to reach PID 1 on a slow card, short enough that a hung
+        # trial boot is back on the committed slot within a minute
+        assert 15 <= open_timeout <= 60
+        # which slot to boot after a reset is autoboot.txt's (tryboot), not a fixed partition
+        assert not any(line.startswith("kernel_watchdog_partition") for line in config)
 
 
 def test_bad_inputs_are_refused_before_anything_is_written(tmp_path: Path) -> None:
