@@ -70,6 +70,12 @@ proc            /proc           proc    defaults                        0 0
 /dev/mmcblk0p7  /data           ext4    defaults,noatime,commit=5,x-systemd.growfs 0 2
 /data/kiosk     /var/lib/kiosk  none    bind,x-systemd.requires=/data   0 0
 /data/rauc      /var/lib/rauc   none    bind,x-systemd.requires=/data   0 0
+# The system journal, so a boot that ended in a watchdog reset or a failed trial leaves its
+# logs (systemd/journald.conf.d caps them). journald writes to /run until this is mounted,
+# then flushes to it (systemd-journal-flush). nofail: without it the kiosk still boots, with
+# a volatile journal; so it does under a machine ID made up for one boot
+# (systemd/var-log-journal.mount.d).
+/data/journal   /var/log/journal none   bind,nofail,x-systemd.requires=/data 0 0
 tmpfs           /tmp            tmpfs   mode=1777,nosuid,nodev          0 0
 tmpfs           /var/tmp        tmpfs   mode=1777,nosuid,nodev          0 0
 """
@@ -277,14 +283,14 @@ def build(
                 "/etc/rauc/release-ca.pem": (release_ca.read_bytes(), 0o644),
             },
             ["/boot", "/boot/autoboot", "/data", "/var", "/var/lib", "/var/lib/kiosk",
-             "/var/lib/rauc"],
+             "/var/lib/rauc", "/var/log", "/var/log/journal"],
         )  # fmt: skip
         for slot in sorted(ROOT_PARTITION):
             _copy_into(tmp_out, parts[ROOT_PARTITION[slot]], root)
         root.unlink()
         data = w / "data.ext4"
         _ext4(data, "data", sizes.data_mib, None)
-        _inject(data, {}, ["/kiosk", "/rauc"])
+        _inject(data, {}, ["/kiosk", "/rauc", "/journal"])
         _copy_into(tmp_out, parts[DATA_PARTITION], data)
     os.replace(tmp_out, out)
     _run(["bmaptool", "create", "-o", f"{out}.bmap", str(out)])

@@ -54,6 +54,21 @@ def _ext4(image: Path, number: int, tmp: Path, *paths: str) -> dict[str, str]:
     return out
 
 
+def _dirs(image: Path, number: int, tmp: Path, *paths: str) -> dict[str, bool]:
+    """Which of ``paths`` are directories in ext4 partition ``number`` (debugfs stat)."""
+    part = read_partitions(image)[number]
+    fs = tmp / f"p{number}.ext4"
+    with image.open("rb") as src, fs.open("wb") as dst:
+        src.seek(part.start)
+        dst.write(src.read(part.size))
+    found = {}
+    for p in paths:
+        done = subprocess.run(["debugfs", "-R", f"stat {p}", str(fs)],
+                              capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+        found[p] = "Type: directory" in done.stdout
+    return found
+
+
 def test_the_card_has_the_a_b_layout_of_the_update_design(image: Path) -> None:
     dump = subprocess.run(["sfdisk", "--dump", str(image)], capture_output=True, text=True,
                           check=True).stdout  # fmt: skip
@@ -136,6 +151,15 @@ def test_the_firmware_watchdog_is_handed_to_systemd(image: Path) -> None:
         assert 15 <= open_timeout <= 60
         # which slot to boot after a reset is autoboot.txt's (tryboot), not a fixed partition
         assert not any(line.startswith("kernel_watchdog_partition") for line in config)
+
+
+def test_the_journal_lives_on_the_data_partition(image: Path, tmp_path: Path) -> None:
+    for number in (5, 6):
+        fstab = _ext4(image, number, tmp_path, "/etc/fstab")["/etc/fstab"]
+        line = next(line for line in fstab.splitlines() if " /var/log/journal " in line)
+        assert line.split()[:3] == ["/data/journal", "/var/log/journal", "none"]
+        assert _dirs(image, number, tmp_path, "/var/log/journal") == {"/var/log/journal": True}
+    assert _dirs(image, 7, tmp_path, "/journal", "/kiosk") == {"/journal": True, "/kiosk": True}
 
 
 def test_bad_inputs_are_refused_before_anything_is_written(tmp_path: Path) -> None:
