@@ -51,6 +51,13 @@ dtoverlay=disable-bt
 camera_auto_detect=1
 # the SoC watchdog, fed by systemd (RuntimeWatchdogSec, docs/systemd.md)
 dtparam=watchdog=on
+# ...started by the firmware before the kernel, and handed to it as watchdog.open_timeout:
+# the kernel keeps it fed for up to 30 s, by when PID 1 must have opened it (systemd's
+# RuntimeWatchdogSec=14s takes over). A kernel or early boot that hangs resets the Pi; on an
+# update's trial boot, the one-shot tryboot flag is then gone and the committed slot boots.
+# No kernel_watchdog_partition: the slot to fall back to is autoboot.txt's to say, not a
+# fixed partition number (docs/updates.md).
+kernel_watchdog_timeout=30
 # no rainbow splash, no waiting on a missing HDMI
 disable_splash=1
 """
@@ -63,6 +70,12 @@ proc            /proc           proc    defaults                        0 0
 /dev/mmcblk0p7  /data           ext4    defaults,noatime,commit=5,x-systemd.growfs 0 2
 /data/kiosk     /var/lib/kiosk  none    bind,x-systemd.requires=/data   0 0
 /data/rauc      /var/lib/rauc   none    bind,x-systemd.requires=/data   0 0
+# The system journal, so a boot that ended in a watchdog reset or a failed trial leaves its
+# logs (systemd/journald.conf.d caps them). journald writes to /run until this is mounted,
+# then flushes to it (systemd-journal-flush). nofail: without it the kiosk still boots, with
+# a volatile journal; so it does under a machine ID made up for one boot
+# (systemd/var-log-journal.mount.d).
+/data/journal   /var/log/journal none   bind,nofail,x-systemd.requires=/data 0 0
 tmpfs           /tmp            tmpfs   mode=1777,nosuid,nodev          0 0
 tmpfs           /var/tmp        tmpfs   mode=1777,nosuid,nodev          0 0
 """
@@ -107,12 +120,19 @@ def _run(args: Sequence[str], *, stdin: str | None = None) -> str:
 
 def cmdline(disk_id: str, slot: str) -> str:
     """The kernel command line of ``slot``: its own root, read-only, and ``rauc.slot`` (how
-    RAUC 1.8 knows which slot it booted)."""
+    RAUC 1.8 knows which slot it booted).
+
+    Also: ``consoleblank=0``, the console never blanks, whatever the kernel's default (the
+    touchscreen is the kiosk; docs/ui.md); ``watchdog_disarm=0``, Raspberry Pi OS's
+    initramfs (raspberrypi-sys-mods, scripts/init-top/rpi_wd) otherwise stops the watchdog
+    the firmware started (``kernel_watchdog_timeout`` in :data:`CONFIG_TXT`), and a boot
+    that then hangs before systemd would hang for good. That script looks for the word with
+    a space before it, so it is never the first."""
     part = ROOT_PARTITION[slot]
     # no serial console: the UART belongs to the fingerprint sensor
     return (
         f"console=tty1 root=PARTUUID={disk_id}-{part:02d} rootfstype=ext4 ro rootwait "
-        f"fsck.repair=yes rauc.slot={slot} quiet\n"
+        f"fsck.repair=yes rauc.slot={slot} consoleblank=0 watchdog_disarm=0 quiet\n"
     )
 
 
@@ -263,14 +283,14 @@ def build(
                 "/etc/rauc/release-ca.pem": (release_ca.read_bytes(), 0o644),
             },
             ["/boot", "/boot/autoboot", "/data", "/var", "/var/lib", "/var/lib/kiosk",
-             "/var/lib/rauc"],
+             "/var/lib/rauc", "/var/log", "/var/log/journal"],
         )  # fmt: skip
         for slot in sorted(ROOT_PARTITION):
             _copy_into(tmp_out, parts[ROOT_PARTITION[slot]], root)
         root.unlink()
         data = w / "data.ext4"
         _ext4(data, "data", sizes.data_mib, None)
-        _inject(data, {}, ["/kiosk", "/rauc"])
+        _inject(data, {}, ["/kiosk", "/rauc", "/journal"])
         _copy_into(tmp_out, parts[DATA_PARTITION], data)
     os.replace(tmp_out, out)
     _run(["bmaptool", "create", "-o", f"{out}.bmap", str(out)])

@@ -4,8 +4,17 @@ personal data removed.
 What goes in: ``manifest.json``; ``doctor.json`` (the checks that need no hardware);
 ``figures.json`` (outbox stats, disk, versions); ``outbox-summary.txt`` (seq, state, type,
 time, flags, parked reasons: the shape of the queue, never its content); ``config.toml`` with
-secrets removed; ``logs/*.txt`` (journalctl of the kiosk units when available, plus any log
-files named on the command line), scrubbed.
+secrets removed; ``logs/*.txt`` (journalctl of the kiosk units when available, the previous
+boot's journal, plus any log files named on the command line), scrubbed.
+
+``logs/previous-boot.txt`` is the boot before this one: after a watchdog reset or an update
+whose trial failed, the boot that went wrong. The kiosk units, the boot-time units (self-test,
+data partition, RAUC), systemd itself (``_PID=1``: unit failures, watchdog timeouts) and the
+kernel. It needs the persistent journal on the data partition (systemd/journald.conf.d) and
+finds the previous boot among this machine ID's, in the journal's own order (not the wall
+clock, which a Pi without a clock source may have wrong). When there is none (a first boot, a
+volatile journal, a root with another machine ID), it lists instead every boot kept on the
+data partition under any machine ID, for ``journalctl -D /var/log/journal -b ID`` on site.
 
 What never goes in: keys, the outbox database, the roster, photos (sealed or not),
 templates, record payloads.
@@ -44,6 +53,28 @@ from daemon.records import decode_unverified
 
 REMOVED = "[removed]"
 JOURNAL_UNITS = ("kiosk.service", "kiosk-sync.service", "kiosk-ui.service")
+#: the units whose lines the previous boot's log keeps, besides PID 1's and the kernel's
+BOOT_UNITS = (
+    *JOURNAL_UNITS,
+    "kiosk-boot-check.service",
+    "kiosk-grow-data.service",
+    "systemd-growfs@data.service",
+    "rauc.service",
+)
+#: journalctl for logs/previous-boot.txt: the boot before this one; those units, or PID 1,
+#: or the kernel ("+" is journalctl's OR between groups of matches)
+PREVIOUS_BOOT = [
+    "journalctl", "--no-pager", "-o", "short-iso", "-b", "-1", "-n", "20000",
+    *(f"_SYSTEMD_UNIT={unit}" for unit in BOOT_UNITS), "+", "_PID=1", "+", "_TRANSPORT=kernel",
+]  # fmt: skip
+#: where the image keeps the persistent journal (one folder per machine ID)
+JOURNAL_DIR = "/var/log/journal"
+ALL_BOOTS = ["journalctl", "--no-pager", "-D", JOURNAL_DIR, "--list-boots"]
+_DATE_TIME = re.compile(r"\b(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)\b")
+NO_PREVIOUS_BOOT = (
+    "(no earlier boot under this machine ID: the card's first boot, a volatile journal, or a\n"
+    " root with another machine ID; see docs/systemd.md, Logging)\n"
+)
 #: configuration keys whose values are secrets or personal; removed from config.toml
 SECRET_KEYS = re.compile(r"pin|password|secret|token|passphrase", re.IGNORECASE)
 _PATTERNS = [
@@ -140,6 +171,27 @@ def _journal(ctx: Context) -> str | None:
     return None if got is None else got[1]
 
 
+def _previous_boot(ctx: Context) -> str | None:
+    """The previous boot's log; when journalctl finds none (it exits 1), a note and the boots
+    kept under every machine ID; None without journalctl."""
+    got = ctx.parts.run(list(PREVIOUS_BOOT), 60.0)
+    if got is None:
+        return None
+    code, out = got
+    if code == 0:
+        return out
+    boots = ctx.parts.run(list(ALL_BOOTS), 60.0)
+    if boots is None or boots[0] != 0 or not boots[1].strip():
+        return NO_PREVIOUS_BOOT
+    # "2026-11-23 19:38:58" -> "2026-11-23T19:38:58": a timestamp, which the scrubber keeps,
+    # not a bare date, which it removes (birth dates)
+    listed = _DATE_TIME.sub(r"\1T\2", boots[1])
+    return (
+        f"{NO_PREVIOUS_BOOT}\nBoots kept in {JOURNAL_DIR} under any machine ID, in wall-clock "
+        "order (read one with `journalctl -D /var/log/journal -b BOOT_ID`):\n" + listed
+    )
+
+
 def _add(tar: tarfile.TarFile, name: str, text: str, mtime: float) -> None:
     data = text.encode("utf-8")
     info = tarfile.TarInfo(name)
@@ -205,6 +257,9 @@ def make_bundle(
         journal = _journal(ctx)
         if journal is not None:
             add("logs/journal.txt", scrub(journal))
+        previous = _previous_boot(ctx)
+        if previous is not None:
+            add("logs/previous-boot.txt", scrub(previous))
         for path in log_files:
             try:
                 text = path.read_text(encoding="utf-8", errors="replace")

@@ -6,8 +6,9 @@
 # WHEELDIR holds a wheel of the checkout plus wheels of its dependencies
 # (`pip wheel -w WHEELDIR .` on a host with the same CPU architecture and Python 3.11).
 # Inside ROOTFS (run through systemd-nspawn, not booted): a venv at /opt/kiosk with the
-# kiosk installed offline from WHEELDIR; the units, sysusers.d, tmpfiles.d and the PID 1
-# watchdog setting from systemd/; the kiosk user created; both units enabled.
+# kiosk installed offline from WHEELDIR; the units, sysusers.d, tmpfiles.d, the PID 1
+# watchdog setting, the journald caps and the journal mount's condition from systemd/; the
+# kiosk user created; both units enabled.
 # --no-deps reinstalls only the project wheel (the dependencies are already in the venv).
 # Needs root and systemd-nspawn.
 set -eu
@@ -19,13 +20,18 @@ root=$(cd "$root" && pwd)
 wheels=$(cd "$wheels" && pwd)
 
 install -d "$root/usr/lib/systemd/system" "$root/usr/lib/sysusers.d" "$root/usr/lib/tmpfiles.d" \
-    "$root/etc/systemd/system.conf.d" "$root/opt/kiosk/share/doc"
+    "$root/etc/systemd/system.conf.d" "$root/etc/systemd/journald.conf.d" \
+    "$root/usr/lib/systemd/system/var-log-journal.mount.d" "$root/opt/kiosk/share/doc"
 install -m 0644 "$src/systemd/kiosk.service" "$src/systemd/kiosk-sync.service" \
     "$src/systemd/kiosk-boot-check.service" "$src/systemd/kiosk-grow-data.service" \
     "$root/usr/lib/systemd/system/"
 install -m 0644 "$src/systemd/sysusers.d/kiosk.conf" "$root/usr/lib/sysusers.d/kiosk.conf"
 install -m 0644 "$src/systemd/tmpfiles.d/kiosk.conf" "$root/usr/lib/tmpfiles.d/kiosk.conf"
 install -m 0644 "$src/systemd/system.conf.d/kiosk-watchdog.conf" "$root/etc/systemd/system.conf.d/"
+install -m 0644 "$src/systemd/journald.conf.d/kiosk-journal.conf" \
+    "$root/etc/systemd/journald.conf.d/"
+install -m 0644 "$src/systemd/var-log-journal.mount.d/kiosk-machine-id.conf" \
+    "$root/usr/lib/systemd/system/var-log-journal.mount.d/"
 install -m 0644 "$src/docs/systemd.md" "$root/opt/kiosk/share/doc/systemd.md" 2>/dev/null || true
 install -m 0644 "$src/docs/updates.md" "$root/opt/kiosk/share/doc/updates.md" 2>/dev/null || true
 

@@ -10,6 +10,7 @@ tests/updates/card.py, fed the image's own autoboot.txt.
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import subprocess
 import sys
@@ -51,6 +52,21 @@ def _ext4(image: Path, number: int, tmp: Path, *paths: str) -> dict[str, str]:
                               capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
         out[p] = done.stdout
     return out
+
+
+def _dirs(image: Path, number: int, tmp: Path, *paths: str) -> dict[str, bool]:
+    """Which of ``paths`` are directories in ext4 partition ``number`` (debugfs stat)."""
+    part = read_partitions(image)[number]
+    fs = tmp / f"p{number}.ext4"
+    with image.open("rb") as src, fs.open("wb") as dst:
+        src.seek(part.start)
+        dst.write(src.read(part.size))
+    found = {}
+    for p in paths:
+        done = subprocess.run(["debugfs", "-R", f"stat {p}", str(fs)],
+                              capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+        found[p] = "Type: directory" in done.stdout
+    return found
 
 
 def test_the_card_has_the_a_b_layout_of_the_update_design(image: Path) -> None:
@@ -105,6 +121,45 @@ def test_both_roots_are_read_only_with_rauc_and_the_shared_data_partition(
         assert files["/etc/rauc/system.conf"] == (SHIPPED / "rauc" / "system.conf").read_text()
         assert "BEGIN CERTIFICATE" in files["/etc/rauc/release-ca.pem"]
         assert "synthetic test root" in files["/etc/os-release"]
+
+
+def test_the_console_never_blanks(image: Path) -> None:
+    """The touchscreen is the kiosk: no console blanking, whatever the kernel's default
+    (docs/ui.md)."""
+    for boot in (2, 3):
+        assert "consoleblank=0" in _fat(image, boot, "cmdline.txt").split()
+
+
+def test_the_firmware_watchdog_is_handed_to_systemd(image: Path) -> None:
+    """The firmware arms the watchdog before the kernel and hands it over
+    (kernel_watchdog_timeout, which becomes watchdog.open_timeout), the initramfs is told not
+    to disarm it, and systemd, which must then open it in time, is set to (RuntimeWatchdogSec:
+    without it the Pi would reset at the end of every open timeout)."""
+    runtime = (SHIPPED.parent / "systemd" / "system.conf.d" / "kiosk-watchdog.conf").read_text()
+    match = re.search(r"(?m)^RuntimeWatchdogSec=(\d+)s$", runtime)
+    assert match and 0 < int(match.group(1)) < 15  # the BCM2835's ceiling (docs/systemd.md)
+    for boot in (2, 3):
+        words = _fat(image, boot, "cmdline.txt").split()
+        # Raspberry Pi OS's initramfs disarms the watchdog unless it finds " watchdog_disarm=0"
+        assert "watchdog_disarm=0" in words[1:]
+        config = _fat(image, boot, "config.txt").splitlines()
+        timeouts = [line for line in config if line.startswith("kernel_watchdog_timeout=")]
+        assert len(timeouts) == 1, timeouts
+        open_timeout = int(timeouts[0].split("=", 1)[1])
+        # long enough for the kernel to reach PID 1 on a slow card, short enough that a hung
+        # trial boot is back on the committed slot within a minute
+        assert 15 <= open_timeout <= 60
+        # which slot to boot after a reset is autoboot.txt's (tryboot), not a fixed partition
+        assert not any(line.startswith("kernel_watchdog_partition") for line in config)
+
+
+def test_the_journal_lives_on_the_data_partition(image: Path, tmp_path: Path) -> None:
+    for number in (5, 6):
+        fstab = _ext4(image, number, tmp_path, "/etc/fstab")["/etc/fstab"]
+        line = next(line for line in fstab.splitlines() if " /var/log/journal " in line)
+        assert line.split()[:3] == ["/data/journal", "/var/log/journal", "none"]
+        assert _dirs(image, number, tmp_path, "/var/log/journal") == {"/var/log/journal": True}
+    assert _dirs(image, 7, tmp_path, "/journal", "/kiosk") == {"/journal": True, "/kiosk": True}
 
 
 def test_bad_inputs_are_refused_before_anything_is_written(tmp_path: Path) -> None:

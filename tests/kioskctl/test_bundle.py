@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import tarfile
+from collections.abc import Callable
 
 from daemon.kioskctl.parts import Parts, RunResult
 from daemon.kioskctl.progress import Progress
@@ -21,6 +23,11 @@ PLANTED = [CASE_REF, ANSWER, ROSTER_REF, ROSTER_MESSAGE, EMAIL, PHONE, BIRTH_DAT
 
 
 def journal_with_personal_data(argv: list[str], timeout_s: float) -> RunResult:
+    if argv[0] == "journalctl" and "-b" in argv:  # the previous boot: the one that went wrong
+        return 0, (
+            "2026-11-22T18:01:10+0000 systemd[1]: kiosk.service: Watchdog timeout (limit 20s)!\n"
+            f"2026-11-22T18:00:58+0000 kiosk[377]: verify failed for {CASE_REF} ({PHONE})\n"
+        )
     if argv[0] == "journalctl":
         return 0, (
             "2026-11-23T09:15:02+0000 kiosk[412]: fingerprint sensor reconnected\n"
@@ -63,7 +70,7 @@ def test_bundle_holds_no_personal_data(kiosk: Kiosk) -> None:
         members = {m.name.split("/", 1)[1]: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
     assert set(members) == {
         "doctor.json", "figures.json", "outbox-summary.txt", "config.toml",
-        "logs/journal.txt", "logs/kiosk-ui.log.txt", "manifest.json",
+        "logs/journal.txt", "logs/previous-boot.txt", "logs/kiosk-ui.log.txt", "manifest.json",
     }  # fmt: skip
     everything = b"\n".join(members.values())
     for planted in PLANTED:
@@ -76,6 +83,7 @@ def test_bundle_holds_no_personal_data(kiosk: Kiosk) -> None:
     assert "fingerprint sensor reconnected" in journal
     assert "2026-11-23T09:15:03+0000" in journal  # timestamps are not mistaken for birth dates
     assert "ui: idle" in members["logs/kiosk-ui.log.txt"].decode()
+    assert "Watchdog timeout" in members["logs/previous-boot.txt"].decode()
     summary = members["outbox-summary.txt"].decode()
     assert "checkin" in summary and "enrolment" in summary
     figures = json.loads(members["figures.json"])
@@ -85,6 +93,70 @@ def test_bundle_holds_no_personal_data(kiosk: Kiosk) -> None:
     doctor_rows = {r["name"]: r["status"] for r in json.loads(members["doctor.json"])}
     assert doctor_rows["api tls"] == "pass"
     assert f'id = "{kiosk.cfg.device.id}"' in members["config.toml"].decode()
+
+
+def _bundle(kiosk: Kiosk, run: Callable[[list[str], float], RunResult]) -> dict[str, str]:
+    target = kiosk.folder / "out" / "bundle.tar.gz"
+    code, _out, err = kiosk.run("bundle", "--out", str(target), parts=Parts(run=run))
+    assert code == 0, err
+    with tarfile.open(target, "r:gz") as tar:
+        return {m.name.split("/", 1)[1]: tar.extractfile(m).read().decode()  # type: ignore[union-attr]
+                for m in tar.getmembers()}  # fmt: skip
+
+
+def test_the_previous_boot_is_asked_of_the_journal_in_its_own_order(kiosk: Kiosk) -> None:
+    """After a watchdog reset or a failed trial, the boot that went wrong: `-b -1` (the
+    journal's own sequence, not a wall clock the Pi may not have had), its kiosk and boot-time
+    units, PID 1 and the kernel; not capped by a time window."""
+    asked: list[list[str]] = []
+
+    def run(argv: list[str], timeout_s: float) -> RunResult:
+        asked.append(argv)
+        if "-b" in argv:
+            return 0, "2026-11-22T18:01:10+0000 systemd[1]: Reached target reboot.target\n"
+        return 0, ""
+
+    members = _bundle(kiosk, run)
+    assert "Reached target reboot.target" in members["logs/previous-boot.txt"]
+    (previous,) = [a for a in asked if "-b" in a]
+    assert previous[previous.index("-b") + 1] == "-1"
+    assert "--since" not in previous and "--merge" not in previous  # 252 refuses -b with it
+    groups = " ".join(previous).split(" + ")
+    units = set(re.findall(r"_SYSTEMD_UNIT=(\S+)", groups[0]))
+    assert {"kiosk.service", "kiosk-sync.service", "kiosk-ui.service",
+            "kiosk-boot-check.service", "rauc.service"} <= units  # fmt: skip
+    assert groups[1:] == ["_PID=1", "_TRANSPORT=kernel"]
+
+
+def test_without_an_earlier_boot_the_bundle_lists_the_boots_on_the_data_partition(
+    kiosk: Kiosk,
+) -> None:
+    boots = (  # journalctl 252 --list-boots
+        "IDX BOOT ID                          FIRST ENTRY                 LAST ENTRY\n"
+        " -1 84c80173fa454f80bb5dcab826282d70 Mon 2026-11-23 19:38:58 UTC "
+        "Mon 2026-11-23 19:39:00 UTC\n"
+        "  0 4b51fb3d6c5b4138878d83716ad3f8df Mon 2026-11-23 19:39:00 UTC "
+        "Mon 2026-11-23 19:39:03 UTC\n"
+    )
+
+    def run(argv: list[str], timeout_s: float) -> RunResult:
+        if "-b" in argv:
+            return 1, ""  # "Data from the specified boot (-1) is not available"
+        if "--list-boots" in argv:
+            assert argv[argv.index("-D") + 1] == "/var/log/journal"  # every machine ID's
+            return 0, boots
+        return 0, ""
+
+    log = _bundle(kiosk, run)["logs/previous-boot.txt"]
+    assert log.startswith("(no earlier boot under this machine ID")
+    # boot IDs and times are not personal, and the times are not taken for birth dates
+    assert " -1 84c80173fa454f80bb5dcab826282d70 Mon 2026-11-23T19:38:58 UTC" in log
+    assert "journalctl -D /var/log/journal -b BOOT_ID" in log
+
+    def volatile(argv: list[str], timeout_s: float) -> RunResult:
+        return (1, "") if "-b" in argv or "--list-boots" in argv else (0, "")
+
+    assert _bundle(kiosk, volatile)["logs/previous-boot.txt"].startswith("(no earlier boot")
 
 
 class FakeTty(io.StringIO):

@@ -25,7 +25,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -143,16 +143,22 @@ class Container:
     """One booted container: ``systemd-nspawn --boot`` over ``root``.
 
     Thread-safety: use from one thread. ``stop()`` powers it off (SIGRTMIN+4 to its PID 1),
-    then kills nspawn after ``timeout_s``; always called by the fixture.
+    then kills nspawn after ``timeout_s``; always called by the fixture. ``kill()`` ends it
+    at once instead, as a reset would (no unit is stopped, nothing is flushed).
+
+    ``machine`` names it (two containers at once need two names); ``extra`` are more
+    systemd-nspawn options (``--bind=``, ``--uuid=``...).
     """
 
-    def __init__(self, root: Path, log: Path) -> None:
+    def __init__(
+        self, root: Path, log: Path, *, machine: str = "kiosk-systest", extra: Sequence[str] = ()
+    ) -> None:
         self.root = root
         self.log = log
         self._log = log.open("wb")
         self.proc = subprocess.Popen(
             ["systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--boot",
-             "--console=pipe", "--machine=kiosk-systest", "-D", str(root)],
+             "--console=pipe", f"--machine={machine}", *extra, "-D", str(root)],
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
@@ -233,6 +239,15 @@ class Container:
     def journal(self, unit: str) -> str:
         return self.sh(["journalctl", "--no-pager", "-o", "short-monotonic", "-u", unit],
                        check=False)  # fmt: skip
+
+    def kill(self) -> None:
+        """End the container at once: SIGKILL to its PID 1 ends every process inside."""
+        for pid in (self.leader, self.proc.pid):
+            with contextlib.suppress(ProcessLookupError):
+                if pid and self.proc.poll() is None:
+                    os.kill(pid, signal.SIGKILL)
+        self.proc.wait(10)
+        self._log.close()
 
     def stop(self, timeout_s: float = 20.0) -> None:
         if self.proc.poll() is None and self.leader:
