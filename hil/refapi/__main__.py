@@ -5,6 +5,7 @@ kiosk-refapi serve WHERE --tls-cert F --tls-key F [--port N | --fd N] [--client-
 kiosk-refapi export WHERE [--device ID] [-o FILE]    one compact JWS per line
 kiosk-refapi open-photo WHERE --seal-key F --sha HEX --reviewer ID -o FILE
 kiosk-refapi apply-enrolment WHERE --seal-key F --device ID --seq N --operator ID
+kiosk-refapi prune WHERE [--dry-run] [--photo-days N ...]    delete what retention says
 kiosk-refapi mint-code WHERE                          a one-time enrolment code
 kiosk-refapi openapi                                  the OpenAPI document
 
@@ -23,13 +24,15 @@ import ssl
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from hil.refapi.storage import Storage
 
 log = logging.getLogger("kiosk-refapi")
 DB = "refapi.sqlite3"
+#: Unix seconds now (tests put a fake clock here)
+now = time.time
 
 
 def _storage(args: argparse.Namespace) -> Storage:
@@ -119,8 +122,12 @@ def cmd_open_photo(args: argparse.Namespace) -> int:
     store = _storage(args)
     try:
         blob = store.get_blob(sha)
+        removed = None if blob is not None else store.blob_removed(sha)
     finally:
         store.close()
+    if removed is not None:
+        print(_removed(sha, removed), file=sys.stderr)
+        return 1
     if blob is None:
         print(f"no sealed photo {sha[:12]}... is stored; check the hash", file=sys.stderr)
         return 1
@@ -138,6 +145,13 @@ def cmd_open_photo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _removed(sha: str, removed: dict[str, Any]) -> str:
+    """What to tell the operator about a photo the store no longer holds."""
+    when = time.strftime("%Y-%m-%d", time.gmtime(removed["removed"]))
+    why = "under the retention policy" if removed["reason"] == "retention" else removed["reason"]
+    return f"sealed photo {sha[:12]}... was removed {why} on {when}; its record is kept"
+
+
 def cmd_apply_enrolment(args: argparse.Namespace) -> int:
     """Open a kiosk's enrolment with the API's private key and put the templates into the
     person's roster entry (hil/refapi/enrolment.py). Exit 2 without the key, 1 when it cannot
@@ -153,7 +167,7 @@ def cmd_apply_enrolment(args: argparse.Namespace) -> int:
     private = x25519.X25519PrivateKey.from_private_bytes(args.seal_key.read_bytes())
     store = _storage(args)
     try:
-        ref, fingers, devices = apply_enrolment(store, args.device, args.seq, private)
+        ref, fingers, devices = apply_enrolment(store, args.device, args.seq, private, clock=now)
     except (EnrolmentNotApplied, SealedBlobError) as exc:
         print(f"not applied: {exc}", file=sys.stderr)
         return 1
@@ -163,6 +177,33 @@ def cmd_apply_enrolment(args: argparse.Namespace) -> int:
     log.warning("operator %s applied enrolment %s/%d", args.operator, args.device, args.seq)
     print(f"{len(fingers)} fingers put in the roster of {', '.join(devices)} ({ref[:5]}***)",
           file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    """Delete what the retention policy says is due (hil/refapi/retention.py): photos,
+    enrolment templates, unreferenced blobs, old heartbeats; never a record. Prints the counts
+    as JSON. Run it daily (a systemd timer or cron)."""
+    from hil.refapi.retention import RetentionPolicy, prune
+
+    try:
+        policy = RetentionPolicy(
+            photo_days=args.photo_days,
+            reviewed_days=args.reviewed_days,
+            concern_days=args.concern_days,
+            enrolment_days=args.enrolment_days,
+            unreferenced_days=args.unreferenced_days,
+            heartbeat_days=args.heartbeat_days,
+        )
+    except ValueError as exc:
+        print(f"prune: {exc}", file=sys.stderr)
+        return 2
+    store = _storage(args)
+    try:
+        report = prune(store, policy, now(), dry_run=args.dry_run)
+    finally:
+        store.close()
+    print(json.dumps(report.counts(), sort_keys=True))
     return 0
 
 
@@ -185,6 +226,8 @@ def cmd_openapi(_args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from hil.refapi.retention import RetentionPolicy
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     p = argparse.ArgumentParser(prog="kiosk-refapi", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -220,6 +263,21 @@ def main(argv: list[str] | None = None) -> int:
     ae.add_argument("--seq", type=int, required=True)
     ae.add_argument("--operator", required=True, help="your staff id, for the audit log")
     ae.set_defaults(func=cmd_apply_enrolment)
+    pr = sub.add_parser("prune", help="delete what the retention policy says is due")
+    _where(pr)
+    pr.add_argument("--dry-run", action="store_true", help="count only, delete nothing")
+    defaults = RetentionPolicy()
+    for flag, dest, what in (
+        ("--photo-days", "photo_days", "a check-in photo not sent for identity review"),
+        ("--reviewed-days", "reviewed_days", "a reviewed photo after a 'confirmed' decision"),
+        ("--concern-days", "concern_days", "after 'confirmed_with_concern' or 'rejected'"),
+        ("--enrolment-days", "enrolment_days", "sealed enrolment templates never applied"),
+        ("--unreferenced-days", "unreferenced_days", "a blob no record names"),
+        ("--heartbeat-days", "heartbeat_days", "heartbeats (each kiosk's newest is kept)"),
+    ):
+        pr.add_argument(flag, dest=dest, type=float, default=getattr(defaults, dest),
+                        help=f"{what} (default %(default)s)")  # fmt: skip
+    pr.set_defaults(func=cmd_prune)
     m = sub.add_parser("mint-code", help="a one-time enrolment code")
     _where(m)
     m.add_argument("--ttl", type=float, default=3600.0)

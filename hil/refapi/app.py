@@ -161,6 +161,24 @@ class ErrorBody(BaseModel):
     detail: str
 
 
+class RemovedBody(BaseModel):
+    """A blob that was held and is no more: when, and why (``retention``: the retention
+    policy; ``applied``: enrolment templates put in the rosters)."""
+
+    error: Literal["removed"]
+    detail: str
+    kind: str
+    reason: str
+    removed: float
+
+
+class BlobInfo(BaseModel):
+    sha256: str
+    device: str
+    received: float
+    bytes: int
+
+
 @dataclass
 class Faults:
     """Planned misbehaviour for tests, consumed one per device request (off by default)."""
@@ -396,7 +414,13 @@ def create_app(settings: Settings) -> FastAPI:
     @app.put(
         "/v1/blobs/{sha256}",
         status_code=201,
-        responses={200: {"description": "already held"}, 422: {"model": ErrorBody}},
+        responses={
+            200: {
+                "description": "already held, or removed under the retention policy (then "
+                "``removed`` says when and why; it is not stored again)"
+            },
+            422: {"model": ErrorBody},
+        },
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -408,15 +432,19 @@ def create_app(settings: Settings) -> FastAPI:
             }
         },
     )
-    async def put_blob(sha256: str, request: Request, response: Response) -> dict[str, str]:
+    async def put_blob(sha256: str, request: Request, response: Response) -> dict[str, Any]:
         device = await device_auth(request)
         data = await request.body()
         if hashlib.sha256(data).hexdigest() != sha256.lower():
             raise _error(422, "hash_mismatch", "the body does not hash to the name; resend it")
         created = store.put_blob(sha256.lower(), device, data, settings.clock())
-        if not created:
-            response.status_code = 200
-        return {"sha256": sha256.lower()}
+        if created:
+            return {"sha256": sha256.lower()}
+        response.status_code = 200
+        # a photo removed under the retention policy is not taken back (that would restart
+        # its clock), but the device must still let go of its copy: 200, not an error
+        removed = store.blob_removed(sha256.lower())
+        return {"sha256": sha256.lower()} | ({"removed": removed} if removed else {})
 
     @app.get(
         "/v1/devices/{device}/roster",
@@ -620,6 +648,31 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/v1/admin/alerts", dependencies=[Depends(admin)])
     def alerts() -> list[dict[str, Any]]:
         return store.alerts()
+
+    @app.get(
+        "/v1/admin/blobs/{sha256}",
+        dependencies=[Depends(admin)],
+        response_model=BlobInfo,
+        responses={404: {"model": ErrorBody}, 410: {"model": RemovedBody}},
+    )
+    def blob_status(sha256: str) -> Any:
+        """Whether a sealed blob (a photo, an enrolment's templates) is held: who sent it,
+        when, its size; never its bytes (a reviewer opens a photo with ``kiosk-refapi
+        open-photo``). ``410`` when it was removed under the retention policy or after its
+        templates were applied, with when and why."""
+        sha = sha256.lower()
+        held = store.blob_info(sha)
+        removed = None if held else store.blob_removed(sha)
+        if held is not None:
+            return BlobInfo(sha256=sha, **held)
+        if removed is not None:
+            why = {
+                "retention": "removed under the retention policy",
+                "applied": "removed once its templates were put in the rosters",
+            }.get(removed["reason"], "removed")
+            raise HTTPException(410, {"error": "removed", "detail": f"this blob was {why}",
+                                      **removed})  # fmt: skip
+        raise _error(404, "unknown_blob", "no blob with that hash was ever stored")
 
     @app.post("/v1/admin/faults", dependencies=[Depends(admin)])
     def faults(plan: list[str]) -> dict[str, int]:

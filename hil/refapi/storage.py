@@ -110,6 +110,22 @@ _MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (device, seq)
     );
     """,
+    # 3 -> 4: retention (docs/privacy.md). ``removed_blobs`` says which blob went when and
+    # why, so the API can answer 410 for it and never store it again; the indexes are what
+    # retention reads by.
+    4: """
+    CREATE TABLE removed_blobs (
+        sha256   TEXT PRIMARY KEY,
+        device   TEXT NOT NULL,
+        kind     TEXT NOT NULL,
+        reason   TEXT NOT NULL,
+        received REAL NOT NULL,
+        removed  REAL NOT NULL
+    );
+    CREATE INDEX records_photo ON records (photo) WHERE photo IS NOT NULL;
+    CREATE INDEX records_enrolment ON records (device, seq) WHERE type = 'finger_enrolment';
+    CREATE INDEX IF NOT EXISTS heartbeats_device ON heartbeats (device, received DESC);
+    """,
 }
 SCHEMA_VERSION = max(_MIGRATIONS)
 
@@ -131,6 +147,50 @@ class DeviceKey:
     alg: str
     public_pem: str
     since: float
+
+
+@dataclass(frozen=True, slots=True)
+class BlobHold:
+    """One stored blob and what keeps it (retention, hil/refapi/retention.py): the records
+    naming it as their photo, each as (received, flags, review outcome, review time)."""
+
+    sha256: str
+    device: str
+    received: float
+    photo_of: tuple[tuple[float, tuple[str, ...], str | None, float | None], ...] = ()
+
+
+#: every blob received up to a time, with the records naming it as their photo and their
+#: review decisions: what retention needs (both backends; one placeholder)
+BLOB_HOLDS_SQL = (
+    "SELECT b.sha256, b.device, b.received, r.received, r.flags, v.outcome, v.at "
+    "FROM blobs b LEFT JOIN records r ON r.photo = b.sha256 "
+    "LEFT JOIN reviews v ON v.device = r.device AND v.seq = r.seq "
+    "WHERE b.received <= {} ORDER BY b.sha256"
+)
+
+
+#: every fingerprint enrolment record (its partial index names the type, so no parameter)
+ENROLMENTS_SQL = (
+    "SELECT device, seq, compact, received FROM records WHERE type = 'finger_enrolment' "
+    "ORDER BY device, seq"
+)
+
+
+def blob_holds(rows: Iterable[Sequence[Any]]) -> list[BlobHold]:
+    held: dict[str, BlobHold] = {}
+    for sha, device, received, r_received, flags, outcome, at in rows:
+        hold = held.get(sha) or BlobHold(sha, device, float(received))
+        if r_received is not None:
+            ref = (float(r_received), tuple(json.loads(flags)), outcome,
+                   None if at is None else float(at))  # fmt: skip
+            hold = BlobHold(sha, device, hold.received, (*hold.photo_of, ref))
+        held[sha] = hold
+    return list(held.values())
+
+
+def removed_dict(kind: str, reason: str, removed: float) -> dict[str, Any]:
+    return {"kind": kind, "reason": reason, "removed": float(removed)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +237,7 @@ class Storage(Protocol):
     def gaps(self, device: str) -> list[tuple[int, int]]: ...
     def last_seq(self, device: str) -> int: ...
     def put_blob(self, sha: str, device: str, data: bytes, now: float) -> bool: ...
+    # (False when already held or removed under the retention policy: never stored again)
     def get_blob(self, sha: str) -> bytes | None: ...
     def put_roster(self, device: str, body: bytes) -> str: ...
     def get_roster(self, device: str) -> tuple[str, bytes] | None: ...
@@ -197,6 +258,12 @@ class Storage(Protocol):
     def review(self, device: str, seq: int) -> dict[str, Any] | None: ...
     def last_of_type(self, device: str, type_: str) -> tuple[int, str, float] | None: ...
     def last_heartbeat(self, device: str) -> dict[str, Any] | None: ...
+    def enrolments(self) -> list[tuple[str, int, str, float]]: ...
+    def blob_holds(self, received_before: float) -> list[BlobHold]: ...
+    def blob_info(self, sha: str) -> dict[str, Any] | None: ...
+    def blob_removed(self, sha: str) -> dict[str, Any] | None: ...
+    def remove_blobs(self, removals: Sequence[tuple[str, str, str]], now: float) -> list[str]: ...
+    def prune_heartbeats(self, before: float) -> int: ...
     def close(self) -> None: ...
 
 
@@ -614,9 +681,13 @@ class SqliteStorage:
 
     # --- blobs, roster, heartbeat ----------------------------------------------------------
     def put_blob(self, sha: str, device: str, data: bytes, now: float) -> bool:
+        """Store a blob; False when it is already held, or was removed under the retention
+        policy (it is not stored again: a resent photo must not restart its clock)."""
         with self._lock:
             cur = self.db.execute(
-                "INSERT OR IGNORE INTO blobs VALUES (?, ?, ?, ?)", (sha, device, data, now)
+                "INSERT OR IGNORE INTO blobs SELECT ?, ?, ?, ? WHERE NOT EXISTS "
+                "(SELECT 1 FROM removed_blobs WHERE sha256 = ?)",
+                (sha, device, data, now, sha),
             )
         return cur.rowcount == 1
 
@@ -624,6 +695,22 @@ class SqliteStorage:
         with self._lock:
             row = self.db.execute("SELECT data FROM blobs WHERE sha256 = ?", (sha,)).fetchone()
         return None if row is None else bytes(row[0])
+
+    def blob_info(self, sha: str) -> dict[str, Any] | None:
+        """Who sent a held blob, when, and its size: never its bytes."""
+        with self._lock:
+            row = self.db.execute(
+                "SELECT device, received, length(data) FROM blobs WHERE sha256 = ?", (sha,)
+            ).fetchone()
+        return None if row is None else {"device": row[0], "received": row[1], "bytes": row[2]}
+
+    def blob_removed(self, sha: str) -> dict[str, Any] | None:
+        """Why and when a blob was removed (kind, reason, removed), or None."""
+        with self._lock:
+            row = self.db.execute(
+                "SELECT kind, reason, removed FROM removed_blobs WHERE sha256 = ?", (sha,)
+            ).fetchone()
+        return None if row is None else removed_dict(*row)
 
     def put_roster(self, device: str, body: bytes) -> str:
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
@@ -665,6 +752,67 @@ class SqliteStorage:
                     (device,),
                 ).fetchall()
         yield from rows
+
+    # --- retention (hil/refapi/retention.py) ----------------------------------------------------
+    def blob_holds(self, received_before: float) -> list[BlobHold]:
+        """Every blob received up to ``received_before`` with what keeps it (retention)."""
+        with self._lock:
+            rows = self.db.execute(BLOB_HOLDS_SQL.format("?"), (received_before,)).fetchall()
+        return blob_holds(rows)
+
+    def remove_blobs(self, removals: Sequence[tuple[str, str, str]], now: float) -> list[str]:
+        """Delete blobs (sha, kind, reason) and keep a note of each, in one transaction;
+        returns the hashes removed. A blob of kind ``unreferenced`` stays if a record names it
+        by now. Deleted content is overwritten (``secure_delete``), and the WAL is
+        checkpointed so old pages do not linger in it."""
+        gone: list[str] = []
+        with self._lock:
+            self.db.execute("PRAGMA secure_delete = ON")
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                for sha, kind, reason in removals:
+                    # an "unreferenced" blob stays if a record names it by now
+                    args = (sha, kind, reason, now, kind == "unreferenced")
+                    self.db.execute(
+                        "INSERT OR IGNORE INTO removed_blobs SELECT sha256, device, ?2, ?3, "
+                        "received, ?4 FROM blobs WHERE sha256 = ?1 AND (NOT ?5 OR NOT EXISTS "
+                        "(SELECT 1 FROM records WHERE photo = ?1))",
+                        args,
+                    )
+                    if self.db.execute(
+                        "DELETE FROM blobs WHERE sha256 = ?1 AND (NOT ?5 OR NOT EXISTS "
+                        "(SELECT 1 FROM records WHERE photo = ?1))",
+                        args,
+                    ).rowcount:
+                        gone.append(sha)
+                self.db.execute("COMMIT")
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+            finally:
+                self.db.execute("PRAGMA secure_delete = OFF")
+            if gone:
+                self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return gone
+
+    def prune_heartbeats(self, before: float) -> int:
+        """Delete heartbeats received before ``before``, except each device's newest (its
+        status still says when it was last heard from). Returns how many went."""
+        with self._lock:
+            return int(
+                self.db.execute(
+                    "DELETE FROM heartbeats WHERE received < ? AND received < (SELECT "
+                    "max(h.received) FROM heartbeats h WHERE h.device = heartbeats.device)",
+                    (before,),
+                ).rowcount
+            )
+
+    def enrolments(self) -> list[tuple[str, int, str, float]]:
+        """(device, seq, compact, received) of every ``finger_enrolment`` record."""
+        with self._lock:
+            rows = self.db.execute(ENROLMENTS_SQL).fetchall()
+        return [(d, int(s), c, float(r)) for d, s, c, r in rows]
 
 
 def now() -> float:
