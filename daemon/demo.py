@@ -62,7 +62,7 @@ def _apply_enrolment(api: RefApi, device: DemoDevice, seq: int) -> None:
     while True:
         store = api.storage()
         try:
-            apply_enrolment(store, device.id, seq, private)
+            apply_enrolment(store, device.id, seq, private, operator="demo-officer")
             return
         except EnrolmentNotApplied:  # not synced yet
             if time.monotonic() > deadline:

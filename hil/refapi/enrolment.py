@@ -7,7 +7,8 @@ person. The kiosks fetch the new rosters and match the person from then on.
     kiosk-refapi apply-enrolment WHERE --seal-key F --device ID --seq N --operator ID
 
 The templates exist in clear only in this process's memory, between opening and re-sealing.
-Once they are in the rosters the sealed blob is deleted (retention, hil/refapi/retention.py).
+Once they are in the rosters the sealed blob is deleted (retention, hil/refapi/retention.py);
+every attempt, applied or not, is a line of the access log naming the operator.
 
 May import: the standard library, ``daemon.*``, ``hil.refapi.storage``.
 """
@@ -18,13 +19,14 @@ import base64
 import json
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric import x25519
 
 from daemon.records import decode_unverified
 from daemon.sealing import open_enrolment, seal_template
-from hil.refapi.storage import Storage
+from hil.refapi.storage import AccessEntry, Storage
 
 
 class EnrolmentNotApplied(Exception):
@@ -43,13 +45,34 @@ def apply_enrolment(
     seq: int,
     seal_private: x25519.X25519PrivateKey,
     *,
+    operator: str,
     clock: Callable[[], float] = time.time,
 ) -> Applied:
     """Put the templates of ``device``'s record ``seq`` into its stored roster, and into the
     roster of every other kiosk of the same office (the roster's ``office``) that lists the
     person: someone enrolled at one kiosk of a lobby is matched by the one beside it. Each
     kiosk gets its own copy, sealed to its own roster key. Then delete the sealed blob: the
-    rosters hold the templates now. Raises EnrolmentNotApplied."""
+    rosters hold the templates now. ``operator`` (a staff id) goes in the access log with
+    the outcome, never a template or the person's reference. Raises EnrolmentNotApplied."""
+    entry = AccessEntry(clock(), operator, "cli", "enrolment.apply", device=device, seq=seq)
+    try:
+        applied = _apply(store, device, seq, seal_private, clock)
+    except Exception as exc:
+        why = "not_applied" if isinstance(exc, EnrolmentNotApplied) else "failed"
+        store.log_access(replace(entry, outcome=why))
+        raise
+    counts = {"fingers": len(applied.fingers), "kiosks": len(applied.devices)}
+    store.log_access(replace(entry, detail=counts))
+    return applied
+
+
+def _apply(
+    store: Storage,
+    device: str,
+    seq: int,
+    seal_private: x25519.X25519PrivateKey,
+    clock: Callable[[], float],
+) -> Applied:
     compact = next((c for _d, s, c in store.export(device) if s == seq), None)
     if compact is None:
         raise EnrolmentNotApplied(f"{device} has no stored record {seq}")

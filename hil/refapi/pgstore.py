@@ -26,15 +26,20 @@ from typing import Any
 import psycopg
 
 from hil.refapi.storage import (
+    ACCESS_GENESIS,
     ALERTS_SQL,
     BLOB_HOLDS_SQL,
     ENROLMENTS_SQL,
     RECEIPT_SQL,
+    AccessEntry,
     BlobHold,
     Device,
     DeviceKey,
     EnrolmentRefused,
     StoredRecord,
+    access_dicts,
+    access_hash,
+    access_query,
     advance_chain,
     alert_dicts,
     blob_holds,
@@ -145,9 +150,34 @@ _MIGRATIONS: dict[int, str | tuple[str, ...]] = {
         "CREATE INDEX records_photo ON records (photo) WHERE photo IS NOT NULL",
         "CREATE INDEX records_enrolment ON records (device, seq) WHERE type = 'finger_enrolment'",
     ),
+    # 3 -> 4: the access log (DPA 2018 s.62; SQLite schema 5), append-only by trigger and
+    # hash-chained. Statement by statement: the trigger function's body holds a ";".
+    4: (
+        """CREATE TABLE access_log (
+            id       BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            at       DOUBLE PRECISION NOT NULL,
+            operator TEXT NOT NULL,
+            via      TEXT NOT NULL,
+            action   TEXT NOT NULL,
+            device   TEXT,
+            seq      BIGINT,
+            target   TEXT,
+            outcome  TEXT NOT NULL,
+            detail   TEXT NOT NULL,
+            prev     TEXT NOT NULL,
+            hash     TEXT NOT NULL
+        )""",
+        "CREATE FUNCTION access_log_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'the access log is append-only'; END $$",
+        "CREATE TRIGGER access_log_no_change BEFORE UPDATE OR DELETE ON access_log "
+        "FOR EACH ROW EXECUTE FUNCTION access_log_append_only()",
+        "CREATE TRIGGER access_log_no_truncate BEFORE TRUNCATE ON access_log "
+        "FOR EACH STATEMENT EXECUTE FUNCTION access_log_append_only()",
+    ),
 }
 SCHEMA_VERSION = max(_MIGRATIONS)
 _MIGRATION_LOCK = 0x6B696F736B  # "kiosk": one migrator at a time across API processes
+_ACCESS_LOG_LOCK = 0x6B696F736C  # one writer extends the access log's hash chain at a time
 
 
 class PostgresStorage:
@@ -577,3 +607,31 @@ class PostgresStorage:
     def enrolments(self) -> list[tuple[str, int, str, float]]:
         rows = self._db().execute(ENROLMENTS_SQL).fetchall()
         return [(d, int(s), c, float(r)) for d, s, c, r in rows]
+
+    # --- the access log ----------------------------------------------------------------------
+    def log_access(self, entry: AccessEntry) -> int:
+        """Append one line, chained to the one before (an advisory lock serialises writers
+        across API processes, so the chain never forks)."""
+        fields = entry.fields()
+        db = self._db()
+        with db.transaction():
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (_ACCESS_LOG_LOCK,))
+            row = db.execute("SELECT hash FROM access_log ORDER BY id DESC LIMIT 1").fetchone()
+            prev = row[0] if row else ACCESS_GENESIS
+            got = db.execute(
+                "INSERT INTO access_log (at, operator, via, action, device, seq, target, "
+                "outcome, detail, prev, hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+                "%s) RETURNING id",
+                (*fields, prev, access_hash(prev, fields)),
+            ).fetchone()
+        return int(got[0]) if got else 0
+
+    def access_log(
+        self,
+        after_id: int = 0,
+        limit: int = 100,
+        operator: str | None = None,
+        device: str | None = None,
+    ) -> list[dict[str, Any]]:
+        sql, args = access_query("%s", after_id, limit, operator, device)
+        return access_dicts(self._db().execute(sql.encode(), args))

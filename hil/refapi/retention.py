@@ -20,7 +20,7 @@ only the hash naming one). What goes:
   when it was last heard from).
 
 Each removed blob leaves a note (``removed_blobs``: kind, reason, when) so the API answers
-``410`` for it and never stores it again.
+``410`` for it and never stores it again, and each run is one line of the access log.
 
 May import: the standard library, ``daemon.records``, ``hil.refapi.storage``.
 """
@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 
 from daemon.errors import RecordError
 from daemon.records import decode_unverified
-from hil.refapi.storage import BlobHold, Storage
+from hil.refapi.storage import AccessEntry, BlobHold, Storage
 
 DAY_S = 86_400.0
 #: the record flag that sends a check-in's photo to a person for the manual identity check
@@ -139,11 +139,12 @@ def prune(
     store: Storage,
     policy: RetentionPolicy,
     now: float,
+    operator: str,
     *,
     dry_run: bool = False,
 ) -> PruneReport:
-    """Delete what the policy says is due (blobs, old heartbeats; never a record).
-    ``dry_run`` only counts."""
+    """Delete what the policy says is due (blobs, old heartbeats; never a record) and log
+    the run in the access log under ``operator``. ``dry_run`` only counts."""
     due, waiting = due_blobs(store, policy, now)
     report = PruneReport(awaiting_review=waiting, dry_run=dry_run, due=due)
     kinds = [kind for _sha, kind, _reason in due]
@@ -156,4 +157,14 @@ def prune(
     report.photos = kinds.count("photo")
     report.enrolments = kinds.count("enrolment")
     report.unreferenced = kinds.count("unreferenced")
+    store.log_access(
+        AccessEntry(
+            at=now,
+            operator=operator,
+            via="cli",
+            action="retention.prune",
+            outcome="dry_run" if dry_run else "ok",
+            detail={**report.counts(), "policy": asdict(policy)},
+        )
+    )
     return report

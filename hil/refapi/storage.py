@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -126,6 +127,28 @@ _MIGRATIONS: dict[int, str] = {
     CREATE INDEX records_enrolment ON records (device, seq) WHERE type = 'finger_enrolment';
     CREATE INDEX IF NOT EXISTS heartbeats_device ON heartbeats (device, received DESC);
     """,
+    # 4 -> 5: the access log (DPA 2018 s.62; docs/privacy.md): append-only (the triggers
+    # refuse UPDATE and DELETE) and hash-chained.
+    5: """
+    CREATE TABLE access_log (
+        id       INTEGER PRIMARY KEY AUTOINCREMENT,
+        at       REAL NOT NULL,
+        operator TEXT NOT NULL,
+        via      TEXT NOT NULL,
+        action   TEXT NOT NULL,
+        device   TEXT,
+        seq      INTEGER,
+        target   TEXT,
+        outcome  TEXT NOT NULL,
+        detail   TEXT NOT NULL,
+        prev     TEXT NOT NULL,
+        hash     TEXT NOT NULL
+    );
+    CREATE TRIGGER access_log_no_update BEFORE UPDATE ON access_log
+    BEGIN SELECT RAISE(ABORT, 'the access log is append-only'); END;
+    CREATE TRIGGER access_log_no_delete BEFORE DELETE ON access_log
+    BEGIN SELECT RAISE(ABORT, 'the access log is append-only'); END;
+    """,
 }
 SCHEMA_VERSION = max(_MIGRATIONS)
 
@@ -158,6 +181,86 @@ class BlobHold:
     device: str
     received: float
     photo_of: tuple[tuple[float, tuple[str, ...], str | None, float | None], ...] = ()
+
+
+#: an operator's identity in the access log: a staff number or a service's name, never a name
+OPERATOR_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,31}")
+#: the access log chain's first ``prev``
+ACCESS_GENESIS = "0" * 64
+
+
+@dataclass(frozen=True, slots=True)
+class AccessEntry:
+    """One line of the access log (DPA 2018 s.62): who (``operator``), when (``at``, Unix
+    seconds), through what (``via``: ``api`` or ``cli``), what (``action``, and the ``device``,
+    ``seq`` or ``target`` it concerned: a receipt code, a blob hash prefix), how it ended
+    (``outcome``) and counts (``detail``). Never the person's data: no reference, no answer,
+    no photo, no template."""
+
+    at: float
+    operator: str
+    via: str
+    action: str
+    outcome: str = "ok"
+    device: str | None = None
+    seq: int | None = None
+    target: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def fields(self) -> list[Any]:
+        return [self.at, self.operator, self.via, self.action, self.device, self.seq,
+                self.target, self.outcome, json.dumps(self.detail, sort_keys=True)]  # fmt: skip
+
+
+def access_hash(prev: str, fields: Sequence[Any]) -> str:
+    """The chain hash of an access log line: SHA-256 over the previous line's hash and this
+    line's fields (both backends)."""
+    line = json.dumps([prev, *fields], separators=(",", ":"))
+    return hashlib.sha256(line.encode()).hexdigest()
+
+
+#: the access log's columns as read back, in order
+ACCESS_COLUMNS = "id, at, operator, via, action, device, seq, target, outcome, detail, prev, hash"
+
+
+def access_dicts(rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
+    return [
+        {"id": int(i), "at": float(at), "operator": op, "via": via, "action": action,
+         "device": device, "seq": None if seq is None else int(seq), "target": target,
+         "outcome": outcome, "detail": json.loads(detail), "prev": prev, "hash": h}
+        for i, at, op, via, action, device, seq, target, outcome, detail, prev, h in rows
+    ]  # fmt: skip
+
+
+def access_chain_break(entries: Iterable[dict[str, Any]]) -> int | None:
+    """The id of the first access log line that does not follow from the one before it (an
+    altered, inserted or removed line), or None when the chain holds. ``entries`` in id
+    order from the first line."""
+    prev = ACCESS_GENESIS
+    for e in entries:
+        fields = [e["at"], e["operator"], e["via"], e["action"], e["device"], e["seq"],
+                  e["target"], e["outcome"], json.dumps(e["detail"], sort_keys=True)]  # fmt: skip
+        if e["prev"] != prev or access_hash(prev, fields) != e["hash"]:
+            return int(e["id"])
+        prev = e["hash"]
+    return None
+
+
+def access_query(
+    placeholder: str, after_id: int, limit: int, operator: str | None, device: str | None
+) -> tuple[str, list[Any]]:
+    """The access log read (both backends): lines after ``after_id`` in id order, optionally
+    of one operator or one device."""
+    where: list[str] = ["id > " + placeholder]
+    args: list[Any] = [after_id]
+    if operator is not None:
+        where.append("operator = " + placeholder)
+        args.append(operator)
+    if device is not None:
+        where.append("device = " + placeholder)
+        args.append(device)
+    sql = f"SELECT {ACCESS_COLUMNS} FROM access_log WHERE {' AND '.join(where)} "  # noqa: S608
+    return sql + f"ORDER BY id LIMIT {placeholder}", [*args, limit]
 
 
 #: every blob received up to a time, with the records naming it as their photo and their
@@ -264,6 +367,14 @@ class Storage(Protocol):
     def blob_removed(self, sha: str) -> dict[str, Any] | None: ...
     def remove_blobs(self, removals: Sequence[tuple[str, str, str]], now: float) -> list[str]: ...
     def prune_heartbeats(self, before: float) -> int: ...
+    def log_access(self, entry: AccessEntry) -> int: ...
+    def access_log(
+        self,
+        after_id: int = 0,
+        limit: int = 100,
+        operator: str | None = None,
+        device: str | None = None,
+    ) -> list[dict[str, Any]]: ...
     def close(self) -> None: ...
 
 
@@ -337,6 +448,17 @@ def advance_chain(upto: int, above: Sequence[int]) -> tuple[int, list[list[int]]
     return upto, gaps
 
 
+def _statements(script: str) -> Iterator[str]:
+    """The SQL statements of a migration script, whole: a trigger's body keeps its ``;``."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                yield pending.strip()
+            pending = ""
+
+
 def code_hash(code: str) -> str:
     return hashlib.sha256(code.strip().encode()).hexdigest()
 
@@ -375,9 +497,8 @@ class SqliteStorage:
             try:
                 # another process may have migrated while this one waited for the lock
                 if int(self.db.execute("PRAGMA user_version").fetchone()[0]) < target:
-                    for statement in _MIGRATIONS[target].split(";"):
-                        if statement.strip():
-                            self.db.execute(statement)
+                    for statement in _statements(_MIGRATIONS[target]):
+                        self.db.execute(statement)
                     self.db.execute(f"PRAGMA user_version = {target}")
                 self.db.execute("COMMIT")
             except BaseException:
@@ -813,6 +934,42 @@ class SqliteStorage:
         with self._lock:
             rows = self.db.execute(ENROLMENTS_SQL).fetchall()
         return [(d, int(s), c, float(r)) for d, s, c, r in rows]
+
+    # --- the access log --------------------------------------------------------------------
+    def log_access(self, entry: AccessEntry) -> int:
+        """Append one line to the access log, chained to the one before; returns its id."""
+        fields = entry.fields()
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")  # the chain's head is read and extended at once
+            try:
+                row = self.db.execute(
+                    "SELECT hash FROM access_log ORDER BY id DESC LIMIT 1"
+                ).fetchone()
+                prev = row[0] if row else ACCESS_GENESIS
+                cur = self.db.execute(
+                    "INSERT INTO access_log (at, operator, via, action, device, seq, target, "
+                    "outcome, detail, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*fields, prev, access_hash(prev, fields)),
+                )
+                self.db.execute("COMMIT")
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+        return int(cur.lastrowid or 0)
+
+    def access_log(
+        self,
+        after_id: int = 0,
+        limit: int = 100,
+        operator: str | None = None,
+        device: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Access log lines after ``after_id`` in order, optionally of one operator or device."""
+        sql, args = access_query("?", after_id, limit, operator, device)
+        with self._lock:
+            rows = self.db.execute(sql, args).fetchall()
+        return access_dicts(rows)
 
 
 def now() -> float:

@@ -182,7 +182,8 @@ async def test_applied_templates_are_deleted_and_unapplied_ones_go_after_14_days
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Retention: the API's sealed copy of an enrolment goes once the rosters hold it, or
-    after 14 days if nobody applies it; either way the operator is told why it is gone."""
+    after 14 days if nobody applies it; either way the operator is told why it is gone, and
+    every attempt is in the access log under the operator, without the person's reference."""
     clock = api.settings.clock
     assert isinstance(clock, FakeClock)
     monkeypatch.setattr(cli, "now", clock)
@@ -202,12 +203,21 @@ async def test_applied_templates_are_deleted_and_unapplied_ones_go_after_14_days
     late = await _enrolment_at(api, here, sealer)
     late_sha = _templates_sha(api, here, late)
     clock.now += 14 * DAY_S - 60
-    assert prune(api.storage, RetentionPolicy(), clock.now).enrolments == 0
+    assert prune(api.storage, RetentionPolicy(), clock.now, "retention-timer").enrolments == 0
     clock.now += 60
-    assert prune(api.storage, RetentionPolicy(), clock.now).enrolments == 1
+    assert prune(api.storage, RetentionPolicy(), clock.now, "retention-timer").enrolments == 1
     assert api.storage.blob_removed(late_sha)["reason"] == "retention"  # type: ignore[index]
     code, err = _apply(api, key, here, late, capsys)
     assert code == 1 and "retention policy" in err and "enrol the person" in err
+
+    applies = [e for e in api.storage.access_log() if e["action"] == "enrolment.apply"]
+    assert [(e["operator"], e["device"], e["seq"], e["outcome"]) for e in applies] == [
+        ("staff-0042", here.dev.device, seq, "ok"),
+        ("staff-0042", here.dev.device, seq, "not_applied"),
+        ("staff-0042", here.dev.device, late, "not_applied"),
+    ]
+    assert applies[0]["detail"] == {"fingers": 2, "kiosks": 1}
+    assert PERSON not in json.dumps(api.storage.access_log())
 
 
 def _templates_sha(api: InProcess, kiosk: Kiosk, seq: int) -> str:

@@ -43,7 +43,7 @@ async def _checkin(api: InProcess, dev: SimDevice, **fields: object) -> tuple[in
 
 
 def _prune(api: InProcess, clock: FakeClock, **kw: bool) -> dict[str, int | bool]:
-    return prune(api.storage, POLICY, clock.now, **kw).counts()
+    return prune(api.storage, POLICY, clock.now, "retention-timer", **kw).counts()
 
 
 def _export(api: InProcess) -> list[tuple[str, int, str]]:
@@ -129,7 +129,7 @@ async def test_a_blob_no_record_names_goes_after_28_days_unless_a_record_names_i
     orphan = await _photo(api, dev)
     late = await _photo(api, dev)  # its record arrives after the prune has looked
     clock.now += 28 * DAY_S
-    due = prune(api.storage, POLICY, clock.now, dry_run=True).due
+    due = prune(api.storage, POLICY, clock.now, "retention-timer", dry_run=True).due
     assert sorted(due) == sorted([(orphan, "unreferenced", "retention"),
                                   (late, "unreferenced", "retention")])  # fmt: skip
     await api.push(dev, [dev.next_record(photo=late)])
@@ -175,7 +175,7 @@ async def test_heartbeats_go_after_30_days_but_each_kiosk_keeps_its_newest(
     assert "silent" in status.json()["problems"]
 
 
-async def test_prune_from_the_command_line_prints_counts(
+async def test_prune_from_the_command_line_prints_counts_and_logs_the_run(
     api: InProcess,
     dev: SimDevice,
     clock: FakeClock,
@@ -191,16 +191,25 @@ async def test_prune_from_the_command_line_prints_counts(
     api.storage.put_blob(sha, dev.device, blob, clock.now)
     await api.push(dev, [dev.next_record(photo=sha)])
     clock.now += 10 * DAY_S
-    base = ["prune", *api.where()]
+    base = ["prune", *api.where(), "--operator", "retention-timer"]
     out = io.StringIO()
     with redirect_stdout(out):  # a shorter period than the default: it is due now
         assert cli.main([*base, "--photo-days", "7"]) == 0
     assert json.loads(out.getvalue())["photos"] == 1
     assert cli.main([*base, "--photo-days", "-1"]) == 2
+    with pytest.raises(SystemExit):  # the operator is an id, never a name
+        cli.main(["prune", *api.where(), "--operator", "Jane Smith"])
     # the reviewer who comes for the photo now is told why it is not there
-    photo = ["open-photo", *api.where(), "--reviewer", "po-2231", "--sha", sha,
+    photo = ["open-photo", *api.where(), "--operator", "po-2231", "--sha", sha,
              "--seal-key", str(pki.seal_key), "-o", str(tmp_path / "p.jpg")]  # fmt: skip
     capsys.readouterr()
     assert cli.main(photo) == 1
     assert "removed under the retention policy" in capsys.readouterr().err
     assert not (tmp_path / "p.jpg").exists()
+    log = api.storage.access_log()
+    run = next(e for e in log if e["action"] == "retention.prune")
+    assert (run["operator"], run["via"], run["detail"]["photos"]) == ("retention-timer", "cli", 1)
+    assert run["detail"]["policy"]["photo_days"] == 7
+    opened = next(e for e in log if e["action"] == "photo.open")
+    assert (opened["operator"], opened["outcome"], opened["target"]) == (
+        "po-2231", "removed", sha[:12])  # fmt: skip
