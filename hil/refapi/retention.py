@@ -5,8 +5,8 @@ Signed records are never deleted: they are the audit trail (and hold no image or
 only the hash naming one). What goes:
 
 - a **check-in photo** whose record was not sent for identity review: ``photo_days`` after it
-  arrived (28 by default, the HMPPS online check-in service's period for images with no
-  concern);
+  arrived (28 by default, as long as the HMPPS online check-in service keeps images that
+  did not match);
 - a **photo sent for identity review** (the record's ``id_review`` flag): kept while the review
   is undecided, then ``reviewed_days`` after a ``confirmed`` decision and ``concern_days``
   after ``confirmed_with_concern`` or ``rejected`` (about 6 years: the evidence of a
