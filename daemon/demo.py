@@ -62,7 +62,7 @@ def _apply_enrolment(api: RefApi, device: DemoDevice, seq: int) -> None:
     while True:
         store = api.storage()
         try:
-            apply_enrolment(store, device.id, seq, private)
+            apply_enrolment(store, device.id, seq, private, operator="demo-officer")
             return
         except EnrolmentNotApplied:  # not synced yet
             if time.monotonic() > deadline:
@@ -139,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {line}", flush=True)
         print(
             f"\nState kept in {folder} (kiosk data, keys, API database). Export the records:\n"
-            f"  .venv/bin/kiosk-refapi export --data {folder / 'api' / 'data'}\n"
+            f"  .venv/bin/kiosk-refapi export --data {folder / 'api' / 'data'} "
+            "--operator demo-officer\n"
             f"Done in {time.monotonic() - started:.1f} s.",
             flush=True,
         )

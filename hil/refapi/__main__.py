@@ -2,14 +2,18 @@
 
 kiosk-refapi serve WHERE --tls-cert F --tls-key F [--port N | --fd N] [--client-ca F]
                    [--admin-token-file F] [--seal-public B64] [--faults]
-kiosk-refapi export WHERE [--device ID] [-o FILE]    one compact JWS per line
-kiosk-refapi open-photo WHERE --seal-key F --sha HEX --reviewer ID -o FILE
-kiosk-refapi apply-enrolment WHERE --seal-key F --device ID --seq N --operator ID
+kiosk-refapi export WHERE --operator ID [--device ID] [-o FILE]   one compact JWS per line
+kiosk-refapi open-photo WHERE --operator ID --seal-key F --sha HEX -o FILE
+kiosk-refapi apply-enrolment WHERE --operator ID --seal-key F --device ID --seq N
+kiosk-refapi prune WHERE --operator ID [--dry-run] [--photo-days N ...]   retention
+kiosk-refapi access-log WHERE --operator ID [--of OPERATOR] [--device ID] [--verify]
 kiosk-refapi mint-code WHERE                          a one-time enrolment code
 kiosk-refapi openapi                                  the OpenAPI document
 
 WHERE is ``--data DIR`` (SQLite in DIR) or ``--database DSN`` (PostgreSQL, which several
-API processes can share; hil/refapi/pgstore.py).
+API processes can share; hil/refapi/pgstore.py). ``--operator`` is the staff number (or a
+service's id, e.g. for a timer) of who acts; every act on personal data is written to the
+store's access log under it (DPA 2018 s.62; docs/privacy.md).
 """
 
 from __future__ import annotations
@@ -23,13 +27,32 @@ import ssl
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from hil.refapi.storage import Storage
+    from hil.refapi.storage import AccessEntry, Storage
 
 log = logging.getLogger("kiosk-refapi")
 DB = "refapi.sqlite3"
+#: Unix seconds now (tests put a fake clock here)
+now = time.time
+
+
+def _operator_id(text: str) -> str:
+    from hil.refapi.storage import OPERATOR_ID
+
+    if not OPERATOR_ID.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            "a staff number or service id (a-z, 0-9, '.', '_', '-'; up to 32), never a name"
+        )
+    return text
+
+
+def _entry(args: argparse.Namespace, action: str, **fields: Any) -> AccessEntry:
+    """An access log line for this command's act (hil/refapi/storage.py ``AccessEntry``)."""
+    from hil.refapi.storage import AccessEntry
+
+    return AccessEntry(now(), args.operator, "cli", action, **fields)
 
 
 def _storage(args: argparse.Namespace) -> Storage:
@@ -96,6 +119,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     store = _storage(args)
     n = 0
     try:
+        # logged before anything leaves the store: no log, no disclosure
+        store.log_access(_entry(args, "records.export", device=args.device))
         with contextlib.ExitStack() as stack:
             out = stack.enter_context(args.output.open("w")) if args.output else sys.stdout
             for _device, _seq, compact in store.export(args.device):
@@ -115,27 +140,44 @@ def cmd_open_photo(args: argparse.Namespace) -> int:
     if not args.seal_key.is_file():
         print("the API's sealing key is needed to open a photo (--seal-key)", file=sys.stderr)
         return 2
+    from daemon.keys import write_private_file
+
     sha = args.sha.lower()
     store = _storage(args)
     try:
         blob = store.get_blob(sha)
+        removed = None if blob is not None else store.blob_removed(sha)
+        jpeg: bytes | None = None
+        problem = ""
+        if removed is not None:
+            problem = _removed(sha, removed)
+        elif blob is None:
+            problem = f"no sealed photo {sha[:12]}... is stored; check the hash"
+        else:
+            try:
+                jpeg = open_sealed(blob, args.seal_key.read_bytes(), expect_info=PHOTO_INFO)
+            except SealedBlobError as exc:
+                problem = f"the photo could not be opened: {exc}"
+        outcome = "ok" if jpeg else "removed" if removed else "not_found" if not blob else "failed"
+        # logged before the photo is written: no log, no disclosure
+        store.log_access(_entry(args, "photo.open", outcome=outcome, target=sha[:12]))
     finally:
         store.close()
-    if blob is None:
-        print(f"no sealed photo {sha[:12]}... is stored; check the hash", file=sys.stderr)
+    if jpeg is None:
+        print(problem, file=sys.stderr)
         return 1
-    try:
-        jpeg = open_sealed(blob, args.seal_key.read_bytes(), expect_info=PHOTO_INFO)
-    except SealedBlobError as exc:
-        print(f"the photo could not be opened: {exc}", file=sys.stderr)
-        return 1
-    from daemon.keys import write_private_file
-
     write_private_file(args.output, jpeg)
-    # the audit line: which reviewer opened which blob (a hash prefix), never its contents
-    log.warning("reviewer %s opened sealed photo %s", args.reviewer, sha[:12])
+    # also on stderr: which operator opened which blob (a hash prefix), never its contents
+    log.warning("operator %s opened sealed photo %s", args.operator, sha[:12])
     print(f"wrote {args.output} ({len(jpeg)} bytes, mode 0600)", file=sys.stderr)
     return 0
+
+
+def _removed(sha: str, removed: dict[str, Any]) -> str:
+    """What to tell the operator about a photo the store no longer holds."""
+    when = time.strftime("%Y-%m-%d", time.gmtime(removed["removed"]))
+    why = "under the retention policy" if removed["reason"] == "retention" else removed["reason"]
+    return f"sealed photo {sha[:12]}... was removed {why} on {when}; its record is kept"
 
 
 def cmd_apply_enrolment(args: argparse.Namespace) -> int:
@@ -153,17 +195,84 @@ def cmd_apply_enrolment(args: argparse.Namespace) -> int:
     private = x25519.X25519PrivateKey.from_private_bytes(args.seal_key.read_bytes())
     store = _storage(args)
     try:
-        ref, fingers, devices = apply_enrolment(store, args.device, args.seq, private)
+        ref, fingers, devices = apply_enrolment(
+            store, args.device, args.seq, private, operator=args.operator, clock=now
+        )
     except (EnrolmentNotApplied, SealedBlobError) as exc:
         print(f"not applied: {exc}", file=sys.stderr)
         return 1
     finally:
         store.close()
-    # the audit line: who applied which record, never a template or the person's reference
+    # in the access log (apply_enrolment), and here: who applied which record, never a
+    # template or the person's reference
     log.warning("operator %s applied enrolment %s/%d", args.operator, args.device, args.seq)
     print(f"{len(fingers)} fingers put in the roster of {', '.join(devices)} ({ref[:5]}***)",
           file=sys.stderr)  # fmt: skip
     return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    """Delete what the retention policy says is due (hil/refapi/retention.py): photos,
+    enrolment templates, unreferenced blobs, old heartbeats; never a record. Prints the counts
+    as JSON; the run is a line of the access log. Run it daily (a systemd timer or cron)."""
+    from hil.refapi.retention import RetentionPolicy, prune
+
+    try:
+        policy = RetentionPolicy(
+            photo_days=args.photo_days,
+            reviewed_days=args.reviewed_days,
+            concern_days=args.concern_days,
+            enrolment_days=args.enrolment_days,
+            unreferenced_days=args.unreferenced_days,
+            heartbeat_days=args.heartbeat_days,
+        )
+    except ValueError as exc:
+        print(f"prune: {exc}", file=sys.stderr)
+        return 2
+    store = _storage(args)
+    try:
+        report = prune(store, policy, now(), args.operator, dry_run=args.dry_run)
+    finally:
+        store.close()
+    print(json.dumps(report.counts(), sort_keys=True))
+    return 0
+
+
+def cmd_access_log(args: argparse.Namespace) -> int:
+    """Print the access log, one JSON object per line in order (``--verify``: check the
+    whole hash chain first; exit 1 when a line was altered, inserted or removed). Reading it
+    is itself logged."""
+    from hil.refapi.storage import access_chain_break
+
+    store = _storage(args)
+    broken: int | None = None
+    try:
+        if args.verify:
+            lines = _all_access(store)
+            broken = access_chain_break(lines)
+            if broken is not None:
+                print(f"the access log's chain breaks at line {broken}", file=sys.stderr)
+            else:  # keep these elsewhere: lines cut off the end leave no other trace
+                head = lines[-1]["hash"] if lines else "none"
+                print(f"the access log's chain is intact: {len(lines)} lines, newest hash "
+                      f"{head}", file=sys.stderr)  # fmt: skip
+        store.log_access(_entry(args, "access_log.read", device=args.device))
+        after = args.after_id
+        while page := store.access_log(after, 1000, args.of, args.device):
+            for entry in page:
+                print(json.dumps(entry, sort_keys=True))
+            after = page[-1]["id"]
+    finally:
+        store.close()
+    return 1 if broken is not None else 0
+
+
+def _all_access(store: Storage) -> list[dict[str, Any]]:
+    """Every line of the access log, in order."""
+    out: list[dict[str, Any]] = []
+    while page := store.access_log(out[-1]["id"] if out else 0, 1000):
+        out.extend(page)
+    return out
 
 
 def cmd_mint_code(args: argparse.Namespace) -> int:
@@ -184,7 +293,20 @@ def cmd_openapi(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _operator(parser: argparse.ArgumentParser, *aliases: str) -> None:
+    parser.add_argument(
+        "--operator",
+        *aliases,
+        dest="operator",
+        type=_operator_id,
+        required=True,
+        help="your staff number (or a service id), for the access log",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
+    from hil.refapi.retention import RetentionPolicy
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     p = argparse.ArgumentParser(prog="kiosk-refapi", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -203,14 +325,15 @@ def main(argv: list[str] | None = None) -> int:
     s.set_defaults(func=cmd_serve)
     e = sub.add_parser("export", help="stored records, one compact JWS per line")
     _where(e)
+    _operator(e)
     e.add_argument("--device")
     e.add_argument("-o", "--output", type=Path)
     e.set_defaults(func=cmd_export)
     o = sub.add_parser("open-photo", help="decrypt a sealed photo (authorised reviewer)")
     _where(o)
+    _operator(o, "--reviewer")  # its older name
     o.add_argument("--seal-key", type=Path, required=True)
     o.add_argument("--sha", required=True)
-    o.add_argument("--reviewer", required=True, help="the reviewer's staff id, for the audit log")
     o.add_argument("-o", "--output", type=Path, required=True)
     o.set_defaults(func=cmd_open_photo)
     ae = sub.add_parser("apply-enrolment", help="put a kiosk's fingerprint enrolment in its roster")
@@ -218,8 +341,32 @@ def main(argv: list[str] | None = None) -> int:
     ae.add_argument("--seal-key", type=Path, required=True)
     ae.add_argument("--device", required=True)
     ae.add_argument("--seq", type=int, required=True)
-    ae.add_argument("--operator", required=True, help="your staff id, for the audit log")
+    _operator(ae)
     ae.set_defaults(func=cmd_apply_enrolment)
+    pr = sub.add_parser("prune", help="delete what the retention policy says is due")
+    _where(pr)
+    _operator(pr)
+    pr.add_argument("--dry-run", action="store_true", help="count only, delete nothing")
+    defaults = RetentionPolicy()
+    for flag, dest, what in (
+        ("--photo-days", "photo_days", "a check-in photo not sent for identity review"),
+        ("--reviewed-days", "reviewed_days", "a reviewed photo after a 'confirmed' decision"),
+        ("--concern-days", "concern_days", "after 'confirmed_with_concern' or 'rejected'"),
+        ("--enrolment-days", "enrolment_days", "sealed enrolment templates never applied"),
+        ("--unreferenced-days", "unreferenced_days", "a blob no record names"),
+        ("--heartbeat-days", "heartbeat_days", "heartbeats (each kiosk's newest is kept)"),
+    ):
+        pr.add_argument(flag, dest=dest, type=float, default=getattr(defaults, dest),
+                        help=f"{what} (default %(default)s)")  # fmt: skip
+    pr.set_defaults(func=cmd_prune)
+    al = sub.add_parser("access-log", help="print the access log (who consulted what)")
+    _where(al)
+    _operator(al)
+    al.add_argument("--of", type=_operator_id, metavar="OPERATOR", help="one operator's acts")
+    al.add_argument("--device")
+    al.add_argument("--after-id", type=int, default=0)
+    al.add_argument("--verify", action="store_true", help="check the hash chain (exit 1 if broken)")
+    al.set_defaults(func=cmd_access_log)
     m = sub.add_parser("mint-code", help="a one-time enrolment code")
     _where(m)
     m.add_argument("--ttl", type=float, default=3600.0)

@@ -7,6 +7,8 @@ the device, and a batch whose header does not verify (a device that rotated its 
 API had its key_rotation record) is accepted only on the strength of its records.
 A ``key_rotation`` record accepted in chain order switches the device's key (docs/api.md).
 Admin calls need the bearer token given at start-up; without a token they are disabled.
+Admin calls that read personal data also need ``X-Operator`` (who is reading) and are written
+to the access log (DPA 2018 s.62) before the answer goes out; see docs/privacy.md.
 """
 
 from __future__ import annotations
@@ -40,7 +42,15 @@ from daemon.records import (
 from daemon.reqauth import RequestAuthError, parse_device, verify_request
 from daemon.rotation import ROTATION_TYPE, rotated_key
 from hil.refapi.missed import attendances, review_tasks
-from hil.refapi.storage import Device, DeviceKey, EnrolmentRefused, SqliteStorage, Storage
+from hil.refapi.storage import (
+    OPERATOR_ID,
+    AccessEntry,
+    Device,
+    DeviceKey,
+    EnrolmentRefused,
+    SqliteStorage,
+    Storage,
+)
 
 MAX_BATCH = 500
 #: fault plan entries: "500", "503[:retry-after s]", "garbage", "stall[:s]", "lie"
@@ -161,6 +171,24 @@ class ErrorBody(BaseModel):
     detail: str
 
 
+class RemovedBody(BaseModel):
+    """A blob that was held and is no more: when, and why (``retention``: the retention
+    policy; ``applied``: enrolment templates put in the rosters)."""
+
+    error: Literal["removed"]
+    detail: str
+    kind: str
+    reason: str
+    removed: float
+
+
+class BlobInfo(BaseModel):
+    sha256: str
+    device: str
+    received: float
+    bytes: int
+
+
 @dataclass
 class Faults:
     """Planned misbehaviour for tests, consumed one per device request (off by default)."""
@@ -192,6 +220,40 @@ class BatchUnauthenticated(Exception):
 
 def _error(status: int, error: str, detail: str, headers: dict[str, str] | None = None) -> Any:
     return HTTPException(status, {"error": error, "detail": detail}, headers=headers)
+
+
+def _named_operator(
+    x_operator: Annotated[
+        str | None,
+        Header(
+            description="the staff number (or service id) of who is acting, for the access "
+            "log (DPA 2018 s.62); required to read personal data"
+        ),
+    ] = None,
+) -> str | None:
+    """The ``X-Operator`` header, checked: a staff number or a service's id, lower case, never
+    a name. Admin endpoints check the token first (their ``dependencies`` run first)."""
+    if x_operator is not None and not OPERATOR_ID.fullmatch(x_operator):
+        raise _error(422, "operator", "X-Operator must be a staff number or service id "
+                     "(a-z, 0-9, '.', '_', '-'; up to 32), never a name")  # fmt: skip
+    return x_operator
+
+
+def _operator(op: Annotated[str | None, Depends(_named_operator)]) -> str:
+    """Who reads personal data: required, for the access log (DPA 2018 s.62)."""
+    if op is None:
+        raise _error(
+            403,
+            "operator_required",
+            "reading personal data needs X-Operator: <your staff number> (the access log "
+            "says who consulted what)",
+        )
+    return op
+
+
+#: the operator of a read of personal data (required); of another admin act (optional)
+Operator = Annotated[str, Depends(_operator)]
+NamedOperator = Annotated[str | None, Depends(_named_operator)]
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -312,6 +374,21 @@ def create_app(settings: Settings) -> FastAPI:
         if not hmac.compare_digest(given.encode(), token.encode()):
             raise _error(401, "unauthorised", "wrong admin token")
 
+    def logged(
+        op: str,
+        action: str,
+        *,
+        outcome: str = "ok",
+        device: str | None = None,
+        seq: int | None = None,
+        target: str | None = None,
+        **detail: Any,
+    ) -> None:
+        """One line of the access log, written before the answer goes out: if it cannot be
+        written, nothing is disclosed. ``detail``: counts, never personal data."""
+        store.log_access(AccessEntry(settings.clock(), op, "api", action, outcome, device, seq,
+                                     target, detail))  # fmt: skip
+
     # --- public endpoints ------------------------------------------------------------------
     @app.get("/v1/health", response_model=Health)
     def health() -> Health:
@@ -396,7 +473,13 @@ def create_app(settings: Settings) -> FastAPI:
     @app.put(
         "/v1/blobs/{sha256}",
         status_code=201,
-        responses={200: {"description": "already held"}, 422: {"model": ErrorBody}},
+        responses={
+            200: {
+                "description": "already held, or removed under the retention policy (then "
+                "``removed`` says when and why; it is not stored again)"
+            },
+            422: {"model": ErrorBody},
+        },
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -408,15 +491,19 @@ def create_app(settings: Settings) -> FastAPI:
             }
         },
     )
-    async def put_blob(sha256: str, request: Request, response: Response) -> dict[str, str]:
+    async def put_blob(sha256: str, request: Request, response: Response) -> dict[str, Any]:
         device = await device_auth(request)
         data = await request.body()
         if hashlib.sha256(data).hexdigest() != sha256.lower():
             raise _error(422, "hash_mismatch", "the body does not hash to the name; resend it")
         created = store.put_blob(sha256.lower(), device, data, settings.clock())
-        if not created:
-            response.status_code = 200
-        return {"sha256": sha256.lower()}
+        if created:
+            return {"sha256": sha256.lower()}
+        response.status_code = 200
+        # a photo removed under the retention policy is not taken back (that would restart
+        # its clock), but the device must still let go of its copy: 200, not an error
+        removed = store.blob_removed(sha256.lower())
+        return {"sha256": sha256.lower()} | ({"removed": removed} if removed else {})
 
     @app.get(
         "/v1/devices/{device}/roster",
@@ -478,16 +565,22 @@ def create_app(settings: Settings) -> FastAPI:
         dependencies=[Depends(admin)],
         openapi_extra=_json_body(Roster),
     )
-    async def put_roster(device: str, request: Request) -> dict[str, str]:
-        """Publish a device's roster; served byte for byte with a strong ETag."""
+    async def put_roster(device: str, request: Request, op: NamedOperator) -> dict[str, str]:
+        """Publish a device's roster; served byte for byte with a strong ETag. Logged in the
+        access log (``X-Operator`` when given: a case system publishing on its own account
+        may leave it out)."""
         body = await request.body()
         try:
-            Roster.model_validate_json(body)
+            roster = Roster.model_validate_json(body)
         except ValueError as exc:
             raise _error(
                 422, "schema", 'the roster must be a JSON object with "people": [{"ref": ...}]'
             ) from exc
-        return {"etag": store.put_roster(device, body)}
+        etag = store.put_roster(device, body)
+        await asyncio.to_thread(
+            logged, op or "unnamed", "roster.publish", device=device, people=len(roster.people)
+        )
+        return {"etag": etag}
 
     @app.get("/v1/admin/devices", dependencies=[Depends(admin)])
     def fleet() -> dict[str, Any]:
@@ -535,11 +628,14 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/v1/admin/devices/{device}/records", dependencies=[Depends(admin)])
     def list_records(
         device: str,
+        op: Operator,
         after_seq: Annotated[int, Query(ge=0)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[dict[str, Any]]:
         """Stored records of one device in seq order, a page at a time (``after_seq``)."""
-        return store.list_records(device, after_seq, limit)
+        found = store.list_records(device, after_seq, limit)
+        logged(op, "records.list", device=device, after_seq=after_seq, returned=len(found))
+        return found
 
     @app.get("/v1/admin/devices/{device}/heartbeats", dependencies=[Depends(admin)])
     def list_heartbeats(
@@ -549,7 +645,7 @@ def create_app(settings: Settings) -> FastAPI:
         return store.heartbeats(device, limit)
 
     @app.get("/v1/admin/receipts/{code}", dependencies=[Depends(admin)])
-    def receipt(code: str) -> dict[str, Any]:
+    def receipt(code: str, op: Operator) -> dict[str, Any]:
         """The record a person's attendance reference names (shown on the kiosk when their
         record was saved): device, seq, type, flags, when it arrived. Usually one; a second
         is possible (40 bits) and both are listed."""
@@ -562,13 +658,16 @@ def create_app(settings: Settings) -> FastAPI:
             for r in store.by_hash_prefix(prefixes)
             if receipt_code_of_hash(r["hash"]) == normal_receipt_code(code)
         ]
+        normal = normal_receipt_code(code)
+        logged(op, "receipt.lookup", outcome="ok" if found else "not_found", target=normal,
+               returned=len(found))  # fmt: skip
         if not found:
             raise _error(404, "unknown_receipt", "no stored record has that reference (yet?)")
-        return {"code": normal_receipt_code(code), "records": found}
+        return {"code": normal, "records": found}
 
     @app.get("/v1/admin/devices/{device}/missed", dependencies=[Depends(admin)])
     def missed(
-        device: str, grace_days: Annotated[float, Query(ge=0, le=60)] = 3.0
+        device: str, op: Operator, grace_days: Annotated[float, Query(ge=0, le=60)] = 3.0
     ) -> dict[str, Any]:
         """People on this kiosk's roster whose appointment passed more than ``grace_days``
         ago with no record of them at this kiosk or any other of its office (the roster's
@@ -577,6 +676,7 @@ def create_app(settings: Settings) -> FastAPI:
             raise _error(404, "unknown_device", "no such device is enrolled")
         roster = store.get_roster(device)
         if roster is None:
+            logged(op, "missed.list", device=device, outcome="no_roster", tasks=0)
             return {"device": device, "grace_days": grace_days, "tasks": []}
         office = json.loads(roster[1]).get("office")
         kiosks = [device]
@@ -591,6 +691,7 @@ def create_app(settings: Settings) -> FastAPI:
                 seen.setdefault(person, []).extend(times)
         now = settings.clock()
         tasks = review_tasks(roster[1], seen, now, grace_days)
+        logged(op, "missed.list", device=device, grace_days=grace_days, tasks=len(tasks))
         return {"device": device, "as_of": now, "grace_days": grace_days, "tasks": tasks}
 
     @app.put(
@@ -598,28 +699,83 @@ def create_app(settings: Settings) -> FastAPI:
         dependencies=[Depends(admin)],
         status_code=201,
     )
-    def review(device: str, seq: Annotated[int, PathParam(ge=1)], body: Review) -> dict[str, Any]:
+    def review(
+        device: str, seq: Annotated[int, PathParam(ge=1)], body: Review, op: Operator
+    ) -> dict[str, Any]:
         """Record the decision on one record (confirmed, confirmed with concern, rejected) by
-        the reviewing officer. Kept, never overwritten: a second decision is refused (409).
-        A reviewed record leaves the alerts list."""
+        the reviewing officer, who is the operator (``reviewer`` must equal ``X-Operator``).
+        Kept, never overwritten: a second decision is refused (409). A reviewed record
+        leaves the alerts list."""
+        if body.reviewer != op:
+            raise _error(422, "reviewer", "the reviewer must be the operator (X-Operator)")
         found = store.list_records(device, seq - 1, 1)
         if not found or found[0]["seq"] != seq:
+            logged(op, "review.record", outcome="not_found", device=device, seq=seq)
             raise _error(404, "unknown_record", "no such record is stored for that device")
         saved = store.add_review(device, seq, body.outcome, body.reviewer, settings.clock())
+        logged(op, "review.record", outcome="ok" if saved else "already_reviewed", device=device,
+               seq=seq)  # fmt: skip
         if saved is None:
             raise _error(409, "already_reviewed", "that record already has a decision; it stands")
         return {"device": device, "seq": seq, **saved}
 
     @app.get("/v1/admin/devices/{device}/records/{seq}/review", dependencies=[Depends(admin)])
-    def get_review(device: str, seq: Annotated[int, PathParam(ge=1)]) -> dict[str, Any]:
+    def get_review(
+        device: str, seq: Annotated[int, PathParam(ge=1)], op: Operator
+    ) -> dict[str, Any]:
         found = store.review(device, seq)
+        logged(op, "review.read", outcome="ok" if found else "not_found", device=device, seq=seq)
         if found is None:
             raise _error(404, "not_reviewed", "no decision has been recorded for that record")
         return {"device": device, "seq": seq, **found}
 
     @app.get("/v1/admin/alerts", dependencies=[Depends(admin)])
-    def alerts() -> list[dict[str, Any]]:
-        return store.alerts()
+    def alerts(op: Operator) -> list[dict[str, Any]]:
+        found = store.alerts()
+        logged(op, "alerts.list", returned=len(found))
+        return found
+
+    @app.get(
+        "/v1/admin/blobs/{sha256}",
+        dependencies=[Depends(admin)],
+        response_model=BlobInfo,
+        responses={404: {"model": ErrorBody}, 410: {"model": RemovedBody}},
+    )
+    def blob_status(sha256: str, op: Operator) -> Any:
+        """Whether a sealed blob (a photo, an enrolment's templates) is held: who sent it,
+        when, its size; never its bytes (a reviewer opens a photo with ``kiosk-refapi
+        open-photo``). ``410`` when it was removed under the retention policy or after its
+        templates were applied, with when and why."""
+        sha = sha256.lower()
+        held = store.blob_info(sha)
+        removed = None if held else store.blob_removed(sha)
+        outcome = "ok" if held else "removed" if removed else "not_found"
+        device = held["device"] if held else None
+        logged(op, "blob.status", outcome=outcome, device=device, target=sha[:12])
+        if held is not None:
+            return BlobInfo(sha256=sha, **held)
+        if removed is not None:
+            why = {
+                "retention": "removed under the retention policy",
+                "applied": "removed once its templates were put in the rosters",
+            }.get(removed["reason"], "removed")
+            raise HTTPException(410, {"error": "removed", "detail": f"this blob was {why}",
+                                      **removed})  # fmt: skip
+        raise _error(404, "unknown_blob", "no blob with that hash was ever stored")
+
+    @app.get("/v1/admin/access-log", dependencies=[Depends(admin)])
+    def access_log(
+        op: Operator,
+        after_id: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        operator: Annotated[str | None, Query(pattern=f"^{OPERATOR_ID.pattern}$")] = None,
+        device: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """The access log (DPA 2018 s.62) in order, a page at a time (``after_id``), of one
+        operator or one device if asked. Reading it is logged too."""
+        found = store.access_log(after_id, limit, operator, device)
+        logged(op, "access_log.read", after_id=after_id, returned=len(found))
+        return found
 
     @app.post("/v1/admin/faults", dependencies=[Depends(admin)])
     def faults(plan: list[str]) -> dict[str, int]:

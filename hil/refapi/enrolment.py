@@ -7,6 +7,8 @@ person. The kiosks fetch the new rosters and match the person from then on.
     kiosk-refapi apply-enrolment WHERE --seal-key F --device ID --seq N --operator ID
 
 The templates exist in clear only in this process's memory, between opening and re-sealing.
+Once they are in the rosters the sealed blob is deleted (retention, hil/refapi/retention.py);
+every attempt, applied or not, is a line of the access log naming the operator.
 
 May import: the standard library, ``daemon.*``, ``hil.refapi.storage``.
 """
@@ -15,13 +17,16 @@ from __future__ import annotations
 
 import base64
 import json
+import time
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric import x25519
 
 from daemon.records import decode_unverified
 from daemon.sealing import open_enrolment, seal_template
-from hil.refapi.storage import Storage
+from hil.refapi.storage import AccessEntry, Storage
 
 
 class EnrolmentNotApplied(Exception):
@@ -35,12 +40,39 @@ class Applied(NamedTuple):
 
 
 def apply_enrolment(
-    store: Storage, device: str, seq: int, seal_private: x25519.X25519PrivateKey
+    store: Storage,
+    device: str,
+    seq: int,
+    seal_private: x25519.X25519PrivateKey,
+    *,
+    operator: str,
+    clock: Callable[[], float] = time.time,
 ) -> Applied:
     """Put the templates of ``device``'s record ``seq`` into its stored roster, and into the
     roster of every other kiosk of the same office (the roster's ``office``) that lists the
     person: someone enrolled at one kiosk of a lobby is matched by the one beside it. Each
-    kiosk gets its own copy, sealed to its own roster key. Raises EnrolmentNotApplied."""
+    kiosk gets its own copy, sealed to its own roster key. Then delete the sealed blob: the
+    rosters hold the templates now. ``operator`` (a staff id) goes in the access log with
+    the outcome, never a template or the person's reference. Raises EnrolmentNotApplied."""
+    entry = AccessEntry(clock(), operator, "cli", "enrolment.apply", device=device, seq=seq)
+    try:
+        applied = _apply(store, device, seq, seal_private, clock)
+    except Exception as exc:
+        why = "not_applied" if isinstance(exc, EnrolmentNotApplied) else "failed"
+        store.log_access(replace(entry, outcome=why))
+        raise
+    counts = {"fingers": len(applied.fingers), "kiosks": len(applied.devices)}
+    store.log_access(replace(entry, detail=counts))
+    return applied
+
+
+def _apply(
+    store: Storage,
+    device: str,
+    seq: int,
+    seal_private: x25519.X25519PrivateKey,
+    clock: Callable[[], float],
+) -> Applied:
     compact = next((c for _d, s, c in store.export(device) if s == seq), None)
     if compact is None:
         raise EnrolmentNotApplied(f"{device} has no stored record {seq}")
@@ -50,8 +82,19 @@ def apply_enrolment(
     detail = payload.get("detail") or {}
     if detail.get("consent") is not True or not payload.get("templates"):
         raise EnrolmentNotApplied(f"record {seq}: the person did not agree; nothing to apply")
-    blob = store.get_blob(str(payload["templates"]))
+    sha = str(payload["templates"]).lower()
+    blob = store.get_blob(sha)
     if blob is None:
+        removed = store.blob_removed(sha)
+        if removed is not None and removed["reason"] == "applied":
+            raise EnrolmentNotApplied(
+                f"record {seq} was applied already (its sealed templates were then deleted)"
+            )
+        if removed is not None:
+            raise EnrolmentNotApplied(
+                f"record {seq}: its sealed templates were removed under the retention policy "
+                "before they were applied; enrol the person at the kiosk again"
+            )
         raise EnrolmentNotApplied("the sealed templates have not arrived yet; try after a sync")
     ref = str(payload["person"])
     own = _roster_entry(store, device, ref)
@@ -71,6 +114,8 @@ def apply_enrolment(
         ]
         store.put_roster(target, json.dumps(doc).encode())
         applied.append(target)
+    # the rosters hold the templates now, sealed to each kiosk: the copy for the API goes
+    store.remove_blobs([(sha, "enrolment", "applied")], clock())
     return Applied(ref, sorted(templates), applied)
 
 

@@ -26,18 +26,28 @@ from typing import Any
 import psycopg
 
 from hil.refapi.storage import (
+    ACCESS_GENESIS,
     ALERTS_SQL,
+    BLOB_HOLDS_SQL,
+    ENROLMENTS_SQL,
     RECEIPT_SQL,
+    AccessEntry,
+    BlobHold,
     Device,
     DeviceKey,
     EnrolmentRefused,
     StoredRecord,
+    access_dicts,
+    access_hash,
+    access_query,
     advance_chain,
     alert_dicts,
+    blob_holds,
     code_hash,
     receipt_dicts,
     record_dicts,
     record_row,
+    removed_dict,
     review_dict,
 )
 
@@ -114,7 +124,7 @@ CREATE TABLE heartbeats (
 );
 CREATE INDEX heartbeats_device ON heartbeats (device, received DESC);
 """
-_MIGRATIONS: dict[int, str] = {
+_MIGRATIONS: dict[int, str | tuple[str, ...]] = {
     1: SCHEMA,
     # 1 -> 2: an officer's decision on a record sent for identity review (one per record)
     2: """
@@ -127,9 +137,47 @@ _MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (device, seq)
     );
     """,
+    # 2 -> 3: retention (SQLite schema 4 has the same; docs/privacy.md)
+    3: (
+        """CREATE TABLE removed_blobs (
+            sha256   TEXT PRIMARY KEY,
+            device   TEXT NOT NULL,
+            kind     TEXT NOT NULL,
+            reason   TEXT NOT NULL,
+            received DOUBLE PRECISION NOT NULL,
+            removed  DOUBLE PRECISION NOT NULL
+        )""",
+        "CREATE INDEX records_photo ON records (photo) WHERE photo IS NOT NULL",
+        "CREATE INDEX records_enrolment ON records (device, seq) WHERE type = 'finger_enrolment'",
+    ),
+    # 3 -> 4: the access log (DPA 2018 s.62; SQLite schema 5), append-only by trigger and
+    # hash-chained. Statement by statement: the trigger function's body holds a ";".
+    4: (
+        """CREATE TABLE access_log (
+            id       BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            at       DOUBLE PRECISION NOT NULL,
+            operator TEXT NOT NULL,
+            via      TEXT NOT NULL,
+            action   TEXT NOT NULL,
+            device   TEXT,
+            seq      BIGINT,
+            target   TEXT,
+            outcome  TEXT NOT NULL,
+            detail   TEXT NOT NULL,
+            prev     TEXT NOT NULL,
+            hash     TEXT NOT NULL
+        )""",
+        "CREATE FUNCTION access_log_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'the access log is append-only'; END $$",
+        "CREATE TRIGGER access_log_no_change BEFORE UPDATE OR DELETE ON access_log "
+        "FOR EACH ROW EXECUTE FUNCTION access_log_append_only()",
+        "CREATE TRIGGER access_log_no_truncate BEFORE TRUNCATE ON access_log "
+        "FOR EACH STATEMENT EXECUTE FUNCTION access_log_append_only()",
+    ),
 }
 SCHEMA_VERSION = max(_MIGRATIONS)
 _MIGRATION_LOCK = 0x6B696F736B  # "kiosk": one migrator at a time across API processes
+_ACCESS_LOG_LOCK = 0x6B696F736C  # one writer extends the access log's hash chain at a time
 
 
 class PostgresStorage:
@@ -178,7 +226,9 @@ class PostgresStorage:
                     f"({SCHEMA_VERSION}); run the newer software or use another database"
                 )
             for target in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in _MIGRATIONS[target].split(";"):
+                script = _MIGRATIONS[target]
+                statements = script.split(";") if isinstance(script, str) else script
+                for statement in statements:
                     if statement.strip():
                         db.execute(statement.encode())
                 db.execute("INSERT INTO refapi_schema VALUES (%s)", (target,))
@@ -438,15 +488,38 @@ class PostgresStorage:
 
     # --- blobs, roster, heartbeat ------------------------------------------------------------
     def put_blob(self, sha: str, device: str, data: bytes, now: float) -> bool:
+        """Store a blob; False when already held or removed under the retention policy."""
         cur = self._db().execute(
-            "INSERT INTO blobs VALUES (%s, %s, %s, %s) ON CONFLICT (sha256) DO NOTHING",
-            (sha, device, data, now),
+            "INSERT INTO blobs SELECT %(s)s, %(d)s, %(b)s, %(t)s WHERE NOT EXISTS "
+            "(SELECT 1 FROM removed_blobs WHERE sha256 = %(s)s) ON CONFLICT (sha256) DO NOTHING",
+            {"s": sha, "d": device, "b": data, "t": now},
         )
         return cur.rowcount == 1
 
     def get_blob(self, sha: str) -> bytes | None:
         row = self._db().execute("SELECT data FROM blobs WHERE sha256 = %s", (sha,)).fetchone()
         return None if row is None else bytes(row[0])
+
+    def blob_info(self, sha: str) -> dict[str, Any] | None:
+        row = (
+            self._db()
+            .execute(
+                "SELECT device, received, octet_length(data) FROM blobs WHERE sha256 = %s",
+                (sha,),
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        return {"device": row[0], "received": float(row[1]), "bytes": int(row[2])}
+
+    def blob_removed(self, sha: str) -> dict[str, Any] | None:
+        row = (
+            self._db()
+            .execute("SELECT kind, reason, removed FROM removed_blobs WHERE sha256 = %s", (sha,))
+            .fetchone()
+        )
+        return None if row is None else removed_dict(*row)
 
     def put_roster(self, device: str, body: bytes) -> str:
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
@@ -494,3 +567,71 @@ class PostgresStorage:
             ).fetchall()
         for d, s, c in rows:
             yield d, int(s), c
+
+    # --- retention (hil/refapi/retention.py) -------------------------------------------------
+    def blob_holds(self, received_before: float) -> list[BlobHold]:
+        return blob_holds(self._db().execute(BLOB_HOLDS_SQL.format("%s"), (received_before,)))
+
+    def remove_blobs(self, removals: Sequence[tuple[str, str, str]], now: float) -> list[str]:
+        """Delete blobs (sha, kind, reason) and keep a note of each, in one transaction;
+        returns the hashes removed. The space is reclaimed by (auto)vacuum; the database's
+        disk should be encrypted."""
+        gone: list[str] = []
+        db = self._db()
+        with db.transaction():
+            for sha, kind, reason in removals:
+                # an "unreferenced" blob stays if a record names it by now
+                args = {"s": sha, "k": kind, "r": reason, "t": now, "u": kind == "unreferenced"}
+                db.execute(
+                    "INSERT INTO removed_blobs SELECT sha256, device, %(k)s, %(r)s, received, "
+                    "%(t)s FROM blobs WHERE sha256 = %(s)s AND (NOT %(u)s OR NOT EXISTS "
+                    "(SELECT 1 FROM records WHERE photo = %(s)s)) ON CONFLICT DO NOTHING",
+                    args,
+                )
+                if db.execute(
+                    "DELETE FROM blobs WHERE sha256 = %(s)s AND (NOT %(u)s OR NOT EXISTS "
+                    "(SELECT 1 FROM records WHERE photo = %(s)s))",
+                    args,
+                ).rowcount:
+                    gone.append(sha)
+        return gone
+
+    def prune_heartbeats(self, before: float) -> int:
+        cur = self._db().execute(
+            "DELETE FROM heartbeats WHERE received < %s AND received < (SELECT "
+            "max(h.received) FROM heartbeats h WHERE h.device = heartbeats.device)",
+            (before,),
+        )
+        return int(cur.rowcount)
+
+    def enrolments(self) -> list[tuple[str, int, str, float]]:
+        rows = self._db().execute(ENROLMENTS_SQL).fetchall()
+        return [(d, int(s), c, float(r)) for d, s, c, r in rows]
+
+    # --- the access log ----------------------------------------------------------------------
+    def log_access(self, entry: AccessEntry) -> int:
+        """Append one line, chained to the one before (an advisory lock serialises writers
+        across API processes, so the chain never forks)."""
+        fields = entry.fields()
+        db = self._db()
+        with db.transaction():
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (_ACCESS_LOG_LOCK,))
+            row = db.execute("SELECT hash FROM access_log ORDER BY id DESC LIMIT 1").fetchone()
+            prev = row[0] if row else ACCESS_GENESIS
+            got = db.execute(
+                "INSERT INTO access_log (at, operator, via, action, device, seq, target, "
+                "outcome, detail, prev, hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+                "%s) RETURNING id",
+                (*fields, prev, access_hash(prev, fields)),
+            ).fetchone()
+        return int(got[0]) if got else 0
+
+    def access_log(
+        self,
+        after_id: int = 0,
+        limit: int = 100,
+        operator: str | None = None,
+        device: str | None = None,
+    ) -> list[dict[str, Any]]:
+        sql, args = access_query("%s", after_id, limit, operator, device)
+        return access_dicts(self._db().execute(sql.encode(), args))

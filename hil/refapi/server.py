@@ -119,11 +119,13 @@ class RefApi:
         self._proc = None
 
     # --- admin conveniences ------------------------------------------------------------------
-    def admin(self) -> httpx.Client:
+    def admin(self, operator: str = "hil-rig") -> httpx.Client:
+        """An admin client acting as ``operator`` (``X-Operator``: reads of personal data
+        need it and are written to the access log under it)."""
         return httpx.Client(
             base_url=self.url,
             verify=ssl.create_default_context(cafile=str(self.ca)),
-            headers={"Authorization": f"Bearer {self.admin_token}"},
+            headers={"Authorization": f"Bearer {self.admin_token}", "X-Operator": operator},
             timeout=30,
         )
 

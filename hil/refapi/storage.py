@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -110,6 +111,44 @@ _MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (device, seq)
     );
     """,
+    # 3 -> 4: retention (docs/privacy.md). ``removed_blobs`` says which blob went when and
+    # why, so the API can answer 410 for it and never store it again; the indexes are what
+    # retention reads by.
+    4: """
+    CREATE TABLE removed_blobs (
+        sha256   TEXT PRIMARY KEY,
+        device   TEXT NOT NULL,
+        kind     TEXT NOT NULL,
+        reason   TEXT NOT NULL,
+        received REAL NOT NULL,
+        removed  REAL NOT NULL
+    );
+    CREATE INDEX records_photo ON records (photo) WHERE photo IS NOT NULL;
+    CREATE INDEX records_enrolment ON records (device, seq) WHERE type = 'finger_enrolment';
+    CREATE INDEX IF NOT EXISTS heartbeats_device ON heartbeats (device, received DESC);
+    """,
+    # 4 -> 5: the access log (DPA 2018 s.62; docs/privacy.md): append-only (the triggers
+    # refuse UPDATE and DELETE) and hash-chained.
+    5: """
+    CREATE TABLE access_log (
+        id       INTEGER PRIMARY KEY AUTOINCREMENT,
+        at       REAL NOT NULL,
+        operator TEXT NOT NULL,
+        via      TEXT NOT NULL,
+        action   TEXT NOT NULL,
+        device   TEXT,
+        seq      INTEGER,
+        target   TEXT,
+        outcome  TEXT NOT NULL,
+        detail   TEXT NOT NULL,
+        prev     TEXT NOT NULL,
+        hash     TEXT NOT NULL
+    );
+    CREATE TRIGGER access_log_no_update BEFORE UPDATE ON access_log
+    BEGIN SELECT RAISE(ABORT, 'the access log is append-only'); END;
+    CREATE TRIGGER access_log_no_delete BEFORE DELETE ON access_log
+    BEGIN SELECT RAISE(ABORT, 'the access log is append-only'); END;
+    """,
 }
 SCHEMA_VERSION = max(_MIGRATIONS)
 
@@ -131,6 +170,130 @@ class DeviceKey:
     alg: str
     public_pem: str
     since: float
+
+
+@dataclass(frozen=True, slots=True)
+class BlobHold:
+    """One stored blob and what keeps it (retention, hil/refapi/retention.py): the records
+    naming it as their photo, each as (received, flags, review outcome, review time)."""
+
+    sha256: str
+    device: str
+    received: float
+    photo_of: tuple[tuple[float, tuple[str, ...], str | None, float | None], ...] = ()
+
+
+#: an operator's identity in the access log: a staff number or a service's name, never a name
+OPERATOR_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,31}")
+#: the access log chain's first ``prev``
+ACCESS_GENESIS = "0" * 64
+
+
+@dataclass(frozen=True, slots=True)
+class AccessEntry:
+    """One line of the access log (DPA 2018 s.62): who (``operator``), when (``at``, Unix
+    seconds), through what (``via``: ``api`` or ``cli``), what (``action``, and the ``device``,
+    ``seq`` or ``target`` it concerned: a receipt code, a blob hash prefix), how it ended
+    (``outcome``) and counts (``detail``). Never the person's data: no reference, no answer,
+    no photo, no template."""
+
+    at: float
+    operator: str
+    via: str
+    action: str
+    outcome: str = "ok"
+    device: str | None = None
+    seq: int | None = None
+    target: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def fields(self) -> list[Any]:
+        return [self.at, self.operator, self.via, self.action, self.device, self.seq,
+                self.target, self.outcome, json.dumps(self.detail, sort_keys=True)]  # fmt: skip
+
+
+def access_hash(prev: str, fields: Sequence[Any]) -> str:
+    """The chain hash of an access log line: SHA-256 over the previous line's hash and this
+    line's fields (both backends)."""
+    line = json.dumps([prev, *fields], separators=(",", ":"))
+    return hashlib.sha256(line.encode()).hexdigest()
+
+
+#: the access log's columns as read back, in order
+ACCESS_COLUMNS = "id, at, operator, via, action, device, seq, target, outcome, detail, prev, hash"
+
+
+def access_dicts(rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
+    return [
+        {"id": int(i), "at": float(at), "operator": op, "via": via, "action": action,
+         "device": device, "seq": None if seq is None else int(seq), "target": target,
+         "outcome": outcome, "detail": json.loads(detail), "prev": prev, "hash": h}
+        for i, at, op, via, action, device, seq, target, outcome, detail, prev, h in rows
+    ]  # fmt: skip
+
+
+def access_chain_break(entries: Iterable[dict[str, Any]]) -> int | None:
+    """The id of the first access log line that does not follow from the one before it (an
+    altered, inserted or removed line), or None when the chain holds. ``entries`` in id
+    order from the first line."""
+    prev = ACCESS_GENESIS
+    for e in entries:
+        fields = [e["at"], e["operator"], e["via"], e["action"], e["device"], e["seq"],
+                  e["target"], e["outcome"], json.dumps(e["detail"], sort_keys=True)]  # fmt: skip
+        if e["prev"] != prev or access_hash(prev, fields) != e["hash"]:
+            return int(e["id"])
+        prev = e["hash"]
+    return None
+
+
+def access_query(
+    placeholder: str, after_id: int, limit: int, operator: str | None, device: str | None
+) -> tuple[str, list[Any]]:
+    """The access log read (both backends): lines after ``after_id`` in id order, optionally
+    of one operator or one device."""
+    where: list[str] = ["id > " + placeholder]
+    args: list[Any] = [after_id]
+    if operator is not None:
+        where.append("operator = " + placeholder)
+        args.append(operator)
+    if device is not None:
+        where.append("device = " + placeholder)
+        args.append(device)
+    sql = f"SELECT {ACCESS_COLUMNS} FROM access_log WHERE {' AND '.join(where)} "  # noqa: S608
+    return sql + f"ORDER BY id LIMIT {placeholder}", [*args, limit]
+
+
+#: every blob received up to a time, with the records naming it as their photo and their
+#: review decisions: what retention needs (both backends; one placeholder)
+BLOB_HOLDS_SQL = (
+    "SELECT b.sha256, b.device, b.received, r.received, r.flags, v.outcome, v.at "
+    "FROM blobs b LEFT JOIN records r ON r.photo = b.sha256 "
+    "LEFT JOIN reviews v ON v.device = r.device AND v.seq = r.seq "
+    "WHERE b.received <= {} ORDER BY b.sha256"
+)
+
+
+#: every fingerprint enrolment record (its partial index names the type, so no parameter)
+ENROLMENTS_SQL = (
+    "SELECT device, seq, compact, received FROM records WHERE type = 'finger_enrolment' "
+    "ORDER BY device, seq"
+)
+
+
+def blob_holds(rows: Iterable[Sequence[Any]]) -> list[BlobHold]:
+    held: dict[str, BlobHold] = {}
+    for sha, device, received, r_received, flags, outcome, at in rows:
+        hold = held.get(sha) or BlobHold(sha, device, float(received))
+        if r_received is not None:
+            ref = (float(r_received), tuple(json.loads(flags)), outcome,
+                   None if at is None else float(at))  # fmt: skip
+            hold = BlobHold(sha, device, hold.received, (*hold.photo_of, ref))
+        held[sha] = hold
+    return list(held.values())
+
+
+def removed_dict(kind: str, reason: str, removed: float) -> dict[str, Any]:
+    return {"kind": kind, "reason": reason, "removed": float(removed)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +340,7 @@ class Storage(Protocol):
     def gaps(self, device: str) -> list[tuple[int, int]]: ...
     def last_seq(self, device: str) -> int: ...
     def put_blob(self, sha: str, device: str, data: bytes, now: float) -> bool: ...
+    # (False when already held or removed under the retention policy: never stored again)
     def get_blob(self, sha: str) -> bytes | None: ...
     def put_roster(self, device: str, body: bytes) -> str: ...
     def get_roster(self, device: str) -> tuple[str, bytes] | None: ...
@@ -197,6 +361,20 @@ class Storage(Protocol):
     def review(self, device: str, seq: int) -> dict[str, Any] | None: ...
     def last_of_type(self, device: str, type_: str) -> tuple[int, str, float] | None: ...
     def last_heartbeat(self, device: str) -> dict[str, Any] | None: ...
+    def enrolments(self) -> list[tuple[str, int, str, float]]: ...
+    def blob_holds(self, received_before: float) -> list[BlobHold]: ...
+    def blob_info(self, sha: str) -> dict[str, Any] | None: ...
+    def blob_removed(self, sha: str) -> dict[str, Any] | None: ...
+    def remove_blobs(self, removals: Sequence[tuple[str, str, str]], now: float) -> list[str]: ...
+    def prune_heartbeats(self, before: float) -> int: ...
+    def log_access(self, entry: AccessEntry) -> int: ...
+    def access_log(
+        self,
+        after_id: int = 0,
+        limit: int = 100,
+        operator: str | None = None,
+        device: str | None = None,
+    ) -> list[dict[str, Any]]: ...
     def close(self) -> None: ...
 
 
@@ -270,6 +448,17 @@ def advance_chain(upto: int, above: Sequence[int]) -> tuple[int, list[list[int]]
     return upto, gaps
 
 
+def _statements(script: str) -> Iterator[str]:
+    """The SQL statements of a migration script, whole: a trigger's body keeps its ``;``."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                yield pending.strip()
+            pending = ""
+
+
 def code_hash(code: str) -> str:
     return hashlib.sha256(code.strip().encode()).hexdigest()
 
@@ -308,9 +497,8 @@ class SqliteStorage:
             try:
                 # another process may have migrated while this one waited for the lock
                 if int(self.db.execute("PRAGMA user_version").fetchone()[0]) < target:
-                    for statement in _MIGRATIONS[target].split(";"):
-                        if statement.strip():
-                            self.db.execute(statement)
+                    for statement in _statements(_MIGRATIONS[target]):
+                        self.db.execute(statement)
                     self.db.execute(f"PRAGMA user_version = {target}")
                 self.db.execute("COMMIT")
             except BaseException:
@@ -614,9 +802,13 @@ class SqliteStorage:
 
     # --- blobs, roster, heartbeat ----------------------------------------------------------
     def put_blob(self, sha: str, device: str, data: bytes, now: float) -> bool:
+        """Store a blob; False when it is already held, or was removed under the retention
+        policy (it is not stored again: a resent photo must not restart its clock)."""
         with self._lock:
             cur = self.db.execute(
-                "INSERT OR IGNORE INTO blobs VALUES (?, ?, ?, ?)", (sha, device, data, now)
+                "INSERT OR IGNORE INTO blobs SELECT ?, ?, ?, ? WHERE NOT EXISTS "
+                "(SELECT 1 FROM removed_blobs WHERE sha256 = ?)",
+                (sha, device, data, now, sha),
             )
         return cur.rowcount == 1
 
@@ -624,6 +816,22 @@ class SqliteStorage:
         with self._lock:
             row = self.db.execute("SELECT data FROM blobs WHERE sha256 = ?", (sha,)).fetchone()
         return None if row is None else bytes(row[0])
+
+    def blob_info(self, sha: str) -> dict[str, Any] | None:
+        """Who sent a held blob, when, and its size: never its bytes."""
+        with self._lock:
+            row = self.db.execute(
+                "SELECT device, received, length(data) FROM blobs WHERE sha256 = ?", (sha,)
+            ).fetchone()
+        return None if row is None else {"device": row[0], "received": row[1], "bytes": row[2]}
+
+    def blob_removed(self, sha: str) -> dict[str, Any] | None:
+        """Why and when a blob was removed (kind, reason, removed), or None."""
+        with self._lock:
+            row = self.db.execute(
+                "SELECT kind, reason, removed FROM removed_blobs WHERE sha256 = ?", (sha,)
+            ).fetchone()
+        return None if row is None else removed_dict(*row)
 
     def put_roster(self, device: str, body: bytes) -> str:
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
@@ -665,6 +873,103 @@ class SqliteStorage:
                     (device,),
                 ).fetchall()
         yield from rows
+
+    # --- retention (hil/refapi/retention.py) ----------------------------------------------------
+    def blob_holds(self, received_before: float) -> list[BlobHold]:
+        """Every blob received up to ``received_before`` with what keeps it (retention)."""
+        with self._lock:
+            rows = self.db.execute(BLOB_HOLDS_SQL.format("?"), (received_before,)).fetchall()
+        return blob_holds(rows)
+
+    def remove_blobs(self, removals: Sequence[tuple[str, str, str]], now: float) -> list[str]:
+        """Delete blobs (sha, kind, reason) and keep a note of each, in one transaction;
+        returns the hashes removed. A blob of kind ``unreferenced`` stays if a record names it
+        by now. Deleted content is overwritten (``secure_delete``), and the WAL is
+        checkpointed so old pages do not linger in it."""
+        gone: list[str] = []
+        with self._lock:
+            self.db.execute("PRAGMA secure_delete = ON")
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                for sha, kind, reason in removals:
+                    # an "unreferenced" blob stays if a record names it by now
+                    args = (sha, kind, reason, now, kind == "unreferenced")
+                    self.db.execute(
+                        "INSERT OR IGNORE INTO removed_blobs SELECT sha256, device, ?2, ?3, "
+                        "received, ?4 FROM blobs WHERE sha256 = ?1 AND (NOT ?5 OR NOT EXISTS "
+                        "(SELECT 1 FROM records WHERE photo = ?1))",
+                        args,
+                    )
+                    if self.db.execute(
+                        "DELETE FROM blobs WHERE sha256 = ?1 AND (NOT ?5 OR NOT EXISTS "
+                        "(SELECT 1 FROM records WHERE photo = ?1))",
+                        args,
+                    ).rowcount:
+                        gone.append(sha)
+                self.db.execute("COMMIT")
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+            finally:
+                self.db.execute("PRAGMA secure_delete = OFF")
+            if gone:
+                self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return gone
+
+    def prune_heartbeats(self, before: float) -> int:
+        """Delete heartbeats received before ``before``, except each device's newest (its
+        status still says when it was last heard from). Returns how many went."""
+        with self._lock:
+            return int(
+                self.db.execute(
+                    "DELETE FROM heartbeats WHERE received < ? AND received < (SELECT "
+                    "max(h.received) FROM heartbeats h WHERE h.device = heartbeats.device)",
+                    (before,),
+                ).rowcount
+            )
+
+    def enrolments(self) -> list[tuple[str, int, str, float]]:
+        """(device, seq, compact, received) of every ``finger_enrolment`` record."""
+        with self._lock:
+            rows = self.db.execute(ENROLMENTS_SQL).fetchall()
+        return [(d, int(s), c, float(r)) for d, s, c, r in rows]
+
+    # --- the access log --------------------------------------------------------------------
+    def log_access(self, entry: AccessEntry) -> int:
+        """Append one line to the access log, chained to the one before; returns its id."""
+        fields = entry.fields()
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")  # the chain's head is read and extended at once
+            try:
+                row = self.db.execute(
+                    "SELECT hash FROM access_log ORDER BY id DESC LIMIT 1"
+                ).fetchone()
+                prev = row[0] if row else ACCESS_GENESIS
+                cur = self.db.execute(
+                    "INSERT INTO access_log (at, operator, via, action, device, seq, target, "
+                    "outcome, detail, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*fields, prev, access_hash(prev, fields)),
+                )
+                self.db.execute("COMMIT")
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+        return int(cur.lastrowid or 0)
+
+    def access_log(
+        self,
+        after_id: int = 0,
+        limit: int = 100,
+        operator: str | None = None,
+        device: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Access log lines after ``after_id`` in order, optionally of one operator or device."""
+        sql, args = access_query("?", after_id, limit, operator, device)
+        with self._lock:
+            rows = self.db.execute(sql, args).fetchall()
+        return access_dicts(rows)
 
 
 def now() -> float:

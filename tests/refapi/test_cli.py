@@ -46,7 +46,7 @@ async def test_exported_records_verify_per_device_with_only_the_public_key(
     await api.push(b, chain_b)
     await api.push(a, chain_a[:10])
     out = tmp_path / "export.jws"
-    assert main(["export", *api.where(), "-o", str(out)]) == 0
+    assert main(["export", *api.where(), "--operator", "audit-01", "-o", str(out)]) == 0
     lines = out.read_text().splitlines()
     assert len(lines) == 35
     got_a = [x for x in lines if x in set(chain_a)]
@@ -54,7 +54,12 @@ async def test_exported_records_verify_per_device_with_only_the_public_key(
     verify_chain(got_a, a.key.public_key(), a.device, head_seq=30)
     verify_chain(got_b, b.key.public_key(), b.device, head_seq=5)
     one = tmp_path / "one.jws"
-    assert main(["export", *api.where(), "--device", b.device, "-o", str(one)]) == 0
+    assert (
+        main(
+            ["export", *api.where(), "--operator", "audit-01", "--device", b.device, "-o", str(one)]
+        )
+        == 0
+    )
     assert one.read_text().splitlines() == chain_b
 
 
@@ -69,7 +74,7 @@ async def test_a_reviewer_opens_a_stored_photo_with_the_api_key_only(
     r = await api.client.put(path, content=blob, headers=dev.auth("PUT", path, blob))
     assert r.status_code == 201
     out = tmp_path / "photo.jpg"
-    base = ["open-photo", *api.where(), "--sha", sha, "--reviewer", "staff-042"]
+    base = ["open-photo", *api.where(), "--sha", sha, "--operator", "staff-042"]
     # no key, no photo
     assert main([*base, "--seal-key", str(tmp_path / "missing.key"), "-o", str(out)]) == 2
     assert not out.exists()
@@ -82,7 +87,7 @@ async def test_a_reviewer_opens_a_stored_photo_with_the_api_key_only(
     assert out.read_bytes() == jpeg
     assert out.stat().st_mode & 0o777 == 0o600
     audit = [m for m in caplog.messages if "opened sealed photo" in m]
-    assert audit == [f"reviewer staff-042 opened sealed photo {sha[:12]}"]
+    assert audit == [f"operator staff-042 opened sealed photo {sha[:12]}"]
     # a blob sealed for the roster is not a photo and is refused
     template = seal(b"template", public_from_private(pki.seal_key.read_bytes()), TEMPLATE_INFO)
     tsha = hashlib.sha256(template).hexdigest()

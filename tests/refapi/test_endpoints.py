@@ -12,6 +12,8 @@ from hil.refapi.testing import InProcess, SimDevice, in_process
 from tests.refapi.conftest import FakeClock
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}
+#: reads of personal data also say who reads (the access log)
+OFFICER = ADMIN | {"X-Operator": "po-2231"}
 
 
 async def _code(api: InProcess) -> str:
@@ -245,7 +247,7 @@ async def test_staff_see_tamper_and_see_officer_first(api: InProcess, dev: SimDe
         dev.next_record(flags=["id_review"]),
     ]
     await api.push(dev, records)
-    r = await api.client.get("/v1/admin/alerts", headers=ADMIN)
+    r = await api.client.get("/v1/admin/alerts", headers=OFFICER)
     alerts = [(a["seq"], a["type"]) for a in r.json()]
     assert {s for s, _ in alerts[:2]} == {3, 5}  # see_officer and tamper lead
     assert {s for s, _ in alerts[2:]} == {2, 6}  # then the other flagged ones
@@ -263,10 +265,10 @@ async def test_admin_lists_records_in_pages_and_heartbeats_newest_first(
     chain = dev.records(7)
     await api.push(dev, chain[4:] + chain[:4])
     url = f"/v1/admin/devices/{dev.device}/records"
-    page = (await api.client.get(url, params={"limit": 5}, headers=ADMIN)).json()
+    page = (await api.client.get(url, params={"limit": 5}, headers=OFFICER)).json()
     assert [r["seq"] for r in page] == [1, 2, 3, 4, 5]
     assert "person" not in page[0]
-    rest = (await api.client.get(url, params={"after_seq": 5}, headers=ADMIN)).json()
+    rest = (await api.client.get(url, params={"after_seq": 5}, headers=OFFICER)).json()
     assert [r["seq"] for r in rest] == [6, 7]
     path = f"/v1/devices/{dev.device}/heartbeat"
     for depth in (1, 2):
@@ -283,14 +285,14 @@ async def test_a_receipt_code_finds_exactly_its_record(api: InProcess, dev: SimD
     for seq in (1, 17, 40):
         code = receipt_code(chain[seq - 1])
         for typed in (code, code.lower(), code.replace("-", " "), code.replace("0", "O")):
-            r = await api.client.get(f"/v1/admin/receipts/{typed}", headers=ADMIN)
+            r = await api.client.get(f"/v1/admin/receipts/{typed}", headers=OFFICER)
             assert r.status_code == 200, (typed, r.text)
             assert r.json()["code"] == code
             assert [(x["device"], x["seq"]) for x in r.json()["records"]] == [(dev.device, seq)]
     other = receipt_code(dev.next_record())  # made, never sent
-    r = await api.client.get(f"/v1/admin/receipts/{other}", headers=ADMIN)
+    r = await api.client.get(f"/v1/admin/receipts/{other}", headers=OFFICER)
     assert r.status_code == 404 and r.json()["error"] == "unknown_receipt"
-    r = await api.client.get("/v1/admin/receipts/NOT-A-CODE!", headers=ADMIN)
+    r = await api.client.get("/v1/admin/receipts/NOT-A-CODE!", headers=OFFICER)
     assert r.status_code == 422 and r.json()["error"] == "receipt_code"
     assert (await api.client.get(f"/v1/admin/receipts/{other}")).status_code == 401
 
@@ -325,16 +327,18 @@ async def test_a_missed_appointment_becomes_a_review_task_after_the_grace_period
     await api.push(dev, [dev.next_record(person="CR-000105", at=_iso(0), clock=unsynced)])
     clock.now = now
     url = f"/v1/admin/devices/{dev.device}/missed"
-    body = (await api.client.get(url, headers=ADMIN)).json()
+    body = (await api.client.get(url, headers=OFFICER)).json()
     assert body["grace_days"] == 3 and body["as_of"] == now
     assert [(t["ref"], t["action"], t["days_overdue"]) for t in body["tasks"]] == [
         ("CR-000102", "review", 5.0)  # seen 40 days ago, not since: a person looks into it
     ]
     assert "breach" not in json.dumps(body)
-    body = (await api.client.get(url, params={"grace_days": 0}, headers=ADMIN)).json()
+    body = (await api.client.get(url, params={"grace_days": 0}, headers=OFFICER)).json()
     assert [t["ref"] for t in body["tasks"]] == ["CR-000102", "CR-000103"]  # no grace at all
-    assert (await api.client.get(url, params={"grace_days": -1}, headers=ADMIN)).status_code == 422
-    r = await api.client.get("/v1/admin/devices/kiosk-nobody/missed", headers=ADMIN)
+    assert (
+        await api.client.get(url, params={"grace_days": -1}, headers=OFFICER)
+    ).status_code == 422
+    r = await api.client.get("/v1/admin/devices/kiosk-nobody/missed", headers=OFFICER)
     assert r.status_code == 404
     assert (await api.client.get(url)).status_code == 401
 
@@ -355,7 +359,7 @@ async def test_each_appointment_in_the_roster_is_attended_or_becomes_its_own_tas
     second = dev.next_record(person="CR-000302", at=_iso(now - 5 * day - 3600), clock=synced)
     assert (await api.push(dev, [first, second])).status_code == 200
 
-    body = (await api.client.get(f"/v1/admin/devices/{dev.device}/missed", headers=ADMIN)).json()
+    body = (await api.client.get(f"/v1/admin/devices/{dev.device}/missed", headers=OFFICER)).json()
 
     assert [(t["ref"], t["appointment_at"]) for t in body["tasks"]] == [
         ("CR-000302", appts[0]["at"]),  # came for the second, not the first
@@ -384,7 +388,9 @@ async def test_a_check_in_at_the_kiosk_beside_counts_for_the_whole_office(
     assert (await api.push(elsewhere, [far])).status_code == 200
 
     for d, missed in ((here, ["CR-000202"]), (beside, ["CR-000202"]), (elsewhere, ["CR-000201"])):
-        body = (await api.client.get(f"/v1/admin/devices/{d.device}/missed", headers=ADMIN)).json()
+        body = (
+            await api.client.get(f"/v1/admin/devices/{d.device}/missed", headers=OFFICER)
+        ).json()
         assert [t["ref"] for t in body["tasks"]] == missed, d.device
 
 
@@ -396,32 +402,36 @@ async def test_an_identity_review_decision_is_kept_and_clears_the_alert(
     fallback = dev.next_record(type="checkin_fallback", flags=["id_review"])
     other = dev.next_record(type="checkin_fallback", flags=["id_review"])
     await api.push(dev, [fallback, other])
-    alerts = (await api.client.get("/v1/admin/alerts", headers=ADMIN)).json()
+    alerts = (await api.client.get("/v1/admin/alerts", headers=OFFICER)).json()
     assert {(a["device"], a["seq"]) for a in alerts} >= {(dev.device, 1), (dev.device, 2)}
     url = f"/v1/admin/devices/{dev.device}/records/1/review"
-    assert (await api.client.get(url, headers=ADMIN)).status_code == 404  # not yet decided
+    assert (await api.client.get(url, headers=OFFICER)).status_code == 404  # not yet decided
     decision = {"outcome": "confirmed_with_concern", "reviewer": "po-2231"}
-    r = await api.client.put(url, json=decision, headers=ADMIN)
+    r = await api.client.put(url, json=decision, headers=OFFICER)
     assert r.status_code == 201
     assert r.json() == {"device": dev.device, "seq": 1, **decision, "at": clock.now}
-    assert (await api.client.get(url, headers=ADMIN)).json()["outcome"] == decision["outcome"]
-    alerts = (await api.client.get("/v1/admin/alerts", headers=ADMIN)).json()
+    assert (await api.client.get(url, headers=OFFICER)).json()["outcome"] == decision["outcome"]
+    alerts = (await api.client.get("/v1/admin/alerts", headers=OFFICER)).json()
     seqs = {a["seq"] for a in alerts if a["device"] == dev.device}
     assert 1 not in seqs and 2 in seqs  # the decided one is off the list, the other is not
     again = await api.client.put(
-        url, json={"outcome": "rejected", "reviewer": "po-9"}, headers=ADMIN
+        url,
+        json={"outcome": "rejected", "reviewer": "po-9"},
+        headers=ADMIN | {"X-Operator": "po-9"},
     )
     assert again.status_code == 409 and again.json()["error"] == "already_reviewed"
-    assert (await api.client.get(url, headers=ADMIN)).json()["outcome"] == "confirmed_with_concern"
+    assert (await api.client.get(url, headers=OFFICER)).json()[
+        "outcome"
+    ] == "confirmed_with_concern"
     for bad in (
         {"outcome": "breach", "reviewer": "po-1"},
         {"outcome": "rejected", "reviewer": "Jane Smith"},
         {"outcome": "rejected"},
     ):
-        r = await api.client.put(url.replace("/1/", "/2/"), json=bad, headers=ADMIN)
+        r = await api.client.put(url.replace("/1/", "/2/"), json=bad, headers=OFFICER)
         assert r.status_code == 422, bad  # fmt: skip
     missing = url.replace("/1/", "/9/")
-    r = await api.client.put(missing, json=decision, headers=ADMIN)
+    r = await api.client.put(missing, json=decision, headers=OFFICER)
     assert r.status_code == 404 and r.json()["error"] == "unknown_record"
     assert (await api.client.put(url, json=decision)).status_code == 401
 

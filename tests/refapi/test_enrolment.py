@@ -1,6 +1,7 @@
 """The back office applies a kiosk's fingerprint enrolment (``kiosk-refapi apply-enrolment``):
 to that kiosk's roster and to every other kiosk of the same office that expects the person,
-each copy sealed to its own kiosk's roster key. Both storage backends."""
+each copy sealed to its own kiosk's roster key; the API's sealed copy is then deleted. Both
+storage backends."""
 
 from __future__ import annotations
 
@@ -12,9 +13,13 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import x25519
 
+from daemon.records import decode_unverified
 from daemon.sealing import PhotoSealer, RosterKey, SealedBlobError, public_bytes
+from hil.refapi import __main__ as cli
 from hil.refapi.__main__ import main
+from hil.refapi.retention import DAY_S, RetentionPolicy, prune
 from hil.refapi.testing import InProcess, SimDevice
+from tests.refapi.conftest import FakeClock
 
 PERSON = "CR-700001"  # synthetic
 TEMPLATES = {
@@ -168,3 +173,53 @@ async def test_what_cannot_be_applied_says_why_and_changes_no_roster(
     code, err = _apply(api, key, here, seq, capsys)
     assert code == 1 and "no longer on the roster" in err
     assert beside.roster(api) == rosters[1]
+
+
+async def test_applied_templates_are_deleted_and_unapplied_ones_go_after_14_days(
+    api: InProcess,
+    seal_key: tuple[Path, PhotoSealer],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Retention: the API's sealed copy of an enrolment goes once the rosters hold it, or
+    after 14 days if nobody applies it; either way the operator is told why it is gone, and
+    every attempt is in the access log under the operator, without the person's reference."""
+    clock = api.settings.clock
+    assert isinstance(clock, FakeClock)
+    monkeypatch.setattr(cli, "now", clock)
+    key, sealer = seal_key
+    here = Kiosk(api, "cardiff", [PERSON])
+    seq = await _enrolment_at(api, here, sealer)
+    sha = _templates_sha(api, here, seq)
+    code, err = _apply(api, key, here, seq, capsys)
+    assert code == 0, err
+    assert api.storage.get_blob(sha) is None
+    assert api.storage.blob_removed(sha) == {
+        "kind": "enrolment", "reason": "applied", "removed": clock.now}  # fmt: skip
+    assert here.templates_of(api, PERSON) == TEMPLATES  # the roster keeps its own copies
+    code, err = _apply(api, key, here, seq, capsys)
+    assert code == 1 and "applied already" in err
+
+    late = await _enrolment_at(api, here, sealer)
+    late_sha = _templates_sha(api, here, late)
+    clock.now += 14 * DAY_S - 60
+    assert prune(api.storage, RetentionPolicy(), clock.now, "retention-timer").enrolments == 0
+    clock.now += 60
+    assert prune(api.storage, RetentionPolicy(), clock.now, "retention-timer").enrolments == 1
+    assert api.storage.blob_removed(late_sha)["reason"] == "retention"  # type: ignore[index]
+    code, err = _apply(api, key, here, late, capsys)
+    assert code == 1 and "retention policy" in err and "enrol the person" in err
+
+    applies = [e for e in api.storage.access_log() if e["action"] == "enrolment.apply"]
+    assert [(e["operator"], e["device"], e["seq"], e["outcome"]) for e in applies] == [
+        ("staff-0042", here.dev.device, seq, "ok"),
+        ("staff-0042", here.dev.device, seq, "not_applied"),
+        ("staff-0042", here.dev.device, late, "not_applied"),
+    ]
+    assert applies[0]["detail"] == {"fingers": 2, "kiosks": 1}
+    assert PERSON not in json.dumps(api.storage.access_log())
+
+
+def _templates_sha(api: InProcess, kiosk: Kiosk, seq: int) -> str:
+    compact = next(c for _d, s, c in api.storage.export(kiosk.dev.device) if s == seq)
+    return str(decode_unverified(compact)[1]["templates"])

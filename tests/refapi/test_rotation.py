@@ -268,6 +268,21 @@ def test_a_restarted_api_keeps_the_rotated_key(tmp_path: Path) -> None:
     finally:
         api.stop()
     out = tmp_path / "export.jws"
-    assert main(["export", "--data", str(api.data), "--device", dev.device, "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "--data",
+                str(api.data),
+                "--operator",
+                "audit-01",
+                "--device",
+                dev.device,
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     lines = out.read_text().splitlines()
     verify_chain_across_rotations(lines, enrolled.public_key(), dev.device, head_seq=8)
