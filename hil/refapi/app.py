@@ -41,6 +41,7 @@ from daemon.records import (
 )
 from daemon.reqauth import RequestAuthError, parse_device, verify_request
 from daemon.rotation import ROTATION_TYPE, rotated_key
+from hil.refapi.figures import Inputs, figures
 from hil.refapi.missed import attendances, review_tasks
 from hil.refapi.storage import (
     OPERATOR_ID,
@@ -51,6 +52,7 @@ from hil.refapi.storage import (
     SqliteStorage,
     Storage,
 )
+from hil.refapi.tasks import tasks_of
 
 MAX_BATCH = 500
 #: fault plan entries: "500", "503[:retry-after s]", "garbage", "stall[:s]", "lie"
@@ -142,6 +144,15 @@ def _json_body(model: type[BaseModel]) -> dict[str, Any]:
             "content": {"application/json": {"schema": model.model_json_schema()}},
         }
     }
+
+
+class TaskOutcome(BaseModel):
+    """How an officer closed a callback, a flagged answer or a visit a fault cut short."""
+
+    model_config = {"extra": "forbid"}
+    outcome: Literal["called_back", "seen", "no_answer", "not_needed"]
+    #: a staff number, not a name
+    officer: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,31}$")
 
 
 class Review(BaseModel):
@@ -729,6 +740,102 @@ def create_app(settings: Settings) -> FastAPI:
             raise _error(404, "not_reviewed", "no decision has been recorded for that record")
         return {"device": device, "seq": seq, **found}
 
+    @app.get("/v1/admin/tasks", dependencies=[Depends(admin)])
+    def officer_tasks(
+        op: Operator,
+        state: Annotated[Literal["open", "all"], Query()] = "open",
+        device: str | None = None,
+    ) -> dict[str, Any]:
+        """The officers' worklist (hil/refapi/tasks.py): a callback or a flagged answer is
+        due the same working day, an identity review or a visit a fault cut short by the end
+        of the next; overdue ones first. ``state=all`` includes the closed ones."""
+        now = settings.clock()
+        outcomes, reviews = store.task_outcomes(), store.review_times()
+        found = []
+        for kiosk in [device] if device else store.devices():
+            for seq, compact, received in _records_received(store, kiosk):
+                payload = decode_unverified(compact)[1]
+                for task in tasks_of(kiosk, seq, payload, received):
+                    closed: dict[str, Any] | None
+                    if task.kind == "identity_review":
+                        closed = store.review(kiosk, seq) if (kiosk, seq) in reviews else None
+                    else:
+                        closed = outcomes.get((kiosk, seq, task.kind))
+                    if closed is None or state == "all":
+                        found.append(
+                            task.as_dict()
+                            | {"person": payload.get("person"), "overdue": closed is None
+                               and now > task.due, "closed": closed}
+                        )  # fmt: skip
+        found.sort(key=lambda t: (t["closed"] is not None, not t["overdue"], t["due"]))
+        logged(op, "tasks.list", device=device, state=state, returned=len(found))
+        return {"as_of": now, "tasks": found}
+
+    @app.put(
+        "/v1/admin/devices/{device}/records/{seq}/tasks/{kind}",
+        dependencies=[Depends(admin)],
+        status_code=201,
+    )
+    def close_task(
+        device: str,
+        seq: Annotated[int, PathParam(ge=1)],
+        kind: Literal["callback", "attention", "fault_followup"],
+        body: TaskOutcome,
+        op: Operator,
+    ) -> dict[str, Any]:
+        """Close one task of one record with its outcome, by the officer who is the operator.
+        Kept, never overwritten (409). An identity review is closed by its review decision
+        (``.../review``). A record whose task is closed leaves the alerts list."""
+        if body.officer != op:
+            raise _error(422, "officer", "the officer must be the operator (X-Operator)")
+        stored = next((c for _d, s, c in store.export(device) if s == seq), None)
+        if stored is None:
+            logged(op, "task.close", outcome="not_found", device=device, seq=seq)
+            raise _error(404, "unknown_record", "no such record is stored for that device")
+        if kind not in {t.kind for t in tasks_of(device, seq, decode_unverified(stored)[1], 0)}:
+            logged(op, "task.close", outcome="no_such_task", device=device, seq=seq)
+            raise _error(404, "no_such_task", f"that record made no {kind} task")
+        saved = store.close_task(device, seq, kind, body.outcome, op, settings.clock())
+        logged(op, "task.close", outcome="ok" if saved else "already_closed", device=device,
+               seq=seq, kind=kind)  # fmt: skip
+        if saved is None:
+            raise _error(409, "already_closed", "that task already has an outcome; it stands")
+        return {"device": device, "seq": seq, "kind": kind, **saved}
+
+    @app.get("/v1/admin/figures", dependencies=[Depends(admin)])
+    def evaluation_figures(
+        op: Operator, days: Annotated[float, Query(gt=0, le=3660)] = 28.0
+    ) -> dict[str, Any]:
+        """The service's evaluation figures over the last ``days`` (hil/refapi/figures.py):
+        visits, fallback and manual-review rates, visit times, time to review, callback
+        fulfilment, on-time reporting, kiosk uptime, people who keep falling back."""
+        until = settings.clock()
+        kiosks = store.devices()
+        records = [
+            (d, seq, decode_unverified(c)[1], received)
+            for d in kiosks
+            for seq, c, received in _records_received(store, d)
+        ]
+        outcomes = {k: (v["outcome"], v["at"]) for k, v in store.task_outcomes().items()}
+        rosters = {d: json.loads(r[1]) for d in kiosks if (r := store.get_roster(d))}
+        beats = {
+            d: [(float(h["received"]), h) for h in store.heartbeats(d, HEARTBEATS_READ)]
+            for d in kiosks
+        }
+        out = figures(
+            Inputs(
+                since=until - days * 86400,
+                until=until,
+                records=records,
+                reviews=store.review_times(),
+                outcomes=outcomes,
+                heartbeats=beats,
+                rosters=rosters,
+            )
+        )
+        logged(op, "figures.read", days=days, falling_back=len(out["falling_back"]))
+        return out
+
     @app.get("/v1/admin/alerts", dependencies=[Depends(admin)])
     def alerts(op: Operator) -> list[dict[str, Any]]:
         found = store.alerts()
@@ -865,14 +972,23 @@ def device_problems(latest: list[dict[str, Any]], now: float) -> list[str]:
     return problems
 
 
-def _received_records(store: Storage, device: str) -> Iterator[tuple[str, float]]:
-    """(compact JWS, time the API received it) for each of ``device``'s stored records."""
+#: heartbeats read per kiosk for the uptime figure (a minute apart: about four weeks)
+HEARTBEATS_READ = 40_000
+
+
+def _records_received(store: Storage, device: str) -> Iterator[tuple[int, str, float]]:
+    """(seq, compact JWS, time the API received it) for each of ``device``'s records."""
     received: dict[int, float] = {}
     after = 0
     while page := store.list_records(device, after, 1000):
         received.update((r["seq"], r["received"]) for r in page)
         after = page[-1]["seq"]
-    return ((c, received.get(seq, 0.0)) for _d, seq, c in store.export(device))
+    return ((seq, c, received.get(seq, 0.0)) for _d, seq, c in store.export(device))
+
+
+def _received_records(store: Storage, device: str) -> Iterator[tuple[str, float]]:
+    """(compact JWS, time the API received it) for each of ``device``'s stored records."""
+    return ((c, received) for _seq, c, received in _records_received(store, device))
 
 
 def _last_boot(store: Storage, device: str) -> dict[str, Any] | None:

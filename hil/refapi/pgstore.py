@@ -31,6 +31,7 @@ from hil.refapi.storage import (
     BLOB_HOLDS_SQL,
     ENROLMENTS_SQL,
     RECEIPT_SQL,
+    TASKS_TABLE,
     AccessEntry,
     BlobHold,
     Device,
@@ -49,6 +50,7 @@ from hil.refapi.storage import (
     record_row,
     removed_dict,
     review_dict,
+    task_outcome_dict,
 )
 
 SCHEMA = """
@@ -174,6 +176,8 @@ _MIGRATIONS: dict[int, str | tuple[str, ...]] = {
         "CREATE TRIGGER access_log_no_truncate BEFORE TRUNCATE ON access_log "
         "FOR EACH STATEMENT EXECUTE FUNCTION access_log_append_only()",
     ),
+    # 4 -> 5: how an officer closed a task a record made (hil/refapi/tasks.py)
+    5: TASKS_TABLE,
 }
 SCHEMA_VERSION = max(_MIGRATIONS)
 _MIGRATION_LOCK = 0x6B696F736B  # "kiosk": one migrator at a time across API processes
@@ -482,6 +486,27 @@ class PostgresStorage:
             .fetchone()
         )
         return None if row is None else review_dict(*row)
+
+    def review_times(self) -> dict[tuple[str, int], float]:
+        rows = self._db().execute("SELECT device, seq, at FROM reviews").fetchall()
+        return {(d, int(s)): float(at) for d, s, at in rows}
+
+    def close_task(
+        self, device: str, seq: int, kind: str, outcome: str, officer: str, now: float
+    ) -> dict[str, Any] | None:
+        cur = self._db().execute(
+            "INSERT INTO task_outcomes VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (device, seq, kind, outcome, officer, now),
+        )
+        return task_outcome_dict(outcome, officer, now) if cur.rowcount == 1 else None
+
+    def task_outcomes(self) -> dict[tuple[str, int, str], dict[str, Any]]:
+        rows = (
+            self._db()
+            .execute("SELECT device, seq, kind, outcome, officer, at FROM task_outcomes")
+            .fetchall()
+        )
+        return {(d, int(s), k): task_outcome_dict(o, who, at) for d, s, k, o, who, at in rows}
 
     def alerts(self) -> list[dict[str, Any]]:
         return alert_dicts(self._db().execute(ALERTS_SQL.encode()))  # no parameters: no % escapes

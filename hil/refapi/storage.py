@@ -83,6 +83,20 @@ CREATE TABLE IF NOT EXISTS heartbeats (
     body     TEXT NOT NULL
 );
 """
+#: an officer's outcome for one task of one record (a callback made, an answer looked at);
+#: kept, never overwritten. Identity reviews keep their own table (``reviews``).
+TASKS_TABLE = """
+    CREATE TABLE task_outcomes (
+        device  TEXT NOT NULL,
+        seq     BIGINT NOT NULL,
+        kind    TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        officer TEXT NOT NULL,
+        at      DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (device, seq, kind)
+    )
+"""
+
 _MIGRATIONS: dict[int, str] = {
     1: SCHEMA,
     # 1 -> 2: a device's key history. ``devices`` keeps the key in effect (signed requests,
@@ -149,6 +163,8 @@ _MIGRATIONS: dict[int, str] = {
     CREATE TRIGGER access_log_no_delete BEFORE DELETE ON access_log
     BEGIN SELECT RAISE(ABORT, 'the access log is append-only'); END;
     """,
+    # 5 -> 6: how an officer closed a task a record made (hil/refapi/tasks.py), once
+    6: TASKS_TABLE,
 }
 SCHEMA_VERSION = max(_MIGRATIONS)
 
@@ -359,6 +375,11 @@ class Storage(Protocol):
         self, device: str, seq: int, outcome: str, reviewer: str, now: float
     ) -> dict[str, Any] | None: ...
     def review(self, device: str, seq: int) -> dict[str, Any] | None: ...
+    def review_times(self) -> dict[tuple[str, int], float]: ...
+    def close_task(
+        self, device: str, seq: int, kind: str, outcome: str, officer: str, now: float
+    ) -> dict[str, Any] | None: ...
+    def task_outcomes(self) -> dict[tuple[str, int, str], dict[str, Any]]: ...
     def last_of_type(self, device: str, type_: str) -> tuple[int, str, float] | None: ...
     def last_heartbeat(self, device: str) -> dict[str, Any] | None: ...
     def enrolments(self) -> list[tuple[str, int, str, float]]: ...
@@ -384,7 +405,8 @@ ALERTS_SQL = (
     "SELECT device, seq, type, flags, received FROM records r WHERE (type IN "
     "('tamper', 'fault', 'see_officer', 'checkin_fallback', 'staff_override') "
     "OR flags <> '[]') AND NOT EXISTS (SELECT 1 FROM reviews v WHERE v.device = r.device "
-    "AND v.seq = r.seq) ORDER BY (type = 'tamper' OR flags LIKE '%see_officer%') "
+    "AND v.seq = r.seq) AND NOT EXISTS (SELECT 1 FROM task_outcomes t WHERE t.device = "
+    "r.device AND t.seq = r.seq) ORDER BY (type = 'tamper' OR flags LIKE '%see_officer%') "
     "DESC, received DESC LIMIT 500"
 )
 #: an officer's decision on an identity review (manual ID check): requirement 8
@@ -423,6 +445,10 @@ def receipt_dicts(rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
 
 def review_dict(outcome: str, reviewer: str, at: float) -> dict[str, Any]:
     return {"outcome": outcome, "reviewer": reviewer, "at": float(at)}
+
+
+def task_outcome_dict(outcome: str, officer: str, at: float) -> dict[str, Any]:
+    return {"outcome": outcome, "officer": officer, "at": float(at)}
 
 
 def record_dicts(rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
@@ -757,6 +783,30 @@ class SqliteStorage:
                 (device, seq),
             ).fetchone()
         return None if row is None else review_dict(*row)
+
+    def review_times(self) -> dict[tuple[str, int], float]:
+        """When each identity-review decision was recorded."""
+        with self._lock:
+            rows = self.db.execute("SELECT device, seq, at FROM reviews").fetchall()
+        return {(d, int(s)): float(at) for d, s, at in rows}
+
+    def close_task(
+        self, device: str, seq: int, kind: str, outcome: str, officer: str, now: float
+    ) -> dict[str, Any] | None:
+        """Record how a task was closed; None when it already was (kept, never overwritten)."""
+        with self._lock:
+            cur = self.db.execute(
+                "INSERT OR IGNORE INTO task_outcomes VALUES (?, ?, ?, ?, ?, ?)",
+                (device, seq, kind, outcome, officer, now),
+            )
+        return task_outcome_dict(outcome, officer, now) if cur.rowcount == 1 else None
+
+    def task_outcomes(self) -> dict[tuple[str, int, str], dict[str, Any]]:
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT device, seq, kind, outcome, officer, at FROM task_outcomes"
+            ).fetchall()
+        return {(d, int(s), k): task_outcome_dict(o, who, at) for d, s, k, o, who, at in rows}
 
     def by_hash_prefix(self, prefixes: Sequence[str]) -> list[dict[str, Any]]:
         """Records whose chain hash starts with one of ``prefixes`` (7 characters each)."""

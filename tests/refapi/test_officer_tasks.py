@@ -1,0 +1,97 @@
+"""The officers' worklist and the evaluation figures over the API (hil/refapi/tasks.py,
+hil/refapi/figures.py), on both storage backends."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+
+from hil.refapi.testing import InProcess, SimDevice
+from tests.refapi.conftest import FakeClock
+
+ADMIN = {"Authorization": "Bearer test-admin-token"}
+OFFICER = ADMIN | {"X-Operator": "po-2231"}
+UK = zoneinfo.ZoneInfo("Europe/London")
+
+
+def _uk(text: str) -> float:
+    return dt.datetime.fromisoformat(text).replace(tzinfo=UK).timestamp()
+
+
+async def test_a_callback_is_due_the_same_working_day_and_closing_it_clears_the_alert(
+    api: InProcess, dev: SimDevice, clock: FakeClock
+) -> None:
+    clock.now = _uk("2026-11-23 10:00")  # a Monday morning
+    help_ = dev.next_record(type="see_officer", person="CR-000401", flags=["see_officer"],
+                            detail={"asked_for_help": True})  # fmt: skip
+    review = dev.next_record(type="checkin_fallback", person="CR-000402", flags=["id_review"])
+    calm = dev.next_record(person="CR-000403")
+    assert (await api.push(dev, [help_, review, calm])).status_code == 200
+
+    clock.now = _uk("2026-11-23 18:00")  # the end of the working day has passed
+    r = await api.client.get("/v1/admin/tasks", headers=OFFICER)
+    assert r.status_code == 200
+    tasks = r.json()["tasks"]
+    assert [(t["kind"], t["person"], t["overdue"]) for t in tasks] == [
+        ("callback", "CR-000401", True),  # overdue first: due at 17:00 today
+        ("identity_review", "CR-000402", False),  # due at 17:00 tomorrow
+    ]
+    assert tasks[0]["due"] == _uk("2026-11-23 17:00")
+    assert {
+        a["seq"] for a in (await api.client.get("/v1/admin/alerts", headers=OFFICER)).json()
+    } == {1, 2}
+
+    url = f"/v1/admin/devices/{dev.device}/records/1/tasks/callback"
+    closing = {"outcome": "called_back", "officer": "po-2231"}
+    assert (
+        await api.client.put(url, json=closing | {"officer": "po-9"}, headers=OFFICER)
+    ).status_code == 422
+    r = await api.client.put(url, json=closing, headers=OFFICER)
+    assert r.status_code == 201 and r.json()["outcome"] == "called_back"
+    assert (await api.client.put(url, json=closing, headers=OFFICER)).status_code == 409  # kept
+    wrong = f"/v1/admin/devices/{dev.device}/records/3/tasks/callback"
+    assert (await api.client.put(wrong, json=closing, headers=OFFICER)).json()[
+        "error"
+    ] == "no_such_task"
+
+    open_ = (await api.client.get("/v1/admin/tasks", headers=OFFICER)).json()["tasks"]
+    assert [t["kind"] for t in open_] == ["identity_review"]
+    everything = await api.client.get("/v1/admin/tasks", params={"state": "all"}, headers=OFFICER)
+    closed = [t for t in everything.json()["tasks"] if t["closed"]]
+    assert closed[0]["closed"]["officer"] == "po-2231" and closed[0]["overdue"] is False
+    assert {
+        a["seq"] for a in (await api.client.get("/v1/admin/alerts", headers=OFFICER)).json()
+    } == {2}
+
+    # the identity review closes through its own decision
+    review_url = f"/v1/admin/devices/{dev.device}/records/2/review"
+    decision = {"outcome": "confirmed", "reviewer": "po-2231"}
+    assert (await api.client.put(review_url, json=decision, headers=OFFICER)).status_code == 201
+    assert (await api.client.get("/v1/admin/tasks", headers=OFFICER)).json()["tasks"] == []
+    # reading the worklist names a person: it needs an operator, and is logged
+    assert (await api.client.get("/v1/admin/tasks", headers=ADMIN)).status_code == 403
+    log = (await api.client.get("/v1/admin/access-log", headers=OFFICER)).json()
+    assert "tasks.list" in {line["action"] for line in log}
+
+
+async def test_the_evaluation_figures_come_from_what_the_kiosks_sent(
+    api: InProcess, dev: SimDevice, clock: FakeClock
+) -> None:
+    clock.now = _uk("2026-11-23 10:00")
+    synced = {"synced": True, "boot_id": "00000000-0000-4000-8000-000000000001", "mono_ns": 1}
+    at = dt.datetime.fromtimestamp(clock.now, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    fb = {"type": "checkin_fallback", "flags": ["id_review"], "verify": {"method": "dob_photo"}}
+    records = [
+        dev.next_record(person="CR-000501", at=at, clock=synced, verify={"method": "fingerprint"},
+                        detail={"duration_s": 100}),
+        dev.next_record(person="CR-000502", at=at, clock=synced, detail={"duration_s": 250}, **fb),
+    ]  # fmt: skip
+    assert (await api.push(dev, records)).status_code == 200
+    clock.now += 3600
+    r = await api.client.get("/v1/admin/figures", params={"days": 7}, headers=OFFICER)
+    assert r.status_code == 200
+    out = r.json()
+    assert out["visits"] == 2 and out["fallback_rate"] == 0.5 and out["manual_review_rate"] == 0.5
+    assert out["duration_s"]["under_target"] == 0.5
+    assert out["time_to_review_h"] == {"median": None, "reviewed": 0, "waiting": 1}
+    assert (await api.client.get("/v1/admin/figures", headers=ADMIN)).status_code == 403
