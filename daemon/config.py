@@ -103,17 +103,55 @@ class ApiConfig:
             raise ValueError("backoff_base_s: need 0 < backoff_base_s <= backoff_cap_s")
 
 
+#: defaults of the two disk levels above the reserve (docs/configuration.md says why)
+NO_PHOTO_FREE_MB = 256
+LOW_FREE_MB = 1024
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxConfig:
-    #: refuse new check-ins (with a clear error to staff) below this much free space
+    """The data disk's three levels, highest first: below ``low_free_mb`` staff are told
+    space is running low; below ``no_photo_free_mb`` check-ins are saved without the photo
+    (flag ``no_photo``); below ``min_free_mb`` (the reserve) no record is written and a person
+    who starts a check-in is sent to reception. See daemon/diskspace.py."""
+
+    #: the reserve: refuse new records (with a clear error to staff) below this much free space
     min_free_mb: int = 64
+    #: save check-ins without the photo below this; default 256, or min_free_mb if larger
+    no_photo_free_mb: int | None = None
+    #: tell staff space is running low below this; default 1024, or the no-photo level if larger
+    low_free_mb: int | None = None
     #: acknowledged records (personal data: case references, answers) are deleted from the
     #: device this many days after they were made; the central API holds the record of truth
     keep_acked_days: float = 30.0
 
+    @property
+    def no_photo_mb(self) -> int:
+        """``no_photo_free_mb`` as set, or its default (never below the reserve)."""
+        if self.no_photo_free_mb is not None:
+            return self.no_photo_free_mb
+        return max(NO_PHOTO_FREE_MB, self.min_free_mb)
+
+    @property
+    def low_mb(self) -> int:
+        """``low_free_mb`` as set, or its default (never below the no-photo level)."""
+        if self.low_free_mb is not None:
+            return self.low_free_mb
+        return max(LOW_FREE_MB, self.no_photo_mb)
+
     def __post_init__(self) -> None:
         if self.min_free_mb < 1:
             raise ValueError(f"min_free_mb = {self.min_free_mb} is not allowed: use >= 1")
+        if self.no_photo_mb < self.min_free_mb:
+            raise ValueError(
+                f"no_photo_free_mb = {self.no_photo_mb} is not allowed: use >= min_free_mb "
+                f"({self.min_free_mb}); equal to it, photos are never dropped"
+            )
+        if self.low_mb < self.no_photo_mb:
+            raise ValueError(
+                f"low_free_mb = {self.low_mb} is not allowed: use >= no_photo_free_mb "
+                f"({self.no_photo_mb})"
+            )
         if not 0 <= self.keep_acked_days <= 3650:
             raise ValueError(
                 f"keep_acked_days = {self.keep_acked_days} is not allowed: use 0..3650"

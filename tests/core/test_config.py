@@ -48,6 +48,14 @@ def test_good_config_loads_with_defaults(tmp_path: Path) -> None:
             ["device.key_alg", "'RS256'", "'ES256'", "'EdDSA'"],
         ),
         ("this is = = not toml", ["not valid TOML"]),
+        (
+            GOOD + "\n[outbox]\nmin_free_mb = 64\nno_photo_free_mb = 32\n",
+            ["outbox.no_photo_free_mb = 32", ">= min_free_mb (64)"],
+        ),
+        (
+            GOOD + "\n[outbox]\nno_photo_free_mb = 512\nlow_free_mb = 300\n",
+            ["outbox.low_free_mb = 300", ">= no_photo_free_mb (512)"],
+        ),
     ],
 )
 def test_bad_config_names_key_value_and_allowed(
@@ -90,3 +98,17 @@ def test_driver_sections_are_validated_too() -> None:
     with pytest.raises(ConfigError, match=r"fingerprint\.baud"):
         parse_config({"device": {"id": "k"}, "api": {"url": "https://a/"},
                       "fingerprint": {"baud": 12345}})  # fmt: skip
+
+
+def test_disk_levels_default_in_order_and_follow_a_larger_reserve(tmp_path: Path) -> None:
+    f = tmp_path / "kiosk.toml"
+    f.write_text(GOOD)
+    out = load_config(f).outbox
+    assert (out.min_free_mb, out.no_photo_mb, out.low_mb) == (64, 256, 1024)
+    # a kiosk configured before the levels existed, with a larger reserve, still starts
+    f.write_text(GOOD + "\n[outbox]\nmin_free_mb = 2048\n")
+    out = load_config(f).outbox
+    assert (out.min_free_mb, out.no_photo_mb, out.low_mb) == (2048, 2048, 2048)
+    f.write_text(GOOD + "\n[outbox]\nno_photo_free_mb = 64\nlow_free_mb = 4096\n")
+    out = load_config(f).outbox
+    assert (out.no_photo_mb, out.low_mb) == (64, 4096)  # equal to the reserve: photos kept
