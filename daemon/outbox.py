@@ -15,7 +15,7 @@ records and marks them acked or parked. ``busy_timeout`` serialises them.
 
 Threads: an :class:`Outbox` belongs to one thread (SQLite connections are not shared).
 May import: the standard library, ``daemon.records``, ``daemon.keys``, ``daemon.clock``,
-``daemon.errors``.
+``daemon.errors``, ``daemon.diskspace``.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from typing import Any
 
 from daemon import __version__
 from daemon.clock import Clock, rfc3339
+from daemon.diskspace import ATTENDANCE_TYPES, DAY_S, Usage
 from daemon.errors import DiskFull, OutboxCorrupt, StorageError
 from daemon.keys import SigningKey, write_private_file
 from daemon.records import (
@@ -111,6 +112,13 @@ _INSERT_RECORD = (
     "INSERT INTO records(seq, id, type, compact, photo, created_ns, created_at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
+
+_USAGE = (
+    "SELECT count(*), coalesce(sum(length(compact)), 0), count(CASE WHEN type IN "
+    "(SELECT value FROM json_each(?)) THEN 1 END), count(photo) FROM records "
+    "WHERE created_at >= ?"
+)
+_ATTENDANCE_JSON = json.dumps(ATTENDANCE_TYPES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,6 +352,23 @@ class Outbox:
                 "queue can drain, or call the field engineer.",
             )
 
+    def free_bytes(self) -> int:
+        """Free bytes on the data directory's file system as the reserve check sees them: the
+        same reading :meth:`append` uses (``statvfs`` at most every 0.5 s, less what this
+        outbox wrote since), so asking costs no extra system call on the check-in path.
+        Raises StorageError when the data directory cannot be read."""
+        now = time.monotonic()
+        if now - self._free_at > 0.5:
+            try:
+                st = os.statvfs(self.data_dir)
+            except OSError as exc:
+                raise StorageError(
+                    f"cannot read the free space of {self.data_dir} ({exc.strerror})"
+                ) from exc
+            self._free_est = st.f_bavail * st.f_frsize
+            self._free_at = now
+        return self._free_est
+
     def _write_blob_file(self, data: bytes) -> str:
         """Write a sealed blob file durably (temp, fsync, rename, fsync dir); return its hash."""
         sha = hashlib.sha256(data).hexdigest()
@@ -570,6 +595,29 @@ class Outbox:
             last_seq=self.head()[0],
             oldest_unsent_s=None if oldest is None else max(0.0, self._clock.wall() - oldest),
             blobs_pending=blobs,
+        )
+
+    def usage(self, days: float = 7.0, *, assumed_photo: int = 250_000) -> Usage:
+        """What was written over the last ``days`` (less when the outbox is younger, at least
+        one day): records, their bytes, check-ins, photos. The photo size is the average of
+        the sealed photos still held (all of them while offline), else ``assumed_photo``
+        bytes (a 1280x960 JPEG). For ``kioskctl doctor``'s headroom estimate; not for the
+        check-in path (it reads every recent row)."""
+        now = self._clock.wall()
+        since = now - days * DAY_S
+        records, record_bytes, checkins, photos = self.db.execute(
+            _USAGE, (_ATTENDANCE_JSON, since)
+        ).fetchone()
+        oldest = self.db.execute("SELECT min(created_at) FROM records").fetchone()[0]
+        span_s = days * DAY_S if oldest is None else min(days * DAY_S, now - float(oldest))
+        size = self.db.execute("SELECT avg(size) FROM blobs WHERE size > 0").fetchone()[0]
+        return Usage(
+            days=max(1.0, span_s / DAY_S),
+            records=int(records),
+            record_bytes=int(record_bytes),
+            checkins=int(checkins),
+            photos=int(photos),
+            photo_size=float(size) if size is not None else float(assumed_photo),
         )
 
     def parked(self) -> list[tuple[int, str, str]]:

@@ -9,6 +9,7 @@ import shutil
 import sqlite3
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -104,6 +105,63 @@ def test_disk_nearly_full_refuses_new_checkins_and_harms_nothing(tmp_path: Path)
         assert "Staff" in str(err.value)
         assert ob.stats().depth == 3 and ob.head()[0] == 3
         verify_chain([c for _s, _st, c in ob.all_compact()], key.public_key(), head_seq=3)
+
+
+def test_free_space_is_the_reserve_checks_own_reading_not_a_new_system_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk level is asked on every step of the check-in; it must cost the check-in path
+    nothing: the same statvfs reading as append's reserve check, at most every 0.5 s, less
+    the bytes written since."""
+    calls = []
+    real = os.statvfs
+
+    def counted(path: object) -> os.statvfs_result:
+        calls.append(path)
+        return real(path)  # type: ignore[arg-type]
+
+    with open_outbox(tmp_path) as ob:
+        st = real(tmp_path)
+        assert abs(ob.free_bytes() - st.f_bavail * st.f_frsize) < 64 * 1024 * 1024
+        monkeypatch.setattr(outbox_mod.os, "statvfs", counted)
+        start = time.monotonic()
+        for i in range(100):
+            before, read = ob.free_bytes(), len(calls)
+            ob.append("checkin", synthetic_checkin(i), blob=os.urandom(64 * 1024))
+            after = ob.free_bytes()
+            if len(calls) == read:  # no new reading: the photo written is counted all the same
+                assert after == before - 64 * 1024 - 4096
+        elapsed = time.monotonic() - start
+        assert len(calls) <= elapsed / 0.5 + 2, (len(calls), elapsed)
+
+
+def test_usage_measures_the_recent_week_of_records_and_photos(tmp_path: Path) -> None:
+    clock = FakeClock()
+    with open_outbox(tmp_path, clock=clock) as ob:
+        assert ob.usage().records == 0 and ob.usage().photo_size == 250_000  # assumed
+        for i in range(5):  # ten days ago: outside the week
+            ob.append("checkin", synthetic_checkin(i))
+        clock.advance(3 * 86400)
+        young = Outbox(tmp_path / "young", device="kiosk-t2", key=make_key(), clock=clock)
+        with young.open():
+            young.append("boot", {"detail": {}})
+            clock.advance(2 * 86400)
+            assert young.usage().days == 2.0  # a two-day-old outbox is not averaged over 7
+        clock.advance(86400)
+        sizes = []
+        for i in range(14):  # the last week: 14 check-ins, 7 with a photo, and a boot
+            blob = os.urandom(10_000 + 100 * i) if i % 2 else None
+            sizes += [len(blob)] if blob else []
+            ob.append("checkin" if i % 3 else "see_officer", synthetic_checkin(i), blob=blob)
+            clock.advance(6 * 3600)
+        ob.append("boot", {"detail": {}})
+        u = ob.usage()
+        recent = [c for _s, _st, c in ob.all_compact()][5:]
+    assert u.days == 7.0
+    assert (u.records, u.checkins, u.photos) == (15, 14, 7)
+    assert u.record_bytes == sum(len(c) for c in recent)
+    assert u.photo_size == sum(sizes) / len(sizes)
+    assert u.checkins_per_day == 2.0
 
 
 def _tmpfs(path: Path, size: str) -> bool:
