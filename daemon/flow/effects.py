@@ -87,8 +87,9 @@ class StatusLight(Effect):
 class AlertStaff(Effect):
     """Raise a staff-visible alert now (reception notice, heartbeat). ``reason`` is a code
     (``see_officer``, ``speak_to_someone``, ``tamper``, ``fault``, ``commit_failed``,
-    ``identify_locked``, ``help``, ``staff_pin_locked``, ``in_person``, ``printer``); never
-    personal data. The staff screen lists each with its text (``staff.alert.<code>``)."""
+    ``identify_locked``, ``help``, ``staff_pin_locked``, ``in_person``, ``printer``,
+    ``disk_low``, ``disk_no_photo``, ``disk_full``); never personal data. The staff screen
+    lists each with its text (``staff.alert.<code>``)."""
 
     reason: str
 

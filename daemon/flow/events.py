@@ -36,6 +36,15 @@ class RosterLoaded(Event):
     roster: Roster = field(repr=False)
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DiskSpace(Event):
+    """The data disk's level (daemon/diskspace.py): ``ok``, ``low`` (tell staff), ``no_photo``
+    (save check-ins without the photo) or ``full`` (no record can be saved: send a person who
+    starts to reception). Send it at start and whenever the level changes."""
+
+    level: str
+
+
 # --- the person's taps ---------------------------------------------------------------------
 
 

@@ -60,6 +60,12 @@ INTERACTIVE = frozenset(
     }
 )
 _RESULT = frozenset({Stage.DONE, Stage.SEE_RECEPTION})
+#: the data disk's levels, best first (events.DiskSpace; daemon/diskspace.py)
+DISK_LEVELS = ("ok", "low", "no_photo", "full")
+#: levels at which a check-in keeps no photo: the sealed photo is nearly all of its bytes
+_NO_PHOTO_LEVELS = frozenset({"no_photo", "full"})
+#: what a record kept without its photo for that reason says in ``detail.no_photo``
+NO_PHOTO_REASON = "disk_low"
 _PERSON_INPUT = (
     ev.Key,
     ev.Delete,
@@ -97,7 +103,7 @@ def light(k: Kiosk) -> str:
     """What the status light should show for this state."""
     if k.tamper:
         return "tamper"
-    if "fault" in k.alerts or "commit_failed" in k.alerts:
+    if "fault" in k.alerts or "commit_failed" in k.alerts or "disk_full" in k.alerts:
         return "fault"
     if k.alerts:
         return "alert"
@@ -112,6 +118,8 @@ def light(k: Kiosk) -> str:
 def _dispatch(k: Kiosk, e: ev.Event) -> Result:
     if isinstance(e, ev.RosterLoaded):
         return replace(k, roster=e.roster), []
+    if isinstance(e, ev.DiskSpace):
+        return _disk(k, e)
     if isinstance(e, ev.SetLanguage):
         if e.lang not in LANGS:
             return k, []
@@ -144,6 +152,22 @@ def _dispatch(k: Kiosk, e: ev.Event) -> Result:
     if k.session is None:
         return _idle(k, e)
     return _session(k, e)
+
+
+def _disk(k: Kiosk, e: ev.DiskSpace) -> Result:
+    """Remember the disk's level; tell staff each time it gets worse (not when it recovers:
+    the alert they have not yet acknowledged still stands)."""
+    if e.level not in DISK_LEVELS or e.level == k.disk:
+        return k, []
+    worse = DISK_LEVELS.index(e.level) > DISK_LEVELS.index(k.disk)
+    k = replace(k, disk=e.level)
+    if not worse:
+        return k, []
+    if e.level == "low":
+        return _alert(k, "disk_low")
+    if e.level == "no_photo":
+        return _alert(k, "disk_no_photo")
+    return _alert(k, "disk_full")
 
 
 def _touch(k: Kiosk) -> Kiosk:
@@ -219,6 +243,11 @@ def _idle(k: Kiosk, e: ev.Event) -> Result:
         return k, []
     if isinstance(e, ev.Start):
         lang = e.lang if e.lang in LANGS else k.lang
+        if k.disk == "full":
+            # nothing could be saved: say so now, not after the whole check-in; a person at
+            # reception records the attendance (a machine fault is never a missed report)
+            k = replace(k, lang=lang, notice="disk_full", notice_since=k.now)
+            return _alert(k, "disk_full")
         if k.limiter.locked(k.now):
             return replace(k, lang=lang, notice="identify_locked", notice_since=k.now), []
         s = Session(id=k.next_session, stage=Stage.IDENTIFY, last_input=k.now, started=k.now)
@@ -341,8 +370,7 @@ def _fingerprint(k: Kiosk, s: Session, e: ev.Event) -> Result:
         if isinstance(e, ev.FingerResult):
             s = replace(s, score=e.score, threshold=e.threshold)
             if e.matched:
-                s = replace(s, verified=True, stage=Stage.PHOTO, photo_phase="notice")
-                return replace(k, session=s), []
+                return _to_photo(k, replace(s, verified=True))
         if attempts >= cfg.max_finger_attempts:
             return _to_fallback(k, s, "fingerprint_failed")
         return replace(k, session=replace(s, finger_phase="retry")), []
@@ -356,8 +384,24 @@ def _to_fallback(k: Kiosk, s: Session, why: str) -> Result:
 
 def _fallback(k: Kiosk, s: Session, e: ev.Event) -> Result:
     if isinstance(e, ev.Continue):
-        return replace(k, session=replace(s, stage=Stage.PHOTO, photo_phase="notice")), []
+        return _to_photo(k, s)
     return k, []
+
+
+def _to_photo(k: Kiosk, s: Session) -> Result:
+    """The photo step, unless the disk is too full to keep a photo: then straight on to the
+    questions, and the record says why it has none (no photo is taken only to be dropped)."""
+    if k.disk in _NO_PHOTO_LEVELS:
+        return _to_questions(k, replace(s, no_photo=NO_PHOTO_REASON), 0)
+    return replace(k, session=replace(s, stage=Stage.PHOTO, photo_phase="notice")), []
+
+
+def _keep_photo(k: Kiosk, s: Session) -> tuple[Session, list[Effect]]:
+    """At the commit: a photo taken before the disk fell below the no-photo level is dropped
+    (DiscardPhoto) and the record says why."""
+    if s.photo is None or k.disk not in _NO_PHOTO_LEVELS:
+        return s, []
+    return replace(s, photo=None, no_photo=NO_PHOTO_REASON), [DiscardPhoto(photo=s.photo)]
 
 
 def _expecting_photo(k: Kiosk) -> bool:
@@ -505,7 +549,8 @@ def record_detail(s: Session, k: Kiosk) -> dict[str, object]:
     long the visit took from Start to saving (seconds; the service's target is under three
     minutes), what asked for the officer (``flagged`` questions, ``asked_for_help``) and,
     when the officer left messages, which ones the person read, so the case system knows an
-    instruction was delivered and can stop showing it."""
+    instruction was delivered and can stop showing it; ``no_photo`` (``disk_low``) when the
+    kiosk kept no photo for lack of disk space."""
     out: dict[str, object] = {"lang": k.lang, "duration_s": round(max(0.0, k.now - s.started))}
     if s.person is not None and s.person.messages:
         out["messages_read"] = list(s.messages_read)
@@ -515,6 +560,8 @@ def record_detail(s: Session, k: Kiosk) -> dict[str, object]:
         out["flagged"] = list(s.flagged_by)
     if s.help_requested:
         out["asked_for_help"] = True
+    if s.no_photo is not None:  # kept no photo although none failed: why, for the officer
+        out["no_photo"] = s.no_photo
     return out
 
 
@@ -527,6 +574,7 @@ def _commit_session(
     extra: tuple[str, ...] = (),
     detail: dict[str, object] | None = None,
 ) -> Result:
+    s, fx = _keep_photo(k, s)
     assert s.person is not None
     cid = k.next_commit
     effect = Commit(
@@ -541,7 +589,7 @@ def _commit_session(
         detail=record_detail(s, k) | (detail or {}),
     )
     s = replace(s, stage=Stage.COMMITTING, commit_id=cid)
-    return replace(k, session=s, next_commit=cid + 1), [effect]
+    return replace(k, session=s, next_commit=cid + 1), [*fx, effect]
 
 
 def _present(k: Kiosk, e: ev.RecordCommitted) -> float | None:
@@ -867,7 +915,10 @@ def _override(k: Kiosk, st: Staff, e: ev.StaffOverride) -> Result:
     fx: list[Effect] = []
     if live is not None:
         verify = dict(record_verify(live, k), method="staff", staff=st.staff_id)
+        live, fx = _keep_photo(k, live)
         flags = tuple(f for f in live.flags if f != "id_review")
+        if live.no_photo is not None:
+            flags = (*flags, "no_photo")
         commit = Commit(
             commit_id=cid,
             type="staff_override",

@@ -97,6 +97,8 @@ class Session:
     # photo
     photo_phase: str = "notice"  # notice | capturing
     photo: str | None = None
+    #: why the record keeps no photo although none failed (``disk_low``), for detail.no_photo
+    no_photo: str | None = None
     # questions and messages
     q_index: int = 0
     answers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
@@ -176,6 +178,8 @@ class Kiosk:
     tamper: bool = False
     enclosure_open: bool = False
     alerts: tuple[str, ...] = ()
+    #: the data disk's level (events.DiskSpace): ok | low | no_photo | full
+    disk: str = "ok"
     unsaved: tuple[str, ...] = field(default=(), repr=False)  # refs whose record failed
     staff: Staff | None = None
     staff_failures: int = 0

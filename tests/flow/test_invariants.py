@@ -57,6 +57,10 @@ TAPS: list[tuple[type[ev.Event], dict[str, Any]]] = [
     (ev.PartFailed, {"part": "display", "reason": "fault"}),
     (ev.PhotoTaken, {"photo": "ee" * 32}),  # a stray result nobody asked for
     (ev.RecordCommitted, {"commit_id": 1}),  # likewise
+    (ev.DiskSpace, {"level": "ok"}),
+    (ev.DiskSpace, {"level": "low"}),
+    (ev.DiskSpace, {"level": "no_photo"}),
+    (ev.DiskSpace, {"level": "full"}),
 ]
 
 
@@ -89,6 +93,9 @@ class Harness:
             assert before.staff is not None and before.staff.phase == "menu"
             assert not before.enclosure_open
             self.tamper_locked = False
+        if isinstance(event, ev.Start) and before.disk == "full" and before.session is None:
+            # nothing could be saved: nobody starts a check-in that cannot end in a record
+            assert self.k.session is None
         for effect in fx:
             self.effect(before, effect)
         self.check()
@@ -104,6 +111,13 @@ class Harness:
                 s = before.session
                 assert s is not None and s.identified, "commit before identification"
                 assert effect.person is not None
+            if effect.session is not None and self.k.disk in ("no_photo", "full"):
+                # too little room for a photo: none is kept, and a photo that was taken is
+                # dropped with the reason in the record
+                assert effect.photo is None and "no_photo" in effect.flags, effect
+                s = before.session
+                if s is not None and s.photo is not None:
+                    assert effect.detail is not None and effect.detail["no_photo"] == "disk_low"
             self.pending.append(("commit", effect.commit_id))
         elif isinstance(effect, VerifyFinger):
             self.pending.append(("finger", None))

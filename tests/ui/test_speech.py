@@ -88,6 +88,17 @@ def test_reception_says_why_and_whether_the_visit_was_recorded() -> None:
     assert CAT.text("en", "reception.recorded") in text and "Room 2, ground floor" in text
 
 
+def test_a_full_disk_is_explained_at_once_in_welsh_and_never_as_recorded() -> None:
+    run = Run()
+    run.send(ev.DiskSpace, level="full")
+    run.send(ev.Start, lang="cy")
+    text = said(run)
+    assert text.startswith(CAT.text("cy", "audio.see_reception"))
+    assert CAT.text("cy", "reception.disk_full") in text
+    assert "Nid eich bai chi yw hyn" in text  # not your fault
+    assert CAT.text("cy", "reception.recorded") not in text
+
+
 needs_espeak = pytest.mark.skipif(
     shutil.which("espeak-ng") is None, reason="needs espeak-ng (hil/test_deps.sh installs it)"
 )
