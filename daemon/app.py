@@ -24,6 +24,7 @@ from daemon import __version__, bootslots, sdnotify
 from daemon.clock import Clock, SystemClock
 from daemon.clockwatch import ClockWatch
 from daemon.config import Config
+from daemon.diskspace import MB, Level, Levels
 from daemon.errors import DiskFull, StorageError
 from daemon.hardware import Hardware, open_hardware
 from daemon.keys import SigningKey
@@ -52,8 +53,12 @@ class KioskCore:
         self.sealer: PhotoSealer | None = None
         self.roster_key: RosterKey | None = None
         self.commit_listeners: list[Callable[[Record], None]] = []
+        #: the data disk's thresholds ([outbox]; daemon/diskspace.py)
+        self.disk_levels = Levels.from_config(cfg.outbox)
         #: this boot's ``boot`` record: proof the outbox took a durable write at start
         self.boot_record: Record | None = None
+        #: the boot record's detail while a full disk keeps it from being written
+        self.boot_pending: dict[str, Any] | None = None
 
     async def open(self) -> None:
         cfg = self.cfg
@@ -71,17 +76,26 @@ class KioskCore:
         if swept:
             log.info("removed %d photo files whose check-in was never confirmed", swept)
         self.hardware = await open_hardware(cfg, self.clock)
-        self.boot_record = self.commit(
-            "boot",
-            {
-                "detail": {
-                    "app": __version__,
-                    "simulated": self.hardware.simulated,
-                    "faults": self.hardware.faults,
-                    "slots": bootslots.summary(),
-                }
-            },
-        )
+        self.boot_pending = {
+            "app": __version__,
+            "simulated": self.hardware.simulated,
+            "faults": self.hardware.faults,
+            "slots": bootslots.summary(),
+        }
+        try:
+            self.commit_boot()
+        except DiskFull as exc:
+            # start all the same: a kiosk that is up sends people to reception and tells
+            # staff why (docs/faults.md); one that restarts in a loop only shows a blank
+            # screen. The record follows once there is room (supervise).
+            log.error("started without a boot record: %s", exc, extra={"kiosk_reason": exc.reason})
+
+    def commit_boot(self) -> None:
+        """Write this boot's ``boot`` record if it is still owed. Raises DiskFull /
+        StorageError (it stays owed)."""
+        if self.boot_pending is not None:
+            self.boot_record = self.commit("boot", {"detail": self.boot_pending})
+            self.boot_pending = None
 
     def commit(
         self,
@@ -99,6 +113,13 @@ class KioskCore:
             listener(record)
         return record
 
+    def disk_level(self) -> tuple[Level, int]:
+        """(level, free bytes) of the data disk, from the outbox's own amortised reading (no
+        system call of its own). Raises StorageError when the disk cannot be read."""
+        assert self.outbox is not None
+        free = self.outbox.free_bytes()
+        return self.disk_levels.level(free), free
+
     def health(self) -> tuple[bool, str]:
         """The watchdog's probe: the outbox answers a query; returns (healthy, STATUS text)."""
         assert self.outbox is not None
@@ -109,12 +130,18 @@ class KioskCore:
         parts = [f"queue {stats.depth}"]
         if stats.parked:
             parts.append(f"parked {stats.parked}")
+        with contextlib.suppress(StorageError):
+            level, free = self.disk_level()
+            if level != Level.OK:
+                parts.append(f"disk {level} ({free // MB} MB free)")
         if self.hardware and self.hardware.faults:
             parts.append("faults: " + ", ".join(sorted(self.hardware.faults)))
         if self.hardware and self.hardware.simulated:
             parts.append("SIMULATED " + "+".join(self.hardware.simulated))
         if self.recovery:
             parts.append(f"outbox recovered ({self.recovery.set_aside})")
+        if self.boot_pending is not None:
+            parts.append("no boot record yet (disk full)")
         return True, "; ".join(parts)
 
     def close(self) -> None:
@@ -135,6 +162,9 @@ async def supervise(core: KioskCore, stop: asyncio.Event) -> None:
         if healthy:
             sdnotify.watchdog()
         sdnotify.status(status)
+        if core.boot_pending is not None:
+            with contextlib.suppress(StorageError):  # still full: try again next time
+                core.commit_boot()
         step = watch.check()
         if step is not None:
             with contextlib.suppress(DiskFull):

@@ -34,6 +34,7 @@ from typing import Any
 from daemon import __version__, health
 from daemon.app import KioskCore
 from daemon.config import StaffConfig
+from daemon.diskspace import MB, Level
 from daemon.errors import DeviceKeyError, DriverError, KioskError, StorageError
 from daemon.flow import FlowConfig, Stage, effects, events, initial, step, taps, view
 from daemon.flow.state import Kiosk
@@ -119,6 +120,9 @@ class CheckinRunner:
         self.faults: dict[str, str] = {}
         #: the boot camera probe: None not yet run, "ok", or the failure's reason
         self.camera_probe: str | None = None
+        #: the data disk's level as last told to the flow (None: not yet read)
+        self.disk: Level | None = None
+        self._disk_unreadable = False
 
     # --- the UI bridge ------------------------------------------------------------------------
     def current_view(self) -> dict[str, Any]:
@@ -181,6 +185,7 @@ class CheckinRunner:
             "simulated": list(hw.simulated) if hw is not None else [],
             "ui_beat_age_s": round(time.monotonic() - beat, 1) if beat else None,
             "busy": self.state.session is not None or self.state.staff is not None,
+            "disk": str(self.disk) if self.disk is not None else None,
         }
 
     async def probe_camera(self) -> None:
@@ -465,10 +470,45 @@ class CheckinRunner:
                 q.put_nowait(v)
 
     # --- the loop -----------------------------------------------------------------------------
+    def _disk_changed(self) -> events.DiskSpace | None:
+        """The DiskSpace event to step when the data disk's level changed since the flow was
+        last told. Asked before every event, so the flow decides each step (a Start, the
+        photo, the commit) on a reading at most 0.5 s old; the outbox's amortised reading
+        makes that free (no system call per event or per check-in)."""
+        try:
+            level, free = self.core.disk_level()
+        except StorageError as exc:
+            if not self._disk_unreadable:  # once; the commit reports a real failure
+                log.error("cannot read the data disk's free space: %s", exc.reason)
+            self._disk_unreadable = True
+            return None
+        self._disk_unreadable = False
+        if level == self.disk:
+            return None
+        previous, self.disk = self.disk, level
+        if level == Level.OK and previous is not None:
+            log.info("data disk back to normal: %d MB free", free // MB)
+        elif level != Level.OK:
+            log.warning(
+                "data disk level %s: %d MB free (docs/faults.md)", level, free // MB,
+                extra={"kiosk_reason": f"disk_{level}"},
+            )  # fmt: skip
+        return events.DiskSpace(now=time.monotonic(), level=str(level))
+
+    def _step(self, event: events.Event) -> None:
+        self.state, effs = step(self.state, event)
+        self.processed += 1
+        self._publish()
+        for eff in effs:
+            self._carry_out(eff)
+
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         self._watch_hardware(loop)
         self._reload_roster()
+        disk = self._disk_changed()
+        if disk is not None:
+            self._step(disk)
         ticker = asyncio.create_task(self._tick(stop))
         try:
             while not stop.is_set():
@@ -480,11 +520,10 @@ class CheckinRunner:
                     getter.cancel()
                     break
                 event = getter.result()
-                self.state, effs = step(self.state, event)
-                self.processed += 1
-                self._publish()
-                for eff in effs:
-                    self._carry_out(eff)
+                disk = self._disk_changed()
+                if disk is not None:
+                    self._step(disk)
+                self._step(event)
                 self._scan_if_wanted()
         finally:
             ticker.cancel()

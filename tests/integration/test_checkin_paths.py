@@ -6,7 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
+import os
+import shutil
+import subprocess
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,6 +25,7 @@ from daemon.clock import SystemClock
 from daemon.config import load_config
 from daemon.demo_script import Visit, Visitor
 from daemon.demo_support import PEOPLE, DemoDevice, appointment_at, provision, publish_roster
+from daemon.diskspace import MB, free_bytes
 from daemon.errors import DeviceKeyError, RecordError
 from daemon.flow import events, step, view
 from daemon.keys import PublicKey, SigningKey
@@ -80,11 +86,40 @@ _n = 0
 
 
 @pytest.fixture
-async def kiosk(api: RefApi, tmp_path: Path) -> AsyncIterator[Kiosk]:
+def disk_level() -> str:
+    """The data disk's level the kiosk starts at (a test parametrizes it): the [outbox]
+    thresholds are set around the real free space, so the kiosk reads it from statvfs."""
+    return "ok"
+
+
+def disk_toml(folder: Path, level: str) -> str:
+    """[outbox] thresholds that put ``folder``'s real free space at ``level``: 100 GB of margin
+    either side, so other writers on the machine cannot move it across a threshold."""
+    folder.mkdir(parents=True, exist_ok=True)
+    free_mb = free_bytes(folder) // MB
+    above = free_mb + 100_000
+    values = {
+        "ok": (1, 1, 1),
+        "low": (1, 1, above),
+        "no_photo": (1, above, above),
+        "full": (above, above, above),
+    }[level]
+    return "\n[outbox]\nmin_free_mb = {}\nno_photo_free_mb = {}\nlow_free_mb = {}\n".format(*values)
+
+
+@pytest.fixture
+async def kiosk(api: RefApi, tmp_path: Path, disk_level: str) -> AsyncIterator[Kiosk]:
+    extra = "" if disk_level == "ok" else disk_toml(tmp_path / "kiosk", disk_level)
+    async with running_kiosk(api, tmp_path / "kiosk", extra) as k:
+        yield k
+
+
+@contextlib.asynccontextmanager
+async def running_kiosk(api: RefApi, folder: Path, extra: str = "") -> AsyncIterator[Kiosk]:
     global _n
     _n += 1
     # the demo's kiosk has a (simulated) receipt printer: every path also prints, or fails to
-    device = provision(api, tmp_path / "kiosk", device=f"kiosk-path-{_n:02d}")
+    device = provision(api, folder, device=f"kiosk-path-{_n:02d}", extra=extra)
     publish_roster(api, device)
     cfg = load_config(device.config_path)
     # the roster as the sync process would have stored it
@@ -507,7 +542,11 @@ async def test_tamper_locks_until_staff_unlock(kiosk: Kiosk) -> None:
     assert actions[2]["action"] == "acknowledge_alerts" and "tamper" in actions[2]["alerts"]
 
 
-async def test_a_full_disk_sends_the_person_to_reception(kiosk: Kiosk) -> None:
+async def test_a_disk_that_fills_during_a_check_in_is_still_caught_by_the_outbox(
+    kiosk: Kiosk,
+) -> None:
+    """The levels are read before each step, but the outbox's own reserve is the last word:
+    a disk that fills between two readings still refuses the record without harm."""
     assert kiosk.core.outbox is not None
     kiosk.core.outbox._min_free = 1 << 60  # the reserve is larger than any disk
     kiosk.core.outbox._free_at = -1.0
@@ -517,6 +556,148 @@ async def test_a_full_disk_sends_the_person_to_reception(kiosk: Kiosk) -> None:
     view = kiosk.runner.current_view()
     assert view["screen"] == "see_reception"
     assert "commit_failed" in kiosk.runner.alerts
+
+
+@pytest.mark.parametrize("disk_level", ["full"])
+async def test_a_full_disk_sends_the_person_to_reception_before_their_check_in(
+    kiosk: Kiosk,
+) -> None:
+    core, hw = kiosk.core, kiosk.core.hardware
+    assert core.outbox is not None and hw is not None
+    # it started all the same, to say so: a restart loop would only show a blank screen
+    assert core.boot_record is None and core.boot_pending is not None
+    healthy, status = core.health()
+    assert healthy and "disk full" in status and "no boot record yet" in status
+    await kiosk.me.settle()
+    assert "disk_full" in kiosk.runner.state.alerts  # staff know before anyone arrives
+    assert kiosk.runner.health()["disk"] == "full"
+    await kiosk.me.tap("start", lang="cy")
+    view = kiosk.runner.current_view()
+    assert view["screen"] == "see_reception" and view["reason"] == "disk_full"
+    assert view["checked_in"] is False and view["lang"] == "cy"
+    assert kiosk.runner.state.session is None
+    rec = await kiosk.me.visit(Visit(PEOPLE[0]), leave=False)  # typing on changes nothing
+    assert rec is None and kiosk.me.screen == "see_reception"
+    assert camera_sim(hw.camera).frames_taken == 0  # no photo taken for nothing
+    assert core.outbox.stats().depth == 0
+
+
+@pytest.mark.parametrize("disk_level", ["low"])
+async def test_when_space_runs_low_staff_are_told_and_photos_are_still_kept(
+    kiosk: Kiosk,
+) -> None:
+    await kiosk.me.settle()
+    assert "disk_low" in kiosk.runner.state.alerts
+    assert kiosk.runner.health()["disk"] == "low"
+    assert "disk low" in kiosk.core.health()[1]
+    rec = await kiosk.me.visit(Visit(PEOPLE[0]))
+    assert rec is not None
+    stored = _last(await kiosk.sync(), "checkin")
+    assert "no_photo" not in stored.payload["flags"]
+    assert "no_photo" not in stored.payload["detail"]
+    assert kiosk.blob(stored.payload["photo"]) is not None
+
+
+@pytest.mark.parametrize("disk_level", ["no_photo"])
+async def test_below_the_no_photo_level_the_check_in_is_saved_without_one_and_says_why(
+    kiosk: Kiosk,
+) -> None:
+    hw = kiosk.core.hardware
+    assert hw is not None and kiosk.core.outbox is not None
+    await kiosk.me.settle()
+    assert "disk_no_photo" in kiosk.runner.state.alerts
+    rec = await kiosk.me.visit(Visit(PEOPLE[0]), leave=False)
+    assert rec is not None and kiosk.me.screen == "done"  # the check-in counts
+    assert camera_sim(hw.camera).frames_taken == 0  # not taken only to be dropped
+    assert not any(kiosk.core.outbox.blob_dir.iterdir())
+    stored = _last(await kiosk.sync(), "checkin")
+    assert stored.payload["person"] == PEOPLE[0].ref and "photo" not in stored.payload
+    assert stored.payload["flags"] == ["no_photo"]
+    assert stored.payload["detail"]["no_photo"] == "disk_low"  # why, for the officer
+
+
+def _fill_to(folder: Path, ballast: Path, free: int) -> None:
+    """Grow or shrink ``ballast`` (really allocated) until ``folder`` has ``free`` bytes."""
+    size = ballast.stat().st_size if ballast.exists() else 0
+    size = max(0, size + free_bytes(folder) - free)
+    fd = os.open(ballast, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.ftruncate(fd, 0)
+        if size:
+            os.posix_fallocate(fd, 0, size)
+    finally:
+        os.close(fd)
+
+
+async def _level_seen(kiosk: Kiosk, level: str) -> None:
+    for _ in range(60):  # the reading is at most 0.5 s old; a Tick comes every second
+        if kiosk.runner.disk == level:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the kiosk did not see the disk {level}: {kiosk.runner.disk}")
+
+
+async def test_a_real_disk_filling_up_and_emptied_again(api: RefApi) -> None:
+    """On a small real file system (tmpfs), space taken by something else steps the kiosk
+    down level by level and back: photos kept, then dropped with the reason, then people sent
+    to reception at once; every record already queued intact throughout."""
+    mnt = Path(tempfile.mkdtemp(prefix="kiosk-disk-")) / "small"
+    mnt.mkdir()
+    mounted = os.geteuid() == 0 and subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mnt)], check=False,
+        capture_output=True,
+    ).returncode == 0  # fmt: skip
+    if not mounted:
+        shutil.rmtree(mnt.parent, ignore_errors=True)
+        pytest.skip("needs root to mount a small tmpfs (CI runs as root)")
+    levels = "\n[outbox]\nmin_free_mb = 8\nno_photo_free_mb = 16\nlow_free_mb = 24\n"
+    ballast = mnt / "ballast"  # something else on the disk (logs, a stray file)
+    try:
+        async with running_kiosk(api, mnt / "kiosk", levels) as kiosk:
+            outbox, hw = kiosk.core.outbox, kiosk.core.hardware
+            assert outbox is not None and hw is not None
+            _fill_to(mnt, ballast, 32 * MB)
+            await _level_seen(kiosk, "ok")
+            first = await kiosk.me.visit(Visit(PEOPLE[0]))
+            assert first is not None and "photo" in first.payload
+
+            _fill_to(mnt, ballast, 20 * MB)
+            await _level_seen(kiosk, "low")
+            _fill_to(mnt, ballast, 12 * MB)
+            await _level_seen(kiosk, "no_photo")
+            second = await kiosk.me.visit(Visit(PEOPLE[1]))
+            assert second is not None and "photo" not in second.payload
+            assert second.payload["detail"]["no_photo"] == "disk_low"
+
+            _fill_to(mnt, ballast, 4 * MB)
+            await _level_seen(kiosk, "full")
+            queued = [c for _s, _st, c in outbox.all_compact()]
+            await kiosk.me.tap("start", lang="en")
+            assert kiosk.runner.current_view()["reason"] == "disk_full"
+            await kiosk.me.tap("continue")
+            alerts = kiosk.runner.state.alerts
+            assert tuple(a for a in alerts if a.startswith("disk_")) == (
+                "disk_low",
+                "disk_no_photo",
+                "disk_full",
+            )
+            assert [c for _s, _st, c in outbox.all_compact()] == queued  # nothing harmed
+
+            ballast.unlink()  # the engineer frees space
+            await _level_seen(kiosk, "ok")
+            third = await kiosk.me.visit(Visit(PEOPLE[2]))
+            assert third is not None and "photo" in third.payload
+            stored = await kiosk.sync()
+            checkins = [r for r in stored if r.type == "checkin"]
+            assert [r.seq for r in checkins] == [first.seq, second.seq, third.seq]
+            assert [("photo" in r.payload, r.payload["flags"]) for r in checkins] == [
+                (True, []), (False, ["no_photo"]), (True, []),
+            ]  # fmt: skip
+            assert kiosk.blob(third.payload["photo"]) is not None
+    finally:
+        gc.collect()
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+        shutil.rmtree(mnt.parent, ignore_errors=True)
 
 
 class _SilentToken:
