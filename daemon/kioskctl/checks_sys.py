@@ -23,6 +23,7 @@ import httpx
 from cryptography import x509
 
 from daemon import growdata
+from daemon.diskspace import Level, Levels, headroom
 from daemon.errors import DeviceKeyError, OutboxCorrupt, StorageError
 from daemon.keys import SigningKey, public_pem, verify_signature
 from daemon.kioskctl import apiclient
@@ -68,9 +69,10 @@ def check_clock(ctx: Context) -> list[Check]:
 
 # --- disk and outbox -------------------------------------------------------------------------
 def check_disk(ctx: Context) -> list[Check]:
-    """Free space on the data partition against the outbox reserve."""
+    """Free space on the data partition against the three disk levels (daemon/diskspace.py),
+    with the days left before the next step down at the recent rate."""
     data = ctx.cfg.device.data_dir
-    reserve = ctx.cfg.outbox.min_free_mb * MB
+    levels = Levels.from_config(ctx.cfg.outbox)
     try:
         st = os.statvfs(data)
     except OSError:
@@ -82,21 +84,58 @@ def check_disk(ctx: Context) -> list[Check]:
             )
         ]
     free = st.f_bavail * st.f_frsize
-    detail = f"{free // MB} MB free on {data}; reserve {reserve // MB} MB"
-    if free < reserve:
-        return [
-            failed(
-                "disk",
-                f"{detail}: new check-ins are refused",
-                "free space on the data partition (`journalctl --vacuum-size=50M`, delete old "
-                "bundles and aiming images); let the queue drain by restoring the network",
-            )
-        ]
-    if free < 2 * reserve:
-        rows = [warned("disk", detail, "free space soon: less than twice the reserve is left")]
+    level = levels.level(free)
+    detail = f"{free // MB} MB free on {data}; {_headroom(ctx, free, levels)}"
+    drain = (
+        "restore the network so the queue drains (`kioskctl sync`): sent photos are deleted. "
+        f"If nothing is waiting, find what else fills the partition (`du -xsh {data}/*`)"
+    )
+    if level == Level.FULL:
+        row = failed(
+            "disk",
+            f"{detail}. Below the {levels.reserve // MB} MB reserve: new check-ins are "
+            "refused and people are sent to reception",
+            "free space on the data partition (`journalctl --vacuum-size=50M`, delete old "
+            "bundles and aiming images); let the queue drain by restoring the network",
+        )
+    elif level == Level.NO_PHOTO:
+        row = warned(
+            "disk",
+            f"{detail}. Below {levels.no_photo // MB} MB: check-ins are saved without photos",
+            drain,
+        )
+    elif level == Level.LOW:
+        row = warned(
+            "disk",
+            f"{detail}. Below {levels.low // MB} MB: staff have been told; photos stop "
+            f"below {levels.no_photo // MB} MB",
+            drain,
+        )
     else:
-        rows = [passed("disk", detail)]
-    return rows + _check_data_partition(data, st)
+        row = passed("disk", detail)
+    return [row, *_check_data_partition(data, st)]
+
+
+def _headroom(ctx: Context, free: int, levels: Levels) -> str:
+    """ "about N days until photos stop at the recent rate (...)", or why there is no figure."""
+    try:
+        outbox = open_outbox_readonly(ctx)
+        if outbox is None:
+            return "no check-ins yet to estimate the days left from"
+        with outbox:
+            usage = outbox.usage()
+    except StorageError:
+        return "no estimate of the days left (the outbox cannot be read: see its row)"
+    room = headroom(free, levels, usage)
+    until = "until photos stop" if room.until == "photos_stop" else "until check-ins stop"
+    if room.days is None:
+        return f"no check-ins in the last {usage.days:.0f} days to estimate the days left from"
+    days = "more than 999 days" if room.days > 999 else f"about {room.days:.0f} days"
+    per_day = usage.bytes_per_day(photos=room.until == "photos_stop") / MB
+    return (
+        f"{days} {until} at the recent rate ({usage.checkins_per_day:.0f} check-ins and "
+        f"{per_day:.1f} MB a day over {usage.days:.0f} days)"
+    )
 
 
 def _check_data_partition(data: Path, st: os.statvfs_result) -> list[Check]:

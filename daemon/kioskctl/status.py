@@ -7,10 +7,10 @@ May import: the standard library, ``daemon.*``.
 from __future__ import annotations
 
 import calendar
-import os
 import time
 from dataclasses import dataclass, field
 
+from daemon.diskspace import Level, Levels, free_bytes
 from daemon.errors import StorageError
 from daemon.kioskctl import checks_sys
 from daemon.kioskctl.context import Context
@@ -18,6 +18,13 @@ from daemon.outbox import ANCHOR_HINT
 from daemon.records import decode_unverified
 
 CHECKIN_TYPES = ("checkin", "checkin_fallback", "staff_override")
+DISK_ALERTS = {
+    Level.LOW: "the kiosk's storage is running low: call the field engineer",
+    Level.NO_PHOTO: "the kiosk's storage is nearly full: check-ins are saved without photos; "
+    "call the field engineer",
+    Level.FULL: "the kiosk's storage is full: it cannot save check-ins and sends people to "
+    "reception; record their attendance in the case system and call the field engineer",
+}
 
 
 @dataclass
@@ -72,11 +79,12 @@ def gather(ctx: Context) -> Status:
     if st.oldest_unsent_s is not None and st.oldest_unsent_s > 3600:
         st.alerts.append("check-ins have not reached the central system for over an hour")
     try:
-        vfs = os.statvfs(cfg.device.data_dir)
-        if vfs.f_bavail * vfs.f_frsize < 2 * cfg.outbox.min_free_mb * 1024 * 1024:
-            st.alerts.append("the kiosk's storage is nearly full: call the field engineer")
+        level = Levels.from_config(cfg.outbox).level(free_bytes(cfg.device.data_dir))
     except OSError:
         st.alerts.append("the kiosk's data storage is missing: call the field engineer")
+    else:
+        if level != Level.OK:
+            st.alerts.append(DISK_ALERTS[level])
     if not ctx.clock.synced():
         st.alerts.append("the kiosk's clock is not synchronised")
     return st

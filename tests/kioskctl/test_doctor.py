@@ -228,7 +228,59 @@ def test_full_disk(kiosk: Kiosk) -> None:
     assert code == 1
     assert rows["disk"]["status"] == "fail"
     assert "new check-ins are refused" in rows["disk"]["detail"]
+    assert "sent to reception" in rows["disk"]["detail"]
     assert "free space" in rows["disk"]["fix"]
+
+
+def _week_of_checkins(kiosk: Kiosk, photo: int) -> None:
+    """14 check-ins over the past week, each with a sealed photo of ``photo`` bytes."""
+    kiosk.clock.advance(-7 * 86400 + 3600)
+    with kiosk.outbox() as ob:
+        for i in range(14):
+            ob.append("checkin", {"person": f"CR-9{i:05d}"}, blob=os.urandom(photo))
+            kiosk.clock.advance(12 * 3600)
+
+
+def _free_mb(kiosk: Kiosk) -> int:
+    st = os.statvfs(kiosk.cfg.device.data_dir)
+    return st.f_bavail * st.f_frsize // (1024 * 1024)
+
+
+def test_disk_running_low_warns_with_the_days_left_at_the_recent_rate(kiosk: Kiosk) -> None:
+    _week_of_checkins(kiosk, photo=512 * 1024)
+    free = _free_mb(kiosk)
+    # photos stop 100 MB below today's free space; staff are told from far above it
+    kiosk.edit("outbox", min_free_mb=64, no_photo_free_mb=free - 100, low_free_mb=free + 100_000)
+    _code, rows = doctor(kiosk, "--no-hardware")
+    row = rows["disk"]
+    assert row["status"] == "warn", row  # a warning: check-ins go on
+    assert f"Below {free + 100_000} MB: staff have been told" in row["detail"]
+    found = re.search(r"about (\d+) days until photos stop at the recent rate \(2 check-ins and "
+                      r"(\d+\.\d) MB a day over 7 days\)", row["detail"])  # fmt: skip
+    assert found, row["detail"]
+    assert found[2] == "1.0"  # two half-megabyte photos a day, and their small records
+    assert 90 <= int(found[1]) <= 110  # 100 MB at ~1 MB a day: other writers move it a little
+    assert "kioskctl sync" in row["fix"]
+
+
+def test_photos_stopped_warns_and_counts_the_days_until_check_ins_stop(kiosk: Kiosk) -> None:
+    _week_of_checkins(kiosk, photo=64 * 1024)
+    free = _free_mb(kiosk)
+    kiosk.edit("outbox", min_free_mb=64, no_photo_free_mb=free + 100_000)
+    _code, rows = doctor(kiosk, "--no-hardware")
+    row = rows["disk"]
+    assert row["status"] == "warn", row  # a warning: check-ins go on
+    assert "check-ins are saved without photos" in row["detail"]
+    # records alone, a few hundred bytes a day: years of room
+    assert "more than 999 days until check-ins stop" in row["detail"]
+
+
+def test_a_quiet_kiosk_has_no_rate_to_estimate_from(kiosk: Kiosk) -> None:
+    _week_of_checkins(kiosk, photo=1024)
+    kiosk.clock.advance(30 * 86400)  # a month with nobody reporting here
+    _code, rows = doctor(kiosk, "--no-hardware")
+    assert rows["disk"]["status"] == "pass"
+    assert "no check-ins in the last 7 days" in rows["disk"]["detail"]
 
 
 def _card_sysfs(tmp_path: Path, data: Path, part_bytes: int, disk_bytes: int) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 
 from jwcrypto import jwk, jws
@@ -93,3 +94,13 @@ def test_status_for_the_front_desk(kiosk: Kiosk) -> None:
     code, out, _err = kiosk.run("status", "--json")
     assert code == 1
     assert json.loads(out)["alerts"] == ["the kiosk's clock is not synchronised"]
+    kiosk.clock.set_synced(True)
+    st = os.statvfs(kiosk.cfg.device.data_dir)
+    photos_stop = st.f_bavail * st.f_frsize // (1024 * 1024) + 100_000  # above today's free
+    kiosk.edit("outbox", no_photo_free_mb=photos_stop)
+    code, out, _err = kiosk.run("status", "--json")
+    assert code == 1
+    assert json.loads(out)["alerts"] == [
+        "the kiosk's storage is nearly full: check-ins are saved without photos; call the "
+        "field engineer"
+    ]
