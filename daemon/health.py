@@ -6,7 +6,7 @@ It lives in the service's runtime directory (``$RUNTIME_DIRECTORY``, /run/kiosk:
 no SD-card wear), or in the data folder when there is none (the demo, tests). It holds no
 personal data: part names and reasons, ages, a "busy" flag.
 
-May import: the standard library.
+May import: the standard library, ``daemon.diskspace``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+from daemon.diskspace import Levels
 
 log = logging.getLogger(__name__)
 
@@ -95,15 +97,21 @@ def heartbeat_figures(
     now: float | None = None,
     paths: list[Path] | None = None,
     thermal: Path = THERMAL,
+    levels: Levels | None = None,
 ) -> dict[str, Any]:
     """What kiosk-sync adds to each heartbeat (docs/api.md, "Heartbeat"), so the service sees
     a broken part, a filling disk or a stopped kiosk without anyone on site: the parts' state
-    from kiosk.service's health report, free space on the data partition, the SoC
-    temperature. No personal data: part names, reasons, numbers."""
+    from kiosk.service's health report, free space on the data partition and, given the
+    ``levels``, which one it is at (``disk``: ok, low, no_photo, full; read here, so it is
+    known even while kiosk.service is down), the SoC temperature. No personal data: part
+    names, reasons, numbers."""
     out: dict[str, Any] = {}
     with contextlib.suppress(OSError):
         st = os.statvfs(data_dir)
-        out["disk_free_mb"] = round(st.f_bavail * st.f_frsize / (1024 * 1024), 1)
+        free = st.f_bavail * st.f_frsize
+        out["disk_free_mb"] = round(free / (1024 * 1024), 1)
+        if levels is not None:
+            out["disk"] = str(levels.level(free))
     with contextlib.suppress(OSError, ValueError):
         out["temperature_c"] = round(int(thermal.read_text().strip()) / 1000, 1)
     now = time.time() if now is None else now

@@ -19,6 +19,7 @@ import sqlite3
 from daemon import health, sdnotify
 from daemon.clock import Clock, SystemClock
 from daemon.config import Config
+from daemon.diskspace import Levels
 from daemon.errors import StorageError
 from daemon.outbox import Outbox
 from daemon.sync import SyncClient
@@ -82,13 +83,14 @@ async def run_sync(
             loop.add_signal_handler(sig, stop.set)
     key = key_backend(cfg.device, cfg.hardware_key).load()
     outbox = Outbox(cfg.device.data_dir, device=cfg.device.id, key=None, clock=clock).open()
+    levels = Levels.from_config(cfg.outbox)
     client = SyncClient(
         outbox,
         cfg.api,
         key,
         clock=clock,
         roster_path=cfg.device.data_dir / "roster.json",
-        health=lambda: health.heartbeat_figures(cfg.device.data_dir),
+        health=lambda: health.heartbeat_figures(cfg.device.data_dir, levels=levels),
     )
     listener = WakeListener(cfg.device.data_dir / WAKE_SOCKET, client.wakeup)
     await listener.start()

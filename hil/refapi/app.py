@@ -103,6 +103,8 @@ class Heartbeat(BaseModel):
     sensor: Any = None  # a state word or an object; the contract leaves it open
     camera: Any = None
     disk_free_mb: float | None = None
+    #: the data disk's level: "ok", "low", "no_photo" (check-ins without photos), "full"
+    disk: str | None = None
     temperature_c: float | None = None
     clock_synced: bool | None = None
     last_seq: int | None = None
@@ -951,7 +953,9 @@ HOT_C = 80.0
 def device_problems(latest: list[dict[str, Any]], now: float) -> list[str]:
     """What needs someone, from the device's newest heartbeat: ``silent``, ``kiosk_not_running``
     (the sync process reports, the check-in process does not), ``part:<part>:<reason>``,
-    ``disk_low``, ``hot``, ``clock_unsynced``. Empty when all is well."""
+    ``disk_low`` / ``disk_no_photo`` / ``disk_full`` (the kiosk's own level; from an older
+    kiosk without one, ``disk_low`` under 512 MB), ``hot``, ``clock_unsynced``. Empty when all
+    is well."""
     if not latest:
         return ["silent"]
     received, body = float(latest[0]["received"]), latest[0]["body"]
@@ -961,8 +965,10 @@ def device_problems(latest: list[dict[str, Any]], now: float) -> list[str]:
     faults = body.get("faults")
     if isinstance(faults, dict):
         problems += [f"part:{part}:{reason}" for part, reason in sorted(faults.items())]
-    disk = body.get("disk_free_mb")
-    if isinstance(disk, (int, float)) and disk < DISK_LOW_MB:
+    level, disk = body.get("disk"), body.get("disk_free_mb")
+    if level in ("low", "no_photo", "full"):
+        problems.append(f"disk_{level}")
+    elif level is None and isinstance(disk, (int, float)) and disk < DISK_LOW_MB:
         problems.append("disk_low")
     temp = body.get("temperature_c")
     if isinstance(temp, (int, float)) and temp >= HOT_C:

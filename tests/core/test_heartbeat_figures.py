@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from daemon import health
+from daemon.config import OutboxConfig
+from daemon.diskspace import Levels, free_bytes
 
 ALLOWED = {
-    "disk_free_mb", "temperature_c", "kiosk", "kiosk_report_age_s", "sensor", "camera",
+    "disk_free_mb", "disk", "temperature_c", "kiosk", "kiosk_report_age_s", "sensor", "camera",
     "faults", "ui_beat_age_s", "simulated",
 }  # fmt: skip
 
@@ -56,3 +58,19 @@ def test_a_stopped_kiosk_is_said_and_its_parts_are_unknown(tmp_path: Path) -> No
     assert health.heartbeat_figures(tmp_path, paths=[tmp_path / "garbage.json"])["kiosk"] == (
         "not_reporting"
     )
+
+
+def test_the_disk_level_is_read_here_so_it_is_known_while_the_kiosk_is_down(
+    tmp_path: Path,
+) -> None:
+    free_mb = free_bytes(tmp_path) // (1024 * 1024)
+    for cfg, level in (
+        (OutboxConfig(min_free_mb=1, no_photo_free_mb=1, low_free_mb=1), "ok"),
+        (OutboxConfig(min_free_mb=1, low_free_mb=free_mb + 100_000), "low"),
+        (OutboxConfig(min_free_mb=1, no_photo_free_mb=free_mb + 100_000), "no_photo"),
+        (OutboxConfig(min_free_mb=free_mb + 100_000), "full"),
+    ):
+        got = health.heartbeat_figures(tmp_path, paths=[tmp_path / "no-report.json"],
+                                       levels=Levels.from_config(cfg))  # fmt: skip
+        assert got["disk"] == level and got["kiosk"] == "not_reporting"
+    assert "disk" not in health.heartbeat_figures(tmp_path, paths=[])

@@ -172,7 +172,7 @@ def test_the_api_sees_the_kiosks_parts_through_the_sync_heartbeat(
                 assert time.monotonic() < deadline, status
                 time.sleep(0.2)
         assert beat["sensor"] == "ok" and beat["camera"] == "ok" and beat["faults"] == {}
-        assert beat["simulated"] is True and beat["disk_free_mb"] > 0
+        assert beat["simulated"] is True and beat["disk_free_mb"] > 0 and beat["disk"] == "ok"
         # this machine's clock may not be NTP-synchronised: then, and only then, that is said
         expected = [] if beat["clock_synced"] else ["clock_unsynced"]
         assert status["problems"] == expected

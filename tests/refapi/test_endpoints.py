@@ -183,6 +183,10 @@ async def test_the_device_status_names_what_needs_someone_from_its_heartbeats(
         "hot",
         "clock_unsynced",
     ]
+    # a kiosk that says its own disk level is taken at its word, whatever the megabytes
+    assert await beat(healthy | {"disk": "no_photo", "disk_free_mb": 9000.0}) == ["disk_no_photo"]
+    assert await beat(healthy | {"disk": "full"}) == ["disk_full"]
+    assert await beat(healthy | {"disk": "ok", "disk_free_mb": 120.0}) == []
     assert await beat({"kiosk": "not_reporting", "sensor": "unknown"}) == ["kiosk_not_running"]
     clock.now += 16 * 60  # nothing for a quarter of an hour: power or network lost
     assert (await api.client.get(status, headers=ADMIN)).json()["problems"] == [
