@@ -105,7 +105,8 @@ def _fingerprint(k: Kiosk, s: Session) -> dict[str, Any]:
 
 
 def _fallback(k: Kiosk, s: Session) -> dict[str, Any]:
-    return {"reason": s.fallback}
+    # below the no-photo disk level no photo will be taken: the screen must not promise one
+    return {"reason": s.fallback, "photo": k.disk not in ("no_photo", "full")}
 
 
 def _photo(k: Kiosk, s: Session) -> dict[str, Any]:

@@ -176,3 +176,14 @@ def test_a_staff_override_below_the_no_photo_level_drops_the_photo_and_says_why(
     assert {k: commit.detail[k] for k in ("reason", "staff", "no_photo")} == {
         "reason": "assisted_check_in", "staff": "staff-7", "no_photo": "disk_low",
     }  # fmt: skip
+
+
+def test_the_fallback_screen_promises_no_photo_when_none_will_be_taken() -> None:
+    """Below the no-photo level the fallback cannot rest on a photo: the screen says staff
+    will check it is them instead (the record is flagged id_review and no_photo)."""
+    run = Run()
+    run.identify(ALICE)
+    run.send(ev.CannotUseFinger)
+    assert run.screen == "fallback" and run.view["photo"] is True
+    run.send(ev.DiskSpace, level="no_photo")
+    assert run.view["photo"] is False
