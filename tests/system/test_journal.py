@@ -3,7 +3,7 @@ bind, systemd-journal-flush) and across restarts, as docs/systemd.md ("Logging")
 
 The first tests read the shipped files: the journald caps against the outbox's reserve. The
 rest boot a Debian 12 container (tests/system/nspawn.py) four times over one overlay and one
-``/data``, a 512 MiB tmpfs standing in for the data partition, with the image's own fstab line
+``/data``, a 384 MiB tmpfs standing in for the data partition, with the image's own fstab line
 for the journal and the shipped journald and mount drop-ins:
 
 1. the kiosk runs; journald moves from /run to /data; a unique line is logged; power-off;
@@ -45,7 +45,7 @@ from tests.system.conftest import _install_config
 UNITS = Path(__file__).resolve().parents[2] / "systemd"
 DROPIN = UNITS / "journald.conf.d" / "kiosk-journal.conf"
 MIB = 1024 * 1024
-DATA_MIB = 512
+DATA_MIB = 384
 #: journald's "System Journal (...) is 8.0M, max 64.0M, 56.0M free." (sd-messages.h)
 USAGE_MESSAGE_ID = "ec387f577b844b8fa948f33cad9a75e6"
 
@@ -246,7 +246,7 @@ def test_journald_writes_to_the_data_partition_within_its_caps(history: History)
     keep_free = _bytes(conf["SystemKeepFree"])
     assert int(usage["MAX_USE"]) == _bytes(conf["SystemMaxUse"])
     assert int(usage["DISK_KEEP_FREE"]) == keep_free
-    # journald measures the file system it writes to: on this 512 MiB /data the keep-free
+    # journald measures the file system it writes to: on this 384 MiB /data the keep-free
     # line, not SystemMaxUse, is the ceiling (the container's own root has gigabytes free)
     assert int(usage["LIMIT"]) == DATA_MIB * MIB - keep_free, usage
     assert history.files_after[0] == [f"journal/{first.machine_id}/system.journal"]
