@@ -51,6 +51,7 @@ from hil.refapi.storage import (
     removed_dict,
     review_dict,
     task_outcome_dict,
+    task_outcome_map,
 )
 
 SCHEMA = """
@@ -501,12 +502,8 @@ class PostgresStorage:
         return task_outcome_dict(outcome, officer, now) if cur.rowcount == 1 else None
 
     def task_outcomes(self) -> dict[tuple[str, int, str], dict[str, Any]]:
-        rows = (
-            self._db()
-            .execute("SELECT device, seq, kind, outcome, officer, at FROM task_outcomes")
-            .fetchall()
-        )
-        return {(d, int(s), k): task_outcome_dict(o, who, at) for d, s, k, o, who, at in rows}
+        sql = "SELECT device, seq, kind, outcome, officer, at FROM task_outcomes"
+        return task_outcome_map(self._db().execute(sql))
 
     def alerts(self) -> list[dict[str, Any]]:
         return alert_dicts(self._db().execute(ALERTS_SQL.encode()))  # no parameters: no % escapes

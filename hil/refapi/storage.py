@@ -451,6 +451,11 @@ def task_outcome_dict(outcome: str, officer: str, at: float) -> dict[str, Any]:
     return {"outcome": outcome, "officer": officer, "at": float(at)}
 
 
+def task_outcome_map(rows: Iterable[Sequence[Any]]) -> dict[tuple[str, int, str], dict[str, Any]]:
+    """Rows of (device, seq, kind, outcome, officer, at), keyed as the tasks list joins them."""
+    return {(d, int(s), k): task_outcome_dict(o, who, at) for d, s, k, o, who, at in rows}
+
+
 def record_dicts(rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
     """Rows of (seq, id, type, flags, photo, received) as the admin API lists them."""
     return [
@@ -806,7 +811,7 @@ class SqliteStorage:
             rows = self.db.execute(
                 "SELECT device, seq, kind, outcome, officer, at FROM task_outcomes"
             ).fetchall()
-        return {(d, int(s), k): task_outcome_dict(o, who, at) for d, s, k, o, who, at in rows}
+        return task_outcome_map(rows)
 
     def by_hash_prefix(self, prefixes: Sequence[str]) -> list[dict[str, Any]]:
         """Records whose chain hash starts with one of ``prefixes`` (7 characters each)."""

@@ -40,12 +40,18 @@ def _fat(image: Path, number: int, name: str) -> str:
     ).stdout  # fmt: skip
 
 
-def _ext4(image: Path, number: int, tmp: Path, *paths: str) -> dict[str, str]:
+def _partition(image: Path, number: int, tmp: Path) -> Path:
+    """Ext4 partition ``number`` of ``image``, copied out to a file debugfs can read."""
     part = read_partitions(image)[number]
     fs = tmp / f"p{number}.ext4"
     with image.open("rb") as src, fs.open("wb") as dst:
         src.seek(part.start)
         dst.write(src.read(part.size))
+    return fs
+
+
+def _ext4(image: Path, number: int, tmp: Path, *paths: str) -> dict[str, str]:
+    fs = _partition(image, number, tmp)
     out = {}
     for p in paths:
         done = subprocess.run(["debugfs", "-R", f"cat {p}", str(fs)],
@@ -56,11 +62,7 @@ def _ext4(image: Path, number: int, tmp: Path, *paths: str) -> dict[str, str]:
 
 def _dirs(image: Path, number: int, tmp: Path, *paths: str) -> dict[str, bool]:
     """Which of ``paths`` are directories in ext4 partition ``number`` (debugfs stat)."""
-    part = read_partitions(image)[number]
-    fs = tmp / f"p{number}.ext4"
-    with image.open("rb") as src, fs.open("wb") as dst:
-        src.seek(part.start)
-        dst.write(src.read(part.size))
+    fs = _partition(image, number, tmp)
     found = {}
     for p in paths:
         done = subprocess.run(["debugfs", "-R", f"stat {p}", str(fs)],

@@ -442,20 +442,27 @@ def test_large_text_mode_grows_text_and_every_control_still_fits(
     assert not k.page.evaluate("document.body.classList.contains('large')")
 
 
+def to_photo(k: Kiosk, lang: str, *, large_text: bool = False) -> None:
+    """Idle → ``PERSON`` identified in ``lang`` (large text if asked) → the finger matches →
+    the photo screen."""
+    wait_screen(k.page, "idle")
+    tap(k.page, f"button[data-lang-arg={lang}]", "identify")
+    if large_text:
+        tap(k.page, "button[data-action=large_text]", "identify")
+    type_digits(k, PERSON[0], "identify")
+    tap(k.page, "button[data-action=submit]", "identify")
+    type_digits(k, PERSON[1], "identify")
+    tap(k.page, "button[data-action=submit]", "fingerprint")
+    control(k, lambda: k.bridge.present_finger(matches=True), "photo")
+
+
 def test_the_fullest_reception_screen_still_fits_in_large_text(
     kiosk: Kiosk, screenshot_dir: Path
 ) -> None:
     """Sent to reception after a part failed, in Welsh and large text: the reason, "recorded",
     the attendance reference and the next appointment, and the OK button still on screen."""
     k = kiosk
-    wait_screen(k.page, "idle")
-    tap(k.page, "button[data-lang-arg=cy]", "identify")
-    tap(k.page, "button[data-action=large_text]", "identify")
-    type_digits(k, PERSON[0], "identify")
-    tap(k.page, "button[data-action=submit]", "identify")
-    type_digits(k, PERSON[1], "identify")
-    tap(k.page, "button[data-action=submit]", "fingerprint")
-    control(k, lambda: k.bridge.present_finger(matches=True), "photo")
+    to_photo(k, "cy", large_text=True)
     control(k, lambda: k.bridge.fault("camera"), "see_reception")
     code = k.page.query_selector("#screen .receipt .code")
     assert code is not None and k.page.query_selector("#screen .appointment") is not None
@@ -471,14 +478,7 @@ def test_someone_struggling_is_shown_where_to_get_help_now_in_large_text_too(
     where to get help now: NHS 111's mental health option, Samaritans, 999. In Welsh, with the
     Welsh-language Samaritans line, and in large text with everything still on screen."""
     k = kiosk
-    wait_screen(k.page, "idle")
-    tap(k.page, "button[data-lang-arg=cy]", "identify")
-    tap(k.page, "button[data-action=large_text]", "identify")
-    type_digits(k, PERSON[0], "identify")
-    tap(k.page, "button[data-action=submit]", "identify")
-    type_digits(k, PERSON[1], "identify")
-    tap(k.page, "button[data-action=submit]", "fingerprint")
-    control(k, lambda: k.bridge.present_finger(matches=True), "photo")
+    to_photo(k, "cy", large_text=True)
     tap(k.page, "button[data-action=photo]", "questions")
     answer_questions(k.page, {"wellbeing": "struggling"})
     tap(k.page, "button[data-action=read]", "confirm")
@@ -492,12 +492,7 @@ def test_someone_struggling_is_shown_where_to_get_help_now_in_large_text_too(
     shot(k, screenshot_dir, "see_reception-struggling-large-text")  # OK still on screen
     tap(k.page, "button[data-action=continue]", "idle")
     # nobody else sees it: a calm visit has no signpost
-    tap(k.page, "button[data-lang-arg=en]", "identify")
-    type_digits(k, PERSON[0], "identify")
-    tap(k.page, "button[data-action=submit]", "identify")
-    type_digits(k, PERSON[1], "identify")
-    tap(k.page, "button[data-action=submit]", "fingerprint")
-    control(k, lambda: k.bridge.present_finger(matches=True), "photo")
+    to_photo(k, "en")
     tap(k.page, "button[data-action=photo]", "questions")
     answer_questions(k.page)
     tap(k.page, "button[data-action=read]", "confirm")
