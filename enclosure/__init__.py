@@ -101,7 +101,7 @@ def check(layout: Layout, pinmap: PinMap) -> list[str]:
             )
         if o.kind == "screen":
             lo, hi = layout.floor_height(bottom), layout.floor_height(top)
-        elif o.kind == "sensor":
+        elif o.kind in ("sensor", "socket"):  # a finger, a headphone plug: its centre
             lo = hi = layout.floor_height(o.y)
         else:
             continue

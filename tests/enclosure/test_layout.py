@@ -41,6 +41,18 @@ def test_a_fingerprint_window_out_of_reach_is_refused() -> None:
     assert any(p.startswith("screen spans 1150-1350 mm") for p in problems)
 
 
+def test_a_headphone_socket_is_on_the_panel_and_within_reach() -> None:
+    """Spoken screens in private (requirement 22): the socket is operable, so the reach band
+    holds it; its switched contacts silence the loudspeaker (the parts list says so)."""
+    layout = enclosure.from_dict(RAW)
+    socket = next(o for o in layout.openings if o.kind == "socket")
+    assert 750 <= layout.floor_height(socket.y) <= 1200
+    parts = {p["part"]: p["item"] for p in layout.parts}
+    assert "silence the loudspeaker" in parts["headphone socket"]
+    problems = changed(lambda r: opening(r, "headphone socket").update(y=20))
+    assert any(p.startswith("headphone socket spans 720-720 mm") for p in problems)
+
+
 def test_the_standard_camera_lens_cannot_see_every_face() -> None:
     def standard_lens(raw: dict[str, Any]) -> None:
         next(p for p in raw["parts"] if p["part"] == "camera")["vertical_fov"] = 41
