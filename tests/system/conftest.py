@@ -95,15 +95,21 @@ def _install_dropins(root: Path) -> None:
     (units / "kiosk-netprobe@.service").write_text(probe)
 
 
-@pytest.fixture(scope="session")
-def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
+def prepared(tmp_path_factory: pytest.TempPathFactory, name: str) -> tuple[Path, Path, Path]:
+    """(a work folder, the checkout's wheels, the rootfs with its dependencies) for a system
+    test; skips, saying why, where systemd-nspawn cannot run."""
     try:
         nspawn.host_tools()
     except nspawn.SystemTestUnavailable as exc:
         pytest.skip(str(exc))
-    work = tmp_path_factory.mktemp("systemd")
+    work = tmp_path_factory.mktemp(name)
     wheel_dir = nspawn.wheels(work / "wheels")
-    lower = nspawn.deps_rootfs(wheel_dir)
+    return work, wheel_dir, nspawn.deps_rootfs(wheel_dir)
+
+
+@pytest.fixture(scope="session")
+def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
+    work, wheel_dir, lower = prepared(tmp_path_factory, "systemd")
     api = RefApi(work / "api")
     api.start()
     try:

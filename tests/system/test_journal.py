@@ -40,7 +40,7 @@ from daemon.demo_support import provision, publish_roster
 from firmware.image import FSTAB
 from hil.refapi.server import RefApi
 from tests.system import nspawn
-from tests.system.conftest import _install_config
+from tests.system.conftest import _install_config, prepared
 
 UNITS = Path(__file__).resolve().parents[2] / "systemd"
 DROPIN = UNITS / "journald.conf.d" / "kiosk-journal.conf"
@@ -174,13 +174,7 @@ def _journal_files(data: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
-    try:
-        nspawn.host_tools()
-    except nspawn.SystemTestUnavailable as exc:
-        pytest.skip(str(exc))
-    work = tmp_path_factory.mktemp("journal")
-    wheel_dir = nspawn.wheels(work / "wheels")
-    lower = nspawn.deps_rootfs(wheel_dir)
+    work, wheel_dir, lower = prepared(tmp_path_factory, "journal")
     data = work / "data"
     data.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={DATA_MIB}M,mode=0755", "tmpfs",
