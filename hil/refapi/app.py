@@ -752,7 +752,7 @@ def create_app(settings: Settings) -> FastAPI:
         due the same working day, an identity review or a visit a fault cut short by the end
         of the next; overdue ones first. ``state=all`` includes the closed ones."""
         now = settings.clock()
-        outcomes, reviews = store.task_outcomes(), store.review_times()
+        outcomes, reviews = store.task_outcomes(), store.reviews()
         found = []
         for kiosk in [device] if device else store.devices():
             for seq, compact, received in _records_received(store, kiosk):
@@ -760,7 +760,7 @@ def create_app(settings: Settings) -> FastAPI:
                 for task in tasks_of(kiosk, seq, payload, received):
                     closed: dict[str, Any] | None
                     if task.kind == "identity_review":
-                        closed = store.review(kiosk, seq) if (kiosk, seq) in reviews else None
+                        closed = reviews.get((kiosk, seq))
                     else:
                         closed = outcomes.get((kiosk, seq, task.kind))
                     if closed is None or state == "all":
@@ -790,7 +790,8 @@ def create_app(settings: Settings) -> FastAPI:
         (``.../review``). A record whose task is closed leaves the alerts list."""
         if body.officer != op:
             raise _error(422, "officer", "the officer must be the operator (X-Operator)")
-        stored = next((c for _d, s, c in store.export(device) if s == seq), None)
+        near = store.records_near(device, [seq], [])[0].get(seq)
+        stored = near.compact if near is not None else None
         if stored is None:
             logged(op, "task.close", outcome="not_found", device=device, seq=seq)
             raise _error(404, "unknown_record", "no such record is stored for that device")
@@ -829,7 +830,7 @@ def create_app(settings: Settings) -> FastAPI:
                 since=until - days * 86400,
                 until=until,
                 records=records,
-                reviews=store.review_times(),
+                reviews={k: v["at"] for k, v in store.reviews().items()},
                 outcomes=outcomes,
                 heartbeats=beats,
                 rosters=rosters,

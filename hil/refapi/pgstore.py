@@ -31,6 +31,7 @@ from hil.refapi.storage import (
     BLOB_HOLDS_SQL,
     ENROLMENTS_SQL,
     RECEIPT_SQL,
+    REVIEWS_SQL,
     TASKS_TABLE,
     AccessEntry,
     BlobHold,
@@ -50,6 +51,7 @@ from hil.refapi.storage import (
     record_row,
     removed_dict,
     review_dict,
+    review_map,
     task_outcome_dict,
     task_outcome_map,
 )
@@ -488,9 +490,8 @@ class PostgresStorage:
         )
         return None if row is None else review_dict(*row)
 
-    def review_times(self) -> dict[tuple[str, int], float]:
-        rows = self._db().execute("SELECT device, seq, at FROM reviews").fetchall()
-        return {(d, int(s)): float(at) for d, s, at in rows}
+    def reviews(self) -> dict[tuple[str, int], dict[str, Any]]:
+        return review_map(self._db().execute(REVIEWS_SQL))
 
     def close_task(
         self, device: str, seq: int, kind: str, outcome: str, officer: str, now: float

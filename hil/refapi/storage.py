@@ -375,7 +375,7 @@ class Storage(Protocol):
         self, device: str, seq: int, outcome: str, reviewer: str, now: float
     ) -> dict[str, Any] | None: ...
     def review(self, device: str, seq: int) -> dict[str, Any] | None: ...
-    def review_times(self) -> dict[tuple[str, int], float]: ...
+    def reviews(self) -> dict[tuple[str, int], dict[str, Any]]: ...
     def close_task(
         self, device: str, seq: int, kind: str, outcome: str, officer: str, now: float
     ) -> dict[str, Any] | None: ...
@@ -445,6 +445,15 @@ def receipt_dicts(rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
 
 def review_dict(outcome: str, reviewer: str, at: float) -> dict[str, Any]:
     return {"outcome": outcome, "reviewer": reviewer, "at": float(at)}
+
+
+#: every identity-review decision (both backends)
+REVIEWS_SQL = "SELECT device, seq, outcome, reviewer, at FROM reviews"
+
+
+def review_map(rows: Iterable[Sequence[Any]]) -> dict[tuple[str, int], dict[str, Any]]:
+    """Rows of :data:`REVIEWS_SQL`, keyed by (device, seq)."""
+    return {(d, int(s)): review_dict(o, who, at) for d, s, o, who, at in rows}
 
 
 def task_outcome_dict(outcome: str, officer: str, at: float) -> dict[str, Any]:
@@ -789,11 +798,11 @@ class SqliteStorage:
             ).fetchone()
         return None if row is None else review_dict(*row)
 
-    def review_times(self) -> dict[tuple[str, int], float]:
-        """When each identity-review decision was recorded."""
+    def reviews(self) -> dict[tuple[str, int], dict[str, Any]]:
+        """Every identity-review decision, by (device, seq)."""
         with self._lock:
-            rows = self.db.execute("SELECT device, seq, at FROM reviews").fetchall()
-        return {(d, int(s)): float(at) for d, s, at in rows}
+            rows = self.db.execute(REVIEWS_SQL).fetchall()
+        return review_map(rows)
 
     def close_task(
         self, device: str, seq: int, kind: str, outcome: str, officer: str, now: float
