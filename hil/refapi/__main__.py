@@ -81,7 +81,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from hil.refapi.app import Faults, Settings, create_app
+    from hil.refapi.tasks import ENGLAND_AND_WALES, Calendar, CalendarError
 
+    try:
+        calendar = Calendar.from_file(args.closed_days) if args.closed_days else ENGLAND_AND_WALES
+    except CalendarError as exc:
+        print(f"kiosk-refapi: {exc}", file=sys.stderr)
+        return 2
     token = args.admin_token_file.read_text().strip() if args.admin_token_file else None
     ca_pem = args.ca.read_text() if args.ca else ""
     settings = Settings(
@@ -90,6 +96,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         seal_public_key=args.seal_public or "",
         ca_pem=ca_pem,
         faults=Faults(enabled=args.faults),
+        calendar=calendar,
     )
     config = uvicorn.Config(
         create_app(settings),
@@ -322,6 +329,13 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--admin-token-file", type=Path)
     s.add_argument("--seal-public", help="the photo-sealing public key handed to devices")
     s.add_argument("--faults", action="store_true", help="allow fault injection (tests only)")
+    s.add_argument(
+        "--closed-days",
+        type=Path,
+        metavar="FILE",
+        help="days offices are closed besides weekends and England and Wales bank holidays "
+        "(one YYYY-MM-DD per line), for when officers' tasks fall due",
+    )
     s.set_defaults(func=cmd_serve)
     e = sub.add_parser("export", help="stored records, one compact JWS per line")
     _where(e)

@@ -52,7 +52,7 @@ from hil.refapi.storage import (
     SqliteStorage,
     Storage,
 )
-from hil.refapi.tasks import tasks_of
+from hil.refapi.tasks import ENGLAND_AND_WALES, Calendar, tasks_of
 
 MAX_BATCH = 500
 #: fault plan entries: "500", "503[:retry-after s]", "garbage", "stall[:s]", "lie"
@@ -221,6 +221,8 @@ class Settings:
     ca_pem: str = ""
     faults: Faults = field(default_factory=Faults)
     clock: Callable[[], float] = time.time
+    #: when officers' tasks fall due (bank holidays, the service's own closed days)
+    calendar: Calendar = ENGLAND_AND_WALES
 
 
 #: a check of the batch's request signature against (public key PEM, alg)
@@ -757,7 +759,7 @@ def create_app(settings: Settings) -> FastAPI:
         for kiosk in [device] if device else store.devices():
             for seq, compact, received in _records_received(store, kiosk):
                 payload = decode_unverified(compact)[1]
-                for task in tasks_of(kiosk, seq, payload, received):
+                for task in tasks_of(kiosk, seq, payload, received, settings.calendar):
                     closed: dict[str, Any] | None
                     if task.kind == "identity_review":
                         closed = reviews.get((kiosk, seq))
@@ -834,6 +836,7 @@ def create_app(settings: Settings) -> FastAPI:
                 outcomes=outcomes,
                 heartbeats=beats,
                 rosters=rosters,
+                calendar=settings.calendar,
             )
         )
         logged(op, "figures.read", days=days, falling_back=len(out["falling_back"]))

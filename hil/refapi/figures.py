@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hil.refapi.missed import ATTENDED, EARLY_S, appointment_times, visit_time
-from hil.refapi.tasks import REACHED, Task, tasks_of
+from hil.refapi.tasks import ENGLAND_AND_WALES, REACHED, Calendar, Task, tasks_of
 
 #: a visit counts as on time from 12 hours before the appointment to the end of its day
 TARGET_S = 180.0  # the service's target for one visit: under three minutes
@@ -48,6 +48,8 @@ class Inputs:
     )
     #: the decoded roster of each device (for the appointments due)
     rosters: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: the working days that tasks fall due on
+    calendar: Calendar = ENGLAND_AND_WALES
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -66,7 +68,7 @@ def figures(inp: Inputs) -> dict[str, Any]:
             if inp.since <= when < inp.until:
                 visits.append((payload, when))
         if inp.since <= received < inp.until:
-            tasks.extend(tasks_of(device, seq, payload, received))
+            tasks.extend(tasks_of(device, seq, payload, received, inp.calendar))
     n = len(visits)
     methods = Counter(str((p.get("verify") or {}).get("method", "none")) for p, _ in visits)
     reviewed = [t for t in tasks if t.kind == "identity_review"]

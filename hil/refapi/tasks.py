@@ -13,19 +13,26 @@ The kiosk never decides anything about a person; each exception becomes a task f
 - ``fault_followup``: a part of the kiosk failed during the visit; the visit counts, and the
   officer checks nothing was lost with the person. Due by the end of the next working day.
 
-Working days are Monday to Friday, ending at 17:00 UK time; a record that arrives after 16:00
-(or at a weekend) is due at the end of the next working day. Bank holidays are not known here:
-a real service takes them from its own calendar.
+Working days are Monday to Friday except bank holidays in England and Wales, ending at
+17:00 UK time; a record that arrives after 16:00 (or on a day the office is closed) is due at
+the end of the next working day. The bank holidays come from the ``holidays`` package, which
+follows gov.uk's list, substitute days and one-off holidays included. A service adds its own
+closures, or a holiday announced after the installed package was released, with
+``kiosk-refapi serve --closed-days FILE`` (:meth:`Calendar.from_file`).
 
-May import: the standard library, ``daemon.records``.
+May import: the standard library, ``holidays``, ``daemon.records``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import holidays
 
 KINDS = ("callback", "attention", "identity_review", "fault_followup")
 #: how a task was closed; ``identity_review`` takes the review outcomes instead
@@ -63,28 +70,77 @@ def _uk() -> dt.tzinfo:
         return dt.UTC
 
 
-def working_day_end(received: float, *, days_after: int = 0) -> float:
+class CalendarError(ValueError):
+    """A closed-days file that cannot be read; the message names the line and what to do."""
+
+
+class Calendar:
+    """The days probation offices work: Monday to Friday, except the bank holidays of England
+    and Wales and the ``closed`` days a service adds."""
+
+    def __init__(self, closed: Iterable[dt.date] = ()) -> None:
+        # England and Wales share one list; the package adds years as they are asked for
+        self._bank = holidays.country_holidays("GB", subdiv="ENG")
+        self._closed = frozenset(closed)
+
+    @classmethod
+    def from_file(cls, path: Path) -> Calendar:
+        """A text file of extra closed days: one ``YYYY-MM-DD`` per line, ``#`` comments."""
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CalendarError(f"cannot read the closed-days file {path} ({exc})") from exc
+        days = []
+        for n, line in enumerate(lines, 1):
+            text = line.split("#", 1)[0].strip()
+            if not text:
+                continue
+            try:
+                days.append(dt.date.fromisoformat(text))
+            except ValueError:
+                raise CalendarError(
+                    f"{path}, line {n}: {text[:40]!r} is not a date; write one closed day "
+                    "per line as YYYY-MM-DD (a '#' starts a comment)"
+                ) from None
+        return cls(days)
+
+    def is_working_day(self, day: dt.date) -> bool:
+        return day.weekday() < 5 and day not in self._bank and day not in self._closed
+
+    def next_working_day(self, day: dt.date) -> dt.date:
+        day += dt.timedelta(days=1)
+        while not self.is_working_day(day):
+            day += dt.timedelta(days=1)
+        return day
+
+
+#: bank holidays only, no closures of the service's own
+ENGLAND_AND_WALES = Calendar()
+
+
+def working_day_end(
+    received: float, *, days_after: int = 0, calendar: Calendar = ENGLAND_AND_WALES
+) -> float:
     """The end (17:00 UK time) of the working day a record received at ``received`` falls
-    due on: the same working day, or the next when it arrives after 16:00 or at a weekend;
-    then ``days_after`` more working days."""
+    due on: the same working day, or the next when it arrives after 16:00 or on a day the
+    office is closed; then ``days_after`` more working days."""
     tz = _uk()
     local = dt.datetime.fromtimestamp(received, tz)
     day = local.date()
-    if local.weekday() >= 5 or local.time() > LATE_FROM:
-        day = _next_working_day(day)
+    if not calendar.is_working_day(day) or local.time() > LATE_FROM:
+        day = calendar.next_working_day(day)
     for _ in range(days_after):
-        day = _next_working_day(day)
+        day = calendar.next_working_day(day)
     return dt.datetime.combine(day, DAY_ENDS, tzinfo=tz).timestamp()
 
 
-def _next_working_day(day: dt.date) -> dt.date:
-    day += dt.timedelta(days=1)
-    while day.weekday() >= 5:
-        day += dt.timedelta(days=1)
-    return day
-
-
-def tasks_of(device: str, seq: int, payload: dict[str, Any], received: float) -> list[Task]:
+def tasks_of(
+    device: str,
+    seq: int,
+    payload: dict[str, Any],
+    received: float,
+    calendar: Calendar = ENGLAND_AND_WALES,
+) -> list[Task]:
     """The tasks one stored record makes (none for most)."""
     flags = set(payload.get("flags") or [])
     raw = payload.get("detail")
@@ -103,6 +159,12 @@ def tasks_of(device: str, seq: int, payload: dict[str, Any], received: float) ->
     if payload.get("type") == "fault":
         kinds.append(("fault_followup", 1))
     return [
-        Task(device, seq, kind, received, working_day_end(received, days_after=after))
+        Task(
+            device,
+            seq,
+            kind,
+            received,
+            working_day_end(received, days_after=after, calendar=calendar),
+        )
         for kind, after in kinds
     ]

@@ -74,6 +74,22 @@ async def test_a_callback_is_due_the_same_working_day_and_closing_it_clears_the_
     assert "tasks.list" in {line["action"] for line in log}
 
 
+async def test_tasks_fall_due_after_the_bank_holidays_not_on_them(
+    api: InProcess, dev: SimDevice, clock: FakeClock
+) -> None:
+    clock.now = _uk("2026-12-24 16:45")  # Christmas Eve, after 16:00
+    help_ = dev.next_record(type="see_officer", person="CR-000411", flags=["see_officer"],
+                            detail={"asked_for_help": True})  # fmt: skip
+    review = dev.next_record(type="checkin_fallback", person="CR-000412", flags=["id_review"])
+    assert (await api.push(dev, [help_, review])).status_code == 200
+    clock.now = _uk("2026-12-28 12:00")  # Boxing Day's substitute: nobody is overdue yet
+    tasks = (await api.client.get("/v1/admin/tasks", headers=OFFICER)).json()["tasks"]
+    assert [(t["kind"], t["due"], t["overdue"]) for t in tasks] == [
+        ("callback", _uk("2026-12-29 17:00"), False),  # the first working day after Christmas
+        ("identity_review", _uk("2026-12-30 17:00"), False),  # and the one after that
+    ]
+
+
 async def test_the_evaluation_figures_come_from_what_the_kiosks_sent(
     api: InProcess, dev: SimDevice, clock: FakeClock
 ) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hil.refapi.tasks import tasks_of, working_day_end
+from hil.refapi.__main__ import main
+from hil.refapi.tasks import Calendar, tasks_of, working_day_end
 
 UK = zoneinfo.ZoneInfo("Europe/London")
 
@@ -34,6 +36,52 @@ def test_same_working_day_is_what_the_office_would_say(received: str, due: str) 
 
 def test_the_next_working_day_skips_the_weekend() -> None:
     assert working_day_end(_uk("2026-11-27 10:00"), days_after=1) == _uk("2026-11-30 17:00")
+
+
+@pytest.mark.parametrize(
+    ("received", "days_after", "due"),
+    [
+        # Christmas Eve, late: Christmas Day (Friday), the weekend, Boxing Day's substitute
+        ("2026-12-24 16:30", 0, "2026-12-29 17:00"),
+        ("2026-12-24 10:00", 1, "2026-12-29 17:00"),
+        # the Thursday before Easter: Good Friday and Easter Monday are not working days
+        ("2027-03-25 10:00", 1, "2027-03-30 17:00"),
+        # a record that arrives on a bank holiday is the next working day's
+        ("2026-05-04 09:00", 0, "2026-05-05 17:00"),
+        # a substitute day: New Year's Day 2028 is a Saturday, Monday the 3rd is the holiday
+        ("2027-12-31 16:30", 0, "2028-01-04 17:00"),
+    ],
+)
+def test_bank_holidays_in_england_and_wales_are_not_working_days(
+    received: str, days_after: int, due: str
+) -> None:
+    assert working_day_end(_uk(received), days_after=days_after) == _uk(due)
+
+
+def test_a_service_adds_its_own_closed_days_from_a_file(tmp_path: Path) -> None:
+    days = tmp_path / "closed.txt"
+    days.write_text("# office closures 2026\n2026-11-24  # staff training\n\n2026-11-25\n")
+    calendar = Calendar.from_file(days)
+    late_monday = _uk("2026-11-23 16:30")
+    assert working_day_end(late_monday, calendar=calendar) == _uk("2026-11-26 17:00")
+    assert working_day_end(late_monday) == _uk("2026-11-24 17:00")  # the default: bank only
+    record = {"type": "checkin_fallback", "flags": ["id_review"]}
+    (task,) = tasks_of("kiosk-t1", 3, record, _uk("2026-11-23 10:00"), calendar)
+    assert task.due == _uk("2026-11-26 17:00")
+
+
+def test_a_bad_closed_days_file_stops_the_api_before_it_serves(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    days = tmp_path / "closed.txt"
+    days.write_text("2026-11-24\n24/12/2026\n")
+    args = ["serve", "--data", str(tmp_path / "api"), "--tls-cert", "c.pem", "--tls-key", "k.pem"]
+    assert main([*args, "--closed-days", str(days)]) == 2
+    err = capsys.readouterr().err
+    assert "line 2" in err and "'24/12/2026'" in err and "YYYY-MM-DD" in err
+    assert not (tmp_path / "api").exists()  # nothing was created
+    assert main([*args, "--closed-days", str(tmp_path / "missing.txt")]) == 2
+    assert "cannot read the closed-days file" in capsys.readouterr().err
 
 
 def _record(type_: str = "checkin", flags: tuple[str, ...] = (), **detail: Any) -> dict[str, Any]:
