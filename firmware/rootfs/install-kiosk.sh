@@ -6,9 +6,11 @@
 # WHEELDIR holds a wheel of the checkout plus wheels of its dependencies
 # (`pip wheel -w WHEELDIR .` on a host with the same CPU architecture and Python 3.11).
 # Inside ROOTFS (run through systemd-nspawn, not booted): a venv at /opt/kiosk with the
-# kiosk installed offline from WHEELDIR; the units, sysusers.d, tmpfiles.d, the PID 1
-# watchdog setting, the journald caps and the journal mount's condition from systemd/; the
-# kiosk user created; both units enabled.
+# kiosk installed offline from WHEELDIR (it sees the system's site-packages: on a Pi,
+# picamera2 and lgpio come from Raspberry Pi OS packages, docs/drivers.md); the units,
+# sysusers.d, tmpfiles.d, the PID 1 watchdog setting, the journald caps and the journal
+# mount's condition from systemd/; the kiosk users created; the units enabled, the
+# touchscreen's (kiosk-ui.service) included.
 # --no-deps reinstalls only the project wheel (the dependencies are already in the venv).
 # Needs root and systemd-nspawn.
 set -eu
@@ -24,7 +26,7 @@ install -d "$root/usr/lib/systemd/system" "$root/usr/lib/sysusers.d" "$root/usr/
     "$root/usr/lib/systemd/system/var-log-journal.mount.d" "$root/opt/kiosk/share/doc"
 install -m 0644 "$src/systemd/kiosk.service" "$src/systemd/kiosk-sync.service" \
     "$src/systemd/kiosk-boot-check.service" "$src/systemd/kiosk-grow-data.service" \
-    "$root/usr/lib/systemd/system/"
+    "$src/systemd/kiosk-ui.service" "$root/usr/lib/systemd/system/"
 install -m 0644 "$src/systemd/sysusers.d/kiosk.conf" "$root/usr/lib/sysusers.d/kiosk.conf"
 install -m 0644 "$src/systemd/tmpfiles.d/kiosk.conf" "$root/usr/lib/tmpfiles.d/kiosk.conf"
 install -m 0644 "$src/systemd/system.conf.d/kiosk-watchdog.conf" "$root/etc/systemd/system.conf.d/"
@@ -34,6 +36,7 @@ install -m 0644 "$src/systemd/var-log-journal.mount.d/kiosk-machine-id.conf" \
     "$root/usr/lib/systemd/system/var-log-journal.mount.d/"
 install -m 0644 "$src/docs/systemd.md" "$root/opt/kiosk/share/doc/systemd.md" 2>/dev/null || true
 install -m 0644 "$src/docs/updates.md" "$root/opt/kiosk/share/doc/updates.md" 2>/dev/null || true
+install -m 0644 "$src/docs/ui.md" "$root/opt/kiosk/share/doc/ui.md" 2>/dev/null || true
 
 if [ "$mode" = "--no-deps" ]; then
     pipargs="--no-deps --force-reinstall"
@@ -42,12 +45,12 @@ else
 fi
 systemd-nspawn --quiet --register=no --keep-unit --pipe -D "$root" \
     --bind-ro="$wheels:/wheels" /bin/sh -eu -c "
-        [ -x /opt/kiosk/bin/python ] || python3 -m venv /opt/kiosk
+        [ -x /opt/kiosk/bin/python ] || python3 -m venv --system-site-packages /opt/kiosk
         /opt/kiosk/bin/pip install --quiet --no-index --find-links /wheels \
             --disable-pip-version-check $pipargs probation-kiosk
         systemd-sysusers
         systemd-tmpfiles --create /usr/lib/tmpfiles.d/kiosk.conf
         systemctl enable --quiet kiosk.service kiosk-sync.service kiosk-boot-check.service \
-            kiosk-grow-data.service
+            kiosk-grow-data.service kiosk-ui.service
     " 2>&1 | grep -v 'Attempted to remove disk file system' >&2 || true
 [ -x "$root/opt/kiosk/bin/kiosk" ] || { echo "install-kiosk: /opt/kiosk/bin/kiosk missing" >&2; exit 1; }

@@ -141,7 +141,8 @@ def test_sync_unit_firewall_allows_loopback_only(box: Box) -> None:
 def test_the_health_report_is_in_run_and_the_self_test_reads_it(box: Box) -> None:
     """Under real systemd: kiosk.service writes /run/kiosk/health.json (RuntimeDirectory=,
     tmpfs), readable by root's `kioskctl selftest`, which passes the parts this container has
-    and fails, with a fix, the screen (no browser here) and kiosk-ui.service (not installed).
+    and fails, with a fix, the screen and kiosk-ui.service (installed and enabled, but this
+    container has no tty1, cage or browser).
     The boot check and data-growing units are installed but skip themselves: no A/B card in
     this container."""
     c = box.container
@@ -163,7 +164,11 @@ def test_the_health_report_is_in_run_and_the_self_test_reads_it(box: Box) -> Non
     assert rows["outbox"] == rows["fingerprint"] == "pass", rows
     assert rows["camera"] == "pass", rows
     assert rows["screen"] == "fail", rows
-    assert rows["services"] == "fail"  # kiosk-ui.service is not in this image
+    assert rows["services"] == "fail"  # kiosk-ui.service cannot run here: no tty1, no cage
+    ui = c.show("kiosk-ui.service", "UnitFileState", "LoadState")
+    assert ui == {"UnitFileState": "enabled", "LoadState": "loaded"}, ui
+    # what it would run on a kiosk is there: the shell starts as far as its arguments
+    assert "--url-file" in c.sh(["/opt/kiosk/bin/python", "-m", "daemon.ui.shell", "--help"])
     check = c.show("kiosk-boot-check.service", "UnitFileState", "ConditionResult", "ActiveState")
     assert check["UnitFileState"] == "enabled" and check["ConditionResult"] == "no", check
     # the first-boot growth of the data partition is enabled, and without the kiosk's card
