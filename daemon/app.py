@@ -139,7 +139,11 @@ class KioskCore:
         if self.hardware and self.hardware.simulated:
             parts.append("SIMULATED " + "+".join(self.hardware.simulated))
         if self.recovery:
-            parts.append(f"outbox recovered ({self.recovery.set_aside})")
+            parts.append(
+                f"outbox recovered ({self.recovery.set_aside})"
+                if self.recovery.set_aside
+                else f"outbox missing: chain continued after seq {self.recovery.continued_from}"
+            )
         if self.boot_pending is not None:
             parts.append("no boot record yet (disk full)")
         return True, "; ".join(parts)

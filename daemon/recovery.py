@@ -14,6 +14,13 @@ say so, and nothing that can be saved may be lost:
 4. the first new record is a ``fault`` record describing all of this (counts and the folder
    name; no personal data), and the caller shows staff a notice.
 
+An outbox that is *missing or empty* while ``chain-anchor.json`` says the chain had reached
+seq N (the file was deleted, emptied, or the data partition restored from an old copy) is
+the same loss seen from the other side: the records after N that were on it are gone. The
+chain continues from the anchor in the same way, with a ``fault`` record saying so
+(``outbox_missing``). Starting again at seq 1 instead would be a fork: the server would
+refuse every new record as ``bad_signature``/``fork`` and nobody's check-in would arrive.
+
 May import: the standard library, ``daemon.*``.
 """
 
@@ -33,21 +40,25 @@ from daemon.clock import Clock
 from daemon.errors import OutboxCorrupt, RecordError
 from daemon.keys import SigningKey
 from daemon.outbox import ANCHOR_HINT, Outbox
-from daemon.records import ChainVerifier, decode_unverified
+from daemon.records import GENESIS, ChainVerifier, decode_unverified
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class Recovery:
-    set_aside: str
+    set_aside: str  # "" when there was no file to set aside (outbox_missing)
     salvaged: int
     salvaged_pending: int
     continued_from: int
 
+    @property
+    def event(self) -> str:
+        return "outbox_recovered" if self.set_aside else "outbox_missing"
+
     def detail(self) -> dict[str, object]:
         return {
-            "event": "outbox_recovered",
+            "event": self.event,
             "set_aside": self.set_aside,
             "salvaged": self.salvaged,
             "salvaged_pending": self.salvaged_pending,
@@ -88,6 +99,35 @@ def _salvage(files: list[Path], key: SigningKey) -> tuple[list[str], int]:
     return good, upto
 
 
+def read_anchor_hint(data_dir: Path) -> tuple[int, str] | None:
+    """(seq, hash) from ``chain-anchor.json``, or None when there is none or it is unreadable."""
+    try:
+        hint = json.loads((data_dir / ANCHOR_HINT).read_text())
+        seq, hash_ = int(hint["seq"]), str(hint["hash"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return (seq, hash_) if seq > 0 and hash_ else None
+
+
+def _continue_if_lost(outbox: Outbox, data_dir: Path) -> Recovery | None:
+    """An outbox that opened fine but holds nothing, where the anchor says the chain had
+    reached seq N: continue after N and record the loss. None for a normal start."""
+    if outbox.head() != (0, GENESIS):
+        return None
+    hint = read_anchor_hint(data_dir)
+    if hint is None:
+        return None  # a new kiosk: the chain starts at the genesis
+    log.error(
+        "the outbox is missing or empty but the chain had reached seq %d; continuing the "
+        "chain from there (the records after it that were on this kiosk are lost)",
+        hint[0],
+    )
+    outbox.set_anchor(*hint)
+    recovery = Recovery(set_aside="", salvaged=0, salvaged_pending=0, continued_from=hint[0])
+    outbox.append("fault", {"flags": ["fault"], "detail": recovery.detail()})
+    return recovery
+
+
 def open_or_recover(
     data_dir: Path,
     *,
@@ -102,9 +142,11 @@ def open_or_recover(
         return Outbox(data_dir, device=device, key=key, clock=clock, min_free_bytes=min_free_bytes)
 
     try:
-        return make().open(), None
+        opened = make().open()
     except OutboxCorrupt as exc:
         log.error("the outbox is damaged (%s); setting it aside and starting a new one", exc)
+    else:
+        return opened, _continue_if_lost(opened, data_dir)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(clock.wall()))
     aside = data_dir / "corrupt" / stamp
     aside.mkdir(parents=True, exist_ok=True)
@@ -132,13 +174,12 @@ def open_or_recover(
         pending = sum(1 for c in good if decode_unverified(c)[1]["seq"] > upto)
         continued = outbox.head()[0]
     else:
-        hint_path = data_dir / ANCHOR_HINT
-        try:
-            hint = json.loads(hint_path.read_text())
-            outbox.set_anchor(int(hint["seq"]), str(hint["hash"]))
-            continued = int(hint["seq"])
-        except (OSError, ValueError, KeyError, TypeError):
+        hint = read_anchor_hint(data_dir)
+        if hint is None:
             log.error("no readable chain anchor; the new chain starts at the genesis")
+        else:
+            outbox.set_anchor(*hint)
+            continued = hint[0]
     recovery = Recovery(
         set_aside=f"corrupt/{stamp}",
         salvaged=len(good),

@@ -31,6 +31,7 @@ from daemon.kioskctl.context import Context
 from daemon.kioskctl.identity import load_enrolment
 from daemon.kioskctl.report import Check, failed, passed, warned
 from daemon.outbox import Outbox
+from daemon.recovery import read_anchor_hint
 from daemon.tokenkey import key_backend
 
 MB = 1024 * 1024
@@ -192,13 +193,17 @@ def check_outbox(ctx: Context) -> list[Check]:
         ]
     except StorageError as exc:
         return [failed("outbox integrity", f"the outbox cannot be opened ({exc.reason})", str(exc))]
+    aside = _set_aside(ctx)
+    lost = _lost_chain(ctx)
     if outbox is None:
-        return [warned("outbox", "no outbox yet (no records made)", "start kiosk.service")]
+        return [lost or warned("outbox", "no outbox yet (no records made)", "start kiosk.service")]
     with outbox:
         stats = outbox.stats()
         file_schema, own_schema = outbox.schema
     detail = f"quick_check ok; chain head at seq {stats.last_seq}"
-    if file_schema > own_schema:
+    if stats.last_seq == 0 and lost is not None:
+        rows = [lost]
+    elif file_schema > own_schema:
         rows = [
             warned(
                 "outbox integrity",
@@ -244,7 +249,41 @@ def check_outbox(ctx: Context) -> list[Check]:
         )
     else:
         rows.append(passed("outbox parked", "no rejected records"))
-    return rows
+    return rows if aside is None else [*rows, aside]
+
+
+def _lost_chain(ctx: Context) -> Check | None:
+    """A failed row when ``chain-anchor.json`` says the chain had reached seq N (so an empty
+    or missing outbox means records were lost); None otherwise."""
+    hint = read_anchor_hint(ctx.cfg.device.data_dir)
+    if hint is None:
+        return None
+    return failed(
+        "outbox integrity",
+        f"the outbox holds no records, but this kiosk's chain had reached seq {hint[0]} "
+        "(chain-anchor.json): the outbox file was deleted, emptied or replaced",
+        f"start kiosk.service: it continues the chain after seq {hint[0]} and sends a fault "
+        "record saying so. Records made on this kiosk after that seq and not yet sent are "
+        "lost: tell the central team, whose API shows the gap",
+    )
+
+
+def _set_aside(ctx: Context) -> Check | None:
+    """A warning while damaged outboxes that kiosk.service set aside are on the card."""
+    folder = ctx.cfg.device.data_dir / "corrupt"
+    try:
+        stamps = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    except OSError:
+        return None
+    if not stamps:
+        return None
+    return warned(
+        "outbox set aside",
+        f"{len(stamps)} damaged outbox(es) set aside, the newest {stamps[-1]}; the kiosk "
+        "salvaged what verified and carried on with a new one",
+        f"keep {folder} for the central team (it may hold records that never reached them); "
+        "remove it only when they have confirmed nothing is missing",
+    )
 
 
 # --- device key ------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TextIO
 
-from daemon.errors import RecordError
+from daemon.errors import RecordError, StorageError
 from daemon.keys import PublicKey, load_public_pem
 from daemon.kioskctl.context import Context
 from daemon.kioskctl.progress import Progress
@@ -145,5 +145,14 @@ def count_records(outbox: Outbox) -> int:
 
 
 def open_for(ctx: Context) -> Outbox:
+    """The outbox as it is; never a new empty one made by looking (that would hide a missing
+    outbox from kiosk.service, which continues the chain when it finds one)."""
     cfg = ctx.cfg.device
+    path = cfg.data_dir / Outbox.FILE
+    if not path.exists():
+        raise StorageError(
+            f"there is no outbox at {path}: this kiosk has recorded nothing yet, or the "
+            "configuration (--config) points at another data directory",
+            reason="no_outbox",
+        )
     return Outbox(cfg.data_dir, device=cfg.id, key=None, clock=ctx.clock).open()

@@ -4,11 +4,14 @@ and the kiosk carries on with a new outbox that says so."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from daemon.clock import FakeClock
 from daemon.outbox import Outbox
-from daemon.records import verify_chain
+from daemon.records import GENESIS, decode_unverified, record_hash, verify_chain
 from daemon.recovery import open_or_recover
 from tests.core.helpers import make_key, open_outbox, synthetic_checkin
 
@@ -74,8 +77,60 @@ def test_unreadable_file_continues_the_chain_from_the_anchor(tmp_path: Path) -> 
     assert recovery is not None and recovery.salvaged == 0 and recovery.continued_from == 8
     fault = outbox.pending()
     assert [p.seq for p in fault] == [9]  # continues after the last acknowledged record
-    from daemon.records import decode_unverified, record_hash
-
     assert decode_unverified(fault[0].compact)[1]["prev"] == record_hash(acked_hash)
     assert (tmp_path / recovery.set_aside / Outbox.FILE).read_bytes().startswith(b"this is not")
+    outbox.close()
+
+
+def _remove(tmp: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{tmp / Outbox.FILE}{suffix}").unlink(missing_ok=True)
+
+
+def _empty(tmp: Path) -> None:
+    _remove(tmp)
+    (tmp / Outbox.FILE).write_bytes(b"")
+
+
+def _made_by_sync_first(tmp: Path) -> None:
+    _remove(tmp)  # kiosk-sync.service started first and opened (so created) a new file
+    Outbox(tmp, device="kiosk-t1", key=None, clock=FakeClock()).open().close()
+
+
+@pytest.mark.parametrize("loss", [_remove, _empty, _made_by_sync_first])
+def test_a_missing_or_empty_outbox_continues_the_chain_instead_of_forking_it(
+    tmp_path: Path, loss: Callable[[Path], None]
+) -> None:
+    key = make_key()
+    _fill(tmp_path, key, 12, acked=8)
+    with open_outbox(tmp_path, key) as ob:
+        on_server = [c for s, _st, c in ob.all_compact() if s <= 8]  # acknowledged
+    acked = on_server[-1]
+    loss(tmp_path)
+
+    outbox, recovery = _open(tmp_path, key)
+    assert recovery is not None and recovery.event == "outbox_missing"
+    assert (recovery.continued_from, recovery.salvaged, recovery.set_aside) == (8, 0, "")
+    (fault,) = outbox.pending()
+    payload = decode_unverified(fault.compact)[1]
+    assert (fault.seq, payload["prev"], payload["type"]) == (9, record_hash(acked), "fault")
+    assert payload["detail"] == {
+        "event": "outbox_missing",
+        "set_aside": "",
+        "salvaged": 0,
+        "salvaged_pending": 0,
+        "continued_from_seq": 8,
+    }
+    nxt = outbox.append("checkin", synthetic_checkin(99))
+    # what the server holds (1..8) and what follows verify as one chain: no fork
+    verify_chain([*on_server, fault.compact, nxt.compact], key.public_key(), "kiosk-t1")
+    outbox.close()
+    again, none = _open(tmp_path, key)  # and the next start is a normal one
+    assert none is None and again.head()[0] == 10
+    again.close()
+
+
+def test_a_new_kiosk_starts_its_chain_at_the_genesis(tmp_path: Path) -> None:
+    outbox, recovery = _open(tmp_path, make_key())
+    assert recovery is None and outbox.head() == (0, GENESIS)
     outbox.close()

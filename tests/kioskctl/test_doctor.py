@@ -393,6 +393,19 @@ def test_parked_records_and_corrupt_outbox(kiosk: Kiosk) -> None:
     assert "salvages every record" in rows["outbox integrity"]["fix"]
 
 
+def test_a_set_aside_outbox_stays_on_the_report_until_someone_deals_with_it(
+    kiosk: Kiosk,
+) -> None:
+    _code, rows = doctor(kiosk, "--no-hardware")
+    assert "outbox set aside" not in rows
+    aside = kiosk.cfg.device.data_dir / "corrupt" / "20261123T091502Z"
+    aside.mkdir(parents=True)  # what kiosk.service leaves after salvaging a damaged outbox
+    _code, rows = doctor(kiosk, "--no-hardware")
+    row = rows["outbox set aside"]
+    assert row["status"] == "warn" and "20261123T091502Z" in row["detail"]
+    assert "central team" in row["fix"]
+
+
 def failed_unit(argv: list[str], timeout_s: float) -> RunResult:
     if argv[:2] == ["systemctl", "show"] and argv[2] == "kiosk-sync.service":
         return 0, ("LoadState=loaded\nActiveState=failed\nSubState=failed\nResult=watchdog\n"

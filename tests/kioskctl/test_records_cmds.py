@@ -9,6 +9,7 @@ import sqlite3
 from jwcrypto import jwk, jws
 
 from daemon.keys import FileKeyBackend, public_pem
+from daemon.recovery import open_or_recover
 from tests.kioskctl.conftest import Kiosk
 
 PERSON = "CR-654321"
@@ -104,3 +105,40 @@ def test_status_for_the_front_desk(kiosk: Kiosk) -> None:
         "the kiosk's storage is nearly full: check-ins are saved without photos; call the "
         "field engineer"
     ]
+
+
+def test_a_deleted_outbox_is_reported_then_continued_and_the_api_accepts_what_follows(
+    kiosk: Kiosk,
+) -> None:
+    add_checkins(kiosk, 4)
+    assert kiosk.run("sync")[0] == 0  # 5 records acknowledged; the anchor says seq 5
+    data = kiosk.cfg.device.data_dir
+    for suffix in ("", "-wal", "-shm"):
+        (data / f"outbox.sqlite3{suffix}").unlink(missing_ok=True)
+
+    # looking does not make a new empty outbox, and says what is wrong
+    code, _out, err = kiosk.run("outbox", "list")
+    assert code == 1 and "there is no outbox" in err
+    assert not (data / "outbox.sqlite3").exists()
+    code, out, _err = kiosk.run("doctor", "--no-hardware", "--json")
+    row = {r["name"]: r for r in json.loads(out)["checks"]}["outbox integrity"]
+    assert code == 1 and row["status"] == "fail", row
+    assert "reached seq 5" in row["detail"] and "start kiosk.service" in row["fix"]
+
+    # kiosk.service starting: the chain continues after seq 5, and the API takes it
+    cfg = kiosk.cfg.device
+    key = FileKeyBackend(cfg.key_path).load()
+    outbox, recovery = open_or_recover(
+        data, device=cfg.id, key=key, clock=kiosk.clock, min_free_bytes=1
+    )
+    assert recovery is not None and recovery.continued_from == 5
+    outbox.append("checkin", {"person": "CR-000777"})
+    outbox.close()
+    code, out, err = kiosk.run("sync")
+    assert code == 0 and "2 accepted" in out, (out, err)
+    store = kiosk.api.storage()
+    assert store.last_seq(cfg.id) == 7
+    store.close()
+    code, out, _err = kiosk.run("doctor", "--no-hardware", "--json")
+    row = {r["name"]: r for r in json.loads(out)["checks"]}["outbox integrity"]
+    assert row["status"] == "pass", row
