@@ -77,6 +77,11 @@ NO_PREVIOUS_BOOT = (
 )
 #: configuration keys whose values are secrets or personal; removed from config.toml
 SECRET_KEYS = re.compile(r"pin|password|secret|token|passphrase", re.IGNORECASE)
+_MONTHS = (
+    "jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    "|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?"
+    "|ionawr|chwefror|mawrth|ebrill|mai|mehefin|gorffennaf|awst|medi|hydref|tachwedd|rhagfyr"
+)
 _PATTERNS = [
     re.compile(r"-----BEGIN [A-Z ]+-----.*?-----END [A-Z ]+-----", re.DOTALL),
     re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),  # JWS / JWT
@@ -84,8 +89,29 @@ _PATTERNS = [
     re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+"),  # e-mail
     re.compile(r"(?<!\d)(?:\+44\s?|0)\d{3,4}[\s-]?\d{3}[\s-]?\d{3,4}(?!\d)"),  # UK phone
     re.compile(r"\b(?:19|20)\d\d-[01]\d-[0-3]\d\b(?!T)"),  # bare dates (birth dates)
+    # dates as people write them: 14/03/1985, 14-3-85, 14.03.1985
+    re.compile(r"(?<![\d/.-])[0-3]?\d[/.-][01]?\d[/.-](?:19|20)?\d\d(?![\d/.-])"),
+    # 14 March 1985, 14th Mar 1985, March 14, 1985, 14 Mawrth 1985 (Welsh)
+    re.compile(
+        rf"\b(?:[0-3]?\d(?:st|nd|rd|th)?\s+(?:{_MONTHS})\.?,?\s+(?:19|20)\d\d"
+        rf"|(?:{_MONTHS})\.?\s+[0-3]?\d(?:st|nd|rd|th)?,?\s+(?:19|20)\d\d)\b",
+        re.IGNORECASE,
+    ),
+    # UK postcodes (CF10 1AA, SW1A 2AA)
+    re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[ABD-HJLNP-UW-Z]{2}\b", re.IGNORECASE),
+    # National Insurance numbers (QQ 12 34 56 C)
+    re.compile(r"\b[A-Z]{2}\s?\d\d\s?\d\d\s?\d\d\s?[A-D]\b", re.IGNORECASE),
     re.compile(r"[A-Za-z0-9+/=_-]{64,}"),  # long base64: templates, sealed blobs
 ]
+
+
+#: credentials in headers and in key=value text: the value goes, the name stays readable
+_CREDENTIALS = re.compile(
+    r"(\b(?:bearer|basic)\s+"
+    r"|(?<![a-z0-9])(?:pin|password|passwd|secret|token|passphrase|api_?key)[\"']?\s*[:=]\s*[\"']?)"
+    r"(?!\[removed\])[^\s,;&\"']+",
+    re.IGNORECASE,
+)
 
 
 class Scrubber:
@@ -101,6 +127,8 @@ class Scrubber:
             if value in text:
                 self.removed += text.count(value)
                 text = text.replace(value, REMOVED)
+        text, n = _CREDENTIALS.subn(rf"\1{REMOVED}", text)
+        self.removed += n
         for pattern in _PATTERNS:
             text, n = pattern.subn(REMOVED, text)
             self.removed += n

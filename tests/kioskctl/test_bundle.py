@@ -8,6 +8,9 @@ import re
 import tarfile
 from collections.abc import Callable
 
+import pytest
+
+from daemon.kioskctl.bundle import Scrubber
 from daemon.kioskctl.parts import Parts, RunResult
 from daemon.kioskctl.progress import Progress
 from tests.kioskctl.conftest import Kiosk
@@ -182,3 +185,41 @@ def test_progress_bar_draws_only_on_a_terminal_after_the_delay() -> None:
         now[0] = 10.0
         bar.advance(4)
     assert pipe.getvalue() == ""
+
+
+@pytest.mark.parametrize(
+    "personal",
+    [
+        "14/03/1985", "14-3-85", "14.03.1985", "14 March 1985", "3rd Mar 1990",
+        "March 14, 1985", "14 Mawrth 1985", "CF10 1AA", "sw1a2aa", "QQ123456C",
+        "QQ 12 34 56 C",
+    ],
+)  # fmt: skip
+def test_a_free_text_log_loses_dates_postcodes_and_ni_numbers(personal: str) -> None:
+    scrub = Scrubber()
+    line = f"2026-11-23T09:15:02+0000 kiosk-ui[88]: typed {personal} into the wrong box"
+    assert scrub(line) == (
+        "2026-11-23T09:15:02+0000 kiosk-ui[88]: typed [removed] into the wrong box"
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "kept"),
+    [
+        ("Authorization: Bearer s3cr3t.tok-en", "Authorization: Bearer [removed]"),
+        ("pin=4817 password: hunter2", "pin=[removed] password: [removed]"),
+        ('{"token": "abc123", "admin_token":"xyz"}',
+         '{"token": "[removed]", "admin_token":"[removed]"}'),
+    ],
+)  # fmt: skip
+def test_credentials_lose_their_value_and_keep_their_name(line: str, kept: str) -> None:
+    assert Scrubber()(line) == kept
+
+
+def test_what_an_engineer_reads_in_a_log_survives_the_scrubbing() -> None:
+    text = (
+        "2026-11-23T09:15:02+0000 kiosk-sync[41]: 12 accepted in 0.31 s; version 1.2.3; "
+        "10.0.0.1 port 8443; seq 1234; schema 3/3; 5/5 ok\n"
+        "the staff PIN was refused; pin lockout for 300 s; token expired; spin=3\n"
+    )
+    assert Scrubber()(text) == text
