@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hil.refapi.missed import ATTENDED, EARLY_S, appointment_times, visit_time
+from hil.refapi.missed import ATTENDED, EARLY_S, BootClock, appointment_times
 from hil.refapi.tasks import ENGLAND_AND_WALES, REACHED, Calendar, Task, tasks_of
 
 #: a visit counts as on time from 12 hours before the appointment to the end of its day
@@ -60,8 +60,10 @@ def figures(inp: Inputs) -> dict[str, Any]:
     visits: list[tuple[dict[str, Any], float]] = []
     attended: dict[str, list[float]] = {}
     tasks: list[Task] = []
-    for device, seq, payload, received in inp.records:
-        when = visit_time(payload, received)
+    records = list(inp.records)
+    boots = BootClock(payload for _d, _s, payload, _r in records)
+    for device, seq, payload, received in records:
+        when = boots.time_of(payload, received)
         person = payload.get("person")
         if payload.get("type") in ATTENDED and isinstance(person, str):
             attended.setdefault(person, []).append(when)

@@ -5,14 +5,22 @@ From a kiosk's roster (who is due, and when) and the records it has sent: a pers
 appointment is more than ``grace_days`` past, with no record of them since 12 hours before it
 (a check-in, a fallback, an escalation, a staff override, a check-in cut short by a fault), is
 a task: someone looks at why (the kiosk may have been down, the person may have reported at
-reception or be in hospital). The kiosk's clock is trusted for a record's time only when it
-says it was synchronised; otherwise the API's receipt time stands in.
+reception or be in hospital).
+
+When a record was made: the kiosk's clock is trusted when it says it was synchronised. A
+record made before that (a Pi has no battery-backed clock: after a power cut it starts from
+the time it last saved, until NTP answers) is re-based on a synchronised record of the same
+boot: the monotonic clock (``clock.mono_ns``) runs on unbroken through a boot
+(``clock.boot_id``), so the offset between it and true time, read off any synchronised
+record of that boot, dates every record of the boot. Only a boot that never synchronised
+falls back to the API's receipt time. :class:`BootClock` does this.
 
 May import: the standard library, ``daemon.records``.
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import json
 from collections.abc import Iterable
@@ -32,21 +40,63 @@ def _unix(text: str) -> float:
 def attendances(records: Iterable[tuple[str, float]]) -> dict[str, list[float]]:
     """Person reference -> the times of their attendance records, from (compact JWS,
     received) pairs."""
+    decoded = [(decode_unverified(compact)[1], received) for compact, received in records]
+    boots = BootClock(p for p, _r in decoded)
     seen: dict[str, list[float]] = {}
-    for compact, received in records:
-        p = decode_unverified(compact)[1]
+    for p, received in decoded:
         person = p.get("person")
         if p.get("type") not in ATTENDED or not isinstance(person, str):
             continue
-        seen.setdefault(person, []).append(visit_time(p, received))
+        seen.setdefault(person, []).append(boots.time_of(p, received))
     return seen
 
 
-def visit_time(payload: dict[str, Any], received: float) -> float:
-    """When a record was made: the kiosk's time when its clock was synchronised, else the
-    API's receipt time."""
-    synced = isinstance(payload.get("clock"), dict) and payload["clock"].get("synced") is True
-    return _unix(payload["at"]) if synced else received
+def _clock(payload: dict[str, Any]) -> tuple[bool, str | None, int | None]:
+    """(synced, boot_id, mono_ns) of a record, None where it does not say."""
+    c = payload.get("clock")
+    if not isinstance(c, dict):
+        return False, None, None
+    boot, mono = c.get("boot_id"), c.get("mono_ns")
+    return (
+        c.get("synced") is True,
+        boot if isinstance(boot, str) else None,
+        mono if isinstance(mono, int) and not isinstance(mono, bool) else None,
+    )
+
+
+class BootClock:
+    """Dates records made before the kiosk's clock was synchronised, from the synchronised
+    records of the same boot (see the module docstring). Build it from every record that may
+    help (all of a kiosk's, or an office's: boot IDs are random, so never shared)."""
+
+    def __init__(self, payloads: Iterable[dict[str, Any]]) -> None:
+        #: boot ID -> (mono_ns, true Unix time at mono_ns 0), by mono_ns
+        self._anchors: dict[str, list[tuple[int, float]]] = {}
+        for p in payloads:
+            synced, boot, mono = _clock(p)
+            if not synced or boot is None or mono is None:
+                continue
+            try:
+                at = _unix(p["at"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            self._anchors.setdefault(boot, []).append((mono, at - mono / 1e9))
+        for anchors in self._anchors.values():
+            anchors.sort()
+
+    def time_of(self, payload: dict[str, Any], received: float) -> float:
+        """When the record was made: its own time when synchronised; re-based on the
+        nearest synchronised record of its boot; else ``received``. Never after
+        ``received`` (nothing is received before it is made)."""
+        synced, boot, mono = _clock(payload)
+        if synced:
+            return _unix(payload["at"])
+        anchors = self._anchors.get(boot or "")
+        if not anchors or mono is None:
+            return received
+        i = bisect.bisect_left(anchors, (mono,))
+        near = min(anchors[max(i - 1, 0) : i + 1], key=lambda a: abs(a[0] - mono))
+        return min(near[1] + mono / 1e9, received)
 
 
 def appointment_times(person: dict[str, Any]) -> list[str]:

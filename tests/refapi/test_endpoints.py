@@ -371,6 +371,42 @@ async def test_each_appointment_in_the_roster_is_attended_or_becomes_its_own_tas
     ]
 
 
+async def test_a_kiosk_that_lost_power_and_its_clock_credits_the_right_appointment(
+    api: InProcess, dev: SimDevice, clock: FakeClock
+) -> None:
+    """A Pi without a clock battery restarts at the time it last saved (here 9 days slow)
+    and is offline for a week. The person came for the first appointment; NTP answered two
+    hours later in the same boot; everything arrives a week after. The check-in is dated
+    through its boot's synchronised record, not by its arrival (which would credit the second
+    appointment and list the first as missed)."""
+    now, day, hour = clock.now, 86400.0, 3600.0
+    place = {"place_en": "x", "place_cy": "x"}
+    appts = [{"at": _iso(now + d * day), **place} for d in (-8, -1)]
+    roster = {"people": [{"ref": "CR-000311", "appointments": appts}]}
+    r = await api.client.put(f"/v1/admin/devices/{dev.device}/roster", json=roster, headers=ADMIN)
+    assert r.status_code == 200
+    boot = "00000000-0000-4000-8000-0000000000b1"
+    came_at = now - 8 * day + 600  # truly: ten minutes after the first appointment
+    came = dev.next_record(
+        person="CR-000311",
+        at=_iso(came_at - 9 * day),  # what the stale clock said
+        clock={"synced": False, "boot_id": boot, "mono_ns": 50 * 10**9},
+    )
+    later = dev.next_record(  # NTP has answered: same boot, two hours of monotonic time on
+        type="clock_step",
+        at=_iso(came_at + 2 * hour),
+        clock={"synced": True, "boot_id": boot, "mono_ns": (50 + 7200) * 10**9},
+    )
+    clock.now = now  # both arrive a week later, after the second appointment
+    assert (await api.push(dev, [came, later])).status_code == 200
+
+    url = f"/v1/admin/devices/{dev.device}/missed"
+    body = (await api.client.get(url, params={"grace_days": 0}, headers=OFFICER)).json()
+    assert [(t["ref"], t["appointment_at"]) for t in body["tasks"]] == [
+        ("CR-000311", appts[1]["at"])  # came for the first; the second is the one to look at
+    ]
+
+
 async def test_a_check_in_at_the_kiosk_beside_counts_for_the_whole_office(
     api: InProcess, clock: FakeClock
 ) -> None:
