@@ -325,9 +325,10 @@ async def test_a_missed_appointment_becomes_a_review_task_after_the_grace_period
     months_ago = dev.next_record(person="CR-000102", at=_iso(now - 40 * day), clock=synced)
     tamper = dev.next_record(type="tamper", person=None)
     await api.push(dev, [came, months_ago, tamper])
-    # a kiosk whose clock was wrong: its "at" is nonsense, the API's receipt time stands in
+    # a kiosk whose clock was wrong for a whole boot: its "at" is nonsense, and with no
+    # synchronised record of that boot to date it by, the API's receipt time stands in
     clock.now = due["CR-000105"] + 3600
-    unsynced = dict(synced, synced=False)
+    unsynced = {"synced": False, "boot_id": "00000000-0000-4000-8000-000000000002", "mono_ns": 9}
     await api.push(dev, [dev.next_record(person="CR-000105", at=_iso(0), clock=unsynced)])
     clock.now = now
     url = f"/v1/admin/devices/{dev.device}/missed"
