@@ -16,6 +16,14 @@ can bring it (records authenticate themselves). So a photo refused with 401 does
 its batch: it stays on disk, marked not uploaded, and goes up after the records
 (:meth:`SyncClient.upload_deferred_blobs`, retried with backoff until the API takes it).
 
+A kiosk whose clock is wrong and unsynchronised (NTP blocked, a Pi with no clock battery
+after a power cut) would have every signed request refused as ``clock_skew`` (more than
+5 minutes from the API's clock), records included, until someone fixed time sync. So on that
+answer the client reads the API's ``Date`` header, signs its requests with the API's time
+from then on, and retries once; while the kiosk's own clock stays unsynchronised, it keeps
+doing so. Records keep the kiosk's own time and say it was not synchronised (the API dates
+them by their boot; hil/refapi/missed.py). A kiosk whose clock *is* synchronised trusts it.
+
 Threads: one asyncio loop. The outbox calls are short SQLite transactions made on that loop.
 May import: the standard library, ``httpx``, ``daemon.*`` (not drivers).
 """
@@ -24,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import hashlib
 import json
 import logging
@@ -153,6 +162,8 @@ class SyncClient:
         self.failures = 0
         self.last_error: KioskError | None = None
         self.last_success_wall: float | None = None
+        #: the API's clock minus ours, learnt from a clock_skew refusal (see the docstring)
+        self.api_clock_offset_s = 0.0
         base = api.url.rstrip("/")
         kwargs: dict[str, Any] = {
             "base_url": base,
@@ -186,11 +197,12 @@ class SyncClient:
         body: bytes = b"",
         headers: Mapping[str, str] | None = None,
         signed: bool = True,
+        _retried: bool = False,
     ) -> httpx.Response:
         hdrs = dict(headers or {})
         if signed:
             hdrs["Authorization"] = sign_request(
-                self.key, self.device, method, self._path_prefix + path, body, self.clock.wall()
+                self.key, self.device, method, self._path_prefix + path, body, self._now()
             )
         try:
             response = await self._http.request(method, path, content=body, headers=hdrs)
@@ -214,8 +226,39 @@ class SyncClient:
                 _retry_after(response),
             )
         if response.status_code == 401:
+            if signed and not _retried and self._learn_api_clock(response):
+                return await self._request(
+                    method, path, body=body, headers=headers, signed=signed, _retried=True
+                )
             raise _auth_refused(response)
         return response
+
+    def _now(self) -> float:
+        """The time requests are signed with: ours when synchronised, else ours corrected by
+        what the API's clock told us."""
+        if self.clock.synced():
+            self.api_clock_offset_s = 0.0
+        return self.clock.wall() + self.api_clock_offset_s
+
+    def _learn_api_clock(self, response: httpx.Response) -> bool:
+        """After a ``clock_skew`` refusal: take the offset from the API's ``Date`` header.
+        True when there is a new offset to retry with."""
+        try:
+            if response.json().get("error") != "clock_skew":
+                return False
+            api_now = email.utils.parsedate_to_datetime(response.headers["date"]).timestamp()
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return False
+        offset = api_now - self.clock.wall()
+        if self.clock.synced() or abs(offset - self.api_clock_offset_s) < 2.0:
+            return False  # our clock is right, or we already use the API's: nothing to learn
+        log.warning(
+            "the kiosk's clock is %.0f s from the central API's and not synchronised; signing "
+            "requests with the API's time until time sync works (check NTP, UDP port 123)",
+            offset,
+        )
+        self.api_clock_offset_s = offset
+        return True
 
     @staticmethod
     def _json(response: httpx.Response) -> Any:

@@ -14,7 +14,7 @@ from daemon.clock import SystemClock
 from daemon.config import ApiConfig
 from daemon.errors import ApiProtocolError, ApiUnreachable, TlsError
 from daemon.records import verify_chain
-from daemon.sync import RetryLater, SyncClient
+from daemon.sync import AuthRefused, RetryLater, SyncClient
 from hil import pki as pkimod
 from hil.refapi.server import RefApi
 from tests.integration.conftest import Device, enrol
@@ -191,3 +191,48 @@ async def test_wrong_key_is_rejected_and_parked(
         assert ob.parked() == [(1, "checkin", "bad_signature")]
         assert await client.drain() == 0
         await client.aclose()
+
+
+class _WrongClock(SystemClock):
+    """A Pi after a power cut with NTP blocked: a day slow, and it knows it is not synced
+    (or, ``claims_synced``, wrongly believes it is)."""
+
+    def __init__(self, *, claims_synced: bool) -> None:
+        super().__init__()
+        self.claims_synced = claims_synced
+
+    def wall(self) -> float:
+        return super().wall() - 86400
+
+    def synced(self) -> bool:
+        return self.claims_synced
+
+
+async def test_an_unsynchronised_clock_a_day_out_still_gets_the_records_through(
+    api: RefApi, device: Device
+) -> None:
+    """Every signed request would be refused as clock_skew (5 minutes at most): the client
+    learns the API's time from its Date header and signs with it. The records keep the
+    kiosk's own time, marked unsynchronised, for the API to date by their boot."""
+    clock = _WrongClock(claims_synced=False)
+    for i in range(3):
+        device.outbox.append("checkin", {"person": f"CR-{i:06d}"})
+    client = SyncClient(device.outbox, device.api_config, device.key, clock=clock)
+    assert await client.drain() == 3
+    assert abs(client.api_clock_offset_s - 86400) < 5
+    await client.heartbeat()  # and the calls after it are signed right first time
+    await client.aclose()
+    chain = verify_chain(_server_chain(api, device.id), device.key.public_key(), device.id)
+    assert [r.payload["clock"]["synced"] for r in chain] == [False, False, False]
+
+
+async def test_a_clock_that_claims_to_be_synchronised_is_trusted_not_corrected(
+    api: RefApi, device: Device
+) -> None:
+    device.outbox.append("checkin", {"person": "CR-000001"})
+    client = SyncClient(device.outbox, device.api_config, device.key,
+                        clock=_WrongClock(claims_synced=True))  # fmt: skip
+    with pytest.raises(AuthRefused, match="clock"):
+        await client.drain()
+    await client.aclose()
+    assert client.api_clock_offset_s == 0.0 and _server_chain(api, device.id) == []
