@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     print("Probation check-in kiosk: demo on simulated hardware\n", flush=True)
-    api = RefApi(folder / "api")
+    api = RefApi(folder / "api", simulated_expected=True)  # the demo is simulated
     sync: subprocess.Popen[bytes] | None = None
     log = (folder / "kiosk-sync.log").open("wb")
     try:

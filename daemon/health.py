@@ -133,6 +133,7 @@ def heartbeat_figures(
         camera=str(faults.get("camera") or (probe if probe not in (None, "ok") else "ok")),
         faults={str(k): str(v) for k, v in faults.items()},
         ui_beat_age_s=report.get("ui_beat_age_s"),
+        kiosk_up_s=report.get("up_s"),
         simulated=bool(report.get("simulated")),
     )
     return out

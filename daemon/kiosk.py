@@ -109,6 +109,9 @@ class CheckinRunner:
         self._roster_mtime = 0.0
         self.alerts: list[str] = []
         self.last_ui_beat = 0.0
+        #: when this runner started (monotonic): with no browser heartbeat yet, how long the
+        #: screen has been dark
+        self.started = time.monotonic()
         self._catalogue: Catalogue | None = None  # for the printed slip's words, when needed
         #: templates taken in the enrolment under way, by finger (memory only, until sealed)
         self._enrolling: dict[str, bytes] = {}
@@ -184,6 +187,7 @@ class CheckinRunner:
             "camera_probe": self.camera_probe,
             "simulated": list(hw.simulated) if hw is not None else [],
             "ui_beat_age_s": round(time.monotonic() - beat, 1) if beat else None,
+            "up_s": round(time.monotonic() - self.started, 1),
             "busy": self.state.session is not None or self.state.staff is not None,
             "disk": str(self.disk) if self.disk is not None else None,
         }

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
-from daemon.kioskctl import checks_hw, checks_sys, selftest
+from daemon.kioskctl import checks_hw, checks_sys, selftest, watchdog
 from daemon.kioskctl.context import Context
 from daemon.kioskctl.report import Check, failed
 
@@ -32,7 +32,11 @@ HARDWARE_CHECKS: tuple[CheckFn, ...] = (
     checks_hw.check_display,
     checks_hw.check_printer,
 )
-UNIT_CHECKS: tuple[CheckFn, ...] = (checks_sys.check_units, selftest.check_slots)
+UNIT_CHECKS: tuple[CheckFn, ...] = (
+    checks_sys.check_units,
+    watchdog.check_watchdog,
+    selftest.check_slots,
+)
 
 
 def run_checks(ctx: Context, fns: Sequence[CheckFn]) -> list[Check]:

@@ -4,8 +4,9 @@ kiosk has proved itself, and nobody is rebooted out of the middle of a check-in.
 The self-test asks the *running* system (the services own the hardware): the three services
 are up; kiosk.service's health report is fresh; its ``boot`` record was
 committed (the outbox took a durable write); the fingerprint sensor answered; the camera gave
-a real frame; the browser is showing the screen (its heartbeat is recent); and no part is
-simulated on a real kiosk.
+a real frame; the browser is showing the screen (its heartbeat is recent); no part is
+simulated on a real kiosk; and the hardware watchdog is armed and fed by PID 1 (a failure
+there rejects an update only on a kiosk that has had it armed: daemon/kioskctl/watchdog.py).
 
 ``--commit`` acts on the result (docs/updates.md):
 
@@ -31,6 +32,7 @@ from typing import Any
 
 from daemon import health
 from daemon.bootslots import BootSlotError, TrybootSlots, from_env
+from daemon.kioskctl import watchdog
 from daemon.kioskctl.context import Context
 from daemon.kioskctl.progress import Progress
 from daemon.kioskctl.report import Check, exit_status, failed, passed, warned
@@ -133,11 +135,15 @@ def evaluate(
 def gather(ctx: Context) -> list[Check]:
     found = health.read(health.candidates(ctx.cfg.device.data_dir))
     services = ctx.parts.run(["systemctl", "is-active", *SERVICES], 5.0)
-    return evaluate(
+    rows = evaluate(
         found[1] if found else None,
         services,
         allow_simulated=ctx.cfg.device.allow_simulated,
     )
+    # the hardware watchdog: a failure rejects an update only on a kiosk that has had it armed
+    # (watchdog.for_update; docs/updates.md, "What the self-test checks")
+    return [*rows, watchdog.for_update(watchdog.evaluate(watchdog.read_state(ctx)),
+                                       ctx.cfg.device.data_dir)]  # fmt: skip
 
 
 def wait_for_pass(

@@ -37,7 +37,14 @@ from daemon.records import receipt_code
 from daemon.roster import Roster, dob_hmac, parse_roster
 from daemon.ui.bridge import View
 from daemon.ui.heartbeat import HeartbeatWatch
-from daemon.ui.server import AUDIO_DIR, UiServer, create_ui_app, new_token, serve_ui
+from daemon.ui.server import (
+    AUDIO_DIR,
+    LOST_AFTER_S,
+    UiServer,
+    create_ui_app,
+    new_token,
+    serve_ui,
+)
 
 T = TypeVar("T")
 
@@ -251,8 +258,10 @@ class LiveUi:
 
     ``start()`` returns the start URL (with a fresh token); ``call(fn, *args)`` runs ``fn``
     on the server's loop thread (the bridge is not thread-safe) and returns its result;
-    ``stop()`` closes the server and joins the thread (5 s timeout). Context manager.
-    ``configure(app)`` may add middleware before the server starts (the bench counts bytes).
+    ``stop()`` closes the server and joins the thread (5 s timeout); ``start()`` again serves
+    the same address and token (the daemon coming back, to a page still open). Context
+    manager. ``configure(app)`` may add middleware before the server starts (the bench counts
+    bytes); ``lost_after_s`` is passed to :func:`create_ui_app`.
     """
 
     def __init__(
@@ -262,9 +271,12 @@ class LiveUi:
         audio_dir: Path | None = None,
         configure: Callable[[Starlette], None] | None = None,
         watch: HeartbeatWatch | None = None,
+        lost_after_s: float = LOST_AFTER_S,
     ) -> None:
         self.bridge = bridge
         self.watch = watch
+        self.lost_after_s = lost_after_s
+        self.port = 0
         self.audio_dir = audio_dir
         self.configure = configure
         self.token = new_token()
@@ -286,10 +298,12 @@ class LiveUi:
                     token=self.token,
                     audio_dir=self.audio_dir or AUDIO_DIR,
                     watch=self.watch,
+                    lost_after_s=self.lost_after_s,
                 )
                 if self.configure is not None:
                     self.configure(app)
-                self._server = await serve_ui(app, 0)
+                self._server = await serve_ui(app, self.port)
+                self.port = self._server.port
                 self.url = self._server.url(self.token)
             except BaseException as exc:
                 failure.append(exc)

@@ -6,7 +6,10 @@ than 127.0.0.1/localhost gets 403):
 
 - ``GET  /``            the page (index.html), ``app.js``, ``style.css``
 - ``GET  events``       server-sent events: one ``data:`` line per view (see present.py);
-                        a comment every 15 s keeps the line alive
+                        a comment every 15 s keeps the line alive. The first event of a
+                        connection also carries ``lost``: what the page shows, in both
+                        languages, once it has failed to reach the daemon for
+                        ``lost.after_s`` (it comes back by itself when the daemon does)
 - ``POST tap``          ``{"action": .., "data": {..}}`` → the flow; 204, 400 (bad tap),
                         409 (the flow refused; body has the error ``reason``)
 - ``POST heartbeat``    the page is alive; 204
@@ -85,6 +88,13 @@ ALLOWED_HOSTS = frozenset({"127.0.0.1", "localhost"})
 KEEPALIVE_S = 15.0
 MAX_TAP_BYTES = 2048
 LOOPBACK = "127.0.0.1"
+#: how long the page may fail to reach the daemon (kiosk.service crashed, or stopped on a
+#: configuration or device error) before it stops saying "please wait" and tells the person,
+#: in Welsh and English, that it is not their fault and to go to reception
+LOST_AFTER_S = 60.0
+#: the catalogue strings the page keeps for that, in both languages: sent with the first
+#: event of each connection, since nothing can be asked of a daemon that is gone
+LOST_KEYS = ("reception.title", "reception.fault")
 
 ASGIApp = Callable[
     [MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
@@ -161,6 +171,8 @@ class UiState:
     closing: asyncio.Event
     streams: int = 0
     seq: int = 0
+    #: ``{"after_s": .., "cy": {key: text}, "en": {..}}`` (:data:`LOST_KEYS`)
+    lost: dict[str, Any] | None = None
 
 
 def create_ui_app(
@@ -171,11 +183,14 @@ def create_ui_app(
     audio_dir: Path = AUDIO_DIR,
     catalogue: Catalogue | None = None,
     watch: HeartbeatWatch | None = None,
+    lost_after_s: float = LOST_AFTER_S,
 ) -> Starlette:
     """Build the UI as an ASGI app. Reads the static files and catalogues now (raises
     CatalogueError / ConfigError if they are missing). ``watch`` defaults to one on the system
-    clock; pass your own to share it with the daemon's health probe. The returned app's
-    ``state.ui`` is the :class:`UiState`; wrap-free: the token guard is built in."""
+    clock; pass your own to share it with the daemon's health probe. ``lost_after_s``: how
+    long the page waits, unable to reach the daemon, before it sends the person to reception
+    (shorter in tests). The returned app's ``state.ui`` is the :class:`UiState`; wrap-free:
+    the token guard is built in."""
     if len(token) < 16:
         raise ConfigError("the UI token must be at least 16 characters; use new_token()")
     catalogue = catalogue or Catalogue.load()
@@ -192,6 +207,10 @@ def create_ui_app(
         catalogue=catalogue,
         watch=watch or HeartbeatWatch(SystemClock()),
         closing=asyncio.Event(),
+        lost={
+            "after_s": lost_after_s,
+            **{lang: {k: catalogue.text(lang, k) for k in LOST_KEYS} for lang in sorted(LANGS)},
+        },
     )
 
     async def static(request: Request) -> Response:
@@ -309,7 +328,8 @@ async def _event_stream(state: UiState) -> AsyncIterator[bytes]:
     closing: asyncio.Future[Any] = asyncio.ensure_future(state.closing.wait())
     try:
         state.seq += 1
-        yield _sse(present(state.bridge.current_view(), state.catalogue, seq=state.seq))
+        first = present(state.bridge.current_view(), state.catalogue, seq=state.seq)
+        yield _sse({**first, "lost": state.lost})
         while not state.closing.is_set():
             if pending is None:
                 pending = asyncio.ensure_future(anext(updates))

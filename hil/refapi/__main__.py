@@ -97,6 +97,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ca_pem=ca_pem,
         faults=Faults(enabled=args.faults),
         calendar=calendar,
+        simulated_expected=args.simulated_expected,
     )
     config = uvicorn.Config(
         create_app(settings),
@@ -329,6 +330,12 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--admin-token-file", type=Path)
     s.add_argument("--seal-public", help="the photo-sealing public key handed to devices")
     s.add_argument("--faults", action="store_true", help="allow fault injection (tests only)")
+    s.add_argument(
+        "--simulated-expected",
+        action="store_true",
+        help="the kiosks here run simulated drivers on purpose (the demo, a rig): do not list "
+        "that as a problem",
+    )
     s.add_argument(
         "--closed-days",
         type=Path,

@@ -111,7 +111,8 @@ class Heartbeat(BaseModel):
     kiosk: str | None = None  # "running" or "not_reporting" (kiosk.service's health report)
     kiosk_report_age_s: float | None = None
     faults: dict[str, str] | None = None  # part -> reason
-    ui_beat_age_s: float | None = None
+    ui_beat_age_s: float | None = None  # the browser's heartbeat; null: none since the start
+    kiosk_up_s: float | None = None  # how long the check-in process has been running
     simulated: bool | None = None
 
 
@@ -223,6 +224,9 @@ class Settings:
     clock: Callable[[], float] = time.time
     #: when officers' tasks fall due (bank holidays, the service's own closed days)
     calendar: Calendar = ENGLAND_AND_WALES
+    #: the kiosks here run simulated drivers on purpose (the demo, a rig with emulators): not a
+    #: ``simulated_hardware`` problem. Off: every kiosk is taken to be one people rely on.
+    simulated_expected: bool = False
 
 
 #: a check of the batch's request signature against (public key PEM, alg)
@@ -600,18 +604,25 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/v1/admin/devices", dependencies=[Depends(admin)])
     def fleet() -> dict[str, Any]:
         """Every enrolled kiosk with what needs someone (the same ``problems`` as its status),
-        those with problems first: the field engineers' morning list."""
+        those with problems first, the most urgent first (a kiosk nobody can check in at, or
+        nobody can see, before one with a clock to set): the field engineers' morning list."""
         now = settings.clock()
-        kiosks = [
-            {
-                "device": d,
-                "last_seq": store.last_seq(d),
-                "problems": device_problems(store.heartbeats(d, 1), now),
-            }
+        listed = [
+            (
+                d,
+                device_problems(
+                    store.heartbeats(d, 1), now, simulated_expected=settings.simulated_expected
+                ),
+            )
             for d in store.devices()
         ]
-        kiosks.sort(key=lambda k: (not k["problems"], k["device"]))
-        return {"devices": kiosks}
+        listed.sort(key=lambda k: (urgency(k[1]), k[0]))
+        return {
+            "devices": [
+                {"device": d, "last_seq": store.last_seq(d), "problems": problems}
+                for d, problems in listed
+            ]
+        }
 
     @app.get("/v1/admin/devices/{device}", dependencies=[Depends(admin)])
     def device_status(device: str) -> dict[str, Any]:
@@ -637,7 +648,11 @@ def create_app(settings: Settings) -> FastAPI:
             "forks": store.forks(device),
             "heartbeat": store.last_heartbeat(device),
             "last_boot": _last_boot(store, device),
-            "problems": device_problems(store.heartbeats(device, 1), settings.clock()),
+            "problems": device_problems(
+                store.heartbeats(device, 1),
+                settings.clock(),
+                simulated_expected=settings.simulated_expected,
+            ),
         }
 
     @app.get("/v1/admin/devices/{device}/records", dependencies=[Depends(admin)])
@@ -952,20 +967,66 @@ def _process_batch(
 SILENT_S = 15 * 60
 DISK_LOW_MB = 512
 HOT_C = 80.0
+#: the browser beats every 2 s and the shell restarts it after 15 s of quiet: a minute without
+#: a beat while the check-in process runs means nobody at the kiosk sees a working screen
+SCREEN_STALE_S = 60.0
+
+#: how soon each problem needs someone: 0 a person at the kiosk may be unable to check in or
+#: be told what to do (or nobody can tell), 1 the kiosk works but something is wrong with what
+#: it records or a part, 2 worth a look on the next visit. The fleet list is sorted by it.
+URGENCY = {
+    "silent": 0,
+    "kiosk_not_running": 0,
+    "screen_not_showing": 0,
+    "disk_full": 0,
+    "part": 1,
+    "records_rejected": 1,
+    "simulated_hardware": 1,
+    "disk_no_photo": 1,
+    "hot": 1,
+    "disk_low": 2,
+    "clock_unsynced": 2,
+}
 
 
-def device_problems(latest: list[dict[str, Any]], now: float) -> list[str]:
+def urgency(problems: list[str]) -> int:
+    """The most urgent of ``problems`` (:data:`URGENCY`; an unknown word counts as urgent);
+    ``len(URGENCY)`` when there are none."""
+    if not problems:
+        return len(URGENCY)
+    return min(URGENCY.get(p.split(":", 1)[0], 0) for p in problems)
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def device_problems(
+    latest: list[dict[str, Any]], now: float, *, simulated_expected: bool = False
+) -> list[str]:
     """What needs someone, from the device's newest heartbeat: ``silent``, ``kiosk_not_running``
-    (the sync process reports, the check-in process does not), ``part:<part>:<reason>``,
-    ``disk_low`` / ``disk_no_photo`` / ``disk_full`` (the kiosk's own level; from an older
-    kiosk without one, ``disk_low`` under 512 MB), ``hot``, ``clock_unsynced``. Empty when all
-    is well."""
+    (the sync process reports, the check-in process does not), ``screen_not_showing`` (the
+    check-in process runs but the browser's heartbeat is older than a minute, or there has been
+    none in its first minute), ``part:<part>:<reason>``, ``disk_low`` / ``disk_no_photo`` /
+    ``disk_full`` (the kiosk's own level; from an older kiosk without one, ``disk_low`` under
+    512 MB), ``hot``, ``clock_unsynced``, ``records_rejected`` (records the API refused, parked
+    on the device: attendance nobody centrally can see), ``simulated_hardware`` (simulated
+    drivers on a kiosk the service relies on; not said when ``simulated_expected``: a demo or
+    a rig). Empty when all is well."""
     if not latest:
         return ["silent"]
     received, body = float(latest[0]["received"]), latest[0]["body"]
     problems = ["silent"] if now - received > SILENT_S else []
     if body.get("kiosk") == "not_reporting":
         problems.append("kiosk_not_running")
+    elif body.get("kiosk") == "running":
+        beat = _number(body.get("ui_beat_age_s"))
+        # no beat since the process started: the screen has been dark as long as it has run
+        quiet = beat if beat is not None else _number(body.get("kiosk_up_s"))
+        if quiet is not None and quiet > SCREEN_STALE_S:
+            problems.append("screen_not_showing")
     faults = body.get("faults")
     if isinstance(faults, dict):
         problems += [f"part:{part}:{reason}" for part, reason in sorted(faults.items())]
@@ -979,6 +1040,11 @@ def device_problems(latest: list[dict[str, Any]], now: float) -> list[str]:
         problems.append("hot")
     if body.get("clock_synced") is False:
         problems.append("clock_unsynced")
+    parked = _number(body.get("parked"))
+    if parked is not None and parked > 0:
+        problems.append("records_rejected")
+    if body.get("simulated") is True and not simulated_expected:
+        problems.append("simulated_hardware")
     return problems
 
 

@@ -32,6 +32,8 @@ class RefApi:
     folder: Path
     faults: bool = False
     client_ca: bool = False
+    #: its kiosks run simulated drivers on purpose (``serve --simulated-expected``)
+    simulated_expected: bool = False
     port: int = 0
     #: a PostgreSQL DSN to store in instead of SQLite in ``folder`` (several RefApi processes
     #: may share one)
@@ -86,6 +88,8 @@ class RefApi:
         ]  # fmt: skip
         if self.faults:
             args.append("--faults")
+        if self.simulated_expected:
+            args.append("--simulated-expected")
         if self.client_ca:
             args += ["--client-ca", str(self.pki.ca_cert)]
         env = dict(os.environ, PYTHONPATH=str(ROOT))

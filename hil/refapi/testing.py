@@ -158,6 +158,7 @@ def in_process(
     clock: Callable[[], float] | None = None,
     faults: bool = False,
     storage: Storage | None = None,
+    simulated_expected: bool = False,
 ) -> InProcess:
     """Build the app on a fresh database in ``folder`` (or on ``storage``, e.g. a
     PostgreSQL one); close ``.client`` and ``.storage`` when done (or use the
@@ -167,6 +168,7 @@ def in_process(
         admin_token=admin_token,
         seal_public_key="",
         faults=Faults(enabled=faults),
+        simulated_expected=simulated_expected,
     )
     if clock is not None:
         settings.clock = clock

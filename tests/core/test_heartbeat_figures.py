@@ -13,7 +13,7 @@ from daemon.diskspace import Levels, free_bytes
 
 ALLOWED = {
     "disk_free_mb", "disk", "temperature_c", "kiosk", "kiosk_report_age_s", "sensor", "camera",
-    "faults", "ui_beat_age_s", "simulated",
+    "faults", "ui_beat_age_s", "kiosk_up_s", "simulated",
 }  # fmt: skip
 
 
@@ -21,7 +21,7 @@ def _report(folder: Path, at: float, **changes: Any) -> Path:
     body = {
         "v": 1, "at": at, "boot_id": "b", "pid": 1, "app": "1", "boot_record_seq": 3,
         "faults": {}, "camera_probe": "ok", "simulated": [], "ui_beat_age_s": 2.0,
-        "busy": True,
+        "up_s": 75.5, "busy": True,
     } | changes  # fmt: skip
     path = folder / health.FILE
     path.write_text(json.dumps(body))
@@ -38,6 +38,7 @@ def test_a_running_kiosk_reports_its_parts_disk_and_temperature(tmp_path: Path) 
     assert got["faults"] == {"camera": "camera_blank"}
     assert got["temperature_c"] == 54.3 and got["disk_free_mb"] > 0
     assert got["simulated"] is True and got["ui_beat_age_s"] == 2.0
+    assert got["kiosk_up_s"] == 75.5  # with no beat yet, how long the screen has been dark
     assert set(got) <= ALLOWED  # no boot id, pid or "busy" (is someone there) leaves the kiosk
 
 

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from daemon.records import receipt_code
+from hil.refapi.app import device_problems
 from hil.refapi.testing import InProcess, SimDevice, in_process
 from tests.refapi.conftest import FakeClock
 
@@ -221,6 +222,85 @@ async def test_the_fleet_list_puts_the_kiosks_that_need_someone_first(
     assert listed[sick.device]["problems"] == ["part:camera:blank"]
     assert listed[healthy.device] == {"device": healthy.device, "last_seq": 2, "problems": []}
     assert (await api.client.get("/v1/admin/devices")).status_code == 401
+
+
+async def _beat(api: InProcess, d: SimDevice, figures: dict[str, object]) -> None:
+    path = f"/v1/devices/{d.device}/heartbeat"
+    body = json.dumps(figures).encode()
+    r = await api.client.post(path, content=body, headers=d.auth("POST", path, body))
+    assert r.status_code == 200
+
+
+async def test_a_dark_screen_rejected_records_and_simulated_parts_need_someone(
+    api: InProcess, dev: SimDevice
+) -> None:
+    """The audit's heartbeat: the check-in process runs but the browser has not beaten for an
+    hour, 12 records the API refused sit parked on the device, and its drivers are simulated.
+    Each is a person let down (nobody told what to do; attendance nobody centrally sees; a
+    fingerprint nobody really checked), so each is a problem on the status and the fleet."""
+    status = f"/v1/admin/devices/{dev.device}"
+    await _beat(api, dev, {"kiosk": "running", "faults": {}, "clock_synced": True,
+                           "ui_beat_age_s": 3600.0, "parked": 12, "simulated": True})  # fmt: skip
+    assert (await api.client.get(status, headers=ADMIN)).json()["problems"] == [
+        "screen_not_showing",
+        "records_rejected",
+        "simulated_hardware",
+    ]
+    fleet = (await api.client.get("/v1/admin/devices", headers=ADMIN)).json()["devices"]
+    assert fleet == [{"device": dev.device, "last_seq": 0, "problems": [
+        "screen_not_showing", "records_rejected", "simulated_hardware"]}]  # fmt: skip
+
+
+def test_screen_not_showing_is_read_only_while_the_check_in_process_runs() -> None:
+    def problems(body: dict[str, object], **kw: bool) -> list[str]:
+        return device_problems([{"received": 1000.0, "body": body}], 1030.0, **kw)
+
+    running = {"kiosk": "running", "ui_beat_age_s": 2.0, "kiosk_up_s": 5000.0}
+    assert problems(running) == []
+    assert problems(running | {"ui_beat_age_s": 59.0}) == []  # a browser being restarted
+    assert problems(running | {"ui_beat_age_s": 61.0}) == ["screen_not_showing"]
+    # no beat at all since the process started: dark for as long as it has run
+    assert problems(running | {"ui_beat_age_s": None}) == ["screen_not_showing"]
+    assert problems(running | {"ui_beat_age_s": None, "kiosk_up_s": 20.0}) == []  # booting
+    # an older kiosk that does not say how long it has run: not known, not guessed
+    assert problems({"kiosk": "running", "ui_beat_age_s": None}) == []
+    # the process itself is down: that is the problem to fix (the page says go to reception)
+    assert problems({"kiosk": "not_reporting", "ui_beat_age_s": 3600.0}) == ["kiosk_not_running"]
+    assert problems(running | {"parked": 0, "simulated": False}) == []
+    assert problems(running | {"simulated": True}, simulated_expected=True) == []  # a demo
+    assert problems(running | {"parked": True}) == []  # not a count
+
+
+async def test_a_demo_or_rig_server_expects_simulated_drivers(tmp_path: Path) -> None:
+    """``serve --simulated-expected``: the demo's and a rig's kiosks are simulated on purpose."""
+    demo = in_process(tmp_path / "demo", simulated_expected=True)
+    try:
+        d = SimDevice(clock=demo.settings.clock)
+        await demo.enrol(d)
+        await _beat(demo, d, {"kiosk": "running", "ui_beat_age_s": 1.0, "simulated": True})
+        status = await demo.client.get(f"/v1/admin/devices/{d.device}", headers=ADMIN)
+        assert status.json()["problems"] == []
+    finally:
+        await demo.client.aclose()
+        demo.storage.close()
+
+
+async def test_the_fleet_list_puts_the_most_urgent_first(api: InProcess, clock: FakeClock) -> None:
+    """A clock to set can wait for the next visit; a kiosk with a dark screen cannot, whatever
+    their names' order."""
+    clock_off, rejected, dark, healthy = (SimDevice(clock=clock) for _ in range(4))
+    for d in (clock_off, rejected, dark, healthy):
+        await api.enrol(d)
+    ok = {"kiosk": "running", "ui_beat_age_s": 1.0, "clock_synced": True}
+    await _beat(api, clock_off, ok | {"clock_synced": False})
+    await _beat(api, rejected, ok | {"parked": 3})
+    await _beat(api, dark, ok | {"ui_beat_age_s": 600.0})
+    await _beat(api, healthy, ok)
+
+    r = await api.client.get("/v1/admin/devices", headers=ADMIN)
+
+    assert [k["device"] for k in r.json()["devices"]] == [
+        dark.device, rejected.device, clock_off.device, healthy.device]  # fmt: skip
 
 
 async def test_admin_needs_the_token_and_is_off_without_one(api: InProcess, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ Every screen is also checked for touch targets (≥ 48 CSS px) and rendered text
 
 from __future__ import annotations
 
+import time
 import wave
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 from daemon.ui.catalog import Catalogue
-from daemon.ui.preview import NO_TEMPLATE, PERSON, PLAIN, STAFF_PIN
+from daemon.ui.preview import NO_TEMPLATE, PERSON, PLAIN, STAFF_PIN, LiveUi, PreviewBridge
 from hil.bench.ui import answer_questions, identify, seq, tap, wait_answer_ready, wait_screen
 from tests.ui.conftest import Kiosk, needs_browser
 from tests.ui.contrast import contrast
@@ -588,6 +589,62 @@ def test_heartbeats_flow_and_a_lost_server_shows_reconnecting(kiosk: Kiosk) -> N
     k.page.wait_for_selector("#reconnecting:not([hidden])", timeout=5000)
     assert text_of(k, "#reconnecting") == CAT.text("en", "common.reconnecting")
     k.errors.clear()  # failed reconnects are logged by the browser
+
+
+def test_a_daemon_that_stays_away_sends_the_person_to_reception_until_it_is_back(
+    browser: Any, audio_dir: Path, screenshot_dir: Path
+) -> None:
+    """kiosk.service crash-looping, or stopped on a configuration or device error, while the
+    shell keeps the browser up: "please wait" first, then, after ``lost_after_s`` (60 s on a
+    kiosk, 3 s here), the words for a fault in Welsh and English: not your fault, go to
+    reception, staff will check you in. When the daemon answers again the page carries on by
+    itself."""
+    with LiveUi(PreviewBridge(), audio_dir=audio_dir, lost_after_s=3.0) as live:
+        k = Kiosk(browser.new_page(), live)
+        try:
+            k.page.goto(live.url)
+            wait_screen(k.page, "idle")
+            tap(k.page, "button[data-lang-arg=en]", "identify")
+            gone = time.monotonic()
+            live.stop()
+            k.page.wait_for_selector("#reconnecting:not([hidden])", timeout=5000)
+            assert k.page.is_hidden("#lost")  # not before the time is up
+            k.page.wait_for_selector("#lost:not([hidden])", timeout=10_000)
+            assert time.monotonic() - gone >= 3.0
+            shown = text_of(k, "#lost")
+            for lang in ("cy", "en"):
+                assert CAT.text(lang, "reception.title") in shown
+                assert CAT.text(lang, "reception.fault") in shown
+            assert shown.index(CAT.text("cy", "reception.title")) < shown.index(
+                CAT.text("en", "reception.title")
+            )  # Welsh first, as on the idle screen
+            assert k.page.is_hidden("#reconnecting")
+            # it covers the screen: nothing left from before the fault can be tapped
+            top = k.page.evaluate(
+                "() => { const r = document.querySelector('button[data-digit]')"
+                ".getBoundingClientRect(); return document.elementFromPoint("
+                "r.x + r.width / 2, r.y + r.height / 2).closest('#lost') !== null; }"
+            )
+            assert top
+            audit(k)
+            k.page.screenshot(path=str(screenshot_dir / "lost.png"))
+            k.page.wait_for_timeout(2500)  # still shown while the daemon stays away
+            assert k.page.is_visible("#lost")
+
+            live.start()  # the daemon is back: the page carries on by itself
+
+            k.page.wait_for_function(
+                "() => document.getElementById('lost').hidden"
+                " && document.getElementById('reconnecting').hidden"
+                " && document.getElementById('screen').dataset.screen === 'identify'",
+                timeout=15_000,
+            )
+            tap(k.page, "button[data-digit='4']", "identify")
+            assert text_of(k, "output.entry").endswith("4")
+            k.errors.clear()  # failed reconnects are logged by the browser
+            assert k.external == [] and k.errors == []
+        finally:
+            k.page.close()
 
 
 def test_tap_to_render_is_fast(kiosk: Kiosk) -> None:

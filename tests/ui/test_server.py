@@ -128,6 +128,35 @@ async def test_events_push_each_new_view_and_taps_reach_the_flow(served: Served)
     assert served.bridge.taps == [("start", {"lang": "cy"})]
 
 
+async def test_the_first_event_carries_what_to_say_if_the_daemon_goes_away() -> None:
+    """Sent while the daemon is here, since nothing can be asked of it once it has gone: the
+    reception words in both languages (a person may read either), and when to show them."""
+    token, cat = new_token(), Catalogue.load()
+    server = await serve_ui(create_ui_app(PreviewBridge(), token=token, lost_after_s=7.5), 0)
+    try:
+        async with (
+            httpx.AsyncClient(timeout=5) as client,
+            client.stream("GET", server.url(token) + "events") as stream,
+        ):
+            lines = stream.aiter_lines()
+            first = await _next_event(lines)
+            assert first["lost"] == {
+                "after_s": 7.5,
+                **{
+                    lang: {k: cat.text(lang, k) for k in ("reception.title", "reception.fault")}
+                    for lang in ("cy", "en")
+                },
+            }
+            assert "not your fault" in str(first["lost"])  # the words for a machine fault
+            tap = await client.post(
+                server.url(token) + "tap", json={"action": "start", "data": {"lang": "en"}}
+            )
+            assert tap.status_code == 204
+            assert "lost" not in await _next_event(lines)  # once per connection is enough
+    finally:
+        await server.close()
+
+
 @pytest.mark.parametrize(
     ("body", "status"),
     [

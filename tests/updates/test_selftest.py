@@ -14,6 +14,7 @@ from daemon.kioskctl import selftest
 from daemon.kioskctl.__main__ import main
 from daemon.kioskctl.context import Context
 from daemon.kioskctl.parts import Parts, RunResult
+from tests.kioskctl.fakesys import fake_sysfs, pid1
 
 BOOT = "0f0e0d0c-0b0a-4908-8706-050403020100"
 ALL_UP = (0, "active\nactive\nactive\n")
@@ -64,8 +65,10 @@ def test_a_stopped_service_fails_and_simulated_parts_pass_on_a_test_rig() -> Non
 
 
 def _ctx(tmp_path: Path, run: Any = lambda argv, t: ALL_UP) -> Context:
+    """A kiosk whose hardware watchdog is armed and fed (a fake sysfs; PID 1 says 14 s)."""
     cfg = Config(DeviceConfig(id="kiosk-t", data_dir=tmp_path), ApiConfig(url="https://x.test/"))
-    return Context(cfg, parts=Parts(run=run))
+    sysfs = fake_sysfs(tmp_path / "sys")
+    return Context(cfg, parts=Parts(run=pid1("14s", otherwise=run)), sysfs=sysfs)
 
 
 def test_waiting_after_boot_retries_until_the_screen_comes_up(

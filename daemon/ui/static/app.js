@@ -252,20 +252,81 @@
   document.addEventListener("contextmenu", (event) => event.preventDefault());
   document.addEventListener("dragstart", (event) => event.preventDefault());
 
+  // When the daemon cannot be reached (kiosk.service crashed, or stopped on a configuration or
+  // device error) "please wait" must not be all a person ever sees. After lost.afterMs with
+  // neither the event stream nor the heartbeat getting through, the page says in Welsh and
+  // English that this is not their fault and to go to reception (words the server sent with
+  // the first event: msg.lost), and it comes back by itself when the daemon answers again.
+  const lost = { afterMs: 60000, known: false, stream: false, beat: true, timer: null };
+
+  function learnLost(words) {
+    if (!words) return;
+    const after = Number(words.after_s);
+    if (Number.isFinite(after) && after >= 0) lost.afterMs = after * 1000;
+    fill(byId("lost"), { lang: "cy", text: words.cy, alt: words.en, view: {}, derived: {} });
+    lost.known = true;
+  }
+
+  function showLost() {
+    if (!lost.known) return;
+    clearInterval(state.countdown);
+    byId("timeout").hidden = true;
+    byId("reconnecting").hidden = true;
+    byId("lost").hidden = false;
+    document.body.dataset.lost = "true";
+  }
+
+  // Called whenever the stream or the heartbeat changes: both through is "reached".
+  function reachability() {
+    if (lost.stream && lost.beat) {
+      clearTimeout(lost.timer);
+      lost.timer = null;
+      byId("lost").hidden = true;
+      delete document.body.dataset.lost;
+      return;
+    }
+    if (lost.timer === null) lost.timer = setTimeout(showLost, lost.afterMs);
+  }
+
+  let events = null;
   function connect() {
-    const events = new EventSource("events");
+    events = new EventSource("events");
+    events.onopen = () => {
+      lost.stream = true;
+      reachability();
+    };
     events.onmessage = (event) => {
+      const msg = JSON.parse(event.data);
+      learnLost(msg.lost);
       byId("reconnecting").hidden = true;
-      render(JSON.parse(event.data));
+      lost.stream = true;
+      reachability();
+      render(msg);
     };
     events.onerror = () => {
-      if (state.msg) byId("reconnecting").hidden = false;
+      lost.stream = false;
+      reachability();
+      if (state.msg && byId("lost").hidden) byId("reconnecting").hidden = false;
+      // A refused connection is retried by the browser; an answer that is not an event
+      // stream closes it for good, so try again from here.
+      if (events.readyState === EventSource.CLOSED) setTimeout(connect, HEARTBEAT_MS);
     };
   }
 
-  setInterval(() => {
-    post("heartbeat", {}).catch(() => {});
-  }, HEARTBEAT_MS);
-  post("heartbeat", {}).catch(() => {});
+  function beat() {
+    post("heartbeat", {}).then(
+      () => {
+        lost.beat = true;
+        reachability();
+      },
+      () => {
+        lost.beat = false;
+        reachability();
+      },
+    );
+  }
+
+  setInterval(beat, HEARTBEAT_MS);
+  beat();
   connect();
 })();
