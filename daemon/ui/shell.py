@@ -2,7 +2,12 @@
 local UI, supervised.
 
 1. waits for the start URL (with the per-boot token) that kiosk.service writes with
-   :func:`write_start_url` (default ``/var/lib/kiosk/ui-url``, mode 0640);
+   :func:`write_start_url` (default ``/var/lib/kiosk/ui-url``, mode 0640) and for the daemon
+   to answer on it. If it has not after :data:`FALLBACK_AFTER_S` (kiosk.service crash-looping,
+   or stopped on a configuration or device error), the browser shows a page of its own
+   (:func:`write_fallback_page`: "please go to reception; this is not your fault" in Welsh and
+   English) until it does, so a person never meets a blank screen or the browser's error
+   page, and the browser moves to the live screen once it answers;
 2. starts ``cage -- chromium --kiosk <flags> <url>`` (:func:`browser_command`) with a fresh
    profile in ``$RUNTIME_DIRECTORY``, so no restore-session or crash bubble can ever show;
 3. every :data:`POLL_S` asks the UI server's ``health`` whether the page still sends its
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import html
 import json
 import logging
 import os
@@ -37,7 +43,8 @@ from pathlib import Path
 
 from daemon import sdnotify
 from daemon.errors import ConfigError
-from daemon.ui.server import LOOPBACK
+from daemon.ui.catalog import LANGUAGES, Catalogue
+from daemon.ui.server import LOOPBACK, LOST_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +53,10 @@ POLL_S = 5.0
 URL_WAIT_S = 120.0
 START_GRACE_S = 45.0
 HEALTH_TIMEOUT_S = 2.0
+#: how long the shell waits for kiosk.service before the browser shows the fallback page (a
+#: normal start takes a few seconds; a person should not see "go to reception" flash by)
+FALLBACK_AFTER_S = 15.0
+FALLBACK_NAME = "reception.html"
 
 # Chromium as a kiosk: no crash bubbles or error dialogs, no first-run or default-browser
 # prompts, no pinch-zoom, no swipe back/forward, no translate bar, no background traffic,
@@ -113,13 +124,42 @@ def read_start_url(path: Path) -> str | None:
     return check_url(text) if text else None
 
 
+def write_fallback_page(folder: Path, catalogue: Catalogue | None = None) -> str:
+    """Write the page the browser shows while kiosk.service does not answer, from the UI's
+    own catalogue (the words of the page's "lost" cover, Welsh first as on every screen);
+    return its ``file://`` URL. Static: no script, nothing fetched."""
+    catalogue = catalogue or Catalogue.load()
+    panels = "".join(
+        f'<section lang="{lang}"><h1>{html.escape(catalogue.text(lang, LOST_KEYS[0]))}</h1>'
+        f"<p>{html.escape(catalogue.text(lang, LOST_KEYS[1]))}</p></section>"
+        for lang in sorted(LANGUAGES, key=lambda lang: lang != "cy")
+    )
+    page = (
+        '<!doctype html><html lang="cy"><meta charset="utf-8"><title>Kiosk</title><style>'
+        "body{margin:0;font:1.6rem/1.4 sans-serif;background:#fff;color:#111;display:flex;"
+        "min-height:100vh;align-items:center;justify-content:center;gap:4rem;"
+        "cursor:none;user-select:none}section{max-width:40%}h1{font-size:2.6rem;margin:0 0 1rem}"
+        f"</style><body>{panels}</body></html>"
+    )
+    path = folder / FALLBACK_NAME
+    path.write_text(page, encoding="utf-8")
+    return path.as_uri()
+
+
+def _page_url(url: str) -> str:
+    """The local UI, or the fallback page (a ``file://`` URL of :data:`FALLBACK_NAME`)."""
+    if url.startswith("file:///") and url.endswith("/" + FALLBACK_NAME):
+        return url
+    return check_url(url)
+
+
 def browser_command(url: str, profile: Path, *, cage: bool = True) -> list[str]:
     """The command line: ``cage -d -- chromium <flags> --user-data-dir=<profile> <url>``."""
     chromium = [
         "/usr/bin/chromium",
         *CHROMIUM_KIOSK_FLAGS,
         f"--user-data-dir={profile}",
-        check_url(url),
+        _page_url(url),
     ]
     return ["/usr/bin/cage", "-d", "--", *chromium] if cage else chromium
 
@@ -149,26 +189,51 @@ class Supervisor:
     #: a new browser gets this long to load the page and beat before "stale" counts (the
     #: daemon's heartbeat age still reflects the previous browser)
     start_grace_s: float = START_GRACE_S
+    #: the page shown while kiosk.service does not answer (:func:`write_fallback_page`);
+    #: without one, the shell gives up after ``url_wait_s`` as it always did
+    fallback_url: str | None = None
+    fallback_after_s: float = FALLBACK_AFTER_S
     stop_requested: bool = False
 
-    def wait_for_url(self) -> str:
-        deadline = self.clock() + self.url_wait_s
-        while not self.stop_requested:
-            url = read_start_url(self.url_file)
-            if url:
-                return url
-            if self.clock() > deadline:
-                raise ShellError(
-                    f"no UI start URL in {self.url_file} after {self.url_wait_s:.0f} s; "
-                    "check that kiosk.service is running",
-                )
-            self.sleep(0.5)
-        raise ShellError("stopped before kiosk.service published the UI")
+    def wait_for_daemon(self) -> str:
+        """The start URL once the daemon answers on it (a URL left from an earlier run does
+        not count until it does). After ``fallback_after_s`` the browser shows the fallback
+        page meanwhile, for as long as it takes; without a fallback, ShellError after
+        ``url_wait_s``."""
+        began = self.clock()
+        shown: subprocess.Popen[bytes] | None = None
+        try:
+            while not self.stop_requested:
+                url = read_start_url(self.url_file)
+                if url and page_alive(url) is not None:
+                    return url
+                waited = self.clock() - began
+                if self.fallback_url is None:
+                    if waited > self.url_wait_s:
+                        raise ShellError(
+                            f"kiosk.service did not answer on a UI start URL from "
+                            f"{self.url_file} for {self.url_wait_s:.0f} s; check that "
+                            "kiosk.service is running",
+                        )
+                elif shown is None and waited >= self.fallback_after_s:
+                    log.warning("kiosk.service does not answer; showing the reception page")
+                    shown = self.spawn(self.fallback_url)
+                    sdnotify.ready("kiosk.service not answering: showing the reception page")
+                elif shown is not None:
+                    if shown.poll() is not None:  # the browser died: show it again
+                        shown = self.spawn(self.fallback_url)
+                    sdnotify.watchdog()
+                    sdnotify.status("kiosk.service not answering: showing the reception page")
+                self.sleep(0.5 if shown is None else self.poll_s)
+            raise ShellError("stopped before kiosk.service published the UI")
+        finally:
+            if shown is not None:
+                _stop(shown)
 
     def run(self) -> str:
         """Run until something needs a restart; returns why (``browser_exited``,
         ``page_stale``, ``new_url``, ``stopped``). The browser is stopped on return."""
-        url = self.wait_for_url()
+        url = self.wait_for_daemon()
         child = self.spawn(url)
         started = self.clock()
         sdnotify.ready("browser started")
@@ -224,7 +289,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             browser_command(url, profile, cage=not args.browser_only), start_new_session=True
         )
 
-    supervisor = Supervisor(url_file=args.url_file, spawn=spawn)
+    try:
+        fallback = write_fallback_page(runtime)
+    except (OSError, ConfigError) as exc:  # no words to show: the shell still runs the UI
+        log.error("cannot write the reception page (%s); none will be shown", exc)
+        fallback = None
+    supervisor = Supervisor(url_file=args.url_file, spawn=spawn, fallback_url=fallback)
 
     def on_term(signum: int, frame: object) -> None:
         supervisor.stop_requested = True

@@ -23,6 +23,7 @@ from daemon.ui.shell import (
     browser_command,
     check_url,
     page_alive,
+    write_fallback_page,
     write_start_url,
 )
 from hil.bench.ui import CHROMIUM, CHROMIUM_FLAGS
@@ -174,6 +175,90 @@ def test_no_url_from_the_daemon_is_an_error_that_says_what_to_check(tmp_path: Pa
     )
     with pytest.raises(ShellError, match=r"check that kiosk\.service is running"):
         sup.run()
+
+
+def test_the_reception_page_is_the_uis_own_words_in_both_languages(tmp_path: Path) -> None:
+    url = write_fallback_page(tmp_path)
+    assert url == (tmp_path / "reception.html").as_uri()
+    page = (tmp_path / "reception.html").read_text()
+    assert page.index("Ewch i’r dderbynfa") < page.index("Please go to reception")  # Welsh first
+    assert "This is not your fault" in page and "Nid eich bai chi yw hyn" in page
+    assert "<script" not in page and "http" not in page  # nothing to run, nothing to fetch
+    assert browser_command(url, tmp_path / "p")[-1] == url  # the browser may be sent there
+    with pytest.raises(ShellError):
+        browser_command((tmp_path / "elsewhere.html").as_uri(), tmp_path / "p")
+
+
+def test_while_the_daemon_does_not_answer_the_browser_says_go_to_reception(
+    tmp_path: Path, notify: socket.socket
+) -> None:
+    """kiosk.service is down (a URL from its last run is still on disk): after a short wait
+    the browser shows the reception page, READY and WATCHDOG go to systemd (nothing is
+    wrong with the shell), and when kiosk.service answers the browser moves to the live UI."""
+    write_start_url(tmp_path / "ui-url", URL)  # stale: nothing listens there
+    fallback = write_fallback_page(tmp_path)
+    t = [0.0]
+    spawned: list[str] = []
+    children: list[subprocess.Popen[bytes]] = []
+    messages: list[str] = []
+    with LiveUi(PreviewBridge()) as ui:
+
+        def spawn(url: str) -> subprocess.Popen[bytes]:
+            spawned.append(url)
+            children.append(stand_in_browser(url))
+            return children[-1]
+
+        def sleep(s: float) -> None:
+            messages.extend(received(notify))  # as systemd would: the queue holds ~10
+            t[0] += s
+            if t[0] > 60:  # a minute later kiosk.service is back, on a new address
+                write_start_url(tmp_path / "ui-url", ui.url)
+            if len(spawned) == 2:
+                sup.stop_requested = True
+
+        sup = Supervisor(url_file=tmp_path / "ui-url", spawn=spawn, sleep=sleep,
+                         clock=lambda: t[0], fallback_url=fallback,
+                         fallback_after_s=15)  # fmt: skip
+        assert sup.run() == "stopped"
+    assert spawned == [fallback, ui.url]
+    assert children[0].poll() is not None, "the reception page is closed for the live UI"
+    messages.extend(received(notify))
+    assert messages[0].startswith("READY=1") and "WATCHDOG=1" in messages
+
+
+def test_a_short_wait_for_the_daemon_shows_nothing(tmp_path: Path) -> None:
+    """A normal start takes seconds: no "go to reception" flashes by."""
+    t = [0.0]
+    spawned: list[str] = []
+    with LiveUi(PreviewBridge()) as ui:
+
+        def sleep(s: float) -> None:
+            t[0] += s
+            if t[0] >= 5:
+                write_start_url(tmp_path / "ui-url", ui.url)
+            if spawned:
+                sup.stop_requested = True
+
+        def spawn(url: str) -> subprocess.Popen[bytes]:
+            spawned.append(url)
+            return stand_in_browser(url)
+
+        fallback = write_fallback_page(tmp_path)
+        sup = Supervisor(url_file=tmp_path / "ui-url", spawn=spawn, sleep=sleep,
+                         clock=lambda: t[0], fallback_url=fallback)  # fmt: skip
+        assert sup.run() == "stopped"
+    assert spawned == [ui.url]
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium missing: run hil/test_deps.sh")
+def test_real_chromium_shows_the_reception_page(tmp_path: Path) -> None:
+    url = write_fallback_page(tmp_path)
+    dom = subprocess.run(
+        [str(CHROMIUM), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+         "--dump-dom", url],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    assert "Please go to reception" in dom and "Ewch i’r dderbynfa" in dom
 
 
 def test_daemon_down_is_not_a_page_fault() -> None:
