@@ -55,6 +55,8 @@ from hil.refapi.storage import (
 from hil.refapi.tasks import ENGLAND_AND_WALES, Calendar, tasks_of
 
 MAX_BATCH = 500
+#: the longest an enrolment code stays valid (30 days): a code is a key to the fleet
+MAX_CODE_TTL_S = 30 * 86400.0
 #: fault plan entries: "500", "503[:retry-after s]", "garbage", "stall[:s]", "lie"
 _FAULT = re.compile(r"500|503(:\d{1,4})?|garbage|stall(:\d{1,3}(\.\d+)?)?|lie")
 
@@ -573,7 +575,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     # --- admin -----------------------------------------------------------------------------
     @app.post("/v1/admin/enrolment-codes", response_model=CodeAnswer, dependencies=[Depends(admin)])
-    def mint_code(ttl_s: float = 3600.0) -> CodeAnswer:
+    def mint_code(ttl_s: Annotated[float, Query(gt=0, le=MAX_CODE_TTL_S)] = 3600.0) -> CodeAnswer:
         code = secrets.token_urlsafe(12)
         expires = settings.clock() + ttl_s
         store.add_code(code, expires)

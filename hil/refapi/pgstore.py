@@ -39,6 +39,7 @@ from hil.refapi.storage import (
     DeviceKey,
     EnrolmentRefused,
     StoredRecord,
+    StoreUnavailable,
     access_dicts,
     access_hash,
     access_query,
@@ -191,12 +192,19 @@ class PostgresStorage:
     """``dsn``: a libpq connection string or URL (``postgresql://user@host/db``). TLS and
     passwords are libpq's business (``sslmode=verify-full``, ``~/.pgpass``)."""
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, *, create: bool = True) -> None:
+        """``create``: make the schema when the database has none; otherwise that is
+        :class:`StoreUnavailable` (``no_database``), so a mistyped ``--database`` is never
+        taken for an empty store."""
         self.dsn = dsn
         self._local = threading.local()
         self._all: list[psycopg.Connection[Any]] = []
         self._all_lock = threading.Lock()
-        self._migrate()
+        try:
+            self._migrate(create)
+        except BaseException:
+            self.close()
+            raise
 
     # --- connections ---------------------------------------------------------------------------
     def _db(self) -> psycopg.Connection[Any]:
@@ -205,9 +213,10 @@ class PostgresStorage:
             try:
                 conn = psycopg.connect(self.dsn, autocommit=True)
             except psycopg.OperationalError as exc:
-                raise RuntimeError(
+                raise StoreUnavailable(
                     f"cannot connect to PostgreSQL ({str(exc).strip().splitlines()[0]}); check "
-                    "the --database connection string and that the server is up"
+                    "the --database connection string and that the server is up",
+                    reason="cannot_connect",
                 ) from exc
             self._local.conn = conn
             with self._all_lock:
@@ -220,17 +229,26 @@ class PostgresStorage:
                 conn.close()
             self._all.clear()
 
-    def _migrate(self) -> None:
+    def _migrate(self, create: bool = True) -> None:
         db = self._db()
         with db.transaction():
             db.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            found = db.execute("SELECT to_regclass('refapi_schema')").fetchone()
+            if not create and (found is None or found[0] is None):
+                raise StoreUnavailable(
+                    "that PostgreSQL database holds no reference API schema: check --database "
+                    "(a typing mistake?), or make the schema there with `kiosk-refapi init "
+                    "--database DSN`",
+                    reason="no_database",
+                )
             db.execute("CREATE TABLE IF NOT EXISTS refapi_schema (version INTEGER NOT NULL)")
             row = db.execute("SELECT max(version) FROM refapi_schema").fetchone()
             version = int(row[0]) if row and row[0] is not None else 0
             if version > SCHEMA_VERSION:
-                raise RuntimeError(
+                raise StoreUnavailable(
                     f"the database has schema version {version}, newer than this reference API "
-                    f"({SCHEMA_VERSION}); run the newer software or use another database"
+                    f"({SCHEMA_VERSION}); run the newer software or use another database",
+                    reason="schema_newer",
                 )
             for target in range(version + 1, SCHEMA_VERSION + 1):
                 script = _MIGRATIONS[target]

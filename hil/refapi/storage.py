@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import sqlite3
 import threading
@@ -19,6 +20,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+from daemon.errors import StorageError
 
 #: Schema versions (``PRAGMA user_version``). Version 1 is the first schema; its statements
 #: say ``IF NOT EXISTS`` because databases made before versioning hold it at version 0.
@@ -503,6 +506,14 @@ def code_hash(code: str) -> str:
     return hashlib.sha256(code.strip().encode()).hexdigest()
 
 
+class StoreUnavailable(StorageError, RuntimeError):
+    """The store cannot be used: ``no_database`` (nothing there, or not a reference API
+    database: a mistyped ``--data`` or ``--database``), ``cannot_connect``, ``schema_newer``.
+    The message names the place (never a password) and says what to do."""
+
+    reason = "store_unavailable"
+
+
 class EnrolmentRefused(Exception):
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
@@ -513,12 +524,47 @@ class EnrolmentRefused(Exception):
 class SqliteStorage:
     """One SQLite file; a lock serialises writers across the server's worker threads."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path, *, create: bool = True) -> None:
+        """Open the database at ``path``. ``create``: make it when missing (its folder mode
+        0700, the file 0600: it holds personal data); otherwise a missing or foreign file is
+        :class:`StoreUnavailable` (``no_database``), so a mistyped folder is never taken for
+        an empty store."""
+        if create:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # SQLite gives its -wal and -shm files the database file's mode
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        elif not path.is_file():
+            where = "there is no folder" if not path.parent.is_dir() else "there is no database in"
+            raise StoreUnavailable(
+                f"{where} {path.parent} (no {path.name}): check the folder given with --data "
+                f"(a typing mistake?), or make a new database there with `kiosk-refapi init "
+                f"--data {path.parent}`",
+                reason="no_database",
+            )
         self.path = path
         self._lock = threading.RLock()
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode = WAL")
+        try:
+            self.db.execute("PRAGMA journal_mode = WAL")
+            if (
+                not create
+                and not self.db.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'devices'"
+                ).fetchone()
+            ):
+                raise StoreUnavailable(
+                    f"{path} is not a reference API database (it is empty or holds something "
+                    "else): check --data",
+                    reason="no_database",
+                )
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            raise StoreUnavailable(
+                f"{path} is not a SQLite database ({exc}): check --data", reason="no_database"
+            ) from exc
+        except StoreUnavailable:
+            self.db.close()
+            raise
         self.db.execute("PRAGMA synchronous = FULL")
         self.db.execute("PRAGMA busy_timeout = 10000")
         with self._lock:
@@ -528,9 +574,10 @@ class SqliteStorage:
         version = int(self.db.execute("PRAGMA user_version").fetchone()[0])
         if version > SCHEMA_VERSION:
             self.db.close()
-            raise RuntimeError(
+            raise StoreUnavailable(
                 f"{self.path} has schema version {version}, newer than this reference API "
-                f"({SCHEMA_VERSION}); run the newer software or use another data folder"
+                f"({SCHEMA_VERSION}); run the newer software or use another data folder",
+                reason="schema_newer",
             )
         for target in range(version + 1, SCHEMA_VERSION + 1):
             self.db.execute("BEGIN IMMEDIATE")
