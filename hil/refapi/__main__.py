@@ -9,6 +9,8 @@ kiosk-refapi prune WHERE --operator ID [--dry-run] [--photo-days N ...]   retent
 kiosk-refapi access-log WHERE --operator ID [--of OPERATOR] [--device ID] [--verify]
 kiosk-refapi init WHERE                               make a new database (only this does)
 kiosk-refapi mint-code WHERE [--ttl S]                a one-time enrolment code
+kiosk-refapi retire WHERE --device ID --operator ID --reason TEXT   key lost, unit replaced
+kiosk-refapi import WHERE --device ID --operator ID [--blobs DIR] FILE   from a kiosk's card
 kiosk-refapi openapi                                  the OpenAPI document
 
 WHERE is ``--data DIR`` (SQLite in DIR) or ``--database DSN`` (PostgreSQL, which several
@@ -459,6 +461,12 @@ def cmd_mint_code(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reason(text: str) -> str:
+    if not 3 <= len(text.strip()) <= 200:
+        raise argparse.ArgumentTypeError("say why in 3 to 200 characters (no names)")
+    return text.strip()
+
+
 def _ttl(text: str) -> float:
     from hil.refapi.app import MAX_CODE_TTL_S
 
@@ -471,6 +479,85 @@ def _ttl(text: str) -> float:
             f"seconds the code stays valid: more than 0, at most {MAX_CODE_TTL_S:.0f} (30 days)"
         )
     return ttl
+
+
+def cmd_retire(args: argparse.Namespace) -> int:
+    """Retire a device (its key lost, its unit replaced): its key can no longer send, its
+    records stay (under ``<device>~<n>``), and its id may be enrolled again with a new code.
+    Logged (``device.retire``). Exit 1 when no such device is enrolled."""
+    from hil.refapi.storage import RETIRED_MARK
+
+    if RETIRED_MARK in args.device:
+        return _fail(f"{args.device} is a retired device's chain already", 1)
+    store = _storage(args)
+    try:
+        done = store.retire(args.device, args.operator, args.reason, now())
+        if done is None:
+            store.log_access(_entry(args, "device.retire", outcome="not_found",
+                                    device=args.device))  # fmt: skip
+            gone = [r.chain for r in store.retirements(args.device)]
+            known = ", ".join(store.devices()) or "none"
+            why = f"it was retired already ({', '.join(gone)})" if gone else f"devices: {known}"
+            return _fail(f"no device {args.device} is enrolled here; {why}", 1)
+        counts = {"records": done.records, "last_seq": done.last_seq}
+        store.log_access(
+            _entry(args, "device.retire", device=args.device, target=done.chain, detail=counts)
+        )
+    finally:
+        store.close()
+    print(json.dumps(done.as_dict(), sort_keys=True))
+    print(
+        f"retired {args.device}: its {done.records} records (up to seq {done.last_seq}) are "
+        f"kept as {done.chain}; its key can no longer send. {args.device} may be enrolled "
+        "again with a new code (mint-code), which starts a new chain.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Add records from a kiosk's card (``kioskctl outbox export``), each to the chain of
+    ``--device`` whose keys verify it, including retired ones (hil/refapi/retired.py).
+    Prints what became of them as JSON; logged (``records.import``). Exit 1 when any line
+    was rejected or belongs to no chain of the device (nothing else is affected)."""
+    from hil.refapi.retired import ImportRefused, import_blobs, import_records
+
+    if str(args.file) == "-":
+        text = sys.stdin.read()
+    else:
+        data, problem = _read_file(args.file, "records exported from a kiosk", "FILE")
+        if data is None:
+            return _fail(problem or "cannot read FILE")
+        text = data.decode("utf-8", errors="replace")
+    compacts = [line.strip() for line in text.splitlines() if line.strip()]
+    if not compacts:
+        return _fail(f"{args.file} holds no records (one compact JWS per line)")
+    if args.blobs is not None and not args.blobs.is_dir():
+        return _fail(f"--blobs {args.blobs} is not a folder (the card's <data_dir>/blobs)")
+    store = _storage(args)
+    try:
+        try:
+            done = import_records(store, args.device, compacts, now())
+            if args.blobs is not None:
+                import_blobs(store, args.device, done, args.blobs, now())
+        except ImportRefused as exc:
+            store.log_access(_entry(args, "records.import", outcome="not_found",
+                                    device=args.device))  # fmt: skip
+            return _fail(str(exc), 1)
+        counts = {k: sum(v.values()) for k, v in done.chains.items()}
+        store.log_access(_entry(args, "records.import", device=args.device,
+                                outcome="ok" if done.complete else "partial",
+                                detail={"lines": len(compacts), "chains": counts,
+                                        "unplaced": done.unplaced,
+                                        "blobs": dict(done.blobs)}))  # fmt: skip
+    finally:
+        store.close()
+    print(json.dumps(done.as_dict(), sort_keys=True))
+    if not done.complete:
+        print("some lines were not stored (see above): keep the card and the file; an "
+              "auditor decides", file=sys.stderr)  # fmt: skip
+        return 1
+    return 0
 
 
 def cmd_openapi(_args: argparse.Namespace) -> int:
@@ -576,6 +663,21 @@ def main(argv: list[str] | None = None) -> int:
     _where(m)
     m.add_argument("--ttl", type=_ttl, default=3600.0, help="seconds it stays valid (3600)")
     m.set_defaults(func=cmd_mint_code)
+    r = sub.add_parser("retire", help="retire a device (key lost, unit replaced); records kept")
+    _where(r)
+    _operator(r)
+    r.add_argument("--device", required=True)
+    r.add_argument("--reason", required=True, type=_reason, help="why, in plain words, no names")
+    r.set_defaults(func=cmd_retire)
+    im = sub.add_parser("import", help="add records from a kiosk's card (kioskctl outbox export)")
+    _where(im)
+    _operator(im)
+    im.add_argument("--device", required=True, help="the device id the records carry")
+    im.add_argument(
+        "--blobs", type=Path, metavar="DIR", help="the card's <data_dir>/blobs (sealed photos)"
+    )
+    im.add_argument("file", type=Path, metavar="FILE", help="one compact JWS per line; - for stdin")
+    im.set_defaults(func=cmd_import)
     a = sub.add_parser("openapi", help="print the OpenAPI document")
     a.set_defaults(func=cmd_openapi)
     args = p.parse_args(argv)

@@ -99,6 +99,8 @@ def test_serve_does_not_make_a_database_in_a_mistyped_folder(
         ["prune", "--operator", "op1", "--dry-run"],
         ["open-photo", "--operator", "op1", "--seal-key", "k", "--sha", "ab", "-o", "p.jpg"],
         ["apply-enrolment", "--operator", "op1", "--seal-key", "k", "--device", "d", "--seq", "1"],
+        ["retire", "--operator", "op1", "--device", "kiosk-1", "--reason", "lost key"],
+        ["import", "--operator", "op1", "--device", "kiosk-1", "card.jws"],
     ],
 )
 @pytest.mark.parametrize("folder", ["dta", "nowhere/at/all"])
@@ -106,6 +108,8 @@ def test_a_command_refuses_a_folder_with_no_database(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str], folder: str
 ) -> None:
     (tmp_path / "dta").mkdir()
+    (tmp_path / "card.jws").write_text("x.y.z\n")
+    command = [str(tmp_path / c) if c == "card.jws" else c for c in command]
     where = tmp_path / folder
     assert main([command[0], "--data", str(where), *command[1:]]) == 2
     err = capsys.readouterr().err
