@@ -5,6 +5,7 @@ later by an operator, never lost. Both backends; synthetic data only."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import io
@@ -291,3 +292,42 @@ def test_retire_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixt
         store.close()
     assert actions == [("device.retire", "ok"), ("device.retire", "not_found"),
                        ("device.retire", "not_found")]  # fmt: skip
+
+
+async def test_an_enrolment_made_on_the_old_unit_goes_to_the_spare(
+    api: InProcess, tmp_path: Path
+) -> None:
+    """Templates taken on the unit since replaced, applied after the swap: into the device
+    id's roster, sealed to the spare's roster key (and the office's other kiosks as ever)."""
+    from cryptography.hazmat.primitives.asymmetric import x25519
+
+    from daemon.sealing import PhotoSealer, RosterKey, public_bytes
+    from tests.refapi.test_enrolment import PERSON, TEMPLATES, Kiosk, _enrolment_at
+
+    private = x25519.X25519PrivateKey.generate()
+    key = tmp_path / "seal.key"
+    key.write_bytes(private.private_bytes_raw())
+    old = Kiosk(api, "cardiff", [PERSON])
+    beside = Kiosk(api, "cardiff", [PERSON])
+    seq = await _enrolment_at(api, old, PhotoSealer(public_bytes(private.public_key())))
+    device = old.dev.device
+    await _retire(api, device)
+    # the spare: a new key, a new roster key, and the id's roster published again
+    spare, roster_key = SimDevice(device=device), RosterKey(x25519.X25519PrivateKey.generate())
+    code = secrets.token_urlsafe(12)
+    api.storage.add_code(code, api.settings.clock() + 60)
+    roster_pub = base64.b64encode(roster_key.public_bytes()).decode()
+    api.storage.enrol(code, device, spare.alg, spare.public_pem, api.settings.clock(),
+                      roster_public_key=roster_pub)  # fmt: skip
+    doc = {"office": "cardiff", "people": [{"ref": PERSON, "templates": []}]}
+    api.storage.put_roster(device, json.dumps(doc).encode())
+    args = ["apply-enrolment", *api.where(), "--seal-key", str(key), "--device", f"{device}~1",
+            "--seq", str(seq), "--operator", "staff-0042"]  # fmt: skip
+    assert main(args) == 0
+    got = api.storage.get_roster(device)
+    assert got is not None
+    (person,) = json.loads(got[1])["people"]
+    opened = {t["finger"]: roster_key.open_template(base64.b64decode(t["sealed"]))
+              for t in person["templates"]}  # fmt: skip
+    assert opened == TEMPLATES
+    assert beside.templates_of(api, PERSON) == TEMPLATES
