@@ -83,6 +83,25 @@ class AuthRefused(ApiProtocolError):
     reason = "api_auth"
 
 
+class DeviceRetired(ApiProtocolError):
+    """The central API retired this kiosk (403 ``device_retired``): its key can send nothing
+    more. Nothing is retired locally; an operator imports what is left (docs/kioskctl.md)."""
+
+    reason = "device_retired"
+
+
+def _device_retired(response: httpx.Response) -> DeviceRetired | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or body.get("error") != "device_retired":
+        return None
+    return DeviceRetired(
+        f"{body.get('detail') or 'the central API retired this kiosk'} (403 device_retired)"
+    )
+
+
 _AUTH_ADVICE = {
     "unknown_device": "the central API does not know this kiosk; provision it with "
     "`kioskctl provision`",
@@ -231,6 +250,8 @@ class SyncClient:
                     method, path, body=body, headers=headers, signed=signed, _retried=True
                 )
             raise _auth_refused(response)
+        if response.status_code == 403 and (retired := _device_retired(response)) is not None:
+            raise retired
         return response
 
     def _now(self) -> float:

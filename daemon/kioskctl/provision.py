@@ -52,7 +52,7 @@ from daemon.kioskctl.identity import Enrolment, load_enrolment, save_enrolment
 from daemon.kioskctl.tomlout import write_config
 from daemon.outbox import Outbox
 from daemon.records import b64url
-from daemon.sealing import public_bytes, public_to_b64, roster_key_path
+from daemon.sealing import public_bytes, public_from_b64, public_to_b64, roster_key_path
 from daemon.tokenkey import TokenKeyBackend, key_backend
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,25 @@ def _enrol(
     if not isinstance(answer, dict):
         answer = {}
     return response.status_code, answer
+
+
+def _check_seal_key(seal_key: str, url: str, device: str) -> None:
+    """The kiosk seals every photo to this key and will not start without a usable one, so a
+    bad key stops provisioning before anything is written (re-provisioning would only fetch
+    it again)."""
+    try:
+        if not seal_key:
+            raise DeviceKeyError("no key", reason="seal_key")
+        public_from_b64(seal_key)
+    except DeviceKeyError as exc:
+        raise EnrolmentRefused(
+            f"the API at {url} enrolled {device} but handed out "
+            f"{'no photo-sealing key' if not seal_key else 'a photo-sealing key that is not valid'}"
+            ", so this kiosk could not seal photos or start. Nothing was written on this kiosk. "
+            f"Ask the central team to fix the API's sealing key and to retire {device}, then "
+            "provision again with a new code.",
+            reason="seal_key",
+        ) from exc
 
 
 def provision(
@@ -200,6 +219,8 @@ def provision(
         )
     seal_key = str(answer.get("seal_public_key", "")) if status != 409 else ""
     ca_pem = str(answer.get("api_ca_pem", "")) if status != 409 else ""
+    if status != 409:
+        _check_seal_key(seal_key, cfg.api.url, cfg.device.id)
 
     rotation_seq: int | None = None
     previous: list[str] = []

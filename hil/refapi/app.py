@@ -45,16 +45,20 @@ from hil.refapi.figures import Inputs, figures
 from hil.refapi.missed import attendances, review_tasks
 from hil.refapi.storage import (
     OPERATOR_ID,
+    RETIRED_MARK,
     AccessEntry,
     Device,
     DeviceKey,
     EnrolmentRefused,
     SqliteStorage,
     Storage,
+    device_of_chain,
 )
 from hil.refapi.tasks import ENGLAND_AND_WALES, Calendar, tasks_of
 
 MAX_BATCH = 500
+#: the longest an enrolment code stays valid (30 days): a code is a key to the fleet
+MAX_CODE_TTL_S = 30 * 86400.0
 #: fault plan entries: "500", "503[:retry-after s]", "garbage", "stall[:s]", "lie"
 _FAULT = re.compile(r"500|503(:\d{1,4})?|garbage|stall(:\d{1,3}(\.\d+)?)?|lie")
 
@@ -196,6 +200,26 @@ class RemovedBody(BaseModel):
     removed: float
 
 
+class RetireRequest(BaseModel):
+    """Why a device is retired, in plain words (no names): it is kept with the retirement."""
+
+    model_config = {"extra": "forbid"}
+    reason: str = Field(min_length=3, max_length=200)
+
+
+class Retired(BaseModel):
+    """A retired device: its records, keys and history are kept under ``chain``, and
+    ``device`` may be enrolled again with a new key and a new code."""
+
+    chain: str
+    device: str
+    at: float
+    operator: str
+    reason: str
+    last_seq: int
+    records: int
+
+
 class BlobInfo(BaseModel):
     sha256: str
     device: str
@@ -235,6 +259,10 @@ LateAuth = Callable[[str, str], bool]
 
 class BatchUnauthenticated(Exception):
     """Neither the batch's request signature nor any of its records verifies."""
+
+
+class DeviceGone(Exception):
+    """The device was retired while its batch waited for the device's lock."""
 
 
 def _error(status: int, error: str, detail: str, headers: dict[str, str] | None = None) -> Any:
@@ -334,10 +362,39 @@ def create_app(settings: Settings) -> FastAPI:
             raise _error(401, exc.reason, str(exc)) from exc
         known = store.device(claimed)
         if known is None:
+            if (refusal := retired(claimed, request, header, body)) is not None:
+                raise refusal
             raise _error(
                 401, "unknown_device", "this device is not enrolled; run kioskctl provision"
             )
         return body, header, claimed, known
+
+    def retired(
+        claimed: str, request: Request, header: str | None, body: bytes
+    ) -> HTTPException | None:
+        """``403 device_retired`` when the request is signed by a key of a retired chain of
+        ``claimed`` (the old unit still running, or its card synced elsewhere); else None.
+        Only on the way to refusing a request anyway: never on the hot path."""
+        for gone in store.retirements(claimed):
+            for key in store.device_keys(gone.chain):
+                try:
+                    public = load_public_pem(key.public_pem)
+                    path, now = request.url.path, settings.clock()
+                    verify_request(header, request.method, path, body, public, key.alg, now)
+                except RequestAuthError:
+                    continue
+                when = time.strftime("%Y-%m-%d", time.gmtime(gone.at))
+                refusal: HTTPException = _error(
+                    403,
+                    "device_retired",
+                    f"device {claimed} was retired on {when} and this key with it; it can no "
+                    f"longer send anything. Its records are kept (as {gone.chain}), and none on "
+                    "this kiosk is lost: give the central team `kioskctl outbox export` to add "
+                    "what is still here (`kiosk-refapi import`). To use this unit again, "
+                    "provision it with a new code.",
+                )
+                return refusal
+        return None
 
     async def device_auth(request: Request, device: str | None = None) -> str:
         body, header, claimed, known = await claimed_device(request)
@@ -352,6 +409,11 @@ def create_app(settings: Settings) -> FastAPI:
                 settings.clock(),
             )
         except RequestAuthError as exc:
+            if (
+                exc.reason != "clock_skew"
+                and (refusal := retired(claimed, request, header, body)) is not None
+            ):
+                raise refusal from exc
             raise _error(401, exc.reason, str(exc)) from exc
         if device is not None and device != claimed:
             raise _error(403, "wrong_device", "a device may only act for itself")
@@ -438,7 +500,11 @@ def create_app(settings: Settings) -> FastAPI:
         except EnrolmentRefused as exc:
             detail = {
                 "enrolment_code": "the enrolment code is wrong, used or expired; ask for a new one",
-                "already_enrolled": "this device id is enrolled with another key",
+                "already_enrolled": "this device id is enrolled with another key; if that unit "
+                "is gone, the central team retires it (POST /v1/admin/devices/{device}/retire) "
+                "and the id can be enrolled again",
+                "key_retired": "this key belonged to a device that was retired; enrol with a "
+                "new key",
             }[exc.reason]
             raise _error(exc.status, exc.reason, detail) from exc
         if outcome == "unchanged":
@@ -480,7 +546,10 @@ def create_app(settings: Settings) -> FastAPI:
             payload = await asyncio.to_thread(
                 _process_batch, store, device, batch.records, idem, settings.clock(), late_auth
             )
-        except BatchUnauthenticated as exc:
+        except (BatchUnauthenticated, DeviceGone) as exc:
+            header = request.headers.get("Authorization")
+            if (refusal := retired(device, request, header, raw)) is not None:
+                raise refusal from exc
             raise _error(
                 401,
                 "unauthorised",
@@ -573,7 +642,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     # --- admin -----------------------------------------------------------------------------
     @app.post("/v1/admin/enrolment-codes", response_model=CodeAnswer, dependencies=[Depends(admin)])
-    def mint_code(ttl_s: float = 3600.0) -> CodeAnswer:
+    def mint_code(ttl_s: Annotated[float, Query(gt=0, le=MAX_CODE_TTL_S)] = 3600.0) -> CodeAnswer:
         code = secrets.token_urlsafe(12)
         expires = settings.clock() + ttl_s
         store.add_code(code, expires)
@@ -607,19 +676,23 @@ def create_app(settings: Settings) -> FastAPI:
         those with problems first, the most urgent first (a kiosk nobody can check in at, or
         nobody can see, before one with a clock to set): the field engineers' morning list."""
         now = settings.clock()
+        gone = {r.chain: r.as_dict() for r in store.retirements()}
         listed = [
             (
                 d,
-                device_problems(
+                []  # kept for its records: nobody needs to go to a retired device
+                if d in gone
+                else device_problems(
                     store.heartbeats(d, 1), now, simulated_expected=settings.simulated_expected
                 ),
             )
             for d in store.devices()
         ]
-        listed.sort(key=lambda k: (urgency(k[1]), k[0]))
+        listed.sort(key=lambda k: (k[0] in gone, urgency(k[1]), k[0]))  # retired ones last
         return {
             "devices": [
                 {"device": d, "last_seq": store.last_seq(d), "problems": problems}
+                | ({"retired": gone[d]} if d in gone else {})
                 for d, problems in listed
             ]
         }
@@ -627,8 +700,12 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/v1/admin/devices/{device}", dependencies=[Depends(admin)])
     def device_status(device: str) -> dict[str, Any]:
         known = store.device(device)
+        earlier = store.retirements(device_of_chain(device))
         if known is None:
-            raise _error(404, "unknown_device", "no such device is enrolled")
+            chains = ", ".join(r.chain for r in earlier)
+            raise _error(404, "unknown_device", "no such device is enrolled"
+                         + (f"; it was retired, its records are kept as {chains}" if chains
+                            else ""))  # fmt: skip
         return {
             "device": device,
             "alg": known.alg,
@@ -652,8 +729,36 @@ def create_app(settings: Settings) -> FastAPI:
                 store.heartbeats(device, 1),
                 settings.clock(),
                 simulated_expected=settings.simulated_expected,
-            ),
+            )
+            if RETIRED_MARK not in device
+            else [],
+            # this chain's retirement, or null; and the device id's earlier, retired chains
+            "retired": next((r.as_dict() for r in earlier if r.chain == device), None),
+            "retired_chains": [r.chain for r in earlier if RETIRED_MARK not in device],
         }
+
+    @app.post(
+        "/v1/admin/devices/{device}/retire",
+        dependencies=[Depends(admin)],
+        response_model=Retired,
+        responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}},
+    )
+    def retire(device: str, body: RetireRequest, op: Operator) -> Retired:
+        """Retire a device whose key is lost or whose unit was replaced: its key can no longer
+        send (403 ``device_retired``); its records, keys, reviews and tasks are kept under
+        its retired chain's name (``<device>~<n>``), listed and exported as before; the
+        device id may be enrolled again with a new key and a new code, starting a new chain.
+        Logged in the access log (``device.retire``)."""
+        if RETIRED_MARK in device:
+            logged(op, "device.retire", outcome="already_retired", target=device)
+            raise _error(409, "already_retired", f"{device} is a retired device's chain already")
+        done = store.retire(device, op, body.reason, settings.clock())
+        if done is None:
+            logged(op, "device.retire", outcome="not_found", device=device)
+            raise _error(404, "unknown_device", "no such device is enrolled (retired already?)")
+        logged(op, "device.retire", device=device, target=done.chain, records=done.records,
+               last_seq=done.last_seq)  # fmt: skip
+        return Retired(**done.as_dict())
 
     @app.get("/v1/admin/devices/{device}/records", dependencies=[Depends(admin)])
     def list_records(
@@ -715,6 +820,8 @@ def create_app(settings: Settings) -> FastAPI:
                 theirs = store.get_roster(other) if other != device else None
                 if theirs is not None and json.loads(theirs[1]).get("office") == office:
                     kiosks.append(other)
+        # a visit to a unit since retired counts (its chain is kept under another name)
+        kiosks += [r.chain for k in list(kiosks) for r in store.retirements(k)]
         seen: dict[str, list[float]] = {}
         for kiosk in kiosks:
             for person, times in attendances(_received_records(store, kiosk)).items():
@@ -1094,7 +1201,11 @@ def _process_batch_locked(
         prior = store.idempotent_answer(device, idem[0])
         if prior is not None and prior[0] == idem[1]:
             return dict(json.loads(prior[1]))
-    history = _KeyHistory(store.device_keys(device))
+    keys = store.device_keys(device)
+    if not keys:  # retired while this batch waited for the lock
+        raise DeviceGone
+    history = _KeyHistory(keys)
+    signer = device_of_chain(device)  # a retired chain's records carry the device id
     rotations: list[DeviceKey] = []
     stored_top: int | None = None  # the highest stored seq, read when a rotation needs it
     verified_any = False
@@ -1124,7 +1235,7 @@ def _process_batch_locked(
         }
         results.append(result)
         try:
-            record = verify_record(compact, history.key_for(seq), device=device, decoded=part)
+            record = verify_record(compact, history.key_for(seq), device=signer, decoded=part)
         except RecordError as exc:
             result["reason"] = exc.reason
             continue

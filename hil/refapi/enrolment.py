@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import x25519
 
 from daemon.records import decode_unverified
 from daemon.sealing import open_enrolment, seal_template
-from hil.refapi.storage import AccessEntry, Storage
+from hil.refapi.storage import AccessEntry, Storage, device_of_chain
 
 
 class EnrolmentNotApplied(Exception):
@@ -97,14 +97,16 @@ def _apply(
             )
         raise EnrolmentNotApplied("the sealed templates have not arrived yet; try after a sync")
     ref = str(payload["person"])
-    own = _roster_entry(store, device, ref)
+    # an enrolment made on a unit since retired (``<device>~<n>``) goes to its id's roster
+    home = device_of_chain(device)
+    own = _roster_entry(store, home, ref)
     if isinstance(own, str):
         raise EnrolmentNotApplied(own)
     templates = open_enrolment(blob, seal_private)
     office = own[1].get("office")
-    others = [d for d in store.devices() if d != device] if office else []
+    others = [d for d in store.devices() if d != home] if office else []
     applied = []
-    for target, found in [(device, own), *((d, _roster_entry(store, d, ref)) for d in others)]:
+    for target, found in [(home, own), *((d, _roster_entry(store, d, ref)) for d in others)]:
         if isinstance(found, str) or found[1].get("office") != office:
             continue  # another office's kiosk, or one that does not expect this person
         roster_public, doc, person = found

@@ -29,8 +29,12 @@ from hil.refapi.storage import (
     ACCESS_GENESIS,
     ALERTS_SQL,
     BLOB_HOLDS_SQL,
+    CHAIN_TABLES,
     ENROLMENTS_SQL,
     RECEIPT_SQL,
+    RETIRED_KEYS_SQL,
+    RETIRED_MARK,
+    RETIREMENT_COLUMNS,
     REVIEWS_SQL,
     TASKS_TABLE,
     AccessEntry,
@@ -38,7 +42,9 @@ from hil.refapi.storage import (
     Device,
     DeviceKey,
     EnrolmentRefused,
+    Retirement,
     StoredRecord,
+    StoreUnavailable,
     access_dicts,
     access_hash,
     access_query,
@@ -46,10 +52,12 @@ from hil.refapi.storage import (
     alert_dicts,
     blob_holds,
     code_hash,
+    is_retired_key,
     receipt_dicts,
     record_dicts,
     record_row,
     removed_dict,
+    retirements_of,
     review_dict,
     review_map,
     task_outcome_dict,
@@ -181,6 +189,19 @@ _MIGRATIONS: dict[int, str | tuple[str, ...]] = {
     ),
     # 4 -> 5: how an officer closed a task a record made (hil/refapi/tasks.py)
     5: TASKS_TABLE,
+    # 5 -> 6: retired devices (SQLite schema 7; docs/refapi.md, "Retiring a device")
+    6: (
+        """CREATE TABLE retirements (
+            chain    TEXT PRIMARY KEY,
+            device   TEXT NOT NULL,
+            at       DOUBLE PRECISION NOT NULL,
+            operator TEXT NOT NULL,
+            reason   TEXT NOT NULL,
+            last_seq BIGINT NOT NULL,
+            records  BIGINT NOT NULL
+        )""",
+        "CREATE INDEX retirements_device ON retirements (device)",
+    ),
 }
 SCHEMA_VERSION = max(_MIGRATIONS)
 _MIGRATION_LOCK = 0x6B696F736B  # "kiosk": one migrator at a time across API processes
@@ -191,12 +212,19 @@ class PostgresStorage:
     """``dsn``: a libpq connection string or URL (``postgresql://user@host/db``). TLS and
     passwords are libpq's business (``sslmode=verify-full``, ``~/.pgpass``)."""
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, *, create: bool = True) -> None:
+        """``create``: make the schema when the database has none; otherwise that is
+        :class:`StoreUnavailable` (``no_database``), so a mistyped ``--database`` is never
+        taken for an empty store."""
         self.dsn = dsn
         self._local = threading.local()
         self._all: list[psycopg.Connection[Any]] = []
         self._all_lock = threading.Lock()
-        self._migrate()
+        try:
+            self._migrate(create)
+        except BaseException:
+            self.close()
+            raise
 
     # --- connections ---------------------------------------------------------------------------
     def _db(self) -> psycopg.Connection[Any]:
@@ -205,9 +233,10 @@ class PostgresStorage:
             try:
                 conn = psycopg.connect(self.dsn, autocommit=True)
             except psycopg.OperationalError as exc:
-                raise RuntimeError(
+                raise StoreUnavailable(
                     f"cannot connect to PostgreSQL ({str(exc).strip().splitlines()[0]}); check "
-                    "the --database connection string and that the server is up"
+                    "the --database connection string and that the server is up",
+                    reason="cannot_connect",
                 ) from exc
             self._local.conn = conn
             with self._all_lock:
@@ -220,17 +249,26 @@ class PostgresStorage:
                 conn.close()
             self._all.clear()
 
-    def _migrate(self) -> None:
+    def _migrate(self, create: bool = True) -> None:
         db = self._db()
         with db.transaction():
             db.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            found = db.execute("SELECT to_regclass('refapi_schema')").fetchone()
+            if not create and (found is None or found[0] is None):
+                raise StoreUnavailable(
+                    "that PostgreSQL database holds no reference API schema: check --database "
+                    "(a typing mistake?), or make the schema there with `kiosk-refapi init "
+                    "--database DSN`",
+                    reason="no_database",
+                )
             db.execute("CREATE TABLE IF NOT EXISTS refapi_schema (version INTEGER NOT NULL)")
             row = db.execute("SELECT max(version) FROM refapi_schema").fetchone()
             version = int(row[0]) if row and row[0] is not None else 0
             if version > SCHEMA_VERSION:
-                raise RuntimeError(
+                raise StoreUnavailable(
                     f"the database has schema version {version}, newer than this reference API "
-                    f"({SCHEMA_VERSION}); run the newer software or use another database"
+                    f"({SCHEMA_VERSION}); run the newer software or use another database",
+                    reason="schema_newer",
                 )
             for target in range(version + 1, SCHEMA_VERSION + 1):
                 script = _MIGRATIONS[target]
@@ -310,6 +348,8 @@ class PostgresStorage:
                 raise EnrolmentRefused(403, "enrolment_code")
             if existing is not None:
                 raise EnrolmentRefused(409, "already_enrolled")
+            if is_retired_key(public_pem, db.execute(RETIRED_KEYS_SQL)):
+                raise EnrolmentRefused(409, "key_retired")
             db.execute(
                 "UPDATE codes SET used_by = %s WHERE code_hash = %s", (device, code_hash(code))
             )
@@ -630,6 +670,49 @@ class PostgresStorage:
     def enrolments(self) -> list[tuple[str, int, str, float]]:
         rows = self._db().execute(ENROLMENTS_SQL).fetchall()
         return [(d, int(s), c, float(r)) for d, s, c, r in rows]
+
+    # --- retiring a device -------------------------------------------------------------------
+    def retire(self, device: str, operator: str, reason: str, now: float) -> Retirement | None:
+        """As SqliteStorage.retire, in one transaction holding the device's enrolment lock and
+        its ``chains`` row lock: a batch of it on another API process finishes first or
+        waits, and then finds the device gone."""
+        db = self._db()
+        with db.transaction():
+            db.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (device,))
+            if not db.execute("SELECT 1 FROM devices WHERE device = %s", (device,)).fetchone():
+                return None
+            db.execute(
+                "INSERT INTO chains VALUES (%s, 0) ON CONFLICT (device) DO NOTHING", (device,)
+            )
+            db.execute("SELECT upto FROM chains WHERE device = %s FOR UPDATE", (device,))
+            earlier = db.execute(
+                "SELECT count(*) FROM retirements WHERE device = %s", (device,)
+            ).fetchone()
+            found = db.execute(
+                "SELECT coalesce(max(seq), 0), count(*) FROM records WHERE device = %s", (device,)
+            ).fetchone()
+            last, count = found if found else (0, 0)
+            done = Retirement(f"{device}{RETIRED_MARK}{int(earlier[0] if earlier else 0) + 1}",
+                              device, now, operator, reason, int(last), int(count))  # fmt: skip
+            for table in CHAIN_TABLES:
+                db.execute(
+                    f"UPDATE {table} SET device = %s WHERE device = %s".encode(),  # noqa: S608
+                    (done.chain, device),
+                )
+            db.execute(
+                f"INSERT INTO retirements ({RETIREMENT_COLUMNS}) VALUES "  # noqa: S608
+                "(%s, %s, %s, %s, %s, %s, %s)".encode(),
+                tuple(done.as_dict().values()),
+            )
+        return done
+
+    def retirements(self, device: str | None = None) -> list[Retirement]:
+        sql = f"SELECT {RETIREMENT_COLUMNS} FROM retirements"  # noqa: S608
+        order = " ORDER BY at DESC, chain DESC"
+        db = self._db()
+        if device is None:
+            return retirements_of(db.execute((sql + order).encode()))
+        return retirements_of(db.execute((sql + " WHERE device = %s" + order).encode(), (device,)))
 
     # --- the access log ----------------------------------------------------------------------
     def log_access(self, entry: AccessEntry) -> int:

@@ -71,6 +71,7 @@ class RefApi:
         return self._proc is not None and self._proc.poll() is None
 
     def start(self, timeout_s: float = 20.0) -> None:
+        self.storage().close()  # `serve` never makes a database: this is `kiosk-refapi init`
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         # accepted connections inherit it: responses are not held back by Nagle's algorithm

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import sqlite3
 import threading
@@ -19,6 +20,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+from daemon.errors import StorageError
 
 #: Schema versions (``PRAGMA user_version``). Version 1 is the first schema; its statements
 #: say ``IF NOT EXISTS`` because databases made before versioning hold it at version 0.
@@ -165,6 +168,19 @@ _MIGRATIONS: dict[int, str] = {
     """,
     # 5 -> 6: how an officer closed a task a record made (hil/refapi/tasks.py), once
     6: TASKS_TABLE,
+    # 6 -> 7: retired devices (docs/refapi.md, "Retiring a device"); PostgreSQL schema 6
+    7: """
+    CREATE TABLE retirements (
+        chain    TEXT PRIMARY KEY,
+        device   TEXT NOT NULL,
+        at       REAL NOT NULL,
+        operator TEXT NOT NULL,
+        reason   TEXT NOT NULL,
+        last_seq INTEGER NOT NULL,
+        records  INTEGER NOT NULL
+    );
+    CREATE INDEX retirements_device ON retirements (device);
+    """,
 }
 SCHEMA_VERSION = max(_MIGRATIONS)
 
@@ -312,6 +328,55 @@ def removed_dict(kind: str, reason: str, removed: float) -> dict[str, Any]:
     return {"kind": kind, "reason": reason, "removed": float(removed)}
 
 
+#: the tables whose rows belong to one device's chain of records, by their ``device``
+#: column: retiring a device moves them to its retired chain's name (both backends). A new
+#: table of per-device rows belongs here, unless it follows the device id to its next unit
+#: (``rosters``) or only notes who sent something (``blobs``, ``removed_blobs``, ``codes``;
+#: the access log is never changed).
+CHAIN_TABLES = (
+    "devices", "device_keys", "records", "forks", "idempotency", "chains", "heartbeats",
+    "reviews", "task_outcomes",
+)  # fmt: skip
+#: what separates a device id from the number of its retired chain: never in a device id
+RETIRED_MARK = "~"
+#: a retirement's columns, in order
+RETIREMENT_COLUMNS = "chain, device, at, operator, reason, last_seq, records"
+
+
+def device_of_chain(name: str) -> str:
+    """The device id a stored chain's records carry: ``kiosk-0042`` for ``kiosk-0042~1``."""
+    return name.split(RETIRED_MARK, 1)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Retirement:
+    """A device identity retired (its key lost, its unit replaced): its records, keys,
+    heartbeats, reviews and task outcomes are kept under ``chain`` (``<device>~<n>``, the
+    n-th retirement of that id), and ``device`` may be enrolled again with a new key."""
+
+    chain: str
+    device: str
+    at: float
+    operator: str
+    reason: str
+    last_seq: int
+    records: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "chain": self.chain, "device": self.device, "at": self.at,
+            "operator": self.operator, "reason": self.reason, "last_seq": self.last_seq,
+            "records": self.records,
+        }  # fmt: skip
+
+
+def retirements_of(rows: Iterable[Sequence[Any]]) -> list[Retirement]:
+    return [
+        Retirement(c, d, float(at), op, why, int(last), int(n))
+        for c, d, at, op, why, last, n in rows
+    ]
+
+
 @dataclass(frozen=True, slots=True)
 class StoredRecord:
     seq: int
@@ -388,6 +453,9 @@ class Storage(Protocol):
     def blob_removed(self, sha: str) -> dict[str, Any] | None: ...
     def remove_blobs(self, removals: Sequence[tuple[str, str, str]], now: float) -> list[str]: ...
     def prune_heartbeats(self, before: float) -> int: ...
+    def retire(self, device: str, operator: str, reason: str, now: float) -> Retirement | None: ...
+    # (None when ``device`` is not enrolled)
+    def retirements(self, device: str | None = None) -> list[Retirement]: ...
     def log_access(self, entry: AccessEntry) -> int: ...
     def access_log(
         self,
@@ -503,6 +571,24 @@ def code_hash(code: str) -> str:
     return hashlib.sha256(code.strip().encode()).hexdigest()
 
 
+#: the public keys of every retired chain (no parameters)
+RETIRED_KEYS_SQL = "SELECT k.public_pem FROM device_keys k JOIN retirements r ON r.chain = k.device"
+
+
+def is_retired_key(public_pem: str, rows: Iterable[Sequence[Any]]) -> bool:
+    """Whether ``public_pem`` is among the keys of :data:`RETIRED_KEYS_SQL`: a retired key
+    never comes back, under any device id."""
+    return any(r[0].strip() == public_pem.strip() for r in rows)
+
+
+class StoreUnavailable(StorageError, RuntimeError):
+    """The store cannot be used: ``no_database`` (nothing there, or not a reference API
+    database: a mistyped ``--data`` or ``--database``), ``cannot_connect``, ``schema_newer``.
+    The message names the place (never a password) and says what to do."""
+
+    reason = "store_unavailable"
+
+
 class EnrolmentRefused(Exception):
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
@@ -513,12 +599,47 @@ class EnrolmentRefused(Exception):
 class SqliteStorage:
     """One SQLite file; a lock serialises writers across the server's worker threads."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path, *, create: bool = True) -> None:
+        """Open the database at ``path``. ``create``: make it when missing (its folder mode
+        0700, the file 0600: it holds personal data); otherwise a missing or foreign file is
+        :class:`StoreUnavailable` (``no_database``), so a mistyped folder is never taken for
+        an empty store."""
+        if create:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # SQLite gives its -wal and -shm files the database file's mode
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        elif not path.is_file():
+            where = "there is no folder" if not path.parent.is_dir() else "there is no database in"
+            raise StoreUnavailable(
+                f"{where} {path.parent} (no {path.name}): check the folder given with --data "
+                f"(a typing mistake?), or make a new database there with `kiosk-refapi init "
+                f"--data {path.parent}`",
+                reason="no_database",
+            )
         self.path = path
         self._lock = threading.RLock()
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode = WAL")
+        try:
+            self.db.execute("PRAGMA journal_mode = WAL")
+            if (
+                not create
+                and not self.db.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'devices'"
+                ).fetchone()
+            ):
+                raise StoreUnavailable(
+                    f"{path} is not a reference API database (it is empty or holds something "
+                    "else): check --data",
+                    reason="no_database",
+                )
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            raise StoreUnavailable(
+                f"{path} is not a SQLite database ({exc}): check --data", reason="no_database"
+            ) from exc
+        except StoreUnavailable:
+            self.db.close()
+            raise
         self.db.execute("PRAGMA synchronous = FULL")
         self.db.execute("PRAGMA busy_timeout = 10000")
         with self._lock:
@@ -528,9 +649,10 @@ class SqliteStorage:
         version = int(self.db.execute("PRAGMA user_version").fetchone()[0])
         if version > SCHEMA_VERSION:
             self.db.close()
-            raise RuntimeError(
+            raise StoreUnavailable(
                 f"{self.path} has schema version {version}, newer than this reference API "
-                f"({SCHEMA_VERSION}); run the newer software or use another data folder"
+                f"({SCHEMA_VERSION}); run the newer software or use another data folder",
+                reason="schema_newer",
             )
         for target in range(version + 1, SCHEMA_VERSION + 1):
             self.db.execute("BEGIN IMMEDIATE")
@@ -614,6 +736,8 @@ class SqliteStorage:
                     raise EnrolmentRefused(403, "enrolment_code")
                 if existing is not None:
                     raise EnrolmentRefused(409, "already_enrolled")
+                if is_retired_key(public_pem, self.db.execute(RETIRED_KEYS_SQL)):
+                    raise EnrolmentRefused(409, "key_retired")
                 self.db.execute(
                     "UPDATE codes SET used_by = ? WHERE code_hash = ?", (device, code_hash(code))
                 )
@@ -998,6 +1122,56 @@ class SqliteStorage:
         with self._lock:
             rows = self.db.execute(ENROLMENTS_SQL).fetchall()
         return [(d, int(s), c, float(r)) for d, s, c, r in rows]
+
+    # --- retiring a device -----------------------------------------------------------------
+    def retire(self, device: str, operator: str, reason: str, now: float) -> Retirement | None:
+        """Retire ``device`` in one transaction (batches of it wait; SQLite has one writer):
+        its rows in :data:`CHAIN_TABLES` move to its retired chain's name, the retirement is
+        noted, and the device id is free for a new enrolment. None when it is not enrolled."""
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                if not self.db.execute(
+                    "SELECT 1 FROM devices WHERE device = ?", (device,)
+                ).fetchone():
+                    self.db.execute("ROLLBACK")
+                    return None
+                earlier = self.db.execute(
+                    "SELECT count(*) FROM retirements WHERE device = ?", (device,)
+                ).fetchone()[0]
+                last, count = self.db.execute(
+                    "SELECT coalesce(max(seq), 0), count(*) FROM records WHERE device = ?",
+                    (device,),
+                ).fetchone()
+                done = Retirement(f"{device}{RETIRED_MARK}{int(earlier) + 1}", device, now,
+                                  operator, reason, int(last), int(count))  # fmt: skip
+                for table in CHAIN_TABLES:
+                    self.db.execute(
+                        f"UPDATE {table} SET device = ? WHERE device = ?",  # noqa: S608
+                        (done.chain, device),
+                    )
+                self.db.execute(
+                    f"INSERT INTO retirements ({RETIREMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+                    tuple(done.as_dict().values()),
+                )
+                self.db.execute("COMMIT")
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+        return done
+
+    def retirements(self, device: str | None = None) -> list[Retirement]:
+        """Retired chains, of one device id if given, newest first."""
+        sql = f"SELECT {RETIREMENT_COLUMNS} FROM retirements"  # noqa: S608
+        with self._lock:
+            if device is None:
+                rows = self.db.execute(sql + " ORDER BY at DESC, chain DESC").fetchall()
+            else:
+                rows = self.db.execute(
+                    sql + " WHERE device = ? ORDER BY at DESC, chain DESC", (device,)
+                ).fetchall()
+        return retirements_of(rows)
 
     # --- the access log --------------------------------------------------------------------
     def log_access(self, entry: AccessEntry) -> int:

@@ -97,6 +97,7 @@ async def test_a_reviewer_opens_a_stored_photo_with_the_api_key_only(
 
 
 def test_mint_code_prints_a_code_that_enrols_once(tmp_path: Path) -> None:
+    assert main(["init", "--data", str(tmp_path)]) == 0
     out = io.StringIO()
     with redirect_stdout(out):
         assert main(["mint-code", "--data", str(tmp_path), "--ttl", "60"]) == 0
