@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"\nState kept in {folder} (kiosk data, keys, API database). Export the records:\n"
             f"  .venv/bin/kiosk-refapi export --data {folder / 'api' / 'data'} "
-            "--operator demo-officer\n"
+            "--operator demo-officer --purpose audit\n"
             f"Done in {time.monotonic() - started:.1f} s.",
             flush=True,
         )

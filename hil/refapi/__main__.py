@@ -51,10 +51,12 @@ def _operator_id(text: str) -> str:
 
 
 def _entry(args: argparse.Namespace, action: str, **fields: Any) -> AccessEntry:
-    """An access log line for this command's act (hil/refapi/storage.py ``AccessEntry``)."""
+    """An access log line for this command's act (hil/refapi/storage.py ``AccessEntry``),
+    with its purpose in the detail (as the API's lines have it)."""
     from hil.refapi.storage import AccessEntry
 
-    return AccessEntry(now(), args.operator, "cli", action, **fields)
+    detail = {**fields.pop("detail", {}), "purpose": args.purpose}
+    return AccessEntry(now(), args.operator, "cli", action, detail=detail, **fields)
 
 
 def _storage(args: argparse.Namespace, *, create: bool = False) -> Storage:
@@ -567,7 +569,12 @@ def cmd_openapi(_args: argparse.Namespace) -> int:
     return 0
 
 
-def _operator(parser: argparse.ArgumentParser, *aliases: str) -> None:
+def _operator(parser: argparse.ArgumentParser, *aliases: str, purpose: str | None = None) -> None:
+    """``--operator`` and ``--purpose`` (DPA 2018 s.62: the access log keeps who and why).
+    ``purpose``: the act's own, when it is its justification (retention, enrolment); a read
+    says why each time."""
+    from hil.refapi.storage import PURPOSES
+
     parser.add_argument(
         "--operator",
         *aliases,
@@ -575,6 +582,15 @@ def _operator(parser: argparse.ArgumentParser, *aliases: str) -> None:
         type=_operator_id,
         required=True,
         help="your staff number (or a service id), for the access log",
+    )
+    parser.add_argument(
+        "--purpose",
+        choices=list(PURPOSES),
+        default=purpose,
+        required=purpose is None,
+        help="why, for the access log: "
+        + "; ".join(f"{k}: {v}" for k, v in PURPOSES.items())
+        + (f" (default {purpose})" if purpose else ""),
     )
 
 
@@ -630,11 +646,11 @@ def main(argv: list[str] | None = None) -> int:
     ae.add_argument("--seal-key", type=Path, required=True)
     ae.add_argument("--device", required=True)
     ae.add_argument("--seq", type=int, required=True)
-    _operator(ae)
+    _operator(ae, purpose="maintenance")
     ae.set_defaults(func=cmd_apply_enrolment)
     pr = sub.add_parser("prune", help="delete what the retention policy says is due")
     _where(pr)
-    _operator(pr)
+    _operator(pr, purpose="maintenance")
     pr.add_argument("--dry-run", action="store_true", help="count only, delete nothing")
     defaults = RetentionPolicy()
     for flag, dest, what in (
@@ -665,13 +681,13 @@ def main(argv: list[str] | None = None) -> int:
     m.set_defaults(func=cmd_mint_code)
     r = sub.add_parser("retire", help="retire a device (key lost, unit replaced); records kept")
     _where(r)
-    _operator(r)
+    _operator(r, purpose="maintenance")
     r.add_argument("--device", required=True)
     r.add_argument("--reason", required=True, type=_reason, help="why, in plain words, no names")
     r.set_defaults(func=cmd_retire)
     im = sub.add_parser("import", help="add records from a kiosk's card (kioskctl outbox export)")
     _where(im)
-    _operator(im)
+    _operator(im, purpose="maintenance")
     im.add_argument("--device", required=True, help="the device id the records carry")
     im.add_argument(
         "--blobs", type=Path, metavar="DIR", help="the card's <data_dir>/blobs (sealed photos)"

@@ -45,6 +45,7 @@ from hil.refapi.figures import Inputs, figures
 from hil.refapi.missed import attendances, review_tasks
 from hil.refapi.storage import (
     OPERATOR_ID,
+    PURPOSES,
     RETIRED_MARK,
     AccessEntry,
     Device,
@@ -286,8 +287,25 @@ def _named_operator(
     return x_operator
 
 
-def _operator(op: Annotated[str | None, Depends(_named_operator)]) -> str:
-    """Who reads personal data: required, for the access log (DPA 2018 s.62)."""
+@dataclass(frozen=True, slots=True)
+class Acting:
+    """Who consults personal data, and why (DPA 2018 s.62: the access log must show both)."""
+
+    operator: str
+    purpose: str
+
+
+def _operator(
+    op: Annotated[str | None, Depends(_named_operator)],
+    x_purpose: Annotated[
+        str | None,
+        Header(
+            description="why personal data is consulted, for the access log (DPA 2018 "
+            f"s.62(3)): one of {', '.join(PURPOSES)}"
+        ),
+    ] = None,
+) -> Acting:
+    """Who reads personal data, and why: both required, for the access log (DPA 2018 s.62)."""
     if op is None:
         raise _error(
             403,
@@ -295,11 +313,18 @@ def _operator(op: Annotated[str | None, Depends(_named_operator)]) -> str:
             "reading personal data needs X-Operator: <your staff number> (the access log "
             "says who consulted what)",
         )
-    return op
+    if x_purpose not in PURPOSES:
+        raise _error(
+            403,
+            "purpose_required",
+            "reading personal data needs X-Purpose: why, one of "
+            f"{', '.join(PURPOSES)} (the access log keeps the justification, DPA 2018 s.62)",
+        )
+    return Acting(op, x_purpose)
 
 
 #: the operator of a read of personal data (required); of another admin act (optional)
-Operator = Annotated[str, Depends(_operator)]
+Operator = Annotated[Acting, Depends(_operator)]
 NamedOperator = Annotated[str | None, Depends(_named_operator)]
 
 
@@ -456,7 +481,7 @@ def create_app(settings: Settings) -> FastAPI:
             raise _error(401, "unauthorised", "wrong admin token")
 
     def logged(
-        op: str,
+        op: Acting | str,
         action: str,
         *,
         outcome: str = "ok",
@@ -466,8 +491,12 @@ def create_app(settings: Settings) -> FastAPI:
         **detail: Any,
     ) -> None:
         """One line of the access log, written before the answer goes out: if it cannot be
-        written, nothing is disclosed. ``detail``: counts, never personal data."""
-        store.log_access(AccessEntry(settings.clock(), op, "api", action, outcome, device, seq,
+        written, nothing is disclosed. ``detail``: counts, never personal data; the purpose of
+        an :class:`Acting` operator is added to it (so the log's hash chain covers it)."""
+        who = op.operator if isinstance(op, Acting) else op
+        if isinstance(op, Acting):
+            detail = {**detail, "purpose": op.purpose}
+        store.log_access(AccessEntry(settings.clock(), who, "api", action, outcome, device, seq,
                                      target, detail))  # fmt: skip
 
     # --- public endpoints ------------------------------------------------------------------
@@ -752,7 +781,7 @@ def create_app(settings: Settings) -> FastAPI:
         if RETIRED_MARK in device:
             logged(op, "device.retire", outcome="already_retired", target=device)
             raise _error(409, "already_retired", f"{device} is a retired device's chain already")
-        done = store.retire(device, op, body.reason, settings.clock())
+        done = store.retire(device, op.operator, body.reason, settings.clock())
         if done is None:
             logged(op, "device.retire", outcome="not_found", device=device)
             raise _error(404, "unknown_device", "no such device is enrolled (retired already?)")
@@ -843,7 +872,7 @@ def create_app(settings: Settings) -> FastAPI:
         the reviewing officer, who is the operator (``reviewer`` must equal ``X-Operator``).
         Kept, never overwritten: a second decision is refused (409). A reviewed record
         leaves the alerts list."""
-        if body.reviewer != op:
+        if body.reviewer != op.operator:
             raise _error(422, "reviewer", "the reviewer must be the operator (X-Operator)")
         found = store.list_records(device, seq - 1, 1)
         if not found or found[0]["seq"] != seq:
@@ -912,7 +941,7 @@ def create_app(settings: Settings) -> FastAPI:
         """Close one task of one record with its outcome, by the officer who is the operator.
         Kept, never overwritten (409). An identity review is closed by its review decision
         (``.../review``). A record whose task is closed leaves the alerts list."""
-        if body.officer != op:
+        if body.officer != op.operator:
             raise _error(422, "officer", "the officer must be the operator (X-Operator)")
         near = store.records_near(device, [seq], [])[0].get(seq)
         stored = near.compact if near is not None else None
@@ -922,7 +951,7 @@ def create_app(settings: Settings) -> FastAPI:
         if kind not in {t.kind for t in tasks_of(device, seq, decode_unverified(stored)[1], 0)}:
             logged(op, "task.close", outcome="no_such_task", device=device, seq=seq)
             raise _error(404, "no_such_task", f"that record made no {kind} task")
-        saved = store.close_task(device, seq, kind, body.outcome, op, settings.clock())
+        saved = store.close_task(device, seq, kind, body.outcome, op.operator, settings.clock())
         logged(op, "task.close", outcome="ok" if saved else "already_closed", device=device,
                seq=seq, kind=kind)  # fmt: skip
         if saved is None:

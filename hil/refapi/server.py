@@ -124,13 +124,17 @@ class RefApi:
         self._proc = None
 
     # --- admin conveniences ------------------------------------------------------------------
-    def admin(self, operator: str = "hil-rig") -> httpx.Client:
-        """An admin client acting as ``operator`` (``X-Operator``: reads of personal data
-        need it and are written to the access log under it)."""
+    def admin(self, operator: str = "hil-rig", purpose: str = "audit") -> httpx.Client:
+        """An admin client acting as ``operator`` for ``purpose`` (``X-Operator``,
+        ``X-Purpose``: reads of personal data need both, and the access log keeps them)."""
         return httpx.Client(
             base_url=self.url,
             verify=ssl.create_default_context(cafile=str(self.ca)),
-            headers={"Authorization": f"Bearer {self.admin_token}", "X-Operator": operator},
+            headers={
+                "Authorization": f"Bearer {self.admin_token}",
+                "X-Operator": operator,
+                "X-Purpose": purpose,
+            },
             timeout=30,
         )
 

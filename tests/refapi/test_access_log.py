@@ -22,7 +22,7 @@ from hil.refapi.testing import InProcess, SimDevice
 from tests.refapi.conftest import FakeClock
 
 TOKEN = {"Authorization": "Bearer test-admin-token"}
-PO = TOKEN | {"X-Operator": "po-2231"}
+PO = TOKEN | {"X-Operator": "po-2231", "X-Purpose": "audit"}
 PERSON = "CR-424242"  # synthetic
 
 
@@ -68,6 +68,14 @@ async def test_reads_of_personal_data_need_an_operator_and_the_token_comes_first
         assert r.status_code == 422 and r.json()["error"] == "operator", path
         r = await api.client.request(method, path, headers={"X-Operator": "po-2231"})
         assert r.status_code == 401, path  # an operator id is no substitute for the token
+        # who is not enough: why (DPA 2018 s.62(3)), from the fixed list, never free text
+        for purpose in (None, "curious", "checking on Jane"):
+            why = {} if purpose is None else {"X-Purpose": purpose}
+            r = await api.client.request(
+                method, path, headers=TOKEN | {"X-Operator": "po-2231"} | why
+            )
+            assert r.status_code == 403 and r.json()["error"] == "purpose_required", path
+            assert "subject_access" in r.json()["detail"]
         r = await api.client.request(method, path, headers=PO)
         assert r.status_code in (200, 404), (path, r.text)
     review = f"/v1/admin/devices/{dev.device}/records/1/review"
@@ -117,8 +125,9 @@ async def test_each_read_says_who_when_and_what_but_nothing_about_the_person(
         ("po-2231", "api", "receipt.lookup", None, None, "0000-0000", "not_found"),
     ]
     assert [e["at"] for e in log[1:8]] == [start + n for n in range(1, 8)]
-    assert log[1]["detail"] == {"after_seq": 0, "returned": 1}
+    assert log[1]["detail"] == {"after_seq": 0, "returned": 1, "purpose": "audit"}
     assert log[4]["detail"]["tasks"] == 0
+    assert {e["detail"].get("purpose") for e in log[1:]} == {"audit"}  # why, on every read
     # the person's reference and the flags of their record are nowhere in the log
     assert PERSON not in json.dumps(log) and "id_review" not in json.dumps(log)
     assert access_chain_break(log) is None
@@ -142,7 +151,9 @@ async def test_the_log_is_read_a_page_at_a_time_by_operator_or_device(
     await api.enrol(other)
     for who, kiosk in (("po-1", dev), ("po-2", other), ("po-1", other)):
         url = f"/v1/admin/devices/{kiosk.device}/records"
-        assert (await api.client.get(url, headers=TOKEN | {"X-Operator": who})).status_code == 200
+        assert (
+            await api.client.get(url, headers=TOKEN | {"X-Operator": who, "X-Purpose": "audit"})
+        ).status_code == 200
     read = "/v1/admin/access-log"
     mine = (await api.client.get(read, params={"operator": "po-1"}, headers=PO)).json()
     assert [e["device"] for e in mine] == [dev.device, other.device]
@@ -175,7 +186,7 @@ async def test_the_log_is_append_only_and_a_changed_line_breaks_its_chain(
                 "DELETE FROM access_log WHERE id = 2"):  # fmt: skip
         with pytest.raises(Exception, match="append-only"):
             _raw(api, sql)
-    where = ["access-log", *api.where(), "--operator", "audit-01"]
+    where = ["access-log", *api.where(), "--operator", "audit-01", "--purpose", "audit"]
     assert cli.main([*where, "--verify"]) == 0
     head = api.storage.access_log()[2]["hash"]
     assert f"intact: 3 lines, newest hash {head}" in capsys.readouterr().err
@@ -221,20 +232,35 @@ async def test_the_command_line_acts_are_logged_under_their_operator(
     where = api.where()
     with redirect_stdout(io.StringIO()):
         assert (
-            cli.main(["export", *where, "--operator", "audit-01", "-o", str(tmp_path / "x")]) == 0
+            cli.main(
+                [
+                    "export",
+                    *where,
+                    "--operator",
+                    "audit-01",
+                    "--purpose",
+                    "audit",
+                    "-o",
+                    str(tmp_path / "x"),
+                ]
+            )
+            == 0
         )
-        assert cli.main(["export", *where, "--operator", "audit-01", "--device", dev.device,
-                         "-o", str(tmp_path / "y")]) == 0  # fmt: skip
+        assert cli.main(["export", *where, "--operator", "audit-01", "--purpose", "audit",
+                         "--device", dev.device, "-o", str(tmp_path / "y")]) == 0  # fmt: skip
         with pytest.raises(SystemExit):
             cli.main(["export", *where, "-o", str(tmp_path / "z")])  # who, is required
+        with pytest.raises(SystemExit):  # and why (DPA 2018 s.62(3))
+            cli.main(["export", *where, "--operator", "audit-01", "-o", str(tmp_path / "z")])
     assert not (tmp_path / "z").exists()
     out = io.StringIO()
     with redirect_stdout(out):
-        assert cli.main(["access-log", *where, "--operator", "audit-02"]) == 0
+        assert cli.main(["access-log", *where, "--operator", "audit-02", "--purpose", "audit"]) == 0
     printed = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [(e["operator"], e["via"], e["action"], e["device"]) for e in printed] == [
         ("audit-01", "cli", "records.export", None),
         ("audit-01", "cli", "records.export", dev.device),
         ("audit-02", "cli", "access_log.read", None),
     ]
+    assert {e["detail"]["purpose"] for e in printed} == {"audit"}
     assert {e["at"] for e in printed} == {clock.now}

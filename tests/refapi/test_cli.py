@@ -46,7 +46,12 @@ async def test_exported_records_verify_per_device_with_only_the_public_key(
     await api.push(b, chain_b)
     await api.push(a, chain_a[:10])
     out = tmp_path / "export.jws"
-    assert main(["export", *api.where(), "--operator", "audit-01", "-o", str(out)]) == 0
+    assert (
+        main(
+            ["export", *api.where(), "--operator", "audit-01", "--purpose", "audit", "-o", str(out)]
+        )
+        == 0
+    )
     lines = out.read_text().splitlines()
     assert len(lines) == 35
     got_a = [x for x in lines if x in set(chain_a)]
@@ -56,7 +61,18 @@ async def test_exported_records_verify_per_device_with_only_the_public_key(
     one = tmp_path / "one.jws"
     assert (
         main(
-            ["export", *api.where(), "--operator", "audit-01", "--device", b.device, "-o", str(one)]
+            [
+                "export",
+                *api.where(),
+                "--operator",
+                "audit-01",
+                "--purpose",
+                "audit",
+                "--device",
+                b.device,
+                "-o",
+                str(one),
+            ]
         )
         == 0
     )
@@ -74,7 +90,16 @@ async def test_a_reviewer_opens_a_stored_photo_with_the_api_key_only(
     r = await api.client.put(path, content=blob, headers=dev.auth("PUT", path, blob))
     assert r.status_code == 201
     out = tmp_path / "photo.jpg"
-    base = ["open-photo", *api.where(), "--sha", sha, "--operator", "staff-042"]
+    base = [
+        "open-photo",
+        *api.where(),
+        "--sha",
+        sha,
+        "--operator",
+        "staff-042",
+        "--purpose",
+        "audit",
+    ]
     # no key, no photo
     assert main([*base, "--seal-key", str(tmp_path / "missing.key"), "-o", str(out)]) == 2
     assert not out.exists()

@@ -93,11 +93,23 @@ def test_serve_does_not_make_a_database_in_a_mistyped_folder(
 @pytest.mark.parametrize(
     "command",
     [
-        ["export", "--operator", "op1"],
+        ["export", "--operator", "op1", "--purpose", "audit"],
         ["mint-code"],
-        ["access-log", "--operator", "op1"],
+        ["access-log", "--operator", "op1", "--purpose", "audit"],
         ["prune", "--operator", "op1", "--dry-run"],
-        ["open-photo", "--operator", "op1", "--seal-key", "k", "--sha", "ab", "-o", "p.jpg"],
+        [
+            "open-photo",
+            "--operator",
+            "op1",
+            "--purpose",
+            "audit",
+            "--seal-key",
+            "k",
+            "--sha",
+            "ab",
+            "-o",
+            "p.jpg",
+        ],
         ["apply-enrolment", "--operator", "op1", "--seal-key", "k", "--device", "d", "--seq", "1"],
         ["retire", "--operator", "op1", "--device", "kiosk-1", "--reason", "lost key"],
         ["import", "--operator", "op1", "--device", "kiosk-1", "card.jws"],
@@ -147,16 +159,16 @@ def test_a_postgresql_database_without_the_schema_is_refused_until_init(
 ) -> None:
     dsn = postgres.create_database("refapi_empty_cli")
     try:
-        assert main(["export", "--database", dsn, "--operator", "op1"]) == 2
+        assert main(["export", "--database", dsn, "--operator", "op1", "--purpose", "audit"]) == 2
         err = capsys.readouterr().err
         assert "holds no reference API schema" in err and "kiosk-refapi init" in err
         assert main(["init", "--database", dsn]) == 0
-        assert main(["export", "--database", dsn, "--operator", "op1"]) == 0
+        assert main(["export", "--database", dsn, "--operator", "op1", "--purpose", "audit"]) == 0
         assert "exported 0 records" in capsys.readouterr().err
     finally:
         postgres.drop_database("refapi_empty_cli")
     bad = dsn.replace("dbname=refapi_empty_cli", "dbname=refapi_not_there")
-    assert main(["export", "--database", bad, "--operator", "op1"]) == 1
+    assert main(["export", "--database", bad, "--operator", "op1", "--purpose", "audit"]) == 1
     assert "cannot connect to PostgreSQL" in capsys.readouterr().err
 
 
@@ -165,7 +177,7 @@ async def test_export_to_a_file_is_private_and_a_missing_folder_is_named(
     api: InProcess, dev: SimDevice, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     await api.push(dev, dev.records(3))
-    base = ["export", *api.where(), "--operator", "audit-01"]
+    base = ["export", *api.where(), "--operator", "audit-01", "--purpose", "audit"]
     before = len(_access(api))
     assert main([*base, "-o", str(tmp_path / "missing" / "x.jws")]) == 2
     assert f"the folder {tmp_path / 'missing'} does not exist" in capsys.readouterr().err
@@ -194,7 +206,18 @@ async def test_open_photo_with_the_tls_key_is_refused_and_logged(
         await api.client.put(path, content=blob, headers=dev.auth("PUT", path, blob))
     ).is_success
     out = tmp_path / "photo.jpg"
-    base = ["open-photo", *api.where(), "--sha", sha, "--operator", "staff-042", "-o", str(out)]
+    base = [
+        "open-photo",
+        *api.where(),
+        "--sha",
+        sha,
+        "--operator",
+        "staff-042",
+        "--purpose",
+        "audit",
+        "-o",
+        str(out),
+    ]
     assert main([*base, "--seal-key", str(pki.server_key)]) == 2
     err = capsys.readouterr().err
     assert "is not the API's sealing key (it is a PEM file: a TLS key?)" in err

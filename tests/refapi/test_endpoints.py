@@ -14,7 +14,7 @@ from tests.refapi.conftest import FakeClock
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}
 #: reads of personal data also say who reads (the access log)
-OFFICER = ADMIN | {"X-Operator": "po-2231"}
+OFFICER = ADMIN | {"X-Operator": "po-2231", "X-Purpose": "supervision"}
 
 
 async def _code(api: InProcess) -> str:
@@ -538,7 +538,7 @@ async def test_an_identity_review_decision_is_kept_and_clears_the_alert(
     again = await api.client.put(
         url,
         json={"outcome": "rejected", "reviewer": "po-9"},
-        headers=ADMIN | {"X-Operator": "po-9"},
+        headers=ADMIN | {"X-Operator": "po-9", "X-Purpose": "identity_review"},
     )
     assert again.status_code == 409 and again.json()["error"] == "already_reviewed"
     assert (await api.client.get(url, headers=OFFICER)).json()[

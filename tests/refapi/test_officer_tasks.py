@@ -10,7 +10,7 @@ from hil.refapi.testing import InProcess, SimDevice
 from tests.refapi.conftest import FakeClock
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}
-OFFICER = ADMIN | {"X-Operator": "po-2231"}
+OFFICER = ADMIN | {"X-Operator": "po-2231", "X-Purpose": "task"}
 UK = zoneinfo.ZoneInfo("Europe/London")
 
 

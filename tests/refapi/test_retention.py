@@ -20,7 +20,11 @@ from hil.refapi.retention import DAY_S, RetentionPolicy, prune
 from hil.refapi.testing import InProcess, SimDevice
 from tests.refapi.conftest import FakeClock
 
-ADMIN = {"Authorization": "Bearer test-admin-token", "X-Operator": "po-2231"}
+ADMIN = {
+    "Authorization": "Bearer test-admin-token",
+    "X-Operator": "po-2231",
+    "X-Purpose": "identity_review",
+}
 POLICY = RetentionPolicy()
 
 
@@ -200,8 +204,9 @@ async def test_prune_from_the_command_line_prints_counts_and_logs_the_run(
     with pytest.raises(SystemExit):  # the operator is an id, never a name
         cli.main(["prune", *api.where(), "--operator", "Jane Smith"])
     # the reviewer who comes for the photo now is told why it is not there
-    photo = ["open-photo", *api.where(), "--operator", "po-2231", "--sha", sha,
-             "--seal-key", str(pki.seal_key), "-o", str(tmp_path / "p.jpg")]  # fmt: skip
+    photo = ["open-photo", *api.where(), "--operator", "po-2231", "--purpose", "audit",
+             "--sha", sha, "--seal-key", str(pki.seal_key),
+             "-o", str(tmp_path / "p.jpg")]  # fmt: skip
     capsys.readouterr()
     assert cli.main(photo) == 1
     assert "removed under the retention policy" in capsys.readouterr().err

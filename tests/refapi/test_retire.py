@@ -24,7 +24,7 @@ from hil.refapi.testing import InProcess, SimDevice
 from tests.refapi.conftest import FakeClock
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}
-OP = ADMIN | {"X-Operator": "fe-0417"}
+OP = ADMIN | {"X-Operator": "fe-0417", "X-Purpose": "maintenance"}
 
 
 def _iso(unix: float) -> str:
@@ -47,8 +47,8 @@ async def _heartbeat(api: InProcess, dev: SimDevice) -> tuple[int, dict]:  # typ
 
 def _export(api: InProcess, tmp_path: Path, device: str) -> list[str]:
     out = tmp_path / f"{device}.jws"
-    assert main(["export", *api.where(), "--operator", "audit-01", "--device", device,
-                 "-o", str(out)]) == 0  # fmt: skip
+    assert main(["export", *api.where(), "--operator", "audit-01", "--purpose", "audit",
+                 "--device", device, "-o", str(out)]) == 0  # fmt: skip
     return out.read_text().splitlines()
 
 

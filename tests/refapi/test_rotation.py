@@ -276,6 +276,8 @@ def test_a_restarted_api_keeps_the_rotated_key(tmp_path: Path) -> None:
                 str(api.data),
                 "--operator",
                 "audit-01",
+                "--purpose",
+                "audit",
                 "--device",
                 dev.device,
                 "-o",
