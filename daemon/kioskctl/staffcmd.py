@@ -9,7 +9,8 @@ names (records leave the building).
     kioskctl staff add ID [--pin-stdin]      asks for the PIN twice (4-12 digits)
     kioskctl staff remove ID                 ``staff`` removes the shared PIN
 
-The configuration is rewritten atomically (and checked to load first); kiosk.service reads it
+The configuration is edited in place (daemon/kioskctl/tomlout.py: checked to load first; its
+comments, layout, owner, group and mode kept; replaced atomically); kiosk.service reads it
 when it starts, so the command ends by saying to restart it when nobody is checking in.
 
 May import: the standard library, ``daemon.*``.
