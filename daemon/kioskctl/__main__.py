@@ -19,7 +19,7 @@ from typing import TextIO
 from daemon import __version__
 from daemon.clock import Clock, SystemClock
 from daemon.config import DEFAULT_PATH, EX_CONFIG, Config, load_config
-from daemon.errors import ConfigError, KioskError
+from daemon.errors import ConfigError, KioskError, UsageError
 from daemon.kioskctl import bundle as bundlemod
 from daemon.kioskctl import hwcmd, outboxcmd, report
 from daemon.kioskctl import status as statusmod
@@ -28,6 +28,9 @@ from daemon.kioskctl.doctor import doctor
 from daemon.kioskctl.identity import load_enrolment
 from daemon.kioskctl.parts import Parts
 from daemon.kioskctl.progress import Progress
+
+#: wrong usage: a bad argument (argparse uses it too)
+EX_USAGE = 2
 
 EXAMPLES = """\
 first steps on a new kiosk:
@@ -225,12 +228,17 @@ def main(
 
             return flash(args.image, args.target, force=args.force, say=say,
                          terminal=err.isatty())  # fmt: skip
-        cfg = load_config(args.config)
+        # only `sync` uses the API's TLS files; doctor reports a wrong one in its api rows, and
+        # the other commands (staff, status, outbox...) must work while it is being fixed
+        cfg = load_config(args.config, check_files=args.command == "sync")
         ctx = Context(cfg, parts=parts or Parts(), clock=clock)
         return _dispatch(args, ctx, out, err)
     except ConfigError as exc:
         print(f"kioskctl: configuration error: {exc}", file=err)
         return EX_CONFIG
+    except UsageError as exc:
+        print(f"kioskctl: {exc.message}", file=err)
+        return EX_USAGE
     except KioskError as exc:
         print(f"kioskctl: {exc.message} [{exc.reason}]", file=err)
         return 1

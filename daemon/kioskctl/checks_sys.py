@@ -23,8 +23,9 @@ import httpx
 from cryptography import x509
 
 from daemon import growdata
+from daemon.config import check_api_files
 from daemon.diskspace import Level, Levels, headroom
-from daemon.errors import DeviceKeyError, OutboxCorrupt, StorageError
+from daemon.errors import ConfigError, DeviceKeyError, OutboxCorrupt, StorageError
 from daemon.keys import SigningKey, public_pem, verify_signature
 from daemon.kioskctl import apiclient
 from daemon.kioskctl.context import Context
@@ -528,7 +529,20 @@ def _enrolled(ctx: Context, http: httpx.Client) -> Check:
 
 
 def check_api(ctx: Context) -> list[Check]:
-    """DNS, TLS with certificate expiry, clock skew from the Date header, enrolment."""
+    """The TLS files, DNS, TLS with certificate expiry, clock skew from the Date header,
+    enrolment."""
+    try:
+        check_api_files(ctx.cfg.api)
+    except ConfigError as exc:
+        return [
+            failed(
+                "api tls",
+                exc.message,
+                "do as it says, check with `kiosk check-config`, then `sudo systemctl restart "
+                "kiosk-sync` (it stops with status 78 until the file is right; check-ins are "
+                "kept on the kiosk meanwhile)",
+            )
+        ]
     parts = urlsplit(ctx.cfg.api.url)
     host = parts.hostname or ""
     port = parts.port or 443
