@@ -387,6 +387,12 @@ def load_config(path: Path = DEFAULT_PATH, *, check_files: bool = True) -> Confi
             f"no configuration file at {path}; create it (see docs/configuration.md) "
             "or provision the device with `kioskctl provision`."
         ) from exc
+    except PermissionError as exc:
+        raise ConfigError(
+            f"permission denied reading the configuration file {path}: run as root (sudo) or "
+            "as the kiosk user; the kiosk user must be able to read it (/etc/kiosk is 0750 "
+            "root:kiosk)"
+        ) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read the configuration file {path}: {exc}") from exc
     try:

@@ -20,8 +20,8 @@ from daemon import __version__
 from daemon.clock import Clock, SystemClock
 from daemon.config import DEFAULT_PATH, EX_CONFIG, Config, load_config
 from daemon.errors import ConfigError, KioskError, UsageError
+from daemon.kioskctl import access, hwcmd, outboxcmd, report
 from daemon.kioskctl import bundle as bundlemod
-from daemon.kioskctl import hwcmd, outboxcmd, report
 from daemon.kioskctl import status as statusmod
 from daemon.kioskctl.context import Context
 from daemon.kioskctl.doctor import doctor
@@ -239,6 +239,11 @@ def main(
     except UsageError as exc:
         print(f"kioskctl: {exc.message}", file=err)
         return EX_USAGE
+    except PermissionError as exc:  # a file no check above foresaw: never a traceback
+        where = exc.filename or "a file"
+        print(f"kioskctl: permission denied on {where} as {access.whoami()}: {access.AS_KIOSK}",
+              file=err)  # fmt: skip
+        return 1
     except KioskError as exc:
         print(f"kioskctl: {exc.message} [{exc.reason}]", file=err)
         return 1
@@ -349,6 +354,12 @@ def _dispatch(args: argparse.Namespace, ctx: Context, out: TextIO, err: TextIO) 
             "and the outbox are never included",
             file=out,
         )
+        if manifest["omitted"]:
+            print("kioskctl: the bundle is incomplete; it could not include:", file=err)
+            for what in manifest["omitted"]:
+                print(f"  - {what}", file=err)
+            print("kioskctl: for a complete bundle, run it as root: sudo kioskctl bundle", file=err)
+            return 1
         return 0
     if args.command == "sync":
         from daemon.kioskctl.synccmd import sync_now
