@@ -10,6 +10,7 @@ May import: everything in ``daemon``; hardware only through ``daemon.kioskctl.pa
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 from dataclasses import asdict
@@ -20,6 +21,7 @@ from daemon import __version__
 from daemon.clock import Clock, SystemClock
 from daemon.config import DEFAULT_PATH, EX_CONFIG, Config, load_config
 from daemon.errors import ConfigError, KioskError, UsageError
+from daemon.keys import write_private_file
 from daemon.kioskctl import access, hwcmd, outboxcmd, report
 from daemon.kioskctl import bundle as bundlemod
 from daemon.kioskctl import status as statusmod
@@ -420,15 +422,27 @@ def _outbox(args: argparse.Namespace, ctx: Context, out: TextIO, err: TextIO) ->
             result = outboxcmd.verify(outbox, pems, ctx.cfg.device.id)
             print(result.describe(), file=out)
             return 0 if result.ok else 1
+        if args.out is not None and not args.out.parent.is_dir():
+            raise UsageError(
+                f"--out {args.out}: the directory {args.out.parent} does not exist; create it "
+                "or choose another (the file holds case references and answers: keep it on "
+                "this kiosk or on an approved encrypted drive)"
+            )
         total = outboxcmd.count_records(outbox)
         with Progress("export", total, stream=err) as bar:
-            if args.out is None:
-                n = outboxcmd.export(outbox, out, from_seq=args.from_seq, progress=bar)
-            else:
-                with args.out.open("w", encoding="ascii") as f:
-                    n = outboxcmd.export(outbox, f, from_seq=args.from_seq, progress=bar)
+            # the lines are the records: case references and answers. A file gets mode 0600
+            # and appears whole or not at all (the project's private-file writer)
+            buffer = io.StringIO() if args.out is not None else out
+            n = outboxcmd.export(outbox, buffer, from_seq=args.from_seq, progress=bar)
+        if n == 0:
+            head = outbox.stats().last_seq
+            print(f"kioskctl: no records from seq {args.from_seq} (the head is {head}); "
+                  "nothing was written", file=err)  # fmt: skip
+            return 1
         if args.out is not None:
-            print(f"{n} records written to {args.out}", file=out)
+            assert isinstance(buffer, io.StringIO)
+            write_private_file(args.out, buffer.getvalue().encode("ascii"))
+            print(f"{n} records written to {args.out} (mode 0600)", file=out)
         return 0
 
 
