@@ -174,7 +174,8 @@ class UiConfig:
             raise ValueError(f"port = {self.port} is not allowed: use 1024..65535")
 
 
-_STAFF_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
+#: what a staff id looks like (``kioskctl staff`` checks its argument with it too)
+STAFF_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
 _PIN_HASH = re.compile(r"^pbkdf2\$[0-9]{4,7}\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$")
 
 
@@ -189,7 +190,7 @@ class StaffMember:
     pin_hash: str
 
     def __post_init__(self) -> None:
-        if not _STAFF_ID.match(self.id):
+        if not STAFF_ID.match(self.id):
             raise ValueError(
                 f"id = {self.id!r} is not allowed: use 1-32 lower-case letters, digits, "
                 "'.', '_' or '-' (a staff number, not a name)"

@@ -202,3 +202,13 @@ def test_kiosk_sync_and_check_config_exit_78_naming_a_missing_ca_bundle_once(
     assert "api.ca_bundle: /tmp/nope.pem does not exist" in err and "Traceback" not in out + err
     f.write_text(GOOD.replace("/etc/kiosk/api-ca.pem", str(pki.ca_cert)))
     assert main(["check-config", "--config", str(f)]) == 0
+
+
+def test_a_mistyped_section_lists_the_sections(tmp_path: Path) -> None:
+    f = tmp_path / "kiosk.toml"
+    f.write_text(GOOD.replace("[device]", "[devices]"))
+    with pytest.raises(ConfigError) as err:
+        load_config(f)
+    message = err.value.message
+    assert message.startswith("unknown section [devices]; the sections are [api], [camera],")
+    assert "[device]" in message and "[staff]" in message and "[]" not in message
