@@ -339,8 +339,8 @@ def provision(
     )
     if ca_pem:
         ca_path = config_path.parent / CA_FILE
-        ca_path.parent.mkdir(parents=True, exist_ok=True)
-        ca_path.write_text(ca_pem)
+        write_private_file(ca_path, ca_pem.encode())  # atomic
+        ca_path.chmod(0o644)  # public, and kiosk-sync must read it whatever root's umask
         api_t["ca_bundle"] = str(ca_path)
     elif ca is not None:
         api_t["ca_bundle"] = str(ca)

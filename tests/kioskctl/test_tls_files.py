@@ -5,6 +5,8 @@ never a traceback, a network diagnosis or "report this kioskctl bug"."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 import time
 from pathlib import Path
 
@@ -87,3 +89,18 @@ def test_provision_refuses_a_bad_ca_and_changes_nothing(
     assert says in err and "the central team gave you" in err and "Nothing was changed" in err
     assert "Traceback" not in err and "SSLError" not in err
     assert not k.config.exists() and not (tmp_path / "data" / "device-key.pem").exists()
+
+
+def test_provision_under_umask_077_leaves_files_the_kiosk_user_can_read(
+    api: RefApi, tmp_path: Path
+) -> None:
+    k = _fresh(api, tmp_path)
+    old = os.umask(0o077)
+    try:
+        code, _out, err = k.run(*provision_args(api, tmp_path, "kiosk-umask"))
+    finally:
+        os.umask(old)
+    assert code == 0, err
+    assert stat.S_IMODE((tmp_path / "etc" / "api-ca.pem").stat().st_mode) == 0o644
+    assert stat.S_IMODE(k.config.stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "data" / "device-key.pem").stat().st_mode) == 0o600
