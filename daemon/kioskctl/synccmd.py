@@ -80,10 +80,12 @@ ONCE = (
 
 
 def sync_now(ctx: Context, progress: Progress) -> SyncResult:
-    """Send the queue now, once. Raises SyncError (its message saying nothing was lost and
-    that this command does not retry), DataAccessError, DeviceKeyError."""
+    """Send the queue now, once. Raises SyncError (a "will retry" from the daemon's client
+    replaced by: nothing was lost, run it again), DataAccessError, DeviceKeyError."""
     try:
         return asyncio.run(_sync(ctx, progress))
     except SyncError as exc:
+        if not _WILL_RETRY.search(exc.message):
+            raise  # promises nothing (a retired device, a rejected key): as it is
         message = _WILL_RETRY.sub("", exc.message).rstrip()
         raise SyncError(f"{message}. {ONCE}", reason=exc.reason) from exc
