@@ -6,12 +6,18 @@ exits with status 78 (EX_CONFIG) on it, and systemd does not restart it
 
 Driver sections reuse the settings dataclasses that live with each driver.
 
+The files the configuration names for TLS (``api.ca_bundle``, ``api.client_cert``,
+``api.client_key``) are checked when it is loaded (:func:`check_api_files`): each exists, can
+be read, and is PEM that TLS can use; the pair belongs together. Otherwise the sync daemon would
+start and crash on its first connection, and systemd would restart it until its start limit.
+
 May import: the standard library, ``daemon.confload``, ``daemon.errors``, driver settings.
 """
 
 from __future__ import annotations
 
 import re
+import ssl
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,7 +174,8 @@ class UiConfig:
             raise ValueError(f"port = {self.port} is not allowed: use 1024..65535")
 
 
-_STAFF_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
+#: what a staff id looks like (``kioskctl staff`` checks its argument with it too)
+STAFF_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
 _PIN_HASH = re.compile(r"^pbkdf2\$[0-9]{4,7}\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$")
 
 
@@ -183,7 +190,7 @@ class StaffMember:
     pin_hash: str
 
     def __post_init__(self) -> None:
-        if not _STAFF_ID.match(self.id):
+        if not STAFF_ID.match(self.id):
             raise ValueError(
                 f"id = {self.id!r} is not allowed: use 1-32 lower-case letters, digits, "
                 "'.', '_' or '-' (a staff number, not a name)"
@@ -267,8 +274,113 @@ def parse_config(table: dict[str, Any]) -> Config:
     return build(Config, table, "")
 
 
-def load_config(path: Path = DEFAULT_PATH) -> Config:
-    """Read and validate ``path``. Raises :class:`ConfigError` saying what to fix."""
+#: what to do about each TLS file the configuration names
+_TLS_FIX = {
+    "ca_bundle": "put the CA bundle the central team gave you (PEM) there (`kioskctl provision` "
+    "writes /etc/kiosk/api-ca.pem), or correct the path; remove the line to trust the "
+    "system's CAs",
+    "client_cert": "install this kiosk's client certificate (PEM) there, or correct the path; "
+    "remove client_cert and client_key if the API does not ask for client certificates",
+    "client_key": "install this kiosk's client key (PEM, unencrypted, mode 0600) there, or "
+    "correct the path; remove client_cert and client_key if the API does not ask for client "
+    "certificates",
+}
+_TLS_WHAT = {
+    "ca_bundle": ("a PEM certificate bundle", "-----BEGIN CERTIFICATE-----"),
+    "client_cert": ("a PEM certificate", "-----BEGIN CERTIFICATE-----"),
+    "client_key": ("a PEM private key", "PRIVATE KEY-----"),
+}
+
+
+def _read_tls_file(name: str, path: Path, key: str = "", fix: str = "") -> bytes:
+    """The bytes of ``api.<name>`` (or of the option ``key``); ConfigError naming the key, the
+    path and what to do (``fix``, by default the advice for the configuration key)."""
+    key = key or f"api.{name}"
+    fix = fix or _TLS_FIX[name]
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{key}: {path} does not exist; {fix}") from exc
+    except PermissionError as exc:
+        raise ConfigError(
+            f"{key}: permission denied reading {path}: run as root (sudo) or as the kiosk "
+            "user; the kiosk user must be able to read it"
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(
+            f"{key}: {path} cannot be read ({exc.strerror or exc.__class__.__name__}); {fix}"
+        ) from exc
+    what, marker = _TLS_WHAT[name]
+    if marker.encode() not in data:
+        extra = ""
+        if name != "client_key" and b"PRIVATE KEY-----" in data:
+            extra = " (it holds a private key: the kiosk needs only the CA's certificate)"
+        raise ConfigError(f"{key}: {path} is not {what}{extra}; {fix}")
+    if name == "client_key" and b"ENCRYPTED" in data:
+        raise ConfigError(
+            f"{key}: {path} is encrypted, and the kiosk cannot type a passphrase; store it "
+            f"unencrypted with mode 0600 (`openssl pkey -in {path} -out NEW`)"
+        )
+    return data
+
+
+def check_ca_bundle(path: Path, key: str = "api.ca_bundle", fix: str = "") -> None:
+    """``path`` is a readable PEM bundle TLS accepts; ConfigError naming ``key`` otherwise."""
+    data = _read_tls_file("ca_bundle", path, key, fix)
+    try:
+        ssl.create_default_context(cadata=data.decode("ascii", errors="replace"))
+    except ssl.SSLError as exc:
+        raise ConfigError(
+            f"{key}: {path} is not a usable PEM certificate bundle ({exc.reason or exc}); "
+            f"{fix or _TLS_FIX['ca_bundle']}"
+        ) from exc
+
+
+class _Encrypted(Exception):
+    """Raised from the passphrase callback: OpenSSL must never prompt on a terminal."""
+
+
+def _no_passphrase() -> bytes:
+    raise _Encrypted
+
+
+def check_api_files(api: ApiConfig) -> None:
+    """Check the TLS files ``api`` names: present, readable, PEM that TLS accepts, the client
+    key belonging to the client certificate. Raises :class:`ConfigError` naming the key, the
+    path and what to do. Reads each file once; no network."""
+    if api.ca_bundle is not None:
+        check_ca_bundle(api.ca_bundle)
+    if api.client_cert is None or api.client_key is None:
+        return
+    _read_tls_file("client_cert", api.client_cert)
+    _read_tls_file("client_key", api.client_key)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        ctx.load_cert_chain(str(api.client_cert), str(api.client_key), password=_no_passphrase)
+    except _Encrypted as exc:
+        raise ConfigError(
+            f"api.client_key: {api.client_key} is encrypted, and the kiosk cannot type a "
+            "passphrase; store it unencrypted with mode 0600"
+        ) from exc
+    except ssl.SSLError as exc:
+        if "KEY_VALUES_MISMATCH" in str(exc):
+            raise ConfigError(
+                f"api.client_key: {api.client_key} is not the key of api.client_cert "
+                f"{api.client_cert}; install the matching pair"
+            ) from exc
+        raise ConfigError(
+            f"api.client_cert: {api.client_cert} with api.client_key {api.client_key} cannot "
+            f"be used ({exc.reason or exc}); install the certificate and key as PEM"
+        ) from exc
+    except OSError as exc:  # changed under our feet since it was read
+        raise ConfigError(
+            f"api.client_cert: cannot be read ({exc}); run the command again"
+        ) from exc
+
+
+def load_config(path: Path = DEFAULT_PATH, *, check_files: bool = True) -> Config:
+    """Read and validate ``path``; with ``check_files``, also the TLS files it names
+    (:func:`check_api_files`). Raises :class:`ConfigError` saying what to fix."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
@@ -276,10 +388,19 @@ def load_config(path: Path = DEFAULT_PATH) -> Config:
             f"no configuration file at {path}; create it (see docs/configuration.md) "
             "or provision the device with `kioskctl provision`."
         ) from exc
+    except PermissionError as exc:
+        raise ConfigError(
+            f"permission denied reading the configuration file {path}: run as root (sudo) or "
+            "as the kiosk user; the kiosk user must be able to read it (/etc/kiosk is 0750 "
+            "root:kiosk)"
+        ) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read the configuration file {path}: {exc}") from exc
     try:
         table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML ({exc}); fix the file and restart.") from exc
-    return parse_config(table)
+    cfg = parse_config(table)
+    if check_files:
+        check_api_files(cfg.api)
+    return cfg

@@ -100,6 +100,12 @@ def build(cls: type[T], table: dict[str, Any], where: str) -> T:
     hints = get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(table) - set(fields))
+    if unknown and not where:  # the top level holds the sections
+        sections = ", ".join(f"[{name}]" for name in sorted(fields))
+        raise ConfigError(
+            f"unknown section [{unknown[0]}]; the sections are {sections}. Fix the "
+            "configuration file and restart."
+        )
     if unknown:
         raise ConfigError(
             f"unknown key {where}.{unknown[0]}; allowed keys in [{where}]: "

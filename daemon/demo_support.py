@@ -14,6 +14,7 @@ import hmac
 import json
 import os
 import ssl
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import httpx
 
 from daemon.errors import RecordError
 from daemon.keys import FileKeyBackend, public_pem
+from daemon.kioskctl.identity import Enrolment, save_enrolment
 from daemon.records import receipt_code, verify_chain
 from daemon.sealing import RosterKey, public_to_b64, roster_key_path, seal_template
 from hil.refapi.server import RefApi
@@ -86,8 +88,10 @@ class DemoDevice:
 
 def provision(api: RefApi, folder: Path, device: str = "kiosk-demo-01", *, time_scale: float = 0.02,
               extra: str = "") -> DemoDevice:  # fmt: skip
-    """Create the device's keys, enrol it with the API, write its kiosk.toml (simulated
-    hardware, explicitly allowed)."""
+    """Create the device's keys, enrol it with the API, record the enrolment
+    (``enrolment.json``) and write its kiosk.toml (simulated hardware, explicitly allowed):
+    what ``kioskctl provision`` leaves, except the first ``enrolment`` record, which the demo
+    leaves out so that its morning's records start at seq 1."""
     from daemon.kiosk import hash_pin
 
     data = folder / "data"
@@ -109,6 +113,13 @@ def provision(api: RefApi, folder: Path, device: str = "kiosk-demo-01", *, time_
     )
     r.raise_for_status()
     answer = r.json()
+    # what `kioskctl provision` leaves beside the keys: doctor's "key enrolment" row and
+    # `kioskctl outbox verify` read the enrolled public key from it
+    save_enrolment(
+        data,
+        Enrolment(device=device, api_url=api.url, alg=key.alg,
+                  public_key_pem=public_pem(key.public_key()), enrolled_at=time.time()),
+    )  # fmt: skip
     ca = folder / "api-ca.pem"
     ca.write_text(answer["api_ca_pem"])
     cfg = folder / "kiosk.toml"

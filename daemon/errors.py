@@ -98,3 +98,11 @@ class ApiProtocolError(SyncError):
     """The central API answered something that does not follow the contract."""
 
     reason = "api_protocol"
+
+
+# --- command lines ---------------------------------------------------------------------------
+class UsageError(KioskError):
+    """A command-line argument is wrong (not the configuration file): exit status 2. The
+    message says what the argument must look like."""
+
+    reason = "usage"

@@ -120,12 +120,19 @@ class FileKeyBackend:
     def load(self) -> SoftwareKey:
         try:
             check_private_mode(self.path, "the device key")
+            pem = self.path.read_bytes()
         except FileNotFoundError as exc:
             raise DeviceKeyError(
                 f"no device key at {self.path}; provision the device with `kioskctl provision`."
             ) from exc
+        except PermissionError as exc:
+            raise DeviceKeyError(
+                f"permission denied reading the device key {self.path}: only the kiosk user "
+                "(and root) may read it; run kioskctl as root (sudo) or as the kiosk user",
+                reason="key_access",
+            ) from exc
         try:
-            private = serialization.load_pem_private_key(self.path.read_bytes(), password=None)
+            private = serialization.load_pem_private_key(pem, password=None)
         except (ValueError, TypeError) as exc:
             raise DeviceKeyError(
                 f"the device key {self.path} is not a readable PEM private key; restore it from "

@@ -125,6 +125,12 @@ class TokenKeyBackend:
                 "with `kioskctl provision` (it writes the file with mode 0600).",
                 reason="hardware_key",
             ) from exc
+        except PermissionError as exc:
+            raise DeviceKeyError(
+                f"permission denied reading the hardware key's PIN file {self.pin_file}: run "
+                "kioskctl as root (sudo) or as the kiosk user",
+                reason="key_access",
+            ) from exc
         if not pin:
             raise DeviceKeyError(f"the PIN file {self.pin_file} is empty", reason="hardware_key")
         return pin

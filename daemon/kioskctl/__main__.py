@@ -2,7 +2,8 @@
 ``kioskctl <command> --help``; docs/kioskctl.md is the manual.
 
 Exit status: 0 done (doctor: no failures); 1 a check failed or the command could not do its
-job (the message says what to do next); 2 wrong usage; 78 the configuration is wrong.
+job (the message says what to do next); 2 wrong usage (argparse, or a UsageError: a bad
+argument); 78 the configuration is wrong. ``--config`` is taken before or after the command.
 
 May import: everything in ``daemon``; hardware only through ``daemon.kioskctl.parts``.
 """
@@ -10,24 +11,29 @@ May import: everything in ``daemon``; hardware only through ``daemon.kioskctl.pa
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from daemon import __version__
 from daemon.clock import Clock, SystemClock
 from daemon.config import DEFAULT_PATH, EX_CONFIG, Config, load_config
-from daemon.errors import ConfigError, KioskError
+from daemon.errors import ConfigError, KioskError, UsageError
+from daemon.keys import write_private_file
+from daemon.kioskctl import access, hwcmd, outboxcmd, report
 from daemon.kioskctl import bundle as bundlemod
-from daemon.kioskctl import hwcmd, outboxcmd, report
 from daemon.kioskctl import status as statusmod
 from daemon.kioskctl.context import Context
 from daemon.kioskctl.doctor import doctor
 from daemon.kioskctl.identity import load_enrolment
 from daemon.kioskctl.parts import Parts
 from daemon.kioskctl.progress import Progress
+
+#: wrong usage: a bad argument (argparse uses it too)
+EX_USAGE = 2
 
 EXAMPLES = """\
 first steps on a new kiosk:
@@ -41,6 +47,17 @@ on a running kiosk:
 to hand over to support:
   kioskctl bundle --out /tmp/kiosk-bundle.tar.gz
 """
+
+
+def _add(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, **kw: Any
+) -> argparse.ArgumentParser:
+    """A (sub)command's parser; it takes ``--config`` too, so ``kioskctl status --config X``
+    works as well as ``kioskctl --config X status`` (as ``kiosk`` does)."""
+    parser = sub.add_parser(name, **kw)
+    parser.add_argument("--config", type=Path, default=argparse.SUPPRESS,
+                        help=f"configuration file (default {DEFAULT_PATH})")  # fmt: skip
+    return parser
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,7 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    pr = sub.add_parser(
+    pr = _add(
+        sub,
         "provision",
         help="give this kiosk its key and enrol it with the central API",
         description="Create the device key, enrol it with the central API using a one-time "
@@ -83,7 +101,8 @@ def _parser() -> argparse.ArgumentParser:
         help="permit simulated hardware (demo and test rigs only)",
     )  # fmt: skip
 
-    d = sub.add_parser(
+    d = _add(
+        sub,
         "doctor",
         help="check every part and print pass / warn / fail with the fix",
         description="Checks the key, disk, outbox, clock, API (DNS, TLS, certificate expiry, "
@@ -96,56 +115,58 @@ def _parser() -> argparse.ArgumentParser:
         help="skip sensor, camera, GPIO and display (safe while kiosk.service runs)",
     )  # fmt: skip
 
-    s = sub.add_parser("status", help="one screen: running, last check-in, last sync, alerts")
+    s = _add(sub, "status", help="one screen: running, last check-in, last sync, alerts")
     s.add_argument("--json", action="store_true", help="machine-readable output")
 
-    se = sub.add_parser("sensor", help="fingerprint sensor admin (stop kiosk.service first)")
+    se = _add(sub, "sensor", help="fingerprint sensor admin (stop kiosk.service first)")
     ses = se.add_subparsers(dest="action", required=True, metavar="ACTION")
-    ses.add_parser("info", help="what the sensor reports: baud, capacity, library count")
-    sb = ses.add_parser("set-baud", help="move the sensor to another baud rate (kept in its flash)")
+    _add(ses, "info", help="what the sensor reports: baud, capacity, library count")
+    sb = _add(ses, "set-baud", help="move the sensor to another baud rate (kept in its flash)")
     sb.add_argument("baud", type=int, choices=[9600, 19200, 38400, 57600, 115200])
     sb.add_argument(
         "--from", dest="from_baud", type=int, help="the rate it uses now (default: find it)"
     )
-    sc = ses.add_parser("clear-library", help="erase templates stored in the sensor's flash")
+    sc = _add(ses, "clear-library", help="erase templates stored in the sensor's flash")
     sc.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    ses.add_parser("test-match", help="enrol your finger in RAM and match it (nothing stored)")
+    _add(ses, "test-match", help="enrol your finger in RAM and match it (nothing stored)")
 
-    ca = sub.add_parser("camera", help="camera tools")
+    ca = _add(sub, "camera", help="camera tools")
     cas = ca.add_subparsers(dest="action", required=True, metavar="ACTION")
-    snap = cas.add_parser("snap", help="save an aiming image of the empty lobby (never uploaded)")
+    snap = _add(cas, "snap", help="save an aiming image of the empty lobby (never uploaded)")
     snap.add_argument("--out", type=Path, help="where to save the JPEG (default ./aim-<time>.jpg)")
 
-    ob = sub.add_parser("outbox", help="the local queue of signed records")
+    ob = _add(sub, "outbox", help="the local queue of signed records")
     obs = ob.add_subparsers(dest="action", required=True, metavar="ACTION")
-    ol = obs.add_parser("list", help="seq, state, type, time, flags (no personal data)")
+    ol = _add(obs, "list", help="seq, state, type, time, flags (no personal data)")
     ol.add_argument("--parked", action="store_true", help="only records the API rejected")
-    obs.add_parser("verify", help="verify signatures and the hash chain of every record held")
-    oe = obs.add_parser("export", help="compact JWS lines for an auditor")
+    _add(obs, "verify", help="verify signatures and the hash chain of every record held")
+    oe = _add(obs, "export", help="compact JWS lines for an auditor")
     oe.add_argument("--out", type=Path, help="file to write (default: standard output)")
     oe.add_argument("--from", dest="from_seq", type=int, default=1, help="first seq to export")
 
-    b = sub.add_parser("bundle", help="diagnostics archive with personal data removed")
+    b = _add(sub, "bundle", help="diagnostics archive with personal data removed")
     b.add_argument("--out", type=Path, help="archive path (default ./kiosk-bundle-<device>.tar.gz)")
     b.add_argument("--log-file", type=Path, action="append", default=[], help="add a log file")
 
-    sub.add_parser("sync", help="send the queued records to the API now (with progress)")
+    _add(sub, "sync", help="send the queued records to the API now (with progress)")
 
-    sf = sub.add_parser(
+    sf = _add(
+        sub,
         "staff",
         help="who may open staff mode on the kiosk, each with their own PIN",
         description="Records of staff actions name the member of staff by the id given here "
         "(a staff number, not a name). kiosk.service reads the change when restarted.",
     )
     sfs = sf.add_subparsers(dest="staff_command", required=True)
-    sfs.add_parser("list", help="the staff ids that can open staff mode (never the PINs)")
-    sa = sfs.add_parser("add", help="add a member of staff; asks for their PIN twice")
+    _add(sfs, "list", help="the staff ids that can open staff mode (never the PINs)")
+    sa = _add(sfs, "add", help="add a member of staff; asks for their PIN twice")
     sa.add_argument("id", help="how records will name them, e.g. rec-0412")
     sa.add_argument("--pin-stdin", action="store_true", help="read the PIN twice from stdin")
-    sr = sfs.add_parser("remove", help="remove a member of staff (`staff`: the shared PIN)")
+    sr = _add(sfs, "remove", help="remove a member of staff (`staff`: the shared PIN)")
     sr.add_argument("id")
 
-    st = sub.add_parser(
+    st = _add(
+        sub,
         "selftest",
         help="prove the running kiosk works (services, sensor, camera, outbox, screen)",
         description="Asks the running services, not the hardware: safe while the kiosk runs. "
@@ -166,7 +187,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     st.add_argument("--json", action="store_true", help="machine-readable output")
 
-    fl = sub.add_parser(
+    fl = _add(
+        sub,
         "flash",
         help="write a kiosk image to an SD card (on your laptop), every block checked",
         description="Writes IMAGE (with its IMAGE.bmap) to TARGET with bmaptool: only blocks "
@@ -177,7 +199,8 @@ def _parser() -> argparse.ArgumentParser:
     fl.add_argument("target", type=Path, help="the card, e.g. /dev/sdb or /dev/mmcblk0; or a file")
     fl.add_argument("--force", action="store_true", help="write to a disk that says it is fixed")
 
-    up = sub.add_parser(
+    up = _add(
+        sub,
         "update",
         help="install a signed update bundle and reboot into it once, as a trial",
         description="Installs the RAUC bundle into the other slot, waits until nobody is "
@@ -225,12 +248,22 @@ def main(
 
             return flash(args.image, args.target, force=args.force, say=say,
                          terminal=err.isatty())  # fmt: skip
-        cfg = load_config(args.config)
+        # only `sync` uses the API's TLS files; doctor reports a wrong one in its api rows, and
+        # the other commands (staff, status, outbox...) must work while it is being fixed
+        cfg = load_config(args.config, check_files=args.command == "sync")
         ctx = Context(cfg, parts=parts or Parts(), clock=clock)
         return _dispatch(args, ctx, out, err)
     except ConfigError as exc:
         print(f"kioskctl: configuration error: {exc}", file=err)
         return EX_CONFIG
+    except UsageError as exc:
+        print(f"kioskctl: {exc.message}", file=err)
+        return EX_USAGE
+    except PermissionError as exc:  # a file no check above foresaw: never a traceback
+        where = exc.filename or "a file"
+        print(f"kioskctl: permission denied on {where} as {access.whoami()}: {access.AS_KIOSK}",
+              file=err)  # fmt: skip
+        return 1
     except KioskError as exc:
         print(f"kioskctl: {exc.message} [{exc.reason}]", file=err)
         return 1
@@ -341,6 +374,12 @@ def _dispatch(args: argparse.Namespace, ctx: Context, out: TextIO, err: TextIO) 
             "and the outbox are never included",
             file=out,
         )
+        if manifest["omitted"]:
+            print("kioskctl: the bundle is incomplete; it could not include:", file=err)
+            for what in manifest["omitted"]:
+                print(f"  - {what}", file=err)
+            print("kioskctl: for a complete bundle, run it as root: sudo kioskctl bundle", file=err)
+            return 1
         return 0
     if args.command == "sync":
         from daemon.kioskctl.synccmd import sync_now
@@ -401,15 +440,27 @@ def _outbox(args: argparse.Namespace, ctx: Context, out: TextIO, err: TextIO) ->
             result = outboxcmd.verify(outbox, pems, ctx.cfg.device.id)
             print(result.describe(), file=out)
             return 0 if result.ok else 1
+        if args.out is not None and not args.out.parent.is_dir():
+            raise UsageError(
+                f"--out {args.out}: the directory {args.out.parent} does not exist; create it "
+                "or choose another (the file holds case references and answers: keep it on "
+                "this kiosk or on an approved encrypted drive)"
+            )
         total = outboxcmd.count_records(outbox)
         with Progress("export", total, stream=err) as bar:
-            if args.out is None:
-                n = outboxcmd.export(outbox, out, from_seq=args.from_seq, progress=bar)
-            else:
-                with args.out.open("w", encoding="ascii") as f:
-                    n = outboxcmd.export(outbox, f, from_seq=args.from_seq, progress=bar)
+            # the lines are the records: case references and answers. A file gets mode 0600
+            # and appears whole or not at all (the project's private-file writer)
+            buffer = io.StringIO() if args.out is not None else out
+            n = outboxcmd.export(outbox, buffer, from_seq=args.from_seq, progress=bar)
+        if n == 0:
+            head = outbox.stats().last_seq
+            print(f"kioskctl: no records from seq {args.from_seq} (the head is {head}); "
+                  "nothing was written", file=err)  # fmt: skip
+            return 1
         if args.out is not None:
-            print(f"{n} records written to {args.out}", file=out)
+            assert isinstance(buffer, io.StringIO)
+            write_private_file(args.out, buffer.getvalue().encode("ascii"))
+            print(f"{n} records written to {args.out} (mode 0600)", file=out)
         return 0
 
 

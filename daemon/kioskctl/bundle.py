@@ -16,6 +16,10 @@ clock, which a Pi without a clock source may have wrong). When there is none (a 
 volatile journal, a root with another machine ID), it lists instead every boot kept on the
 data partition under any machine ID, for ``journalctl -D /var/log/journal -b ID`` on site.
 
+What could not be read (kioskctl run as a user who may not read the outbox, the roster, the
+configuration, a log file or the kiosk units' journal) is listed in the manifest's
+``omitted``; the command then says so and exits 1 (docs/kioskctl.md).
+
 What never goes in: keys, the outbox database, the roster, photos (sealed or not),
 templates, record payloads.
 
@@ -29,8 +33,11 @@ May import: the standard library, ``daemon.*``.
 
 from __future__ import annotations
 
+import contextlib
+import grp
 import io
 import json
+import os
 import platform
 import re
 import sys
@@ -44,7 +51,8 @@ from typing import Any
 
 from daemon import __version__, bootslots, health
 from daemon.errors import RecordError, StorageError
-from daemon.kioskctl import checks_sys
+from daemon.kioskctl import access, checks_sys
+from daemon.kioskctl.access import DataAccessError
 from daemon.kioskctl.context import Context
 from daemon.kioskctl.doctor import SYSTEM_CHECKS, UNIT_CHECKS, run_checks
 from daemon.kioskctl.outboxcmd import format_rows, rows
@@ -146,11 +154,16 @@ def _strings(value: Any) -> Iterable[str]:
             yield from _strings(v)
 
 
-def known_personal(ctx: Context) -> set[str]:
-    """Every person reference and answer text the kiosk holds (outbox and roster)."""
+def known_personal(ctx: Context, omitted: list[str] | None = None) -> set[str]:
+    """Every person reference and answer text the kiosk holds (outbox and roster). What could
+    not be read is said in ``omitted`` (the pattern scrubbing still applies)."""
     found: set[str] = set()
+    omitted = [] if omitted is None else omitted
     try:
         outbox = checks_sys.open_outbox_readonly(ctx)
+    except DataAccessError as exc:
+        outbox = None
+        omitted.append(f"outbox summary and figures: {exc.detail}")
     except StorageError:
         outbox = None
     if outbox is not None:
@@ -170,15 +183,22 @@ def known_personal(ctx: Context) -> set[str]:
             found.add(str(person.get("ref", "")))
             for q in person.get("messages", []) + person.get("questions", []):
                 found.update(str(v) for k, v in q.items() if k in ("en", "cy"))
+    except PermissionError:
+        omitted.append(
+            f"the roster's values from the scrubbing ({access.denied(roster)}; patterns still "
+            "applied)"
+        )
     except (OSError, ValueError, AttributeError, TypeError):
         pass
     return {f for f in found if f}
 
 
-def redacted_config(path: Path, scrub: Scrubber) -> str:
+def redacted_config(path: Path, scrub: Scrubber, omitted: list[str] | None = None) -> str:
     try:
         table = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
+        if omitted is not None:
+            omitted.append(f"config.toml: {path} unreadable ({exc.__class__.__name__})")
         return f"# configuration unreadable: {exc.__class__.__name__}\n"
     lines = [f"# {path}, secrets and personal data removed by kioskctl bundle"]
     for name, section in table.items():
@@ -220,6 +240,18 @@ def _previous_boot(ctx: Context) -> str | None:
     )
 
 
+def _may_read_journal() -> bool:
+    """Root and the systemd-journal and adm groups read every unit's journal; others only
+    their own (journalctl then says nothing of it on standard output)."""
+    if os.geteuid() == 0:
+        return True
+    allowed = set()
+    for name in ("systemd-journal", "adm"):
+        with contextlib.suppress(KeyError):
+            allowed.add(grp.getgrnam(name).gr_gid)
+    return bool(allowed & {os.getegid(), *os.getgroups()})
+
+
 def _add(tar: tarfile.TarFile, name: str, text: str, mtime: float) -> None:
     data = text.encode("utf-8")
     info = tarfile.TarInfo(name)
@@ -240,7 +272,8 @@ def make_bundle(
     """Write the archive to ``out``; return its manifest. Steps are reported to ``progress``."""
     log_files = list(log_files)
     now = ctx.clock.wall()
-    scrub = Scrubber(known_personal(ctx))
+    omitted: list[str] = []
+    scrub = Scrubber(known_personal(ctx, omitted))
     progress = progress or Progress("bundle", None, enabled=False)
     root = f"kiosk-bundle-{ctx.cfg.device.id}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(now))}"
     manifest: dict[str, Any] = {
@@ -272,7 +305,7 @@ def make_bundle(
         summary = "(no outbox)"
         try:
             outbox = checks_sys.open_outbox_readonly(ctx)
-        except StorageError as exc:
+        except StorageError as exc:  # a DataAccessError is already in `omitted`
             outbox = None
             summary = f"(outbox unreadable: {exc.reason})"
         if outbox is not None:
@@ -281,10 +314,15 @@ def make_bundle(
                 summary = format_rows(list(rows(outbox)))
         add("figures.json", json.dumps(figures, indent=2))
         add("outbox-summary.txt", scrub(summary))
-        add("config.toml", redacted_config(config_path, scrub))
+        add("config.toml", redacted_config(config_path, scrub, omitted))
         journal = _journal(ctx)
         if journal is not None:
             add("logs/journal.txt", scrub(journal))
+            if not _may_read_journal():
+                omitted.append(
+                    f"most of logs/journal.txt: {access.whoami()} may read only its own "
+                    "journal (root or the systemd-journal group may read the kiosk units')"
+                )
         previous = _previous_boot(ctx)
         if previous is not None:
             add("logs/previous-boot.txt", scrub(previous))
@@ -293,7 +331,10 @@ def make_bundle(
                 text = path.read_text(encoding="utf-8", errors="replace")
             except OSError as exc:
                 text = f"(unreadable: {exc.__class__.__name__})"
+                omitted.append(f"logs/{path.name}.txt: {path} unreadable ({exc.strerror})")
             add(f"logs/{path.name}.txt", scrub(text))
         manifest["scrubbed_values"] = scrub.removed
+        #: what should be here and is not (the command then exits 1, naming each)
+        manifest["omitted"] = omitted
         _add(tar, f"{root}/manifest.json", json.dumps(manifest, indent=2), now)
     return manifest

@@ -23,12 +23,13 @@ import httpx
 from cryptography import x509
 
 from daemon import growdata
+from daemon.config import check_api_files
 from daemon.diskspace import Level, Levels, headroom
-from daemon.errors import DeviceKeyError, OutboxCorrupt, StorageError
+from daemon.errors import ConfigError, DeviceKeyError, OutboxCorrupt, StorageError
 from daemon.keys import SigningKey, public_pem, verify_signature
-from daemon.kioskctl import apiclient
+from daemon.kioskctl import access, apiclient
 from daemon.kioskctl.context import Context
-from daemon.kioskctl.identity import load_enrolment
+from daemon.kioskctl.identity import enrolment_path, load_enrolment
 from daemon.kioskctl.report import Check, failed, passed, warned
 from daemon.outbox import Outbox
 from daemon.recovery import read_anchor_hint
@@ -85,6 +86,12 @@ def check_disk(ctx: Context) -> list[Check]:
             )
         ]
     free = st.f_bavail * st.f_frsize
+    read_only = access.read_only(data)
+    if read_only is not None:
+        return [
+            failed("disk", f"{read_only.detail} ({free // MB} MB free)", read_only.fix),
+            *_check_data_partition(data, st),
+        ]
     level = levels.level(free)
     detail = f"{free // MB} MB free on {data}; {_headroom(ctx, free, levels)}"
     drain = (
@@ -171,11 +178,15 @@ def _check_data_partition(data: Path, st: os.statvfs_result) -> list[Check]:
 def open_outbox_readonly(ctx: Context) -> Outbox | None:
     """The outbox without a signing key, or None when it was never created.
 
-    Raises OutboxCorrupt (integrity check failed) or StorageError."""
+    Raises DataAccessError (this user may not use it, or it is read-only), OutboxCorrupt
+    (integrity check failed) or StorageError."""
     cfg = ctx.cfg.device
+    problem = access.outbox_problem(cfg.data_dir, Outbox.FILE)
+    if problem is not None:  # before looking for the file: it may be out of sight
+        raise problem.error()
     if not (cfg.data_dir / Outbox.FILE).exists():
         return None
-    return Outbox(cfg.data_dir, device=cfg.id, key=None, clock=ctx.clock).open()
+    return access.open_outbox(Outbox(cfg.data_dir, device=cfg.id, key=None, clock=ctx.clock))
 
 
 def check_outbox(ctx: Context) -> list[Check]:
@@ -191,8 +202,17 @@ def check_outbox(ctx: Context) -> list[Check]:
                 "record that still verifies; keep the set-aside file for the central team",
             )
         ]
+    except access.DataAccessError as exc:
+        return [failed("outbox integrity", f"the outbox cannot be opened: {exc.detail}", exc.fix)]
     except StorageError as exc:
-        return [failed("outbox integrity", f"the outbox cannot be opened ({exc.reason})", str(exc))]
+        return [
+            failed(
+                "outbox integrity",
+                f"the outbox cannot be opened: {exc.message}",
+                "look for disk errors (`journalctl -k -b`) and free space (the disk row); "
+                "then restart kiosk.service",
+            )
+        ]
     aside = _set_aside(ctx)
     lost = _lost_chain(ctx)
     if outbox is None:
@@ -338,6 +358,8 @@ def check_key(ctx: Context) -> list[Check]:
                 "provision the device: `kioskctl provision --code <enrolment code>`",
             )
         ]
+    except PermissionError:
+        return [failed("key", access.denied(path), access.AS_KIOSK)]
     rows = [passed("key", f"present at {path}")]
     if mode & 0o077:
         rows.append(
@@ -353,6 +375,8 @@ def check_key(ctx: Context) -> list[Check]:
     try:
         key = load_key(ctx)
     except DeviceKeyError as exc:
+        if exc.reason == "key_access":  # present, but not for this user to read
+            return [failed("key", access.denied(path), access.AS_KIOSK), rows[1]]
         rows.append(failed("key enrolment", exc.message, "re-provision with --force"))
         return rows
     return rows + _check_enrolled_key(ctx, key)
@@ -363,6 +387,9 @@ def _check_enrolled_key(ctx: Context, key: SigningKey) -> list[Check]:
     try:
         enrolment = load_enrolment(ctx.cfg.device.data_dir)
     except DeviceKeyError as exc:
+        if exc.reason == "key_access":
+            where = enrolment_path(ctx.cfg.device.data_dir)
+            return [failed("key enrolment", access.denied(where), access.AS_KIOSK)]
         return [failed("key enrolment", exc.message, "re-provision with --force")]
     if enrolment is None:
         rows.append(
@@ -528,7 +555,20 @@ def _enrolled(ctx: Context, http: httpx.Client) -> Check:
 
 
 def check_api(ctx: Context) -> list[Check]:
-    """DNS, TLS with certificate expiry, clock skew from the Date header, enrolment."""
+    """The TLS files, DNS, TLS with certificate expiry, clock skew from the Date header,
+    enrolment."""
+    try:
+        check_api_files(ctx.cfg.api)
+    except ConfigError as exc:
+        return [
+            failed(
+                "api tls",
+                exc.message,
+                "do as it says, check with `kiosk check-config`, then `sudo systemctl restart "
+                "kiosk-sync` (it stops with status 78 until the file is right; check-ins are "
+                "kept on the kiosk meanwhile)",
+            )
+        ]
     parts = urlsplit(ctx.cfg.api.url)
     host = parts.hostname or ""
     port = parts.port or 443
@@ -577,7 +617,8 @@ def check_units(ctx: Context) -> list[Check]:
             ],
             ctx.net_timeout_s,
         )
-        if got is None:
+        # None: no systemctl; no ActiveState: systemctl cannot reach systemd (not PID 1)
+        if got is None or "ActiveState=" not in got[1]:
             return [
                 warned(
                     "systemd",

@@ -50,6 +50,11 @@ def load_enrolment(data_dir: Path) -> Enrolment | None:
         raw: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
+    except PermissionError as exc:
+        raise DeviceKeyError(
+            f"permission denied reading {path}: run kioskctl as root (sudo) or as the kiosk user",
+            reason="key_access",
+        ) from exc
     except (OSError, ValueError) as exc:
         raise DeviceKeyError(
             f"{path} is unreadable ({exc.__class__.__name__}); re-provision the device with "

@@ -19,6 +19,7 @@ from typing import TextIO
 
 from daemon.errors import RecordError, StorageError
 from daemon.keys import PublicKey, load_public_pem
+from daemon.kioskctl import access
 from daemon.kioskctl.context import Context
 from daemon.kioskctl.progress import Progress
 from daemon.outbox import Outbox
@@ -146,8 +147,12 @@ def count_records(outbox: Outbox) -> int:
 
 def open_for(ctx: Context) -> Outbox:
     """The outbox as it is; never a new empty one made by looking (that would hide a missing
-    outbox from kiosk.service, which continues the chain when it finds one)."""
+    outbox from kiosk.service, which continues the chain when it finds one). Raises
+    DataAccessError (wrong user, read-only), OutboxCorrupt, StorageError."""
     cfg = ctx.cfg.device
+    problem = access.outbox_problem(cfg.data_dir, Outbox.FILE)
+    if problem is not None:  # before looking for the file: it may be out of sight
+        raise problem.error()
     path = cfg.data_dir / Outbox.FILE
     if not path.exists():
         raise StorageError(
@@ -155,4 +160,4 @@ def open_for(ctx: Context) -> Outbox:
             "configuration (--config) points at another data directory",
             reason="no_outbox",
         )
-    return Outbox(cfg.data_dir, device=cfg.id, key=None, clock=ctx.clock).open()
+    return access.open_outbox(Outbox(cfg.data_dir, device=cfg.id, key=None, clock=ctx.clock))

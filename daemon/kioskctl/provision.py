@@ -30,14 +30,23 @@ import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
 
 from daemon.clock import Clock
-from daemon.config import ApiConfig, parse_config
-from daemon.errors import ApiProtocolError, ApiUnreachable, DeviceKeyError, KioskError, TlsError
+from daemon.config import ApiConfig, DeviceConfig, check_api_files, check_ca_bundle, parse_config
+from daemon.errors import (
+    ApiProtocolError,
+    ApiUnreachable,
+    ConfigError,
+    DeviceKeyError,
+    KioskError,
+    TlsError,
+    UsageError,
+)
 from daemon.keys import (
     Alg,
     PrivateKey,
@@ -135,6 +144,34 @@ def _check_seal_key(seal_key: str, url: str, device: str) -> None:
         ) from exc
 
 
+def _check_arguments(device_id: str | None, api_url: str | None, ca: Path | None) -> None:
+    """Refuse a wrong argument before anything is read or made (UsageError: exit 2)."""
+    if device_id is not None:
+        try:
+            DeviceConfig(id=device_id)
+        except ValueError as exc:
+            raise UsageError(
+                f"--device-id {device_id!r} is not allowed: use 1-64 of A-Z a-z 0-9 . _ -, "
+                "e.g. kiosk-0042 (the kiosk's asset id). Nothing was changed."
+            ) from exc
+    if api_url is not None:
+        parts = urlsplit(api_url)
+        if parts.scheme != "https" or not parts.hostname:
+            raise UsageError(
+                f"--api-url {api_url} is not allowed: the central API must be an https:// "
+                "address. Check-in records, photos and this enrolment code cross the network, "
+                "and the kiosk only talks to an API whose certificate it can verify. Ask the "
+                "central team for the https address. Nothing was changed."
+            )
+    if ca is not None:
+        try:
+            check_ca_bundle(
+                ca, key="--ca", fix="pass the CA bundle (PEM) the central team gave you"
+            )
+        except ConfigError as exc:
+            raise UsageError(f"{exc.message}. Nothing was changed.") from exc
+
+
 def provision(
     config_path: Path,
     *,
@@ -148,11 +185,19 @@ def provision(
     force: bool = False,
     allow_simulated: bool | None = None,
 ) -> Provisioned:
-    """See the module docstring. Raises DeviceKeyError (identity exists without ``force``),
-    EnrolmentRefused (bad code, device taken), ApiUnreachable, TlsError, ConfigError."""
+    """See the module docstring. Raises UsageError (a wrong argument), DeviceKeyError
+    (identity exists without ``force``), EnrolmentRefused (bad code, device taken),
+    ApiUnreachable, TlsError, ConfigError (the existing configuration file is wrong)."""
+    _check_arguments(device_id, api_url, ca)
     table: dict[str, Any] = {}
     if config_path.exists():
-        table = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        try:
+            table = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(
+                f"{config_path} is not valid TOML ({exc}); fix it or move it aside, then run "
+                "`kioskctl provision` again. Nothing was changed."
+            ) from exc
     device_t = dict(table.get("device", {}))
     api_t = dict(table.get("api", {}))
     if device_id:
@@ -164,8 +209,21 @@ def provision(
     device_t["key_alg"] = alg
     if api_url:
         api_t["url"] = api_url
+    if not device_t.get("id"):
+        raise UsageError(
+            f"no device id: give --device-id, e.g. --device-id kiosk-0042 (it is kept in "
+            f"{config_path}, so later runs need not repeat it). Nothing was changed."
+        )
+    if not api_t.get("url"):
+        raise UsageError(
+            "no central API address: give --api-url https://... as the central team gave it "
+            f"(it is kept in {config_path}, so later runs need not repeat it). Nothing was "
+            "changed."
+        )
     table["device"], table["api"] = device_t, api_t
     cfg = parse_config(table)  # raises ConfigError naming what is missing or wrong
+    # the files the configuration already names must be right too (--ca replaces the bundle)
+    check_api_files(replace(cfg.api, ca_bundle=None) if ca is not None else cfg.api)
     key_path = cfg.device.key_path
     backend = key_backend(cfg.device, cfg.hardware_key)
     token = backend if isinstance(backend, TokenKeyBackend) else None
@@ -281,8 +339,8 @@ def provision(
     )
     if ca_pem:
         ca_path = config_path.parent / CA_FILE
-        ca_path.parent.mkdir(parents=True, exist_ok=True)
-        ca_path.write_text(ca_pem)
+        write_private_file(ca_path, ca_pem.encode())  # atomic
+        ca_path.chmod(0o644)  # public, and kiosk-sync must read it whatever root's umask
         api_t["ca_bundle"] = str(ca_path)
     elif ca is not None:
         api_t["ca_bundle"] = str(ca)

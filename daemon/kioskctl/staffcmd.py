@@ -9,7 +9,8 @@ names (records leave the building).
     kioskctl staff add ID [--pin-stdin]      asks for the PIN twice (4-12 digits)
     kioskctl staff remove ID                 ``staff`` removes the shared PIN
 
-The configuration is rewritten atomically (and checked to load first); kiosk.service reads it
+The configuration is edited in place (daemon/kioskctl/tomlout.py: checked to load first; its
+comments, layout, owner, group and mode kept; replaced atomically); kiosk.service reads it
 when it starts, so the command ends by saying to restart it when nobody is checking in.
 
 May import: the standard library, ``daemon.*``.
@@ -26,8 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from daemon.config import Config
-from daemon.errors import KioskError
+from daemon.config import STAFF_ID, Config
+from daemon.errors import KioskError, UsageError
 from daemon.kiosk import check_staff, hash_pin
 from daemon.kioskctl.tomlout import write_config
 
@@ -69,6 +70,14 @@ def run(
         if not staff.members and not staff.pin_hash:
             print("no staff PINs: staff mode cannot be opened on this kiosk", file=out)
         return 0
+    if args.id != "staff" and not STAFF_ID.match(args.id):
+        # not repeated back: what does not look like a staff id may well be someone's name
+        raise UsageError(
+            "that is not a staff id: use 1-32 lower-case letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit: a staff number or short handle such as "
+            "rec-0412, never a person's name (records leave the building). Nothing was "
+            "changed."
+        )
     path: Path = args.config
     table: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
     section: dict[str, Any] = dict(table.get("staff", {}))

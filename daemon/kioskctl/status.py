@@ -7,12 +7,14 @@ May import: the standard library, ``daemon.*``.
 from __future__ import annotations
 
 import calendar
+import contextlib
 import time
 from dataclasses import dataclass, field
 
 from daemon.diskspace import Level, Levels, free_bytes
-from daemon.errors import StorageError
-from daemon.kioskctl import checks_sys
+from daemon.errors import OutboxCorrupt, StorageError
+from daemon.kioskctl import access, checks_sys
+from daemon.kioskctl.access import DataAccessError
 from daemon.kioskctl.context import Context
 from daemon.outbox import ANCHOR_HINT
 from daemon.records import decode_unverified
@@ -25,6 +27,8 @@ DISK_ALERTS = {
     Level.FULL: "the kiosk's storage is full: it cannot save check-ins and sends people to "
     "reception; record their attendance in the case system and call the field engineer",
 }
+
+READ_ONLY = "the kiosk's storage is read-only: it cannot save check-ins; call the field engineer"
 
 
 @dataclass
@@ -47,7 +51,9 @@ def _service_state(ctx: Context) -> str:
     if got is None:
         return "unknown (systemd not available)"
     states = got[1].split()
-    if states and all(s == "active" for s in states):
+    if not states:  # systemctl is there but cannot ask systemd (not PID 1: a container)
+        return "unknown (systemctl is not available here)"
+    if all(s == "active" for s in states):
         return "yes"
     return "NO (" + ", ".join(states or ["?"]) + ")"
 
@@ -57,11 +63,20 @@ def gather(ctx: Context) -> Status:
     st = Status(device=cfg.device.id, up=_service_state(ctx))
     if not st.up.startswith(("yes", "unknown")):
         st.alerts.append("the kiosk service is not running: call the field engineer")
+    outbox = None
     try:
         outbox = checks_sys.open_outbox_readonly(ctx)
-    except StorageError:
+    except DataAccessError as exc:
+        st.alerts.append(
+            f"kioskctl may not read the record store as {access.whoami()}: run it as root "
+            "(sudo kioskctl status) or as the kiosk user"
+            if exc.reason == "data_permission"
+            else READ_ONLY
+        )
+    except OutboxCorrupt:
         st.alerts.append("the record store is damaged: call the field engineer")
-        outbox = None
+    except StorageError:
+        st.alerts.append("the record store cannot be opened: call the field engineer")
     if outbox is not None:
         with outbox:
             stats = outbox.stats()
@@ -74,8 +89,10 @@ def gather(ctx: Context) -> Status:
                     st.last_checkin = _parse_at(str(p["at"]))
                     break
     hint = cfg.device.data_dir / ANCHOR_HINT
-    if hint.exists():
+    with contextlib.suppress(OSError):  # missing, or out of this user's sight
         st.last_sync = hint.stat().st_mtime
+    if access.read_only(cfg.device.data_dir) is not None and READ_ONLY not in st.alerts:
+        st.alerts.append(READ_ONLY)
     if st.oldest_unsent_s is not None and st.oldest_unsent_s > 3600:
         st.alerts.append("check-ins have not reached the central system for over an hour")
     try:

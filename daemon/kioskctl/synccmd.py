@@ -2,7 +2,8 @@
 
 Uses the daemon's own :class:`daemon.sync.SyncClient` batch by batch (same idempotency keys,
 so running it beside kiosk-sync.service is safe: the API answers a repeated batch with
-``duplicate``). Raises the client's SyncError on the first failure; nothing is lost.
+``duplicate``). Raises the client's SyncError on the first failure; nothing is lost. It tries
+once: the daemon's "will retry" is replaced by what to do.
 
 May import: ``daemon.*``.
 """
@@ -10,9 +11,13 @@ May import: ``daemon.*``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from daemon.errors import SyncError
+from daemon.kioskctl import access
 from daemon.kioskctl.context import Context
 from daemon.kioskctl.identity import load_enrolment, save_enrolment
 from daemon.kioskctl.progress import Progress
@@ -33,7 +38,10 @@ async def _sync(ctx: Context, progress: Progress) -> SyncResult:
     cfg = ctx.cfg
     key = key_backend(cfg.device, cfg.hardware_key).load()
     acc = dup = rej = 0
-    with Outbox(cfg.device.data_dir, device=cfg.device.id, key=None, clock=ctx.clock) as outbox:
+    outbox = access.open_outbox(
+        Outbox(cfg.device.data_dir, device=cfg.device.id, key=None, clock=ctx.clock)
+    )
+    with contextlib.closing(outbox):
         progress.total = outbox.stats().depth
         client = SyncClient(outbox, cfg.api, key, clock=ctx.clock)
         try:
@@ -61,5 +69,23 @@ def _confirm_enrolment(data_dir: Path) -> None:
         save_enrolment(data_dir, replace(enrolment, api_confirmed=True))
 
 
+#: the sync daemon's own messages end so; this command tries once
+_WILL_RETRY = re.compile(
+    r"[\s;,.]*(?:check-ins are kept safely on the kiosk[;,.]?\s*)?will retry\.?\s*$", re.I
+)
+ONCE = (
+    "nothing was lost: the records stay queued on the kiosk. This command tries once: run "
+    "`kioskctl sync` again when the API answers; kiosk-sync.service keeps retrying by itself"
+)
+
+
 def sync_now(ctx: Context, progress: Progress) -> SyncResult:
-    return asyncio.run(_sync(ctx, progress))
+    """Send the queue now, once. Raises SyncError (a "will retry" from the daemon's client
+    replaced by: nothing was lost, run it again), DataAccessError, DeviceKeyError."""
+    try:
+        return asyncio.run(_sync(ctx, progress))
+    except SyncError as exc:
+        if not _WILL_RETRY.search(exc.message):
+            raise  # promises nothing (a retired device, a rejected key): as it is
+        message = _WILL_RETRY.sub("", exc.message).rstrip()
+        raise SyncError(f"{message}. {ONCE}", reason=exc.reason) from exc

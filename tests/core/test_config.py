@@ -8,6 +8,8 @@ import pytest
 
 from daemon.config import load_config, parse_config
 from daemon.errors import ConfigError
+from hil import pki as pkimod
+from hil.pki import Pki
 
 GOOD = """
 [device]
@@ -20,9 +22,20 @@ ca_bundle = "/etc/kiosk/api-ca.pem"
 """
 
 
-def test_good_config_loads_with_defaults(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return pkimod.create(tmp_path_factory.mktemp("pki"))
+
+
+def good(tmp_path: Path, pki: Pki, extra: str = "") -> Path:
+    """GOOD, with its CA bundle a real (synthetic) CA certificate."""
     f = tmp_path / "kiosk.toml"
-    f.write_text(GOOD)
+    f.write_text(GOOD.replace("/etc/kiosk/api-ca.pem", str(pki.ca_cert)) + extra)
+    return f
+
+
+def test_good_config_loads_with_defaults(tmp_path: Path, pki: Pki) -> None:
+    f = good(tmp_path, pki)
     cfg = load_config(f)
     assert cfg.device.id == "kiosk-0001"
     assert cfg.device.key_path == Path("/var/lib/kiosk/device-key.pem")
@@ -100,15 +113,102 @@ def test_driver_sections_are_validated_too() -> None:
                       "fingerprint": {"baud": 12345}})  # fmt: skip
 
 
-def test_disk_levels_default_in_order_and_follow_a_larger_reserve(tmp_path: Path) -> None:
-    f = tmp_path / "kiosk.toml"
-    f.write_text(GOOD)
-    out = load_config(f).outbox
+def test_disk_levels_default_in_order_and_follow_a_larger_reserve(tmp_path: Path, pki: Pki) -> None:
+    out = load_config(good(tmp_path, pki)).outbox
     assert (out.min_free_mb, out.no_photo_mb, out.low_mb) == (64, 256, 1024)
     # a kiosk configured before the levels existed, with a larger reserve, still starts
-    f.write_text(GOOD + "\n[outbox]\nmin_free_mb = 2048\n")
-    out = load_config(f).outbox
+    out = load_config(good(tmp_path, pki, "\n[outbox]\nmin_free_mb = 2048\n")).outbox
     assert (out.min_free_mb, out.no_photo_mb, out.low_mb) == (2048, 2048, 2048)
-    f.write_text(GOOD + "\n[outbox]\nno_photo_free_mb = 64\nlow_free_mb = 4096\n")
+    f = good(tmp_path, pki, "\n[outbox]\nno_photo_free_mb = 64\nlow_free_mb = 4096\n")
     out = load_config(f).outbox
     assert (out.no_photo_mb, out.low_mb) == (64, 4096)  # equal to the reserve: photos kept
+
+
+def _tls_case(tmp_path: Path, pki: Pki, case: str) -> tuple[str, list[str]]:
+    """An [api] section for ``case`` and what the error must say."""
+    cert, key = pkimod.issue_client_cert(pki, "kiosk-0001", tmp_path / "client")
+    other_cert, _other_key = pkimod.issue_client_cert(pki, "kiosk-0002", tmp_path / "other")
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("this is not a certificate\n")
+    broken = tmp_path / "broken.pem"
+    broken.write_text("-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n")
+    encrypted = tmp_path / "encrypted.key"
+    encrypted.write_text("-----BEGIN ENCRYPTED PRIVATE KEY-----\nAA==\n"
+                         "-----END ENCRYPTED PRIVATE KEY-----\n")  # fmt: skip
+    url = 'url = "https://api.probation.example/"\n'
+    cases = {
+        "missing ca": (f'ca_bundle = "{tmp_path}/nope.pem"\n',
+                       ["api.ca_bundle", f"{tmp_path}/nope.pem", "does not exist", "system's CAs"]),
+        "garbage ca": (f'ca_bundle = "{garbage}"\n',
+                       ["api.ca_bundle", str(garbage), "not a PEM certificate bundle"]),
+        "broken ca": (f'ca_bundle = "{broken}"\n',
+                      ["api.ca_bundle", str(broken), "not a usable PEM certificate bundle"]),
+        "key as ca": (f'ca_bundle = "{key}"\n', ["api.ca_bundle", "holds a private key"]),
+        "directory ca": (f'ca_bundle = "{tmp_path}"\n', ["api.ca_bundle", "cannot be read"]),
+        "missing cert": (f'client_cert = "{tmp_path}/c.pem"\nclient_key = "{key}"\n',
+                         ["api.client_cert", f"{tmp_path}/c.pem", "does not exist"]),
+        "missing key": (f'client_cert = "{cert}"\nclient_key = "{tmp_path}/k.pem"\n',
+                        ["api.client_key", f"{tmp_path}/k.pem", "does not exist"]),
+        "garbage key": (f'client_cert = "{cert}"\nclient_key = "{garbage}"\n',
+                        ["api.client_key", "not a PEM private key"]),
+        "encrypted key": (f'client_cert = "{cert}"\nclient_key = "{encrypted}"\n',
+                          ["api.client_key", "encrypted", "passphrase"]),
+        "wrong pair": (f'client_cert = "{other_cert}"\nclient_key = "{key}"\n',
+                       ["api.client_key", "is not the key of api.client_cert"]),
+    }  # fmt: skip
+    body, says = cases[case]
+    return "[api]\n" + url + body, says
+
+
+TLS_CASES = [
+    *("missing ca", "garbage ca", "broken ca", "key as ca", "directory ca"),
+    *("missing cert", "missing key", "garbage key", "encrypted key", "wrong pair"),
+]
+
+
+@pytest.mark.parametrize("case", TLS_CASES)
+def test_tls_files_are_checked_when_the_configuration_is_loaded(
+    tmp_path: Path, pki: Pki, case: str
+) -> None:
+    api, says = _tls_case(tmp_path, pki, case)
+    f = tmp_path / "kiosk.toml"
+    f.write_text('[device]\nid = "kiosk-0001"\n' + api)
+    with pytest.raises(ConfigError) as err:
+        load_config(f)
+    for piece in says:
+        assert piece in err.value.message, (piece, err.value.message)
+    load_config(f, check_files=False)  # kiosk.service does not use them: it still starts
+
+
+def test_good_tls_files_load(tmp_path: Path, pki: Pki) -> None:
+    cert, key = pkimod.issue_client_cert(pki, "kiosk-0001", tmp_path / "client")
+    f = good(tmp_path, pki, f'client_cert = "{cert}"\nclient_key = "{key}"\n')
+    assert load_config(f).api.client_key == key
+
+
+def test_kiosk_sync_and_check_config_exit_78_naming_a_missing_ca_bundle_once(
+    tmp_path: Path, pki: Pki, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from daemon.__main__ import main
+
+    f = tmp_path / "kiosk.toml"
+    f.write_text(GOOD.replace("/etc/kiosk/api-ca.pem", "/tmp/nope.pem"))
+    assert main(["check-config", "--config", str(f)]) == 78
+    out, err = capsys.readouterr()
+    assert "api.ca_bundle: /tmp/nope.pem does not exist" in err
+    assert (out + err).count("does not exist") == 1  # said once, not logged and printed
+    assert main(["--config", str(f), "sync"]) == 78  # --config before the command works too
+    out, err = capsys.readouterr()
+    assert "api.ca_bundle: /tmp/nope.pem does not exist" in err and "Traceback" not in out + err
+    f.write_text(GOOD.replace("/etc/kiosk/api-ca.pem", str(pki.ca_cert)))
+    assert main(["check-config", "--config", str(f)]) == 0
+
+
+def test_a_mistyped_section_lists_the_sections(tmp_path: Path) -> None:
+    f = tmp_path / "kiosk.toml"
+    f.write_text(GOOD.replace("[device]", "[devices]"))
+    with pytest.raises(ConfigError) as err:
+        load_config(f)
+    message = err.value.message
+    assert message.startswith("unknown section [devices]; the sections are [api], [camera],")
+    assert "[device]" in message and "[staff]" in message and "[]" not in message
