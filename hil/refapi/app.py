@@ -131,6 +131,12 @@ class RosterPerson(BaseModel):
     appointments: list[dict[str, Any]] = []
     messages: list[dict[str, Any]] = []
     questions: list[dict[str, Any]] = []
+    biometric: Literal["fingerprint", "declined"] | None = Field(
+        default=None,
+        description="declined: the person chose not to give fingerprints; the kiosk checks "
+        "them in by date of birth and photo as their own route, not a fallback, and keeps no "
+        "templates for them. Absent or fingerprint: as before (templates when enrolled).",
+    )
 
 
 class Roster(BaseModel):

@@ -112,6 +112,8 @@ _DELETE = object()
             "people[0].appointments",
         ),
         (_set(["people", 0, "in_person"], "yes"), "people[0].in_person"),
+        (_set(["people", 0, "biometric"], "refused"), "people[0].biometric"),
+        (_set(["people", 0, "biometric"], True), "people[0].biometric"),
         (_set(["dob_salt"], "AAAA"), "roster.dob_salt"),
         (_set(["people"], {}), "roster.people"),
         (_set(["office"], _DELETE), "roster.office"),
@@ -126,6 +128,22 @@ def test_invalid_rosters_are_refused_naming_the_field(mutate: Mutator, field: st
     assert field in message
     assert "CR-9001" not in message  # never a person's reference
     assert isinstance(info.value, KioskError) and info.value.reason == "roster_invalid"
+
+
+def test_a_person_who_declined_fingerprints_is_marked_and_older_rosters_stay_valid() -> None:
+    """``biometric: "declined"``: the person chose not to give fingerprints. Absent (every
+    roster before the field existed), null or ``fingerprint``: as before."""
+    doc = roster_json()
+    doc["people"][0]["biometric"] = "declined"  # templates sent by mistake are not kept
+    doc["people"][1]["biometric"] = "fingerprint"
+    doc["people"][2]["biometric"] = None
+    people = parse_roster(json.loads(json.dumps(doc))).people
+    assert people[0].declined_biometric and people[0].biometric == "declined"
+    assert people[0].templates == ()
+    assert [p.declined_biometric for p in people[1:]] == [False, False]
+    older = roster()  # no person has the field
+    assert not any(p.declined_biometric for p in older.people)
+    assert older.people[0].templates  # templates still used for everyone else
 
 
 def test_choice_questions_are_accepted() -> None:
