@@ -110,7 +110,8 @@ def _fallback(k: Kiosk, s: Session) -> dict[str, Any]:
 
 
 def _photo(k: Kiosk, s: Session) -> dict[str, Any]:
-    return {"phase": s.photo_phase, "fallback": s.fallback is not None}
+    # by_choice: say, neutrally, that date of birth and this photo are their way to check in
+    return {"phase": s.photo_phase, "fallback": s.fallback is not None, "by_choice": s.by_choice}
 
 
 def _questions(k: Kiosk, s: Session) -> dict[str, Any]:

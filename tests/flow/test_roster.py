@@ -24,7 +24,7 @@ from tests.flow.kit import roster, roster_json
 
 def test_parses_the_documented_shape() -> None:
     r = roster()
-    assert (r.office, len(r)) == ("test-office", 3)
+    assert (r.office, len(r)) == ("test-office", 4)
     alice = r.people[0]
     assert alice.templates[0].finger == "right_index"
     assert [a.at for a in alice.appointments] == ["2026-12-07T10:30:00Z"]
@@ -140,10 +140,11 @@ def test_a_person_who_declined_fingerprints_is_marked_and_older_rosters_stay_val
     people = parse_roster(json.loads(json.dumps(doc))).people
     assert people[0].declined_biometric and people[0].biometric == "declined"
     assert people[0].templates == ()
-    assert [p.declined_biometric for p in people[1:]] == [False, False]
-    older = roster()  # no person has the field
-    assert not any(p.declined_biometric for p in older.people)
-    assert older.people[0].templates  # templates still used for everyone else
+    assert [p.declined_biometric for p in people[1:3]] == [False, False]
+    older = copy.deepcopy(roster_json())
+    older["people"] = [p for p in older["people"] if "biometric" not in p]  # before the field
+    assert not any(p.declined_biometric for p in parse_roster(older).people)
+    assert parse_roster(older).people[0].templates  # templates still used for everyone else
 
 
 def test_choice_questions_are_accepted() -> None:
