@@ -782,12 +782,8 @@ def _staff(k: Kiosk, e: ev.Event) -> Result:
             if len(st.ref) != cfg.ref_digits:
                 return replace(k, staff=replace(st, result="ref_incomplete")), []
             if st.purpose == "enrol":
-                person = k.roster.find(cfg.ref_prefix + st.ref)
-                if person is None:
+                if k.roster.find(cfg.ref_prefix + st.ref) is None:
                     return replace(k, staff=replace(st, result="not_on_roster")), []
-                if person.declined_biometric:  # their choice stands unless they ask again
-                    st = replace(st, phase="consent", result="biometric_declined")
-                    return replace(k, staff=st), []
                 return replace(k, staff=replace(st, phase="consent", result=None)), []
             return replace(k, staff=replace(st, phase="reason", result=None)), []
         if isinstance(e, ev.Back):

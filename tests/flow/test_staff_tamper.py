@@ -379,7 +379,7 @@ def test_staff_are_told_before_the_notice_that_the_person_chose_not_to_enrol() -
     change their mind (agree), or say no again (recorded, as before)."""
     run = Run()
     _enrol_start(run, "900104")
-    assert run.view["phase"] == "consent" and run.view["result"] == "biometric_declined"
+    assert run.view["phase"] == "consent" and run.view["enrol"]["declined_biometric"] is True
     fx = run.send(ev.EnrolConsent, agree=False)
     [commit] = [e for e in fx if isinstance(e, Commit)]
     assert commit.detail == {"consent": False, "staff": "staff-7"}
@@ -389,7 +389,7 @@ def test_staff_are_told_before_the_notice_that_the_person_chose_not_to_enrol() -
     assert run.send(ev.EnrolConsent, agree=True) == [EnrolFinger(finger="right_index")]
     plain = Run()
     _enrol_start(plain)  # someone with no choice on file: the notice with nothing above it
-    assert plain.view["phase"] == "consent" and plain.view["result"] is None
+    assert plain.view["phase"] == "consent" and plain.view["enrol"]["declined_biometric"] is False
 
 
 def test_an_enrolment_given_up_forgets_the_fingers_taken() -> None:
