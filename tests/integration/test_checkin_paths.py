@@ -328,12 +328,12 @@ async def test_fingers_enrolled_at_the_kiosk_reach_the_roster_and_then_match(
     store = kiosk.api.storage()
     try:
         private = x25519.X25519PrivateKey.from_private_bytes(kiosk.api.pki.seal_key.read_bytes())
-        ref, fingers, devices = apply_enrolment(
+        ref, fingers, devices, declined = apply_enrolment(
             store, kiosk.device.id, enrolment.seq, private, operator="staff-0042"
         )
     finally:
         store.close()
-    assert (ref, fingers) == (person.ref, ["left_index", "right_index"])
+    assert (ref, fingers, declined) == (person.ref, ["left_index", "right_index"], False)
     assert devices[0] == kiosk.device.id  # then the other kiosks of its office on this API
     await _refresh_roster(kiosk)
     after = await kiosk.me.visit(Visit(person))
