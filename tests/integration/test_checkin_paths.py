@@ -232,11 +232,35 @@ async def test_the_slip_carries_the_reference_and_the_next_appointment_in_their_
     assert when.startswith("Monday ") and when.endswith(" at 10:30")
     assert "Room 2, ground floor" in slip and when in slip
     assert "CR-" not in slip  # nothing about the person but what the screen showed them
+    # where to read how their information is used: no [privacy] notice set, so reception
+    assert slip.endswith("Ask at reception how we use your information.")
     await kiosk.me.tap("continue")
     rec = await kiosk.me.visit(Visit(PEOPLE[1], lang="cy"), leave=False)
     assert rec is not None
     slips = await _printed(kiosk, 2)
     assert "Cofrestru prawf" in slips[1] and receipt_code(rec.compact) in slips[1]
+    assert slips[1].endswith("Gofynnwch yn y dderbynfa sut rydym yn defnyddio eich gwybodaeth.")
+
+
+async def test_the_slip_says_where_the_privacy_notice_is_in_the_persons_language(
+    api: RefApi, tmp_path: Path
+) -> None:
+    """``[privacy] notice`` (and ``notice_cy``): one line at the foot of every slip, in the
+    person's language; the rest of the slip is unchanged and names nobody."""
+    extra = (
+        '\n[privacy]\nnotice = "gov.uk/probation-privacy"\nnotice_cy = "gov.uk/cy/preifatrwydd"\n'
+    )
+    async with running_kiosk(api, tmp_path / "kiosk", extra) as kiosk:
+        for n, (who, lang) in enumerate(((PEOPLE[0], "en"), (PEOPLE[1], "cy")), start=1):
+            rec = await kiosk.me.visit(Visit(who, lang=lang), leave=False)
+            assert rec is not None
+            slip = (await _printed(kiosk, n))[-1]
+            assert who.ref not in slip and "CR-" not in slip
+            await kiosk.me.tap("continue")
+        en, cy = _slips(kiosk)
+    assert en.endswith("How we use your information: gov.uk/probation-privacy")
+    assert cy.endswith("Sut rydym yn defnyddio eich gwybodaeth: gov.uk/cy/preifatrwydd")
+    assert en.count("How we use your information") == 1 and "dderbynfa" not in cy
 
 
 async def test_a_jammed_printer_is_a_staff_alert_and_nothing_else(kiosk: Kiosk) -> None:
