@@ -367,6 +367,57 @@ async def test_fingers_enrolled_at_the_kiosk_reach_the_roster_and_then_match(
     assert impostor is not None and impostor.type == "checkin_fallback"
 
 
+async def test_a_no_at_the_enrolment_notice_becomes_a_route_of_its_own_not_an_exception(
+    kiosk: Kiosk,
+) -> None:
+    """End to end over the real API on loopback: a person with no fingerprint falls back
+    ("not yet", an identity review); at reception they say no to fingerprints; the signed
+    refusal reaches the API and the back office applies it (no key); from the next roster the
+    kiosk skips the fingerprint step, records a plain check-in by their chosen route, and the
+    API makes no identity review of it nor counts it as a fallback."""
+    person = PEOPLE[4]
+    publish_roster(kiosk.api, kiosk.device, not_enrolled=frozenset({person.ref}))
+    await _refresh_roster(kiosk)
+    before = await kiosk.me.visit(Visit(person))
+    assert before is not None and before.type == "checkin_fallback"
+    assert before.payload["verify"]["fallback"] == "no_template"
+    me = kiosk.me
+    await me.staff_login()
+    await me.tap("staff_enrol")
+    await me.type(person.ref.removeprefix("CR-"))
+    await me.tap("submit")
+    notice = await _staff_until(kiosk, lambda v: v.get("phase") == "consent")
+    assert notice["enrol"]["declined_biometric"] is False  # nothing on file said so yet
+    await me.tap("enrol_decline")
+    await _staff_until(kiosk, lambda v: v.get("result") == "enrol_declined")
+    await me.tap("staff_exit")
+    refusal = _last(await kiosk.sync(), "finger_enrolment")
+    assert refusal.payload["detail"]["consent"] is False and "templates" not in refusal.payload
+    store = kiosk.api.storage()
+    try:
+        applied = apply_enrolment(store, kiosk.device.id, refusal.seq, None, operator="po-0042")
+    finally:
+        store.close()
+    assert applied.declined and applied.devices[0] == kiosk.device.id
+    await _refresh_roster(kiosk)
+    after = await kiosk.me.visit(Visit(person))
+    assert after is not None and after.type == "checkin"
+    chosen = {"method": "dob_photo_by_choice", "score": None, "threshold": None, "attempts": 0}
+    assert after.payload["verify"] == chosen
+    assert after.payload["detail"]["biometric"] == "declined"
+    assert after.payload["flags"] == [] and after.payload["photo"]
+    stored = await kiosk.sync()
+    assert _last(stored, "checkin").seq == after.seq  # signed, chained, accepted
+    with kiosk.api.admin("po-0042") as admin:
+        tasks = admin.get("/v1/admin/tasks", params={"device": kiosk.device.id}).json()["tasks"]
+        figures = admin.get("/v1/admin/figures", params={"days": 1}).json()
+    kinds = {(t["seq"], t["kind"]) for t in tasks}
+    assert (before.seq, "identity_review") in kinds  # the fallback before the choice
+    assert not {k for seq, k in kinds if seq == after.seq} - {"photo_check"}  # sampled at most
+    assert person.ref not in [r["ref"] for r in figures["falling_back"]]
+    assert figures["by_method"].get("dob_photo_by_choice") == 1
+
+
 async def test_three_failed_matches_fall_back_never_refuse(kiosk: Kiosk) -> None:
     rec = await kiosk.me.visit(Visit(PEOPLE[2], condition=Condition.DRY))
     assert rec is not None
