@@ -97,7 +97,8 @@ def _apply(
         raise EnrolmentNotApplied(f"record {seq} is a {payload.get('type')}, not an enrolment")
     detail = payload.get("detail") or {}
     if detail.get("consent") is False:
-        return _apply_refusal(store, device, str(payload["person"]))
+        # like an agreement, a refusal made on a unit since retired goes to its id's roster
+        return _apply_refusal(store, device_of_chain(device), str(payload["person"]))
     if detail.get("consent") is not True or not payload.get("templates"):
         raise EnrolmentNotApplied(f"record {seq}: it holds neither an agreement nor a refusal")
     if seal_private is None:
