@@ -174,6 +174,44 @@ class UiConfig:
             raise ValueError(f"port = {self.port} is not allowed: use 1024..65535")
 
 
+#: what may be printed as the privacy notice's whereabouts: a short web address or phone
+#: number (letters, digits, spaces and the punctuation of addresses), nothing else
+_NOTICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 .,:/_+()~?=&#%-]*$")
+NOTICE_MAX = 60
+
+
+@dataclass(frozen=True, slots=True)
+class PrivacyConfig:
+    """``[privacy]``: where a person can read how their information is used (UK GDPR Arts.
+    13-14, DPA 2018 s.44: the transparency notice). Printed on every slip in the person's
+    language; unset, the slip says to ask at reception. A short web address or phone number,
+    at most :data:`NOTICE_MAX` characters (two lines of a 58 mm slip): the printer wraps it but
+    a long address is hard to copy by hand."""
+
+    #: e.g. ``gov.uk/probation-privacy`` or ``0300 123 4567``
+    notice: str = ""
+    #: the Welsh notice, when it is elsewhere (a ``/cy`` page); default: ``notice``
+    notice_cy: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("notice", "notice_cy"):
+            value = getattr(self, name)
+            if value and (len(value) > NOTICE_MAX or not _NOTICE.match(value)):
+                raise ValueError(
+                    f"{name} = {value!r} is not allowed: use a web address or phone number of "
+                    f"at most {NOTICE_MAX} characters (letters, digits, spaces, . , : / _ + "
+                    "( ) ~ ? = & # % -)"
+                )
+        if self.notice_cy and not self.notice:
+            raise ValueError(
+                "notice_cy: set notice too (the English slip must point to the notice as well)"
+            )
+
+    def where(self, lang: str) -> str:
+        """Where the notice is, for a slip in ``lang``; empty when not configured."""
+        return (self.notice_cy or self.notice) if lang == "cy" else self.notice
+
+
 #: what a staff id looks like (``kioskctl staff`` checks its argument with it too)
 STAFF_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
 _PIN_HASH = re.compile(r"^pbkdf2\$[0-9]{4,7}\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$")
@@ -238,6 +276,7 @@ class Config:
     gpio: GpioSettings = field(default_factory=GpioSettings)
     display: DisplaySettings = field(default_factory=DisplaySettings)
     printer: PrinterSettings = field(default_factory=PrinterSettings)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     hardware_key: HardwareKeyConfig | None = None
 
     @property

@@ -364,7 +364,8 @@ class CheckinRunner:
         if self._catalogue is None:
             self._catalogue = Catalogue.load()
         now = dt.datetime.now(dt.UTC)  # spelled in UK time, as on the screen
-        slip = receipt_slip(eff.lang, eff.receipt, eff.appointment, now, self._catalogue)
+        privacy = self.core.cfg.privacy.where(eff.lang)  # where the notice is: no person
+        slip = receipt_slip(eff.lang, eff.receipt, eff.appointment, now, self._catalogue, privacy)
         try:
             await asyncio.to_thread(printer.print, slip)
             self.faults.pop("printer", None)  # paper fitted, jam cleared: healthy again

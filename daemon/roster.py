@@ -2,7 +2,8 @@
 
 The roster (docs/api.md, "Roster") lists the people due at this office by case reference, with
 an HMAC of their date of birth (never the date itself), their fingerprint templates sealed to
-the device's roster key, their appointments, officer messages and per-person questions. It
+the device's roster key (or ``biometric: "declined"`` for someone who chose not to give
+fingerprints), their appointments, officer messages and per-person questions. It
 carries no names. This module turns that JSON into frozen dataclasses, refusing anything
 malformed with an error that names the field, and answers one question: "do this case
 reference and this date of birth belong to someone on the roster?" in constant time with
@@ -37,6 +38,13 @@ MAX_MESSAGES = 5
 MAX_TEXT = 500
 _REF = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,31}$")
 _ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+#: how a person confirms who they are at the kiosk (the roster's ``biometric``; absent means
+#: ``fingerprint``): ``fingerprint`` matches their templates when they have some (and falls back
+#: to date of birth + photo when they have none or it fails); ``declined`` is a person who chose
+#: not to give fingerprints: date of birth + photo is their route, by choice, not a fallback
+BIOMETRIC_FINGERPRINT = "fingerprint"
+BIOMETRIC_DECLINED = "declined"
+BIOMETRIC_CHOICES = (BIOMETRIC_FINGERPRINT, BIOMETRIC_DECLINED)
 _FINGERS = frozenset(
     f"{side}_{finger}"
     for side in ("left", "right")
@@ -201,6 +209,13 @@ class Person:
     #: the officer's policy says this visit must include seeing them in person (the kiosk is
     #: never the only channel): the check-in is recorded, then the person waits at reception
     in_person: bool = False
+    #: :data:`BIOMETRIC_CHOICES`: ``declined`` skips the fingerprint step altogether
+    biometric: str = BIOMETRIC_FINGERPRINT
+
+    @property
+    def declined_biometric(self) -> bool:
+        """They chose not to give fingerprints: never asked for one, never offered enrolment."""
+        return self.biometric == BIOMETRIC_DECLINED
 
     def all_questions(self) -> tuple[Question, ...]:
         """The standard questions, then the officer's questions for this person."""
@@ -392,8 +407,17 @@ def _person(raw: Any, path: str, seen: set[str]) -> Person:
     in_person = p.get("in_person", False)
     if not isinstance(in_person, bool):
         raise _fail(f"{path}.in_person", "must be true or false")
+    biometric = p.get("biometric")
+    if biometric is None:  # absent (older rosters) or null: as before
+        biometric = BIOMETRIC_FINGERPRINT
+    if biometric not in BIOMETRIC_CHOICES:
+        raise _fail(f"{path}.biometric", "must be fingerprint or declined")
+    if biometric == BIOMETRIC_DECLINED:
+        templates = []  # never used for someone who said no, so not kept either
     appointments = tuple(appts[t] for t in sorted(appts))
-    return Person(ref, mac, tuple(templates), appointments, messages, questions, in_person)
+    return Person(
+        ref, mac, tuple(templates), appointments, messages, questions, in_person, biometric
+    )
 
 
 def parse_roster(data: Any) -> Roster:

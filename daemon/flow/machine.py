@@ -3,8 +3,10 @@
 Identify (case reference + date of birth, or a QR code for the reference) → 1:1 fingerprint
 (up to ``max_finger_attempts``) or the fallback (date of birth + photo, flagged ``id_review``)
 → photo → questions → officer messages → confirm → commit → done (the next appointment shows
-only after RecordCommitted). Escalation, tamper, part faults, commit failure, the identify
-limiter, time-outs and staff mode are described in docs/checkin-flow.md.
+only after RecordCommitted). Someone who declined fingerprints (the roster's ``biometric``)
+goes from identify straight to the photo: date of birth + photo is their route by choice.
+Escalation, tamper, part faults, commit failure, the identify limiter, time-outs and staff
+mode are described in docs/checkin-flow.md.
 
 Pure: no I/O, no clock reads, no threads, no randomness. The same state and event always give
 the same answer, so the composition root may call :func:`step` from one thread only (its event
@@ -66,6 +68,9 @@ DISK_LEVELS = ("ok", "low", "no_photo", "full")
 _NO_PHOTO_LEVELS = frozenset({"no_photo", "full"})
 #: what a record kept without its photo for that reason says in ``detail.no_photo``
 NO_PHOTO_REASON = "disk_low"
+#: ``verify.method`` of a visit by someone who declined fingerprints: the same evidence as the
+#: fallback (date of birth + photo), but chosen, so the API never mistakes it for a failure
+BY_CHOICE_METHOD = "dob_photo_by_choice"
 _PERSON_INPUT = (
     ev.Key,
     ev.Delete,
@@ -339,6 +344,9 @@ def _identify(k: Kiosk, s: Session, e: ev.Event) -> Result:
             return _identify_locked(k, s)
         return k, []
     s = replace(s, person=person, ref_digits="", dob_digits="", identify_error=None)
+    if person.declined_biometric:
+        # their chosen route: no fingerprint step, and nothing that reads as a fallback or fault
+        return _to_photo(k, replace(s, by_choice=True))
     if not person.templates:
         return replace(k, session=replace(s, stage=Stage.FALLBACK, fallback="no_template")), []
     s = replace(s, stage=Stage.FINGERPRINT, finger_phase="scanning")
@@ -514,8 +522,12 @@ def checkin_type(s: Session) -> str:
 
 
 def record_flags(s: Session, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """``id_review`` (an officer checks who came, by the next working day) when no fingerprint
+    matched, except for someone who declined fingerprints and has a photo: their route is
+    not an exception (the API samples their photos instead; docs/privacy.md). Without a
+    photo (a low disk, a camera fault) only the date of birth was checked, so it is one."""
     flags = list(s.flags)
-    if not s.verified:
+    if not s.verified and not (s.by_choice and s.photo is not None):
         flags.append("id_review")
     if s.photo is None:
         flags.append("no_photo")
@@ -532,6 +544,8 @@ def record_answers(s: Session) -> dict[str, bool | str]:
 
 
 def record_verify(s: Session, k: Kiosk) -> dict[str, object]:
+    if s.by_choice:  # not a fallback: no ``fallback`` reason, no attempts
+        return {"method": BY_CHOICE_METHOD, "score": None, "threshold": None, "attempts": 0}
     out: dict[str, object] = {
         "method": "fingerprint" if s.verified else "dob_photo",
         "score": s.score,
@@ -550,8 +564,11 @@ def record_detail(s: Session, k: Kiosk) -> dict[str, object]:
     minutes), what asked for the officer (``flagged`` questions, ``asked_for_help``) and,
     when the officer left messages, which ones the person read, so the case system knows an
     instruction was delivered and can stop showing it; ``no_photo`` (``disk_low``) when the
-    kiosk kept no photo for lack of disk space."""
+    kiosk kept no photo for lack of disk space; ``biometric: "declined"`` when the person
+    declined fingerprints (the roster said so), beside ``verify.method``."""
     out: dict[str, object] = {"lang": k.lang, "duration_s": round(max(0.0, k.now - s.started))}
+    if s.by_choice:
+        out["biometric"] = "declined"
     if s.person is not None and s.person.messages:
         out["messages_read"] = list(s.messages_read)
     # why the officer is asked to act: the questions whose answer raised see_officer, and

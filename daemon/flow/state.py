@@ -94,6 +94,9 @@ class Session:
     threshold: int | None = None
     fallback: str | None = None  # why: fingerprint_failed | cannot_use_finger | sensor_fault
     verified: bool = False
+    #: the person declined fingerprints (roster ``biometric: "declined"``): date of birth and
+    #: photo is their own route, chosen, so never a fallback and never a fingerprint step
+    by_choice: bool = False
     # photo
     photo_phase: str = "notice"  # notice | capturing
     photo: str | None = None

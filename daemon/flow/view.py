@@ -110,7 +110,8 @@ def _fallback(k: Kiosk, s: Session) -> dict[str, Any]:
 
 
 def _photo(k: Kiosk, s: Session) -> dict[str, Any]:
-    return {"phase": s.photo_phase, "fallback": s.fallback is not None}
+    # by_choice: say, neutrally, that date of birth and this photo are their way to check in
+    return {"phase": s.photo_phase, "fallback": s.fallback is not None, "by_choice": s.by_choice}
 
 
 def _questions(k: Kiosk, s: Session) -> dict[str, Any]:
@@ -229,14 +230,17 @@ def _staff(k: Kiosk) -> dict[str, Any]:
         override_reasons=sorted(OVERRIDE_REASONS),
     )
     if st.phase in ("consent", "capture", "capture_ready"):
-        out.update(
-            purpose=st.purpose,
-            enrol={
-                "finger": ENROL_FINGERS[min(st.finger, len(ENROL_FINGERS) - 1)],
-                "taken": len(st.enrolled),
-                "keep": ENROL_KEEP,
-            },
-        )
+        enrol: dict[str, Any] = {
+            "finger": ENROL_FINGERS[min(st.finger, len(ENROL_FINGERS) - 1)],
+            "taken": len(st.enrolled),
+            "keep": ENROL_KEEP,
+        }
+        if st.phase == "consent":
+            # they chose not to give fingerprints: the kiosk never asks them, so staff see so
+            # beside the notice (go on only if the person asked to enrol)
+            person = k.roster.find(k.config.ref_prefix + st.ref)
+            enrol["declined_biometric"] = person is not None and person.declined_biometric
+        out.update(purpose=st.purpose, enrol=enrol)
     if st.phase in ("ref", "reason"):  # the keypad's entry, shown as on the identify screen
         cfg = k.config
         out.update(

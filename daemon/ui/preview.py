@@ -54,12 +54,19 @@ SALT = bytes(range(16, 48))
 PERSON = ("123456", "01021990")  # appointment, one message, one own question
 PLAIN = ("654321", "15071985")  # no appointment, no message
 NO_TEMPLATE = ("111222", "03031970")  # no fingerprint enrolled
+DECLINED = ("222333", "04041980")  # chose not to give fingerprints (roster biometric)
 
 
 def _person(
-    ref: str, dob: str, *, appointment: bool, templates: bool = True, extra: bool = False
+    ref: str,
+    dob: str,
+    *,
+    appointment: bool,
+    templates: bool = True,
+    extra: bool = False,
+    declined: bool = False,
 ) -> dict[str, Any]:
-    return {
+    return ({"biometric": "declined"} if declined else {}) | {
         "ref": ref,
         "dob_hmac": base64.b64encode(dob_hmac(SALT, dt.date.fromisoformat(dob))).decode(),
         "templates": [{"finger": "right_index", "sealed": base64.b64encode(b"t").decode()}]
@@ -96,7 +103,8 @@ def _person(
 
 
 def preview_roster() -> Roster:
-    """Three synthetic people (see :data:`PERSON`, :data:`PLAIN`, :data:`NO_TEMPLATE`)."""
+    """Four synthetic people (see :data:`PERSON`, :data:`PLAIN`, :data:`NO_TEMPLATE`,
+    :data:`DECLINED`)."""
     return parse_roster(
         {
             "office": "preview",
@@ -106,6 +114,9 @@ def preview_roster() -> Roster:
                 _person("CR-123456", "1990-02-01", appointment=True, extra=True),
                 _person("CR-654321", "1985-07-15", appointment=False),
                 _person("CR-111222", "1970-03-03", appointment=True, templates=False),
+                _person(
+                    "CR-222333", "1980-04-04", appointment=True, templates=False, declined=True
+                ),
             ],
         }
     )

@@ -60,6 +60,8 @@ def spoken_text(msg: Mapping[str, Any], catalogue: Catalogue) -> str:
             parts.append(f"{row.get('question', '')} {row.get('answer', '')}")
     elif screen == "fallback":
         parts.append(t(f"fallback.{view.get('reason', '')}"))
+    elif screen == "photo" and view.get("by_choice"):
+        parts.append(t("photo.by_choice"))
     elif screen == "see_reception":
         parts.append(t(f"reception.{view.get('reason', '')}"))
         if view.get("checked_in"):

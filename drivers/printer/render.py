@@ -35,16 +35,25 @@ def _font(style: str) -> Font:
 
 
 def _wrap(draw: ImageDraw.ImageDraw, text: str, font: Font, width: int) -> list[str]:
+    """Lines no wider than ``width`` dots: at spaces, and inside a word only when the word
+    alone is wider (a web address on a 58 mm slip), so nothing is cut off the paper."""
     lines: list[str] = []
     for paragraph in text.split("\n"):
         line = ""
         for word in paragraph.split():
             trial = f"{line} {word}".strip()
-            if draw.textlength(trial, font=font) <= width or not line:
+            if draw.textlength(trial, font=font) <= width:
                 line = trial
-            else:
+                continue
+            if line:
                 lines.append(line)
-                line = word
+            line = word
+            while len(line) > 1 and draw.textlength(line, font=font) > width:
+                cut = len(line) - 1
+                while cut > 1 and draw.textlength(line[:cut], font=font) > width:
+                    cut -= 1
+                lines.append(line[:cut])
+                line = line[cut:]
         lines.append(line)
     return lines
 

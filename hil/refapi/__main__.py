@@ -4,7 +4,7 @@ kiosk-refapi serve WHERE --tls-cert F --tls-key F --seal-public B64 [--port N | 
                    [--client-ca F] [--admin-token-file F] [--faults]
 kiosk-refapi export WHERE --operator ID [--device ID] [-o FILE]   one compact JWS per line
 kiosk-refapi open-photo WHERE --operator ID --seal-key F --sha HEX -o FILE
-kiosk-refapi apply-enrolment WHERE --operator ID --seal-key F --device ID --seq N
+kiosk-refapi apply-enrolment WHERE --operator ID [--seal-key F] --device ID --seq N
 kiosk-refapi prune WHERE --operator ID [--dry-run] [--photo-days N ...]   retention
 kiosk-refapi access-log WHERE --operator ID [--of OPERATOR] [--device ID] [--verify]
 kiosk-refapi init WHERE                               make a new database (only this does)
@@ -351,27 +351,32 @@ def _removed(sha: str, removed: dict[str, Any]) -> str:
 
 def cmd_apply_enrolment(args: argparse.Namespace) -> int:
     """Open a kiosk's enrolment with the API's private key and put the templates into the
-    person's roster entry (hil/refapi/enrolment.py). Exit 2 without the key, 1 when it cannot
-    be applied."""
+    person's roster entry, or, for a refusal, mark them ``biometric: "declined"`` there
+    (hil/refapi/enrolment.py). Exit 2 when an agreement is given without the key, 1 when it
+    cannot be applied."""
     from cryptography.hazmat.primitives.asymmetric import x25519
 
     from daemon.sealing import SealedBlobError
-    from hil.refapi.enrolment import EnrolmentNotApplied, apply_enrolment
+    from hil.refapi.enrolment import EnrolmentNotApplied, SealKeyNeeded, apply_enrolment
 
     store = _storage(args)
-    key, problem, outcome = _seal_private(args.seal_key)
-    if key is None:
-        try:  # the attempt is logged too
-            store.log_access(_entry(args, "enrolment.apply", outcome=outcome, device=args.device,
-                                    seq=args.seq))  # fmt: skip
-        finally:
-            store.close()
-        return _fail(f"the API's sealing key is needed to open an enrolment: {problem}")
-    private = x25519.X25519PrivateKey.from_private_bytes(key)
+    private = None
+    if args.seal_key is not None:  # a refusal needs none: nothing is opened
+        key, problem, outcome = _seal_private(args.seal_key)
+        if key is None:
+            try:  # the attempt is logged too
+                store.log_access(_entry(args, "enrolment.apply", outcome=outcome,
+                                        device=args.device, seq=args.seq))  # fmt: skip
+            finally:
+                store.close()
+            return _fail(f"the API's sealing key is needed to open an enrolment: {problem}")
+        private = x25519.X25519PrivateKey.from_private_bytes(key)
     try:
-        ref, fingers, devices = apply_enrolment(
+        applied = apply_enrolment(
             store, args.device, args.seq, private, operator=args.operator, clock=now
         )
+    except SealKeyNeeded as exc:  # an agreement, and no --seal-key (logged: not_applied)
+        return _fail(str(exc))
     except (EnrolmentNotApplied, SealedBlobError) as exc:
         print(f"not applied: {exc}", file=sys.stderr)
         return 1
@@ -380,8 +385,13 @@ def cmd_apply_enrolment(args: argparse.Namespace) -> int:
     # in the access log (apply_enrolment), and here: who applied which record, never a
     # template or the person's reference
     log.warning("operator %s applied enrolment %s/%d", args.operator, args.device, args.seq)
-    print(f"{len(fingers)} fingers put in the roster of {', '.join(devices)} ({ref[:5]}***)",
-          file=sys.stderr)  # fmt: skip
+    where, who = ", ".join(applied.devices), f"{applied.ref[:5]}***"
+    if applied.declined:
+        print(f"refusal applied: {who} reports by date of birth and photo, by choice, at "
+              f"{where}", file=sys.stderr)  # fmt: skip
+    else:
+        print(f"{len(applied.fingers)} fingers put in the roster of {where} ({who})",
+              file=sys.stderr)  # fmt: skip
     return 0
 
 
@@ -641,9 +651,12 @@ def main(argv: list[str] | None = None) -> int:
     o.add_argument("--sha", required=True)
     o.add_argument("-o", "--output", type=Path, required=True)
     o.set_defaults(func=cmd_open_photo)
-    ae = sub.add_parser("apply-enrolment", help="put a kiosk's fingerprint enrolment in its roster")
+    ae = sub.add_parser(
+        "apply-enrolment",
+        help="put a kiosk's fingerprint enrolment (or a refusal: declined) in its roster",
+    )
     _where(ae)
-    ae.add_argument("--seal-key", type=Path, required=True)
+    ae.add_argument("--seal-key", type=Path, help="the API's sealing key (for an agreement)")
     ae.add_argument("--device", required=True)
     ae.add_argument("--seq", type=int, required=True)
     _operator(ae, purpose="maintenance")

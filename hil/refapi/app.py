@@ -55,7 +55,7 @@ from hil.refapi.storage import (
     Storage,
     device_of_chain,
 )
-from hil.refapi.tasks import ENGLAND_AND_WALES, Calendar, tasks_of
+from hil.refapi.tasks import ENGLAND_AND_WALES, REVIEW_KINDS, Calendar, tasks_of
 
 MAX_BATCH = 500
 #: the longest an enrolment code stays valid (30 days): a code is a key to the fleet
@@ -132,6 +132,12 @@ class RosterPerson(BaseModel):
     appointments: list[dict[str, Any]] = []
     messages: list[dict[str, Any]] = []
     questions: list[dict[str, Any]] = []
+    biometric: Literal["fingerprint", "declined"] | None = Field(
+        default=None,
+        description="declined: the person chose not to give fingerprints; the kiosk checks "
+        "them in by date of birth and photo as their own route, not a fallback, and keeps no "
+        "templates for them. Absent or fingerprint: as before (templates when enrolled).",
+    )
 
 
 class Roster(BaseModel):
@@ -903,7 +909,8 @@ def create_app(settings: Settings) -> FastAPI:
     ) -> dict[str, Any]:
         """The officers' worklist (hil/refapi/tasks.py): a callback or a flagged answer is
         due the same working day, an identity review or a visit a fault cut short by the end
-        of the next; overdue ones first. ``state=all`` includes the closed ones."""
+        of the next, a sampled photo check of someone who chose not to give fingerprints
+        within five; overdue ones first. ``state=all`` includes the closed ones."""
         now = settings.clock()
         outcomes, reviews = store.task_outcomes(), store.reviews()
         found = []
@@ -912,7 +919,7 @@ def create_app(settings: Settings) -> FastAPI:
                 payload = decode_unverified(compact)[1]
                 for task in tasks_of(kiosk, seq, payload, received, settings.calendar):
                     closed: dict[str, Any] | None
-                    if task.kind == "identity_review":
+                    if task.kind in REVIEW_KINDS:  # closed by the identity decision
                         closed = reviews.get((kiosk, seq))
                     else:
                         closed = outcomes.get((kiosk, seq, task.kind))
@@ -939,8 +946,9 @@ def create_app(settings: Settings) -> FastAPI:
         op: Operator,
     ) -> dict[str, Any]:
         """Close one task of one record with its outcome, by the officer who is the operator.
-        Kept, never overwritten (409). An identity review is closed by its review decision
-        (``.../review``). A record whose task is closed leaves the alerts list."""
+        Kept, never overwritten (409). An identity review or a photo check is closed by its
+        review decision (``.../review``). A record whose task is closed leaves the alerts
+        list."""
         if body.officer != op.operator:
             raise _error(422, "officer", "the officer must be the operator (X-Operator)")
         near = store.records_near(device, [seq], [])[0].get(seq)

@@ -6,6 +6,12 @@ person. The kiosks fetch the new rosters and match the person from then on.
 
     kiosk-refapi apply-enrolment WHERE --seal-key F --device ID --seq N --operator ID
 
+The same command applied to a **refusal** (the person said "no, thank you" at the kiosk's
+notice: ``consent: false``, no templates, no key needed) marks the person
+``biometric: "declined"`` in those rosters and takes out any templates they had: the kiosks then
+check them in by date of birth and photo as their own route, never ask for a finger, and their
+visits are not identity reviews (docs/privacy.md). An agreement applied later clears the mark.
+
 The templates exist in clear only in this process's memory, between opening and re-sealing.
 Once they are in the rosters the sealed blob is deleted (retention, hil/refapi/retention.py);
 every attempt, applied or not, is a line of the access log naming the operator.
@@ -33,17 +39,22 @@ class EnrolmentNotApplied(Exception):
     """The enrolment cannot be applied; the message says why and what to do."""
 
 
+class SealKeyNeeded(EnrolmentNotApplied):
+    """An agreement's templates can only be opened with the API's sealing key."""
+
+
 class Applied(NamedTuple):
     ref: str  # the person's reference
-    fingers: list[str]  # the fingers put in the rosters
-    devices: list[str]  # the kiosks whose rosters now hold them, the enrolling kiosk first
+    fingers: list[str]  # the fingers put in the rosters (none for a refusal)
+    devices: list[str]  # the kiosks whose rosters changed, the enrolling kiosk first
+    declined: bool = False  # a refusal: the rosters now say ``biometric: "declined"``
 
 
 def apply_enrolment(
     store: Storage,
     device: str,
     seq: int,
-    seal_private: x25519.X25519PrivateKey,
+    seal_private: x25519.X25519PrivateKey | None,
     *,
     operator: str,
     clock: Callable[[], float] = time.time,
@@ -52,8 +63,11 @@ def apply_enrolment(
     roster of every other kiosk of the same office (the roster's ``office``) that lists the
     person: someone enrolled at one kiosk of a lobby is matched by the one beside it. Each
     kiosk gets its own copy, sealed to its own roster key. Then delete the sealed blob: the
-    rosters hold the templates now. ``operator`` (a staff id) goes in the access log with
-    the outcome, never a template or the person's reference. Raises EnrolmentNotApplied."""
+    rosters hold the templates now. A refusal record (``consent: false``) instead marks the
+    person ``biometric: "declined"`` in the same rosters and removes any templates (no key is
+    needed: nothing is opened). ``operator`` (a staff id) goes in the access log with the
+    outcome, never a template or the person's reference. Raises EnrolmentNotApplied
+    (SealKeyNeeded for an agreement without ``seal_private``)."""
     entry = AccessEntry(clock(), operator, "cli", "enrolment.apply", device=device, seq=seq)
     try:
         applied = _apply(store, device, seq, seal_private, clock)
@@ -61,7 +75,9 @@ def apply_enrolment(
         why = "not_applied" if isinstance(exc, EnrolmentNotApplied) else "failed"
         store.log_access(replace(entry, outcome=why))
         raise
-    counts = {"fingers": len(applied.fingers), "kiosks": len(applied.devices)}
+    counts: dict[str, object] = {"fingers": len(applied.fingers), "kiosks": len(applied.devices)}
+    if applied.declined:
+        counts["declined"] = True
     store.log_access(replace(entry, detail=counts))
     return applied
 
@@ -70,7 +86,7 @@ def _apply(
     store: Storage,
     device: str,
     seq: int,
-    seal_private: x25519.X25519PrivateKey,
+    seal_private: x25519.X25519PrivateKey | None,
     clock: Callable[[], float],
 ) -> Applied:
     compact = next((c for _d, s, c in store.export(device) if s == seq), None)
@@ -80,8 +96,13 @@ def _apply(
     if payload.get("type") != "finger_enrolment":
         raise EnrolmentNotApplied(f"record {seq} is a {payload.get('type')}, not an enrolment")
     detail = payload.get("detail") or {}
+    if detail.get("consent") is False:
+        # like an agreement, a refusal made on a unit since retired goes to its id's roster
+        return _apply_refusal(store, device_of_chain(device), str(payload["person"]))
     if detail.get("consent") is not True or not payload.get("templates"):
-        raise EnrolmentNotApplied(f"record {seq}: the person did not agree; nothing to apply")
+        raise EnrolmentNotApplied(f"record {seq}: it holds neither an agreement nor a refusal")
+    if seal_private is None:
+        raise SealKeyNeeded("the API's sealing key is needed to open an enrolment (--seal-key)")
     sha = str(payload["templates"]).lower()
     blob = store.get_blob(sha)
     if blob is None:
@@ -114,6 +135,7 @@ def _apply(
             {"finger": finger, "sealed": base64.b64encode(seal_template(t, roster_public)).decode()}
             for finger, t in sorted(templates.items())
         ]
+        person.pop("biometric", None)  # they agreed: a refusal applied before no longer stands
         store.put_roster(target, json.dumps(doc).encode())
         applied.append(target)
     # the rosters hold the templates now, sealed to each kiosk: the copy for the API goes
@@ -121,16 +143,48 @@ def _apply(
     return Applied(ref, sorted(templates), applied)
 
 
+def _apply_refusal(store: Storage, device: str, ref: str) -> Applied:
+    """The person said no at the notice: ``biometric: "declined"`` and no templates in the
+    entry of every roster of the office that lists them (the enrolling kiosk's must)."""
+    own = _roster_person(store, device, ref)
+    if isinstance(own, str):
+        raise EnrolmentNotApplied(own)
+    office = own[0].get("office")
+    others = [d for d in store.devices() if d != device] if office else []
+    changed = []
+    for target, found in [(device, own), *((d, _roster_person(store, d, ref)) for d in others)]:
+        if isinstance(found, str) or found[0].get("office") != office:
+            continue  # another office's kiosk, or one that does not expect this person
+        doc, person = found
+        person["biometric"] = "declined"
+        person["templates"] = []  # a "no" withdraws any fingerprints given before
+        store.put_roster(target, json.dumps(doc).encode())
+        changed.append(target)
+    return Applied(ref, [], changed, declined=True)
+
+
+def _roster_person(
+    store: Storage, device: str, ref: str
+) -> tuple[dict[str, Any], dict[str, Any]] | str:
+    """(roster document, the person's entry in it), or why not."""
+    roster = store.get_roster(device)
+    if store.device(device) is None or roster is None:
+        return f"{device} has no roster to change"
+    doc = json.loads(roster[1])
+    person = next((p for p in doc.get("people", []) if p.get("ref") == ref), None)
+    if person is None:
+        return f"the person is no longer on the roster of {device}"
+    return doc, person
+
+
 def _roster_entry(
     store: Storage, device: str, ref: str
 ) -> tuple[bytes, dict[str, Any], dict[str, Any]] | str:
     """(roster public key, roster document, the person's entry in it), or why not."""
     known = store.device(device)
-    roster = store.get_roster(device)
-    if known is None or roster is None or not known.roster_public_key:
+    if known is None or not known.roster_public_key or store.get_roster(device) is None:
         return f"{device} has no roster to put the templates in"
-    doc = json.loads(roster[1])
-    person = next((p for p in doc.get("people", []) if p.get("ref") == ref), None)
-    if person is None:
-        return f"the person is no longer on the roster of {device}"
-    return base64.b64decode(known.roster_public_key), doc, person
+    found = _roster_person(store, device, ref)
+    if isinstance(found, str):
+        return found
+    return base64.b64decode(known.roster_public_key), *found

@@ -20,11 +20,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hil.refapi.missed import ATTENDED, EARLY_S, BootClock, appointment_times
-from hil.refapi.tasks import ENGLAND_AND_WALES, REACHED, Calendar, Task, tasks_of
+from hil.refapi.tasks import (
+    BY_CHOICE,
+    ENGLAND_AND_WALES,
+    REACHED,
+    Calendar,
+    Task,
+    chose_alternative,
+    tasks_of,
+)
 
 #: a visit counts as on time from 12 hours before the appointment to the end of its day
 TARGET_S = 180.0  # the service's target for one visit: under three minutes
-#: people who needed the fallback this often in the period: offer them re-enrolment
+#: people who needed the fallback this often in the period: offer them re-enrolment (never
+#: someone who chose not to give fingerprints: their route is not a fallback)
 FALLBACK_REENROL = 3
 #: a kiosk that heartbeats every minute is up between two heartbeats this close together
 HEARTBEAT_GAP_S = 5 * 60
@@ -56,15 +65,40 @@ def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 3) if whole else None
 
 
+def declined_biometric(payload: dict[str, Any]) -> bool | None:
+    """What a record says of the person's choice about fingerprints: True when they declined
+    (a refusal at the kiosk's enrolment notice, or a visit by the route they chose), False when
+    they use them (an agreement, a fingerprint match), None when it says neither. The newest
+    record that says something is their choice, even before the roster carries it."""
+    detail = payload.get("detail")
+    if payload.get("type") == "finger_enrolment" and isinstance(detail, dict):
+        consent = detail.get("consent")
+        return (not consent) if isinstance(consent, bool) else None
+    verify = payload.get("verify")
+    method = verify.get("method") if isinstance(verify, dict) else None
+    if method == BY_CHOICE:
+        return True
+    return False if method == "fingerprint" else None
+
+
 def figures(inp: Inputs) -> dict[str, Any]:
     visits: list[tuple[dict[str, Any], float]] = []
     attended: dict[str, list[float]] = {}
     tasks: list[Task] = []
+    #: person -> (when, declined) from the newest record that says
+    choice: dict[str, tuple[float, bool]] = {}
     records = list(inp.records)
     boots = BootClock(payload for _d, _s, payload, _r in records)
     for device, seq, payload, received in records:
         when = boots.time_of(payload, received)
         person = payload.get("person")
+        said = declined_biometric(payload) if isinstance(person, str) else None
+        if (
+            isinstance(person, str)
+            and said is not None
+            and when >= choice.get(person, (-1.0, False))[0]
+        ):
+            choice[person] = (when, said)
         if payload.get("type") in ATTENDED and isinstance(person, str):
             attended.setdefault(person, []).append(when)
             if inp.since <= when < inp.until:
@@ -74,6 +108,8 @@ def figures(inp: Inputs) -> dict[str, Any]:
     n = len(visits)
     methods = Counter(str((p.get("verify") or {}).get("method", "none")) for p, _ in visits)
     reviewed = [t for t in tasks if t.kind == "identity_review"]
+    photo_checks = [t for t in tasks if t.kind == "photo_check"]
+    by_choice = sum(chose_alternative(p) for p, _ in visits)
     durations = sorted(
         float(d)
         for p, _ in visits
@@ -90,8 +126,11 @@ def figures(inp: Inputs) -> dict[str, Any]:
         for t in callbacks
         if (o := inp.outcomes.get((t.device, t.seq, t.kind))) and o[0] in REACHED and o[1] <= t.due
     ]
+    declined = {ref for ref, (_when, said) in choice.items() if said}
     fallbacks = Counter(
-        str(p["person"]) for p, _ in visits if (p.get("verify") or {}).get("method") == "dob_photo"
+        str(p["person"])
+        for p, _ in visits
+        if (p.get("verify") or {}).get("method") == "dob_photo" and p["person"] not in declined
     )
     due, on_time = _appointments(inp, attended)
     return {
@@ -99,7 +138,9 @@ def figures(inp: Inputs) -> dict[str, Any]:
         "until": inp.until,
         "visits": n,
         "by_method": dict(sorted(methods.items())),
-        "fallback_rate": _rate(methods.get("dob_photo", 0), n),
+        # of the visits where a fingerprint was expected: a chosen route is not a fallback
+        "fallback_rate": _rate(methods.get("dob_photo", 0), n - by_choice),
+        "by_choice_rate": _rate(by_choice, n),
         "manual_review_rate": _rate(
             sum("id_review" in (p.get("flags") or []) for p, _ in visits), n
         ),
@@ -112,6 +153,10 @@ def figures(inp: Inputs) -> dict[str, Any]:
             "median": round(statistics.median(review_h), 1) if review_h else None,
             "reviewed": len(review_h),
             "waiting": len(reviewed) - len(review_h),
+        },
+        "photo_checks": {
+            "sampled": len(photo_checks),
+            "reviewed": sum((t.device, t.seq) in inp.reviews for t in photo_checks),
         },
         "callback_fulfilment": {
             "due": len(callbacks),

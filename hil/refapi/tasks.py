@@ -10,6 +10,14 @@ The kiosk never decides anything about a person; each exception becomes a task f
 - ``identity_review``: the visit was checked in without a fingerprint match (fallback, staff
   override by a witness is not one). Due by the end of the next working day. Its outcome is
   the manual ID check's decision (``confirmed``, ``confirmed_with_concern``, ``rejected``).
+- ``photo_check``: a visit by someone who chose not to give fingerprints
+  (``verify.method: "dob_photo_by_choice"``) is not an exception, so it raises no identity
+  review; instead one such visit in :data:`PHOTO_CHECK_ONE_IN`, picked from the record's
+  random id (the person cannot tell or steer which), and every one whose photo the camera
+  judged poor, has its photo compared with the person's file. Due within
+  :data:`PHOTO_CHECK_DAYS` working days; closed by the same decision as an identity review.
+  A visit by that route with no photo carries ``id_review`` from the kiosk (only the date of
+  birth was checked) and is an identity review instead. docs/privacy.md gives the reasons.
 - ``fault_followup``: a part of the kiosk failed during the visit; the visit counts, and the
   officer checks nothing was lost with the person. Due by the end of the next working day.
 
@@ -26,6 +34,7 @@ May import: the standard library, ``holidays``, ``daemon.records``.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,7 +43,15 @@ from typing import Any
 
 import holidays
 
-KINDS = ("callback", "attention", "identity_review", "fault_followup")
+KINDS = ("callback", "attention", "identity_review", "photo_check", "fault_followup")
+#: tasks closed by an identity decision (``PUT .../records/{seq}/review``), not an outcome
+REVIEW_KINDS = frozenset({"identity_review", "photo_check"})
+#: ``verify.method`` of a visit by someone who declined fingerprints (daemon/flow/machine.py)
+BY_CHOICE = "dob_photo_by_choice"
+#: one visit in this many by that route has its photo checked (docs/privacy.md says why)
+PHOTO_CHECK_ONE_IN = 4
+#: working days after the visit by which a sampled photo check is due (a week, not next day)
+PHOTO_CHECK_DAYS = 5
 #: how a task was closed; ``identity_review`` takes the review outcomes instead
 OUTCOMES = ("called_back", "seen", "no_answer", "not_needed")
 #: outcomes that count as the person having been reached (callback fulfilment)
@@ -134,6 +151,21 @@ def working_day_end(
     return dt.datetime.combine(day, DAY_ENDS, tzinfo=tz).timestamp()
 
 
+def chose_alternative(payload: dict[str, Any]) -> bool:
+    """The visit was by the route the person chose instead of fingerprints."""
+    verify = payload.get("verify")
+    return isinstance(verify, dict) and verify.get("method") == BY_CHOICE
+
+
+def photo_check_sampled(device: str, seq: int, payload: dict[str, Any]) -> bool:
+    """Whether this visit is one of the sampled :data:`PHOTO_CHECK_ONE_IN`: decided by the
+    record's id (a UUIDv7 whose low bits are random), so the same record always gives the same
+    answer and nobody at the kiosk can know or choose it."""
+    key = str(payload.get("id") or f"{device}/{seq}").encode()
+    digest = hashlib.sha256(b"probation-kiosk/photo-check\0" + key).digest()
+    return int.from_bytes(digest[:4], "big") % PHOTO_CHECK_ONE_IN == 0
+
+
 def tasks_of(
     device: str,
     seq: int,
@@ -156,6 +188,12 @@ def tasks_of(
             kinds.append(("attention", 0))
     if "id_review" in flags:
         kinds.append(("identity_review", 1))
+    elif (
+        chose_alternative(payload)
+        and payload.get("photo")
+        and ("photo_quality" in flags or photo_check_sampled(device, seq, payload))
+    ):
+        kinds.append(("photo_check", PHOTO_CHECK_DAYS))
     if payload.get("type") == "fault":
         kinds.append(("fault_followup", 1))
     return [

@@ -61,6 +61,11 @@ def test_good_config_loads_with_defaults(tmp_path: Path, pki: Pki) -> None:
             ["device.key_alg", "'RS256'", "'ES256'", "'EdDSA'"],
         ),
         ("this is = = not toml", ["not valid TOML"]),
+        (GOOD + '\n[privacy]\nnotice = "<script>"\n', ["privacy.notice", "web address"]),
+        (GOOD + f'\n[privacy]\nnotice = "{"x" * 61}"\n', ["privacy.notice", "at most 60"]),
+        (GOOD + '\n[privacy]\nnotice_cy = "gov.uk/cy"\n', ["privacy.notice_cy", "set notice"]),
+        (GOOD + "\n[privacy]\nnotice = 5\n", ["privacy.notice", "a string"]),
+        (GOOD + '\n[privacy]\nurl = "x"\n', ["privacy.url", "notice"]),
         (
             GOOD + "\n[outbox]\nmin_free_mb = 64\nno_photo_free_mb = 32\n",
             ["outbox.no_photo_free_mb = 32", ">= min_free_mb (64)"],
@@ -80,6 +85,17 @@ def test_bad_config_names_key_value_and_allowed(
         load_config(f)
     for piece in must_say:
         assert piece in str(err.value), (piece, str(err.value))
+
+
+def test_the_privacy_notice_for_the_slip_in_each_language() -> None:
+    base = {"device": {"id": "k"}, "api": {"url": "https://a/"}}
+    unset = parse_config(base).privacy
+    assert (unset.where("en"), unset.where("cy")) == ("", "")  # the slip: ask at reception
+    one = parse_config(base | {"privacy": {"notice": "gov.uk/probation-privacy"}}).privacy
+    assert one.where("cy") == one.where("en") == "gov.uk/probation-privacy"
+    both = {"notice": "https://example.gov.uk/privacy", "notice_cy": "0300 123 4567"}
+    two = parse_config(base | {"privacy": both}).privacy
+    assert (two.where("en"), two.where("cy")) == ("https://example.gov.uk/privacy", "0300 123 4567")
 
 
 def test_missing_file_says_what_to_do(tmp_path: Path) -> None:

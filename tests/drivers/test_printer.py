@@ -49,6 +49,24 @@ def test_welsh_letters_print_as_themselves() -> None:
     assert long.width == 384 and long.height > plain.height * 4  # wraps, never runs off
 
 
+def test_a_web_address_longer_than_the_paper_is_wide_wraps_and_keeps_every_letter() -> None:
+    """The privacy notice's address on a 58 mm slip: no spaces to break at, so it breaks
+    inside; nothing runs off the paper and no letter is lost."""
+    from PIL import Image, ImageDraw
+
+    from drivers.printer.render import MARGIN, _font, _wrap
+
+    address = "https://www.gov.uk/government/publications/probation-privacy-notice"
+    text = f"How we use your information: {address}"
+    draw = ImageDraw.Draw(Image.new("1", (1, 1)))
+    width = 384 - 2 * MARGIN
+    lines = _wrap(draw, text, _font("small"), width)
+    assert len(lines) >= 3
+    assert all(draw.textlength(line, font=_font("small")) <= width for line in lines)
+    assert "".join(lines).replace(" ", "") == text.replace(" ", "")
+    assert _wrap(draw, "Keep this slip.", _font("small"), width) == ["Keep this slip."]
+
+
 @pytest.mark.parametrize(
     ("status", "paper"), [(0x12, Paper.OK), (0x1E, Paper.LOW), (0x72, Paper.OUT)]
 )

@@ -25,8 +25,10 @@ def person_json(
     appointment: bool = True,
     messages: list[dict[str, str]] | None = None,
     questions: list[dict[str, Any]] | None = None,
+    biometric: str | None = None,
 ) -> dict[str, Any]:
-    return {
+    extra = {"biometric": biometric} if biometric is not None else {}
+    return extra | {
         "ref": ref,
         "dob_hmac": base64.b64encode(dob_hmac(SALT, dt.date.fromisoformat(dob))).decode(),
         "templates": [{"finger": "right_index", "sealed": FAKE_SEALED}] if templates else [],
@@ -71,6 +73,9 @@ def roster_json() -> dict[str, Any]:
             ),
             person_json("CR-900102", "1985-11-30", templates=False),
             person_json("CR-900103", "1979-02-02", appointment=False),
+            # chose not to give fingerprints; the templates a careless case system still sends
+            # are ignored
+            person_json("CR-900104", "1972-06-15", biometric="declined"),
         ],
     }
 
@@ -83,6 +88,7 @@ def roster() -> Roster:
 ALICE = ("900101", "12041990")  # templates, 2 messages, 1 own question
 NO_TEMPLATE = ("900102", "30111985")
 PLAIN = ("900103", "02021979")  # no messages, no own question, no appointment
+DECLINED = ("900104", "15061972")  # declined fingerprints: date of birth + photo by choice
 STANDARD_ANSWERS = {
     "address_changed": "no",
     "phone_changed": "no",

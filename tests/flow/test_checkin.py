@@ -20,7 +20,7 @@ from daemon.flow.effects import (
     VerifyFinger,
 )
 from daemon.roster import parse_roster
-from tests.flow.kit import ALICE, NO_TEMPLATE, PLAIN, Run, roster_json
+from tests.flow.kit import ALICE, DECLINED, NO_TEMPLATE, PLAIN, Run, roster_json
 
 
 def test_normal_checkin_commits_once_and_shows_the_appointment_only_after_commit() -> None:
@@ -174,6 +174,80 @@ def test_person_without_templates_goes_straight_to_fallback() -> None:
     fx = run.identify(NO_TEMPLATE)
     assert not any(isinstance(e, VerifyFinger) for e in fx)
     assert run.screen == "fallback" and run.view["reason"] == "no_template"
+
+
+def test_someone_who_declined_fingerprints_checks_in_by_date_of_birth_and_photo_by_choice() -> None:
+    """UK GDPR Art. 9 and the ICO's Serco Leisure notice: the non-biometric route must be real
+    and carry no detriment. No fingerprint step, no fallback screen ("not yet", "not your
+    fault"), a plain check-in that says it was their choice, and no next-day identity task."""
+    run = Run()
+    fx = run.identify(DECLINED)
+    assert not any(isinstance(e, VerifyFinger) for e in fx)  # not even with templates sent
+    assert run.screen == "photo"
+    assert run.view["by_choice"] is True and run.view["fallback"] is False
+    run.photo("ef" * 32)
+    run.answer_all()
+    assert run.screen == "confirm" and run.view["fallback"] is False
+    run.send(ev.Finish)
+    commit = run.last_commit()
+    assert commit.type == "checkin"  # not checkin_fallback: nothing failed
+    assert commit.verify == {
+        "method": "dob_photo_by_choice",
+        "score": None,
+        "threshold": None,
+        "attempts": 0,
+    }  # no "fallback" reason: the API tells a choice from a failure
+    assert commit.flags == ()  # no id_review
+    assert commit.detail is not None and commit.detail["biometric"] == "declined"
+    assert commit.photo == "ef" * 32
+    run.commit_ok()
+    assert run.screen == "done" and run.view["id_review"] is False  # no "staff will look"
+    run.send(ev.Continue)
+    # everyone else is as before: a person with no templates is still the fallback
+    run.identify(NO_TEMPLATE)
+    assert run.screen == "fallback" and run.view["reason"] == "no_template"
+
+
+def test_a_chosen_route_without_a_photo_still_gets_an_identity_check() -> None:
+    """The disk is too full for photos: only the date of birth confirmed who came, so an
+    officer checks, as for anyone else without a fingerprint match; the record says why."""
+    run = Run()
+    run.send(ev.DiskSpace, level="no_photo")
+    run.identify(DECLINED)
+    assert run.screen == "questions"  # no photo step, and no fingerprint step either
+    run.answer_all()
+    run.send(ev.Finish)
+    commit = run.last_commit()
+    assert commit.type == "checkin" and commit.verify is not None
+    assert commit.verify["method"] == "dob_photo_by_choice"
+    assert set(commit.flags) == {"id_review", "no_photo"}
+    assert commit.detail is not None and commit.detail["no_photo"] == "disk_low"
+
+
+def test_a_chosen_route_record_is_accepted_by_the_record_schema() -> None:
+    from daemon.records import GENESIS, validate_payload
+
+    run = Run()
+    run.identify(DECLINED)
+    run.photo()
+    run.answer_all()
+    run.send(ev.Finish)
+    commit = run.last_commit()
+    validate_payload(
+        {
+            "v": 1,
+            "id": "019a0000-0000-7000-8000-000000000000",
+            "device": "kiosk-test",
+            "seq": 1,
+            "prev": GENESIS,
+            "type": commit.type,
+            "at": "2026-11-23T09:00:00Z",
+            "clock": {"synced": True, "boot_id": "b", "mono_ns": 1},
+            "app": "0.1.0",
+            "photo": commit.photo,
+            **commit.fields(),
+        }
+    )
 
 
 def test_flagged_answer_alerts_staff_at_once_and_records_see_officer() -> None:

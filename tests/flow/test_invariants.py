@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from daemon.flow import Kiosk, initial, step, view
 from daemon.flow import events as ev
 from daemon.flow.effects import CheckStaffCredential, Commit, Effect, TakePhoto, VerifyFinger
-from tests.flow.kit import ALICE, NO_TEMPLATE, PLAIN, roster
+from tests.flow.kit import ALICE, DECLINED, NO_TEMPLATE, PLAIN, roster
 
 CHECKIN_TYPES = {"checkin", "checkin_fallback", "see_officer", "fault"}
 IDLE_VIEW_KEYS = {"screen", "lang", "large_text", "help_available"}
@@ -111,6 +111,13 @@ class Harness:
                 s = before.session
                 assert s is not None and s.identified, "commit before identification"
                 assert effect.person is not None
+                if s.person is not None and s.person.declined_biometric:
+                    # their own route: recorded as chosen, never as a fallback; an officer's
+                    # next-day identity check only when no photo backs the date of birth
+                    assert effect.type != "checkin_fallback", effect
+                    assert effect.verify is not None
+                    assert effect.verify["method"] == "dob_photo_by_choice", effect
+                    assert ("id_review" in effect.flags) == (effect.photo is None), effect
             if effect.session is not None and self.k.disk in ("no_photo", "full"):
                 # too little room for a photo: none is kept; a check-in says it has none, and
                 # one whose photo was dropped or skipped for the disk says why
@@ -123,6 +130,9 @@ class Harness:
                     assert effect.detail is not None and effect.detail["no_photo"] == "disk_low"
             self.pending.append(("commit", effect.commit_id))
         elif isinstance(effect, VerifyFinger):
+            s = self.k.session
+            assert s is not None and s.person is not None
+            assert not s.person.declined_biometric, "a finger asked of someone who said no"
             self.pending.append(("finger", None))
         elif isinstance(effect, TakePhoto):
             self.pending.append(("photo", None))
@@ -136,6 +146,8 @@ class Harness:
         if v["screen"] == "idle":
             assert set(v) == IDLE_VIEW_KEYS, v
         s = self.k.session
+        if s is not None and s.person is not None and s.person.declined_biometric:
+            assert v["screen"] not in ("fingerprint", "fallback"), v
         if v["screen"] == "done" or "appointment" in v:
             assert s is not None and s.commit_id in self.delivered_ok
         if self.tamper_locked:
@@ -192,7 +204,7 @@ def _advance(h: Harness, arg: int) -> None:
     if scr == "idle":
         h.feed(ev.Start(now=h.now, lang="cy" if arg else "en"))
     elif scr == "identify":
-        _identify(h, [ALICE, PLAIN, NO_TEMPLATE, ALICE][arg])
+        _identify(h, [ALICE, PLAIN, NO_TEMPLATE, DECLINED][arg])
     elif scr in ("fallback", "done", "see_reception") or (
         scr == "fingerprint" and v["phase"] != "scanning"
     ):
@@ -240,7 +252,7 @@ def test_random_sequences_keep_the_invariants(
             h.now += arg
             h.feed(ev.Tick(now=h.now))
         elif kind == "identify":
-            _identify(h, [ALICE, PLAIN, NO_TEMPLATE, ("999999", "01011990")][arg])
+            _identify(h, [ALICE, DECLINED, NO_TEMPLATE, ("999999", "01011990")][arg])
         elif kind == "answer":
             v = view(h.k)
             if v["screen"] == "questions":

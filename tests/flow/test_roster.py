@@ -24,7 +24,7 @@ from tests.flow.kit import roster, roster_json
 
 def test_parses_the_documented_shape() -> None:
     r = roster()
-    assert (r.office, len(r)) == ("test-office", 3)
+    assert (r.office, len(r)) == ("test-office", 4)
     alice = r.people[0]
     assert alice.templates[0].finger == "right_index"
     assert [a.at for a in alice.appointments] == ["2026-12-07T10:30:00Z"]
@@ -112,6 +112,8 @@ _DELETE = object()
             "people[0].appointments",
         ),
         (_set(["people", 0, "in_person"], "yes"), "people[0].in_person"),
+        (_set(["people", 0, "biometric"], "refused"), "people[0].biometric"),
+        (_set(["people", 0, "biometric"], True), "people[0].biometric"),
         (_set(["dob_salt"], "AAAA"), "roster.dob_salt"),
         (_set(["people"], {}), "roster.people"),
         (_set(["office"], _DELETE), "roster.office"),
@@ -126,6 +128,23 @@ def test_invalid_rosters_are_refused_naming_the_field(mutate: Mutator, field: st
     assert field in message
     assert "CR-9001" not in message  # never a person's reference
     assert isinstance(info.value, KioskError) and info.value.reason == "roster_invalid"
+
+
+def test_a_person_who_declined_fingerprints_is_marked_and_older_rosters_stay_valid() -> None:
+    """``biometric: "declined"``: the person chose not to give fingerprints. Absent (every
+    roster before the field existed), null or ``fingerprint``: as before."""
+    doc = roster_json()
+    doc["people"][0]["biometric"] = "declined"  # templates sent by mistake are not kept
+    doc["people"][1]["biometric"] = "fingerprint"
+    doc["people"][2]["biometric"] = None
+    people = parse_roster(json.loads(json.dumps(doc))).people
+    assert people[0].declined_biometric and people[0].biometric == "declined"
+    assert people[0].templates == ()
+    assert [p.declined_biometric for p in people[1:3]] == [False, False]
+    older = copy.deepcopy(roster_json())
+    older["people"] = [p for p in older["people"] if "biometric" not in p]  # before the field
+    assert not any(p.declined_biometric for p in parse_roster(older).people)
+    assert parse_roster(older).people[0].templates  # templates still used for everyone else
 
 
 def test_choice_questions_are_accepted() -> None:

@@ -373,6 +373,25 @@ def test_a_person_who_says_no_is_recorded_and_nothing_is_taken() -> None:
     assert run.view["phase"] == "menu" and run.view["result"] == "enrol_declined"
 
 
+def test_staff_are_told_before_the_notice_that_the_person_chose_not_to_enrol() -> None:
+    """The kiosk never asks someone who declined to enrol; if staff open enrolment for them,
+    the screen says they chose not to before the notice is handed over. The person can still
+    change their mind (agree), or say no again (recorded, as before)."""
+    run = Run()
+    _enrol_start(run, "900104")
+    assert run.view["phase"] == "consent" and run.view["enrol"]["declined_biometric"] is True
+    fx = run.send(ev.EnrolConsent, agree=False)
+    [commit] = [e for e in fx if isinstance(e, Commit)]
+    assert commit.detail == {"consent": False, "staff": "staff-7"}
+    run.send(ev.StaffEnrol)
+    run.type_digits("900104")
+    run.send(ev.Submit)
+    assert run.send(ev.EnrolConsent, agree=True) == [EnrolFinger(finger="right_index")]
+    plain = Run()
+    _enrol_start(plain)  # someone with no choice on file: the notice with nothing above it
+    assert plain.view["phase"] == "consent" and plain.view["enrol"]["declined_biometric"] is False
+
+
 def test_an_enrolment_given_up_forgets_the_fingers_taken() -> None:
     run = Run()
     _enrol_start(run)

@@ -232,11 +232,35 @@ async def test_the_slip_carries_the_reference_and_the_next_appointment_in_their_
     assert when.startswith("Monday ") and when.endswith(" at 10:30")
     assert "Room 2, ground floor" in slip and when in slip
     assert "CR-" not in slip  # nothing about the person but what the screen showed them
+    # where to read how their information is used: no [privacy] notice set, so reception
+    assert slip.endswith("Ask at reception how we use your information.")
     await kiosk.me.tap("continue")
     rec = await kiosk.me.visit(Visit(PEOPLE[1], lang="cy"), leave=False)
     assert rec is not None
     slips = await _printed(kiosk, 2)
     assert "Cofrestru prawf" in slips[1] and receipt_code(rec.compact) in slips[1]
+    assert slips[1].endswith("Gofynnwch yn y dderbynfa sut rydym yn defnyddio eich gwybodaeth.")
+
+
+async def test_the_slip_says_where_the_privacy_notice_is_in_the_persons_language(
+    api: RefApi, tmp_path: Path
+) -> None:
+    """``[privacy] notice`` (and ``notice_cy``): one line at the foot of every slip, in the
+    person's language; the rest of the slip is unchanged and names nobody."""
+    extra = (
+        '\n[privacy]\nnotice = "gov.uk/probation-privacy"\nnotice_cy = "gov.uk/cy/preifatrwydd"\n'
+    )
+    async with running_kiosk(api, tmp_path / "kiosk", extra) as kiosk:
+        for n, (who, lang) in enumerate(((PEOPLE[0], "en"), (PEOPLE[1], "cy")), start=1):
+            rec = await kiosk.me.visit(Visit(who, lang=lang), leave=False)
+            assert rec is not None
+            slip = (await _printed(kiosk, n))[-1]
+            assert who.ref not in slip and "CR-" not in slip
+            await kiosk.me.tap("continue")
+        en, cy = _slips(kiosk)
+    assert en.endswith("How we use your information: gov.uk/probation-privacy")
+    assert cy.endswith("Sut rydym yn defnyddio eich gwybodaeth: gov.uk/cy/preifatrwydd")
+    assert en.count("How we use your information") == 1 and "dderbynfa" not in cy
 
 
 async def test_a_jammed_printer_is_a_staff_alert_and_nothing_else(kiosk: Kiosk) -> None:
@@ -328,12 +352,12 @@ async def test_fingers_enrolled_at_the_kiosk_reach_the_roster_and_then_match(
     store = kiosk.api.storage()
     try:
         private = x25519.X25519PrivateKey.from_private_bytes(kiosk.api.pki.seal_key.read_bytes())
-        ref, fingers, devices = apply_enrolment(
+        ref, fingers, devices, declined = apply_enrolment(
             store, kiosk.device.id, enrolment.seq, private, operator="staff-0042"
         )
     finally:
         store.close()
-    assert (ref, fingers) == (person.ref, ["left_index", "right_index"])
+    assert (ref, fingers, declined) == (person.ref, ["left_index", "right_index"], False)
     assert devices[0] == kiosk.device.id  # then the other kiosks of its office on this API
     await _refresh_roster(kiosk)
     after = await kiosk.me.visit(Visit(person))
@@ -341,6 +365,57 @@ async def test_fingers_enrolled_at_the_kiosk_reach_the_roster_and_then_match(
     assert after.payload["verify"]["method"] == "fingerprint"
     impostor = await kiosk.me.visit(Visit(replace(person, finger=5)))  # not an enrolled finger
     assert impostor is not None and impostor.type == "checkin_fallback"
+
+
+async def test_a_no_at_the_enrolment_notice_becomes_a_route_of_its_own_not_an_exception(
+    kiosk: Kiosk,
+) -> None:
+    """End to end over the real API on loopback: a person with no fingerprint falls back
+    ("not yet", an identity review); at reception they say no to fingerprints; the signed
+    refusal reaches the API and the back office applies it (no key); from the next roster the
+    kiosk skips the fingerprint step, records a plain check-in by their chosen route, and the
+    API makes no identity review of it nor counts it as a fallback."""
+    person = PEOPLE[4]
+    publish_roster(kiosk.api, kiosk.device, not_enrolled=frozenset({person.ref}))
+    await _refresh_roster(kiosk)
+    before = await kiosk.me.visit(Visit(person))
+    assert before is not None and before.type == "checkin_fallback"
+    assert before.payload["verify"]["fallback"] == "no_template"
+    me = kiosk.me
+    await me.staff_login()
+    await me.tap("staff_enrol")
+    await me.type(person.ref.removeprefix("CR-"))
+    await me.tap("submit")
+    notice = await _staff_until(kiosk, lambda v: v.get("phase") == "consent")
+    assert notice["enrol"]["declined_biometric"] is False  # nothing on file said so yet
+    await me.tap("enrol_decline")
+    await _staff_until(kiosk, lambda v: v.get("result") == "enrol_declined")
+    await me.tap("staff_exit")
+    refusal = _last(await kiosk.sync(), "finger_enrolment")
+    assert refusal.payload["detail"]["consent"] is False and "templates" not in refusal.payload
+    store = kiosk.api.storage()
+    try:
+        applied = apply_enrolment(store, kiosk.device.id, refusal.seq, None, operator="po-0042")
+    finally:
+        store.close()
+    assert applied.declined and applied.devices[0] == kiosk.device.id
+    await _refresh_roster(kiosk)
+    after = await kiosk.me.visit(Visit(person))
+    assert after is not None and after.type == "checkin"
+    chosen = {"method": "dob_photo_by_choice", "score": None, "threshold": None, "attempts": 0}
+    assert after.payload["verify"] == chosen
+    assert after.payload["detail"]["biometric"] == "declined"
+    assert after.payload["flags"] == [] and after.payload["photo"]
+    stored = await kiosk.sync()
+    assert _last(stored, "checkin").seq == after.seq  # signed, chained, accepted
+    with kiosk.api.admin("po-0042") as admin:
+        tasks = admin.get("/v1/admin/tasks", params={"device": kiosk.device.id}).json()["tasks"]
+        figures = admin.get("/v1/admin/figures", params={"days": 1}).json()
+    kinds = {(t["seq"], t["kind"]) for t in tasks}
+    assert (before.seq, "identity_review") in kinds  # the fallback before the choice
+    assert not {k for seq, k in kinds if seq == after.seq} - {"photo_check"}  # sampled at most
+    assert person.ref not in [r["ref"] for r in figures["falling_back"]]
+    assert figures["by_method"].get("dob_photo_by_choice") == 1
 
 
 async def test_three_failed_matches_fall_back_never_refuse(kiosk: Kiosk) -> None:

@@ -133,6 +133,22 @@ async def test_the_roster_is_served_with_a_strong_etag(api: InProcess, dev: SimD
     assert r.status_code == 200 and r.headers["ETag"] != etag
 
 
+async def test_a_roster_may_say_a_person_declined_fingerprints_and_nothing_else(
+    api: InProcess, dev: SimDevice
+) -> None:
+    """``biometric``: ``declined`` (or ``fingerprint``, or absent as in every older roster) is
+    published and served as sent; any other value is refused before a kiosk could get it."""
+    url = f"/v1/admin/devices/{dev.device}/roster"
+    people = [{"ref": "CR-000011", "biometric": "declined"}, {"ref": "CR-000012"}]
+    assert (await api.client.put(url, json={"people": people}, headers=ADMIN)).status_code == 200
+    path = f"/v1/devices/{dev.device}/roster"
+    served = (await api.client.get(path, headers=dev.auth("GET", path))).json()
+    assert served["people"] == people
+    bad = {"people": [{"ref": "CR-000011", "biometric": "refused"}]}
+    refused = await api.client.put(url, json=bad, headers=ADMIN)
+    assert refused.status_code == 422 and refused.json()["error"] == "schema"
+
+
 async def test_a_heartbeat_is_recorded_and_answers_server_time(
     api: InProcess, dev: SimDevice, clock: FakeClock
 ) -> None:

@@ -151,13 +151,10 @@ async def test_what_cannot_be_applied_says_why_and_changes_no_roster(
     key, sealer = seal_key
     here = Kiosk(api, "cardiff", [PERSON])
     beside = Kiosk(api, "cardiff", [PERSON])
-    refused = await _enrolment_at(api, here, sealer, consent=False)
     checkin = here.dev.next_record()
     assert (await api.push(here.dev, [checkin])).status_code == 200
     rosters = [k.roster(api) for k in (here, beside)]
 
-    code, err = _apply(api, key, here, refused, capsys)
-    assert code == 1 and "did not agree" in err
     code, err = _apply(api, key, here, here.dev.seq, capsys)
     assert code == 1 and "not an enrolment" in err
     code, err = _apply(api, key, here, 99, capsys)
@@ -173,6 +170,75 @@ async def test_what_cannot_be_applied_says_why_and_changes_no_roster(
     code, err = _apply(api, key, here, seq, capsys)
     assert code == 1 and "no longer on the roster" in err
     assert beside.roster(api) == rosters[1]
+
+
+async def _refusal_at(api: InProcess, kiosk: Kiosk) -> int:
+    """The person said "no, thank you" at the kiosk's notice: a signed record, no blob."""
+    record = kiosk.dev.next_record(
+        type="finger_enrolment", person=PERSON, detail={"consent": False, "staff": "rec-1"}
+    )
+    assert (await api.push(kiosk.dev, [record])).json()["results"][0]["status"] == "accepted"
+    return kiosk.dev.seq
+
+
+def _person_in(api: InProcess, kiosk: Kiosk, ref: str = PERSON) -> dict[str, object]:
+    doc = json.loads(kiosk.roster(api))
+    return dict(next(p for p in doc["people"] if p["ref"] == ref))
+
+
+async def test_a_refusal_at_the_kiosk_becomes_the_declined_route_on_every_kiosk_of_the_office(
+    api: InProcess, seal_key: tuple[Path, PhotoSealer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The signed refusal record is enough: no key (nothing is opened), and the person is
+    marked ``biometric: "declined"`` wherever their office expects them, any templates they
+    gave before withdrawn; the kiosks then never ask them for a finger. An agreement applied
+    later (they changed their mind) clears the mark. Logged under the operator."""
+    key, sealer = seal_key
+    here = Kiosk(api, "cardiff", [PERSON, "CR-700002"])
+    beside = Kiosk(api, "cardiff", [PERSON])
+    elsewhere = Kiosk(api, "swansea", [PERSON])
+    untouched = elsewhere.roster(api)
+    agreed = await _enrolment_at(api, here, sealer)
+    assert _apply(api, key, here, agreed, capsys)[0] == 0
+    assert beside.templates_of(api, PERSON) == TEMPLATES
+    refused = await _refusal_at(api, here)
+
+    code = main(["apply-enrolment", *api.where(), "--device", here.dev.device,
+                 "--seq", str(refused), "--operator", "staff-0042"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "refusal applied" in err and PERSON not in err
+    for kiosk in (here, beside):
+        assert _person_in(api, kiosk)["biometric"] == "declined"
+        assert kiosk.templates_of(api, PERSON) == {}  # withdrawn, not only unused
+    assert "biometric" not in _person_in(api, here, "CR-700002")  # nobody else's entry
+    assert elsewhere.roster(api) == untouched  # another office
+    # what the back office wrote is what a kiosk reads as the chosen route
+    from daemon.roster import parse_roster
+
+    doc = json.loads(here.roster(api))
+    doc |= {
+        "generated_at": "2026-11-23T08:00:00Z",
+        "dob_salt": base64.b64encode(bytes(16)).decode(),
+    }
+    for p in doc["people"]:
+        p["dob_hmac"] = base64.b64encode(bytes(32)).decode()  # the test roster had none
+    assert parse_roster(doc).find(PERSON).declined_biometric  # type: ignore[union-attr]
+
+    # an agreement without the key cannot be opened: exit 2, nothing changes
+    again = await _enrolment_at(api, here, sealer)
+    code = main(["apply-enrolment", *api.where(), "--device", here.dev.device,
+                 "--seq", str(again), "--operator", "staff-0042"])  # fmt: skip
+    assert code == 2 and "--seal-key" in capsys.readouterr().err
+    assert _person_in(api, here)["biometric"] == "declined"
+    assert _apply(api, key, here, again, capsys)[0] == 0  # with it: they changed their mind
+    assert "biometric" not in _person_in(api, here) and "biometric" not in _person_in(api, beside)
+    assert here.templates_of(api, PERSON) == TEMPLATES
+    applies = [e for e in api.storage.access_log() if e["action"] == "enrolment.apply"]
+    assert [(e["seq"], e["outcome"]) for e in applies] == [
+        (agreed, "ok"), (refused, "ok"), (again, "not_applied"), (again, "ok")]  # fmt: skip
+    assert applies[1]["detail"] == {"fingers": 0, "kiosks": 2, "declined": True}
+    assert PERSON not in json.dumps(api.storage.access_log())
 
 
 async def test_applied_templates_are_deleted_and_unapplied_ones_go_after_14_days(

@@ -101,3 +101,41 @@ def test_the_figures_an_evaluation_needs() -> None:
     assert out["on_time_rate"] == {"due": 3, "on_time": 1, "rate": 0.333}
     assert 0.83 <= out["uptime"]["k1"] <= 0.86  # six days of seven
     assert out["falling_back"] == [{"ref": "CR-000003", "fallbacks": 3}]  # offer re-enrolment
+
+
+def test_a_chosen_route_is_not_falling_back_and_is_never_offered_re_enrolment() -> None:
+    """Someone who declined fingerprints is not counted as a fallback, nor listed among the
+    people who keep falling back (offer them re-enrolment): neither by the route the roster
+    gives them now, nor in the days between their "no" at the enrolment notice and the roster
+    saying so (their visits are still fallbacks with no template then)."""
+    chose = {"method": "dob_photo_by_choice"}
+    fb = {"method": "dob_photo", "type_": "checkin_fallback", "flags": ("id_review",)}
+    refusal = {"type": "finger_enrolment", "person": "CR-000007", "at": _iso(MON - DAY),
+               "clock": {"synced": True}, "flags": [], "detail": {"consent": False}}  # fmt: skip
+    records: list[tuple[str, int, dict[str, Any], float]] = [
+        ("k1", 1, _visit("CR-000001", MON), MON + 5),
+        ("k1", 2, refusal, MON - DAY + 5),
+        ("k1", 3, {**_visit("CR-000006", MON + 60), "verify": chose}, MON + 65),
+        ("k1", 4, {**_visit("CR-000006", MON + DAY), "verify": chose}, MON + DAY + 5),
+        ("k1", 5, {**_visit("CR-000006", MON + 2 * DAY), "verify": chose}, MON + 2 * DAY + 5),
+    ]
+    for i in range(3):  # refused at the kiosk; the roster not yet updated
+        t = MON + i * DAY + 600
+        records.append(("k1", 6 + i, _visit("CR-000007", t, **fb), t + 5))
+    for i in range(3):  # someone whose finger keeps failing: still offered re-enrolment
+        t = MON + i * DAY + 1200
+        records.append(("k1", 9 + i, _visit("CR-000008", t, **fb), t + 5))
+    out = figures(Inputs(since=MON - 3600, until=MON + 7 * DAY, records=records))
+    assert out["visits"] == 10
+    assert out["by_method"] == {"dob_photo": 6, "dob_photo_by_choice": 3, "fingerprint": 1}
+    assert out["fallback_rate"] == round(6 / 7, 3)  # of the visits that expected a finger
+    assert out["by_choice_rate"] == 0.3
+    assert out["falling_back"] == [{"ref": "CR-000008", "fallbacks": 3}]
+    assert set(out["photo_checks"]) == {"sampled", "reviewed"}
+    # an agreement after the refusal: their fallbacks count again
+    agreed = {**refusal, "at": _iso(MON - 3600), "detail": {"consent": True}}
+    again = figures(
+        Inputs(since=MON - 3600, until=MON + 7 * DAY,
+               records=[*records, ("k1", 12, agreed, MON - 3600 + 5)])
+    )  # fmt: skip
+    assert [r["ref"] for r in again["falling_back"]] == ["CR-000007", "CR-000008"]

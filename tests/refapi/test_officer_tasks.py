@@ -111,3 +111,53 @@ async def test_the_evaluation_figures_come_from_what_the_kiosks_sent(
     assert out["duration_s"]["under_target"] == 0.5
     assert out["time_to_review_h"] == {"median": None, "reviewed": 0, "waiting": 1}
     assert (await api.client.get("/v1/admin/figures", headers=ADMIN)).status_code == 403
+
+
+async def test_a_chosen_route_makes_no_identity_review_only_a_sampled_photo_check(
+    api: InProcess, dev: SimDevice, clock: FakeClock
+) -> None:
+    """Visits by someone who declined fingerprints are not exceptions: no identity review, not
+    on the alerts list; one in four (by the record's random id) is a photo check due within
+    five working days, closed by the identity decision like a review, and counted apart."""
+    from daemon.records import uuid7
+    from hil.refapi.tasks import photo_check_sampled
+
+    clock.now = _uk("2026-11-23 10:00")  # a Monday morning
+
+    def record_id(sampled: bool) -> str:
+        return next(
+            i for i in iter(uuid7, None) if photo_check_sampled(dev.device, 0, {"id": i}) == sampled
+        )
+
+    chosen = {"verify": {"method": "dob_photo_by_choice", "score": None, "threshold": None,
+              "attempts": 0}, "detail": {"biometric": "declined"}, "photo": "ab" * 32}  # fmt: skip
+    records = [
+        dev.next_record(person="CR-000601", id=record_id(True), **chosen),
+        dev.next_record(person="CR-000601", id=record_id(False), **chosen),
+        dev.next_record(type="checkin_fallback", person="CR-000602", flags=["id_review"],
+                        verify={"method": "dob_photo", "fallback": "no_template"}),
+    ]  # fmt: skip
+    assert (await api.push(dev, records)).status_code == 200
+
+    tasks = (await api.client.get("/v1/admin/tasks", headers=OFFICER)).json()["tasks"]
+    assert [(t["seq"], t["kind"], t["due"]) for t in tasks] == [
+        (3, "identity_review", _uk("2026-11-24 17:00")),  # the fallback: the next working day
+        (1, "photo_check", _uk("2026-11-30 17:00")),  # the sample: within five
+    ]
+    alerts = (await api.client.get("/v1/admin/alerts", headers=OFFICER)).json()
+    assert {a["seq"] for a in alerts} == {3}  # a chosen route is nobody's alert
+    review_url = f"/v1/admin/devices/{dev.device}/records/1/review"
+    decision = {"outcome": "confirmed", "reviewer": "po-2231"}
+    assert (await api.client.put(review_url, json=decision, headers=OFFICER)).status_code == 201
+    tasks = (await api.client.get("/v1/admin/tasks", headers=OFFICER)).json()["tasks"]
+    assert [t["kind"] for t in tasks] == ["identity_review"]
+    wrong = f"/v1/admin/devices/{dev.device}/records/1/tasks/photo_check"
+    closing = {"outcome": "seen", "officer": "po-2231"}
+    assert (await api.client.put(wrong, json=closing, headers=OFFICER)).status_code == 422
+
+    clock.now += 3600
+    out = (await api.client.get("/v1/admin/figures", params={"days": 7}, headers=OFFICER)).json()
+    assert out["photo_checks"] == {"sampled": 1, "reviewed": 1}
+    assert out["by_choice_rate"] == round(2 / 3, 3) and out["fallback_rate"] == 1.0
+    assert out["manual_review_rate"] == round(1 / 3, 3)
+    assert out["falling_back"] == []

@@ -116,3 +116,54 @@ def test_each_exception_becomes_the_right_task(record: dict[str, Any], kinds: li
     for t in tasks:
         same_day = t.kind in ("callback", "attention")
         assert t.due == _uk("2026-11-23 17:00" if same_day else "2026-11-24 17:00"), t.kind
+
+
+def _chosen(record_id: str, *flags: str, photo: bool = True) -> dict[str, Any]:
+    """A visit by someone who declined fingerprints, as the kiosk records it."""
+    out: dict[str, Any] = {
+        "id": record_id,
+        "type": "checkin",
+        "flags": list(flags),
+        "verify": {"method": "dob_photo_by_choice", "attempts": 0},
+        "detail": {"biometric": "declined"},
+    }
+    if photo:
+        out["photo"] = "ab" * 32
+    return out
+
+
+def test_a_chosen_route_is_never_an_identity_review_but_a_sample_of_its_photos_is_checked() -> None:
+    """Someone who declined fingerprints is not an exception at every visit: no identity
+    review, no task at all for most visits, and for about one in four (picked by the record's
+    random id: the same record always gives the same answer) a photo check due within five
+    working days."""
+    from daemon.records import uuid7
+    from hil.refapi.tasks import PHOTO_CHECK_ONE_IN, photo_check_sampled
+
+    monday = _uk("2026-11-23 10:00")
+    kinds = []
+    for _ in range(400):
+        record = _chosen(uuid7())
+        found = tasks_of("kiosk-t1", 3, record, monday)
+        assert [t.kind for t in found] in ([], ["photo_check"])
+        assert bool(found) == photo_check_sampled("kiosk-t1", 3, record)  # deterministic
+        kinds.append(bool(found))
+        if found:
+            assert found[0].due == _uk("2026-11-30 17:00")  # five working days, not tomorrow
+    assert PHOTO_CHECK_ONE_IN == 4 and 60 <= sum(kinds) <= 140, sum(kinds)
+    fallback = {"type": "checkin_fallback", "flags": ["id_review"],
+                "verify": {"method": "dob_photo", "fallback": "no_template"}}  # fmt: skip
+    assert [t.kind for t in tasks_of("kiosk-t1", 4, fallback, monday)] == ["identity_review"]
+
+
+def test_a_poor_photo_by_the_chosen_route_is_always_checked_and_no_photo_is_a_review() -> None:
+    monday = _uk("2026-11-23 10:00")
+    ids = [f"019a0000-0000-7000-8000-{n:012x}" for n in range(40)]
+    unsampled = next(
+        i for i in ids if not tasks_of("kiosk-t1", 1, _chosen(i), monday)
+    )  # an ordinary visit with no task
+    poor = _chosen(unsampled, "photo_quality")
+    assert [t.kind for t in tasks_of("kiosk-t1", 1, poor, monday)] == ["photo_check"]
+    # the kiosk flags id_review when no photo backs the date of birth (a low disk, a fault)
+    bare = _chosen(unsampled, "id_review", "no_photo", photo=False)
+    assert [t.kind for t in tasks_of("kiosk-t1", 1, bare, monday)] == ["identity_review"]

@@ -18,7 +18,15 @@ from typing import Any
 import pytest
 
 from daemon.ui.catalog import Catalogue
-from daemon.ui.preview import NO_TEMPLATE, PERSON, PLAIN, STAFF_PIN, LiveUi, PreviewBridge
+from daemon.ui.preview import (
+    DECLINED,
+    NO_TEMPLATE,
+    PERSON,
+    PLAIN,
+    STAFF_PIN,
+    LiveUi,
+    PreviewBridge,
+)
 from hil.bench.ui import answer_questions, identify, seq, tap, wait_answer_ready, wait_screen
 from tests.ui.conftest import Kiosk, needs_browser
 from tests.ui.contrast import contrast
@@ -218,6 +226,63 @@ def test_no_fingerprint_on_file_goes_straight_to_the_other_way(kiosk: Kiosk) -> 
     type_digits(k, NO_TEMPLATE[1], "identify")
     tap(k.page, "button[data-action=submit]", "fallback")
     assert text_of(k, "#screen .status") == CAT.text("en", "fallback.no_template")
+
+
+@pytest.mark.parametrize(("lang", "large_text"), [("en", False), ("cy", True)])
+def test_someone_who_declined_fingerprints_is_never_asked_for_one(
+    kiosk: Kiosk, screenshot_dir: Path, lang: str, large_text: bool
+) -> None:
+    """Their chosen route, not an exception: straight from the date of birth to the photo,
+    one neutral line saying this photo and their date of birth are their way in, no "not yet"
+    and no "not your fault", and the usual done screen without "staff will look at this".
+    In Welsh with large text everything still fits."""
+    k = kiosk
+    t = CAT.table(lang)
+    wait_screen(k.page, "idle")
+    tap(k.page, f"button[data-lang-arg={lang}]", "identify")
+    if large_text:
+        tap(k.page, "button[data-action=large_text]", "identify")
+    type_digits(k, DECLINED[0], "identify")
+    tap(k.page, "button[data-action=submit]", "identify")
+    type_digits(k, DECLINED[1], "identify")
+    tap(k.page, "button[data-action=submit]", "photo")  # never the fingerprint screen
+    body = text_of(k, "#screen")
+    assert t["photo.by_choice"] in body
+    for key in ("photo.what", "photo.why", "photo.locked"):
+        assert t[key] in body
+    fallback_words = [v for key, v in t.items() if key.startswith(("fallback.", "fingerprint."))]
+    assert not [w for w in fallback_words if w in body]
+    if lang == "en":
+        assert " yet" not in body and "fault" not in body
+    line = k.page.query_selector("#screen .facts li")  # the first fact, above the button
+    box = line.bounding_box() if line is not None else None
+    assert box is not None and box["y"] + box["height"] <= k.page.evaluate("window.innerHeight")
+    shot(k, screenshot_dir, "photo-by-choice" + ("-large-text" if large_text else ""))
+    finish_after_photo(k, None)
+    assert k.page.query_selector("#screen .note") is None  # no "a member of staff will look"
+    assert t["done.title"] in text_of(k, "#screen h1")
+    audit(k)
+    [record] = checkins(k)
+    assert record["type"] == "checkin" and record["person"] == "CR-222333"
+    assert record["verify"]["method"] == "dob_photo_by_choice"
+    assert "fallback" not in record["verify"]
+    assert record["flags"] == [] and record["detail"]["biometric"] == "declined"
+
+
+def test_staff_see_that_a_person_chose_not_to_enrol_before_the_notice(
+    kiosk: Kiosk, screenshot_dir: Path
+) -> None:
+    k = kiosk
+    _staff_login(k, "cy")
+    tap(k.page, "button[data-action=staff_enrol]", "staff")
+    type_digits(k, DECLINED[0], "staff")
+    tap(k.page, "button[data-action=submit]", "staff")
+    assert text_of(k, "#screen .note") == CAT.text("cy", "staff.enrol_declined_before")
+    assert CAT.text("cy", "enrol.notice") in text_of(k, "#screen")  # still theirs to choose
+    shot(k, screenshot_dir, "staff-enrol-notice-declined-before")  # the audit: all on screen
+    tap(k.page, "button[data-action=enrol_decline]", "staff")
+    [record] = [r for r in k.bridge.records if r["type"] == "finger_enrolment"]
+    assert record["detail"]["consent"] is False
 
 
 def test_escalation_by_answer_sends_the_person_to_reception(

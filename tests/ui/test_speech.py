@@ -15,7 +15,7 @@ from daemon.ui.audio import AudioPromptError
 from daemon.ui.catalog import Catalogue
 from daemon.ui.present import present
 from daemon.ui.speech import Speaker, spoken_text
-from tests.flow.kit import ALICE, PLAIN, STANDARD_ANSWERS, Run
+from tests.flow.kit import ALICE, DECLINED, PLAIN, STANDARD_ANSWERS, Run
 
 CAT = Catalogue.load()
 
@@ -55,6 +55,20 @@ def test_the_officers_message_the_answers_and_the_appointment_are_read_out() -> 
     run.commit_ok()
     text = said(run)
     assert "Room 2, ground floor" in text and "7 December" in text and "10:30" in text
+
+
+def test_someone_who_declined_fingerprints_hears_that_this_is_their_way_in_their_language() -> None:
+    for lang in ("en", "cy"):
+        run = Run()
+        run.identify(DECLINED, lang=lang)
+        text = said(run)
+        assert text.startswith(CAT.text(lang, "audio.photo"))
+        assert CAT.text(lang, "photo.by_choice") in text
+        assert CAT.text(lang, "fallback.no_template") not in text  # no "not yet"
+    run = Run()
+    run.identify(ALICE)
+    run.send(ev.FingerResult, matched=True, score=150, threshold=60)
+    assert CAT.text("en", "photo.by_choice") not in said(run)  # only theirs
 
 
 def test_someone_struggling_hears_where_to_get_help_now() -> None:
