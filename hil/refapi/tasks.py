@@ -11,7 +11,9 @@ The kiosk never decides anything about a person; each exception becomes a task f
   override by a witness is not one). Due by the end of the next working day. Its outcome is
   the manual ID check's decision (``confirmed``, ``confirmed_with_concern``, ``rejected``).
 - ``fault_followup``: a part of the kiosk failed during the visit; the visit counts, and the
-  officer checks nothing was lost with the person. Due by the end of the next working day.
+  officer checks nothing was lost with the person. Also made by a ``blob_lost`` record: the
+  kiosk lost a visit's sealed photo (or an enrolment's templates) before sending it, so the
+  record came without it. Due by the end of the next working day.
 
 Working days are Monday to Friday except bank holidays in England and Wales, ending at
 17:00 UK time; a record that arrives after 16:00 (or on a day the office is closed) is due at
@@ -156,7 +158,7 @@ def tasks_of(
             kinds.append(("attention", 0))
     if "id_review" in flags:
         kinds.append(("identity_review", 1))
-    if payload.get("type") == "fault":
+    if payload.get("type") in ("fault", "blob_lost"):
         kinds.append(("fault_followup", 1))
     return [
         Task(
@@ -168,3 +170,19 @@ def tasks_of(
         )
         for kind, after in kinds
     ]
+
+
+def lost_blobs(payloads: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The blobs a kiosk said it lost (its ``blob_lost`` records): hash -> ``{"seq", "kind",
+    "reason"}`` (the ``blob_lost`` record's seq; ``photo`` or ``templates``; ``damaged`` or
+    ``missing``), so a task on the record that named the blob says why it has none."""
+    lost: dict[str, dict[str, Any]] = {}
+    for p in payloads:
+        detail = p.get("detail")
+        if p.get("type") != "blob_lost" or not isinstance(detail, dict):
+            continue
+        sha = detail.get("blob")
+        if isinstance(sha, str):
+            lost.setdefault(sha, {"seq": p.get("seq"), "kind": detail.get("kind"),
+                                  "reason": detail.get("reason")})  # fmt: skip
+    return lost
