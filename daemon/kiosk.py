@@ -248,10 +248,16 @@ class CheckinRunner:
             return
         self._roster_mtime = mtime
         try:
-            roster = parse_roster(json.loads(path.read_bytes()))
+            roster = parse_roster(json.loads(path.read_bytes()), drop_bad_people=True)
         except (RosterInvalid, ValueError) as exc:
             log.error("the roster file is not valid (%s); keeping the previous one", exc)
             return
+        if roster.dropped:  # kiosk-sync reports them in its heartbeat; paths only, no values
+            log.warning(
+                "%d roster entries left out (not valid): %s; those people check in at reception",
+                len(roster.dropped),
+                "; ".join(str(d) for d in roster.dropped[:10]),
+            )
         self.post(events.RosterLoaded(now=time.monotonic(), roster=roster))
 
     # --- QR codes ----------------------------------------------------------------------------

@@ -11,7 +11,9 @@ temp → fsync → rename → fsync(dir) before the record naming them is commit
 once the record naming them has been acknowledged.
 
 Two processes share the file: ``kiosk.service`` appends, ``kiosk-sync.service`` reads pending
-records and marks them acked or parked. ``busy_timeout`` serialises them.
+records and marks them acked or parked, and appends one kind of record itself: ``blob_lost``,
+when a sealed blob can never be sent (:meth:`Outbox.record_blob_lost`). ``busy_timeout``
+serialises them; :meth:`Outbox.append` is safe with two writers.
 
 Threads: an :class:`Outbox` belongs to one thread (SQLite connections are not shared).
 May import: the standard library, ``daemon.records``, ``daemon.keys``, ``daemon.clock``,
@@ -539,6 +541,54 @@ class Outbox:
         rows = self.db.execute("SELECT sha256 FROM blobs WHERE uploaded = 0 ORDER BY rowid")
         return [row[0] for row in rows]
 
+    def record_blob_lost(self, sha: str, reason: str) -> int:
+        """A sealed blob (a photo, or an enrolment's templates) can never be sent: its file
+        no longer hashes to its name (``reason`` ``damaged``: the card rotted it) or is gone
+        (``missing``). Append a signed ``blob_lost`` record saying so — the person of the
+        record naming it, flag ``photo_lost`` or ``templates_lost``, ``detail`` with the blob's
+        hash, its kind, the reason and the seqs of the records naming it — so the central
+        system makes it a task for an officer; then forget the blob. The records naming it go
+        up without it. A second call for the same blob (a crash between the two steps) appends
+        nothing new. Returns the ``blob_lost`` record's seq.
+
+        The sync process calls this, so it is a second writer beside kiosk.service: append
+        is safe for that (see :meth:`append`). Raises StorageError (opened without a key,
+        DiskFull): then nothing is forgotten and the blob stays waiting."""
+        seq = self._blob_lost_seq(sha)
+        if seq is None:
+            person: str | None = None
+            kind, of = "photo", []
+            for row_seq, compact in self.db.execute(
+                "SELECT seq, compact FROM records WHERE photo = ? ORDER BY seq", (sha,)
+            ):
+                payload = decode_unverified(compact)[1]
+                of.append(int(row_seq))
+                if payload.get("templates") == sha:
+                    kind = "templates"
+                person = person or payload.get("person")
+            detail = {"blob": sha, "kind": kind, "reason": reason, "seqs": of}
+            fields = {"person": person, "flags": [f"{kind}_lost"], "detail": detail}
+            seq = self.append("blob_lost", fields).seq
+        self.forget_blob(sha)
+        return seq
+
+    def _blob_lost_seq(self, sha: str) -> int | None:
+        """The seq of a ``blob_lost`` record already naming ``sha``, if one is held."""
+        for seq, compact in self.db.execute(
+            "SELECT seq, compact FROM records WHERE type = 'blob_lost' ORDER BY seq"
+        ):
+            detail = decode_unverified(compact)[1].get("detail") or {}
+            if isinstance(detail, dict) and detail.get("blob") == sha:
+                return int(seq)
+        return None
+
+    def forget_blob(self, sha: str) -> None:
+        """Drop a blob's row and file (one that can never be sent: :meth:`record_blob_lost`)."""
+        with self._write() as db:
+            db.execute("DELETE FROM blobs WHERE sha256 = ?", (sha,))
+        with contextlib.suppress(FileNotFoundError):
+            (self.blob_dir / sha).unlink()
+
     def resolve(self, upto_seq: int, parked: Mapping[int, str] | None = None) -> None:
         """The server has answered for every pending record up to ``upto_seq``: those in
         ``parked`` were rejected (kept with the reason, never retried), the rest acknowledged
@@ -620,6 +670,13 @@ class Outbox:
             photo_size=float(size) if size is not None else float(assumed_photo),
         )
 
+    def parked_reasons(self) -> dict[str, int]:
+        """How many records are parked for each reason (for the heartbeat; no personal data)."""
+        rows = self.db.execute(
+            "SELECT reason, count(*) FROM parked GROUP BY reason ORDER BY reason"
+        )
+        return {str(reason): int(n) for reason, n in rows}
+
     def parked(self) -> list[tuple[int, str, str]]:
         """(seq, type, reason) of every parked record."""
         return [
@@ -661,10 +718,15 @@ class Outbox:
 
     def import_verified(self, compacts: Sequence[str], pending_from: int) -> None:
         """Copy already-signed records (salvaged and verified by the caller) into an empty or
-        anchored outbox, in order; those with ``seq >= pending_from`` stay pending."""
+        anchored outbox, in order; those with ``seq >= pending_from`` stay pending.
+
+        The blob a record names (photo or templates) waits to be sent when the record is
+        pending (a missing file is then a lost blob: daemon/sync.py) or when its file is
+        still here; an acknowledged record's blob without a file went up long ago."""
         with self._write() as db:
             for compact in compacts:
                 _h, payload, _si, _sig = decode_unverified(compact)
+                blob = payload.get("photo") or payload.get("templates")
                 db.execute(
                     _INSERT_RECORD,
                     (
@@ -672,15 +734,15 @@ class Outbox:
                         payload["id"],
                         payload["type"],
                         compact,
-                        payload.get("photo"),
+                        blob,
                         payload["clock"]["mono_ns"],
                         self._clock.wall(),
                     ),
                 )
-                if payload.get("photo"):
+                if blob and (payload["seq"] >= pending_from or (self.blob_dir / blob).exists()):
                     db.execute(
                         "INSERT OR IGNORE INTO blobs(sha256, size, uploaded) VALUES (?, 0, 0)",
-                        (payload["photo"],),
+                        (blob,),
                     )
             db.execute("UPDATE progress SET acked_upto = max(acked_upto, ?)", (pending_from - 1,))
         self._head_cache = None

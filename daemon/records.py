@@ -50,10 +50,23 @@ RECORD_TYPES = frozenset(
         "enrolment",
         "key_rotation",
         "see_officer",
+        # a sealed photo or enrolment (templates) damaged or gone on the kiosk before the API
+        # had it: its record went up without it (daemon/outbox.py, Outbox.record_blob_lost)
+        "blob_lost",
     }
 )
 FLAGS = frozenset(
-    {"see_officer", "id_review", "fault", "photo_quality", "no_photo", "demo", "in_person"}
+    {
+        "see_officer",
+        "id_review",
+        "fault",
+        "photo_quality",
+        "no_photo",
+        "demo",
+        "in_person",
+        "photo_lost",
+        "templates_lost",
+    }
 )
 _B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"

@@ -9,6 +9,13 @@ malformed with an error that names the field, and answers one question: "do this
 reference and this date of birth belong to someone on the roster?" in constant time with
 respect to which part was wrong and whether the reference exists.
 
+One parser for everyone who judges a roster: the kiosk loading its file, the sync process
+before it replaces the file (daemon/sync.py), and the reference API before it publishes one
+(hil/refapi/app.py). ``drop_bad_people=True`` is the kiosk's reading: a fault in one person's
+entry leaves that person out (listed in :attr:`Roster.dropped`, by index and field) instead of
+refusing everyone; the API uses the same reading and refuses the upload when anything was
+left out, so a roster it publishes is one the kiosk takes whole (docs/checkin-flow.md).
+
 It also holds the standard kiosk questions (one place) and :class:`IdentifyLimiter`, the
 kiosk-wide brake on guessing case references.
 
@@ -57,6 +64,27 @@ class RosterInvalid(ApiProtocolError):
     already has; tell the service desk (the message names the field, never a person)."""
 
     reason = "roster_invalid"
+
+    def __init__(self, message: str, *, field: str = "roster", what: str = "") -> None:
+        super().__init__(message)
+        #: where the fault is (``people[3].messages[0].cy``), and what is wrong there; never a
+        #: value from the roster
+        self.field = field
+        self.what = what
+
+
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """One person's entry left out of the roster (``parse_roster(drop_bad_people=True)``):
+    its index in ``people``, the first bad field and what is wrong with it. Never a value from
+    the entry, so it may be logged, reported in a heartbeat and shown to an engineer."""
+
+    index: int
+    field: str
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.what}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +265,8 @@ class Roster:
     generated_at: str
     dob_salt: bytes = field(repr=False)
     people: tuple[Person, ...] = field(default=(), repr=False)
+    #: entries left out because they were not valid (``drop_bad_people=True`` only), by index
+    dropped: tuple[Dropped, ...] = ()
 
     @property
     def generated_unix(self) -> float | None:
@@ -288,7 +318,9 @@ def dob_hmac(salt: bytes, dob: dt.date) -> bytes:
 def _fail(path: str, what: str) -> RosterInvalid:
     return RosterInvalid(
         f"roster field {path}: {what}. The kiosk keeps its previous roster; report this to the "
-        "service desk so the roster can be re-issued."
+        "service desk so the roster can be re-issued.",
+        field=path,
+        what=what,
     )
 
 
@@ -420,23 +452,52 @@ def _person(raw: Any, path: str, seen: set[str]) -> Person:
     )
 
 
-def parse_roster(data: Any) -> Roster:
+def parse_roster(data: Any, *, drop_bad_people: bool = False) -> Roster:
     """Validate the decoded roster JSON (docs/api.md) and return a :class:`Roster`.
 
     Raises :class:`RosterInvalid` naming the first bad field by path (``people[3].dob_hmac``);
-    messages never contain a case reference or any other value from the roster."""
+    messages never contain a case reference or any other value from the roster.
+
+    ``drop_bad_people``: a fault inside one person's entry (or a reference listed twice: every
+    entry with it) leaves that person out and is listed in :attr:`Roster.dropped` instead of
+    refusing the whole roster; a fault outside the entries (``office``, ``dob_salt``, ``people``
+    not a list) still raises. Someone left out cannot identify at the kiosk and ends at
+    reception, where staff record the attendance, as for anyone not on the roster."""
     root = _obj(data, "roster")
     office = _str(root, "office", "roster", limit=64)
     generated = _str(root, "generated_at", "roster", limit=64)
     salt = _b64(root, "dob_salt", "roster")
     if len(salt) < 16:
         raise _fail("roster.dob_salt", "must be at least 16 bytes")
-    seen: set[str] = set()
-    people = tuple(
-        _person(p, f"people[{i}]", seen)
-        for i, p in enumerate(_list(root.get("people"), "roster.people"))
+    entries = _list(root.get("people"), "roster.people")
+    if not drop_bad_people:
+        seen: set[str] = set()
+        people = tuple(_person(p, f"people[{i}]", seen) for i, p in enumerate(entries))
+        return Roster(office, generated, salt, people)
+    kept: dict[int, Person] = {}
+    first: dict[str, int] = {}  # reference -> index of its first entry
+    dropped: list[Dropped] = []
+    for i, raw in enumerate(entries):
+        try:
+            person = _person(raw, f"people[{i}]", set())
+        except RosterInvalid as exc:
+            dropped.append(Dropped(i, exc.field, exc.what))
+            continue
+        j = first.setdefault(person.ref, i)
+        if j == i:
+            kept[i] = person
+            continue
+        # which of two entries for one reference is right is anyone's guess: neither is used
+        if kept.pop(j, None) is not None:
+            dropped.append(Dropped(j, f"people[{j}].ref", "is repeated further down the roster"))
+        dropped.append(Dropped(i, f"people[{i}].ref", "repeats a reference already on the roster"))
+    return Roster(
+        office,
+        generated,
+        salt,
+        tuple(kept[i] for i in sorted(kept)),
+        tuple(sorted(dropped, key=lambda d: d.index)),
     )
-    return Roster(office, generated, salt, people)
 
 
 # --- identify attempt limiter --------------------------------------------------------------

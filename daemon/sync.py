@@ -24,6 +24,28 @@ from then on, and retries once; while the kiosk's own clock stays unsynchronised
 doing so. Records keep the kiosk's own time and say it was not synchronised (the API dates
 them by their boot; hil/refapi/missed.py). A kiosk whose clock *is* synchronised trusts it.
 
+Nothing one item does stops the rest (docs/design-decisions.md, "Sync"):
+
+- The loop runs three jobs, each on its own schedule with its own backoff: uploads, the roster
+  (every ``roster_s``) and the heartbeat (every ``heartbeat_s``). Uploads that fail do not
+  stop the roster or the heartbeat, which says why the queue is not moving.
+- The roster is parsed with the kiosk's own parser (daemon/roster.py) before it replaces the
+  file. One the kiosk would refuse is not stored, nor is its ETag (the corrected one comes as
+  soon as it is published); the last good roster stays. The refusal is logged (field path,
+  never a value), kept in ``roster-status.json`` for ``kioskctl doctor`` and reported in
+  every heartbeat (``roster_refused``, ``roster_dropped``).
+- A sealed blob (photo or enrolment templates) whose file no longer hashes to its name (the
+  card rotted it; checked before sending, and again when the API answers ``hash_mismatch``)
+  or is gone can never be sent: a signed ``blob_lost`` record says so
+  (:meth:`Outbox.record_blob_lost`) and the record naming it goes up without it. A blob the
+  API refuses otherwise (a 4xx, not 401) stays on the kiosk, retried with its own backoff;
+  its record goes up without waiting.
+- A batch the API refuses as a whole with a 4xx that is not about authentication or the
+  clock is split in halves to find the record(s) it refuses alone; each is parked with the
+  reason ``refused_alone:<status>:<error>``, exactly like a per-record rejection, and the rest
+  retire. Only when the API took other records in the same attempt: if it refuses every
+  part, the fault is the API's or the configuration's, and nothing is parked.
+
 Threads: one asyncio loop. The outbox calls are short SQLite transactions made on that loop.
 May import: the standard library, ``httpx``, ``daemon.*`` (not drivers).
 """
@@ -36,27 +58,46 @@ import email.utils
 import hashlib
 import json
 import logging
+import math
 import random
+import re
 import socket
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from daemon.clock import Clock
+from daemon.clock import Clock, rfc3339
 from daemon.config import ApiConfig
-from daemon.errors import ApiProtocolError, ApiUnreachable, KioskError, SyncError, TlsError
+from daemon.errors import (
+    ApiProtocolError,
+    ApiUnreachable,
+    KioskError,
+    StorageError,
+    SyncError,
+    TlsError,
+)
 from daemon.keys import SigningKey, write_private_file
 from daemon.outbox import Outbox, Pending
 from daemon.reqauth import sign_request
+from daemon.roster import RosterInvalid, parse_roster
 
 log = logging.getLogger(__name__)
 
 #: the sync loop looks at the outbox at least this often even without a wake-up
 IDLE_POLL_S = 5.0
+#: beside roster.json: why the API's latest roster was refused, and whom it left out
+ROSTER_STATUS = "roster-status.json"
+#: the most left-out roster entries a heartbeat lists (the count is always whole)
+DROPPED_LISTED = 20
+#: statuses of a refused records batch that may be about one record in it (so it is split);
+#: the others (401, 403, 404, 405, 408...) are about the kiosk, the address or the API
+SPLIT_STATUSES = frozenset({400, 409, 413, 422})
+#: error codes that are never about one record, whatever the status
+NOT_ABOUT_A_RECORD = frozenset({"unauthorised", "unknown_device", "clock_skew", "wrong_device"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +141,63 @@ def _device_retired(response: httpx.Response) -> DeviceRetired | None:
     return DeviceRetired(
         f"{body.get('detail') or 'the central API retired this kiosk'} (403 device_retired)"
     )
+
+
+class BatchRefused(ApiProtocolError):
+    """The API refused a records batch as a whole (a 4xx other than 401 and 429)."""
+
+    reason = "batch_refused"
+
+    def __init__(self, message: str, status: int, error: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+
+    @property
+    def splittable(self) -> bool:
+        """Could it be about one record in the batch (then the batch is split to find it)?"""
+        return self.status in SPLIT_STATUSES and self.error not in NOT_ABOUT_A_RECORD
+
+
+class BlobWaiting(ApiProtocolError):
+    """A sealed blob cannot go up now (refused by the API with a 4xx other than 401, not
+    readable, or lost and its loss not recordable); it stays on the kiosk, retried with its
+    own backoff, and the record naming it goes up without waiting."""
+
+    reason = "blob_waiting"
+
+
+def _error_code(response: httpx.Response) -> str:
+    """The ``error`` of a JSON error answer, as a short safe code ("?" when there is none)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return "?"
+    error = body.get("error") if isinstance(body, dict) else None
+    code = re.sub(r"[^a-z0-9_.-]", "_", str(error).lower())[:40] if error else ""
+    return code or "?"
+
+
+@dataclass(slots=True)
+class _Job:
+    """One of the loop's jobs: when it is next due (loop seconds), its consecutive failures,
+    and the last one's error (None once it succeeds)."""
+
+    name: str
+    due: float = 0.0
+    failures: int = 0
+    error: KioskError | None = None
+
+
+@dataclass(slots=True)
+class _Split:
+    """The search for the record(s) a refused batch is about (see :meth:`_verdicts`)."""
+
+    budget: int
+    refusals: int = 1
+    evidence: bool = False  # the API took a part of the batch: it does take records
+    alone: int = 0  # records refused on their own
+    first: BatchRefused | None = None
 
 
 _AUTH_ADVICE = {
@@ -154,7 +252,8 @@ class SyncClient:
     """Uploads the outbox to the central API. See the module docstring.
 
     ``transport`` replaces the network in unit tests only (``httpx.MockTransport``); ``rng``
-    and ``sleep`` are injected so backoff is testable.
+    and ``sleep`` are injected so backoff is testable. ``roster_path``: where the roster lives
+    (``roster.json`` in the data directory); None for a client that never fetches it.
     """
 
     def __init__(
@@ -178,11 +277,25 @@ class SyncClient:
         self._health = health or (lambda: {})
         self.roster_path = roster_path
         self.wakeup = asyncio.Event()
+        #: consecutive failed upload passes (drives the upload backoff)
         self.failures = 0
-        self.last_error: KioskError | None = None
         self.last_success_wall: float | None = None
         #: the API's clock minus ours, learnt from a clock_skew refusal (see the docstring)
         self.api_clock_offset_s = 0.0
+        self._upload = _Job("upload")
+        self._roster = _Job("roster")
+        self._heartbeat = _Job("heartbeat")
+        #: blobs waiting after a refusal: sha -> (failures, monotonic seconds not before)
+        self._blob_retry: dict[str, tuple[int, float]] = {}
+        #: parts of the pending batch refused as a whole, by (first seq, last seq): a split
+        #: search cut short by its budget carries on from them next time (see _bisect)
+        self._refused_parts: dict[tuple[int, int], BatchRefused] = {}
+        #: why the API's latest roster was refused (None: it was not), and whom the roster in
+        #: use leaves out; read back from roster-status.json so a restart still reports them
+        self.roster_refused: dict[str, Any] | None = None
+        self.roster_dropped: list[str] = []
+        self._roster_checked: tuple[int, int] | None = None  # (mtime_ns, size) parsed fine
+        self._load_roster_status()
         base = api.url.rstrip("/")
         kwargs: dict[str, Any] = {
             "base_url": base,
@@ -206,6 +319,14 @@ class SyncClient:
     def wake(self) -> None:
         """A new record is committed: sync now."""
         self.wakeup.set()
+
+    @property
+    def last_error(self) -> KioskError | None:
+        """The error of a job that is failing now (uploads first), or None when none is."""
+        for job in (self._upload, self._roster, self._heartbeat):
+            if job.error is not None:
+                return job.error
+        return None
 
     # --- HTTP -----------------------------------------------------------------------------
     async def _request(
@@ -291,16 +412,54 @@ class SyncClient:
                 "JSON; nothing was retired. Will retry."
             ) from exc
 
-    # --- records and blobs ----------------------------------------------------------------
+    # --- blobs ----------------------------------------------------------------------------
+    def _blob_due(self, sha: str) -> bool:
+        """Not in its own backoff after a refusal."""
+        waiting = self._blob_retry.get(sha)
+        return waiting is None or self.clock.monotonic_ns() / 1e9 >= waiting[1]
+
+    def _blob_failed(self, sha: str) -> None:
+        failures = self._blob_retry.get(sha, (0, 0.0))[0] + 1
+        delay = self._backoff(failures - 1, None)
+        self._blob_retry[sha] = (failures, self.clock.monotonic_ns() / 1e9 + delay)
+
+    def _lose_blob(self, sha: str, reason: str) -> None:
+        """The blob can never be sent (``damaged`` or ``missing``): record that in the chain
+        (Outbox.record_blob_lost) and forget it. Raises BlobWaiting when the record cannot be
+        written (then the blob stays, and its loss is tried again later)."""
+        try:
+            seq = self.outbox.record_blob_lost(sha, reason)
+        except StorageError as exc:
+            self._blob_failed(sha)
+            raise BlobWaiting(
+                f"sealed blob {sha[:8]}.. is {reason} on the kiosk and its loss could not be "
+                f"recorded ({exc.reason}); kept, tried again later"
+            ) from exc
+        self._blob_retry.pop(sha, None)
+        log.error(
+            "sealed blob %s.. is %s on this kiosk and can never be sent; its record goes up "
+            "without it, and blob_lost record seq %d tells the central system",
+            sha[:8],
+            reason,
+            seq,
+        )
+
     async def _upload_blob(self, sha: str) -> None:
+        """Send one sealed blob, or settle it as lost. Raises BlobWaiting when it must wait
+        (see the module docstring), AuthRefused and the transient SyncErrors as they come."""
         path = self.outbox.blob_path(sha)
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            log.error(
-                "sealed photo %s.. is missing on disk; its record is sent without it", sha[:8]
-            )
-            self.outbox.mark_blob_uploaded(sha)
+            self._lose_blob(sha, "missing")
+            return
+        except OSError as exc:  # EIO from a failing card: maybe it reads next time
+            self._blob_failed(sha)
+            raise BlobWaiting(
+                f"sealed blob {sha[:8]}.. cannot be read ({exc.strerror}); kept, tried again later"
+            ) from exc
+        if hashlib.sha256(data).hexdigest() != sha:
+            self._lose_blob(sha, "damaged")
             return
         response = await self._request(
             "PUT",
@@ -308,35 +467,63 @@ class SyncClient:
             body=data,
             headers={"Content-Type": "application/octet-stream"},
         )
-        if response.status_code not in (200, 201):
-            raise ApiProtocolError(
-                f"the central API refused a sealed photo ({response.status_code})"
-            )
-        self.outbox.mark_blob_uploaded(sha)
+        if response.status_code in (200, 201):
+            self.outbox.mark_blob_uploaded(sha)
+            self._blob_retry.pop(sha, None)
+            return
+        error = _error_code(response)
+        if error == "hash_mismatch":  # the API saw other bytes: read the file again
+            with contextlib.suppress(OSError):
+                if hashlib.sha256(path.read_bytes()).hexdigest() != sha:
+                    self._lose_blob(sha, "damaged")
+                    return
+        self._blob_failed(sha)
+        raise BlobWaiting(
+            f"the central API refused sealed blob {sha[:8]}.. ({response.status_code} {error}); "
+            "it stays on the kiosk and is tried again later"
+        )
 
     async def upload_deferred_blobs(self) -> int:
         """Upload every sealed photo still marked not uploaded (deferred by a 401 after a key
-        rotation; see the module docstring). Returns how many went up; raises a
-        :class:`SyncError` (AuthRefused while the API still refuses the key) and keeps the
+        rotation, or refused; see the module docstring) whose own backoff has run out. Returns
+        how many were settled (sent, or recorded as lost). Raises a :class:`SyncError`
+        (AuthRefused while the API still refuses the key, or a transient one) and keeps the
         rest for the next try. A file whose records are all resolved is deleted at once."""
-        waiting = self.outbox.blobs_not_uploaded()
-        for sha in waiting:
-            await self._upload_blob(sha)
-        return len(waiting)
+        settled = 0
+        for sha in self.outbox.blobs_not_uploaded():
+            if not self._blob_due(sha):
+                continue
+            try:
+                await self._upload_blob(sha)
+            except BlobWaiting as exc:
+                log.warning("sync: %s", exc.message)
+                continue
+            settled += 1
+        return settled
 
-    async def push_batch(self, batch: list[Pending]) -> BatchOutcome:
-        """Upload one batch (its blobs first); retire or park per the server's answer. A
-        photo refused with 401 is kept for :meth:`upload_deferred_blobs` and the records go
-        up anyway: they may carry the key_rotation that makes the API accept the key."""
+    async def _send_blobs(self, batch: list[Pending]) -> None:
+        """The batch's blobs before its records. A blob that must wait does not hold up the
+        records; after a 401 the rest wait too (the records may carry the key_rotation that
+        makes the API accept the key)."""
         refused = False
         for item in batch:
-            if item.photo and not refused and not self.outbox.blob_uploaded(item.photo):
-                try:
-                    await self._upload_blob(item.photo)
-                except AuthRefused as exc:
-                    refused = True
-                    log.warning("sync: photo upload refused, sending the records first: %s",
-                                exc.message)  # fmt: skip
+            sha = item.photo
+            if not sha or refused or self.outbox.blob_uploaded(sha) or not self._blob_due(sha):
+                continue
+            try:
+                await self._upload_blob(sha)
+            except AuthRefused as exc:
+                refused = True
+                log.warning("sync: photo upload refused, sending the records first: %s",
+                            exc.message)  # fmt: skip
+            except BlobWaiting as exc:
+                log.warning("sync: %s; its record goes up without waiting", exc.message)
+
+    # --- records --------------------------------------------------------------------------
+    async def _send(self, batch: list[Pending]) -> list[tuple[str, str | None]]:
+        """POST one batch; return the API's verdict per record: (``accepted`` | ``duplicate``
+        | ``rejected``, reason). Raises BatchRefused (a 4xx for the whole batch) or another
+        SyncError; nothing is retired here."""
         body = json.dumps({"records": [p.compact for p in batch]}).encode()
         response = await self._request(
             "POST",
@@ -348,10 +535,16 @@ class SyncClient:
             },
         )
         if response.status_code != 200:
-            detail = self._json(response) if response.content else {}
+            error = _error_code(response)
+            if 400 <= response.status_code < 500:
+                raise BatchRefused(
+                    f"the central API refused the batch ({response.status_code}: {error}); "
+                    "will retry",
+                    response.status_code,
+                    error,
+                )
             raise ApiProtocolError(
-                f"the central API refused the batch ({response.status_code}: "
-                f"{detail.get('error', '?') if isinstance(detail, dict) else '?'}); will retry"
+                f"the central API answered the batch with {response.status_code}; will retry"
             )
         answer = self._json(response)
         results = answer.get("results") if isinstance(answer, dict) else None
@@ -359,8 +552,7 @@ class SyncClient:
             raise ApiProtocolError(
                 "the central API's answer does not list one result per record; nothing retired"
             )
-        acked: list[int] = []
-        parked: list[tuple[int, str]] = []
+        verdicts: list[tuple[str, str | None]] = []
         for index, (item, result) in enumerate(zip(batch, results, strict=True)):
             if (
                 not isinstance(result, dict)
@@ -373,15 +565,114 @@ class SyncClient:
                 )
             status = result.get("status")
             if status in ("accepted", "duplicate"):
-                acked.append(item.seq)
+                verdicts.append((str(status), None))
             elif status == "rejected":
-                parked.append((item.seq, str(result.get("reason") or "unspecified")))
+                verdicts.append(("rejected", str(result.get("reason") or "unspecified")))
             else:
                 raise ApiProtocolError(f"unknown record status {status!r}; nothing retired")
-        self.outbox.resolve(batch[-1].seq, dict(parked))
+        return verdicts
+
+    async def _verdicts(self, batch: list[Pending]) -> list[tuple[str, str | None]]:
+        """The verdict per record for ``batch``. A batch refused as a whole with a 4xx that may
+        be about one record (:attr:`BatchRefused.splittable`) is split in halves, depth first,
+        until the records refused alone are found: they get ``rejected`` with the reason
+        ``refused_alone:<status>:<error>``. That verdict stands only when the API took another
+        part of the batch in the same attempt; if it took none (it refuses everything: an API
+        or configuration fault), or keeps refusing past ``2 + 2 log2(n)`` tries without taking
+        anything, BatchRefused is raised and nothing is retired."""
+        try:
+            return await self._send(batch)
+        except BatchRefused as exc:
+            if not exc.splittable or len(batch) == 1:
+                raise
+            search = _Split(budget=2 + 2 * math.ceil(math.log2(len(batch))), first=exc)
+        verdicts = await self._bisect(batch, search)
+        if search.alone and not search.evidence:
+            raise self._refused_everything(search)
+        if search.alone:
+            log.warning(
+                "sync: the central API refused a batch of %d (%d %s); %d record(s) it refuses "
+                "alone are parked, the rest went up",
+                len(batch),
+                search.first.status if search.first else 0,
+                search.first.error if search.first else "?",
+                search.alone,
+            )
+        return verdicts
+
+    async def _bisect(self, batch: list[Pending], search: _Split) -> list[tuple[str, str | None]]:
+        """Send both halves, then look inside the refused ones: the sibling of a refused half
+        goes first, so a batch with any sound half shows at once that the API takes records
+        (a single bad record costs two requests per level, and the search is short). Parts
+        refused in an earlier attempt at the same batch are not sent again, so a search cut
+        short by its budget goes further each time, and finds the bad records if the API
+        takes any of the others."""
+        mid = len(batch) // 2
+        halves = (batch[:mid], batch[mid:])
+        answers: list[list[tuple[str, str | None]] | BatchRefused] = []
+        for half in halves:
+            span = (half[0].seq, half[-1].seq)
+            known = self._refused_parts.get(span)
+            if known is not None:  # refused in an earlier attempt at this batch: not again
+                answers.append(known)
+                continue
+            try:
+                answers.append(await self._send(half))
+            except BatchRefused as exc:
+                if not exc.splittable:
+                    raise
+                self._refused_parts[span] = exc
+                if not search.evidence:
+                    search.refusals += 1
+                    if search.refusals > search.budget:
+                        raise self._refused_everything(search) from exc
+                answers.append(exc)
+            else:
+                search.evidence = True
+        out: list[tuple[str, str | None]] = []
+        for half, answer in zip(halves, answers, strict=True):
+            if isinstance(answer, list):
+                out += answer
+            elif len(half) > 1:
+                out += await self._bisect(half, search)
+            else:
+                search.alone += 1
+                out.append(("rejected", f"refused_alone:{answer.status}:{answer.error}"))
+        return out
+
+    @staticmethod
+    def _refused_everything(search: _Split) -> BatchRefused:
+        first = search.first
+        status, error = (first.status, first.error) if first else (0, "?")
+        return BatchRefused(
+            f"the central API refuses these records however they are sent ({status}: {error}); "
+            "this is not one record's fault: nothing parked, will retry. If it lasts, call the "
+            "field engineer (`kioskctl doctor`, api rows).",
+            status,
+            error,
+        )
+
+    async def push_batch(self, batch: list[Pending]) -> BatchOutcome:
+        """Upload one batch (its blobs first); retire or park per the server's answer. A
+        photo refused with 401 is kept for :meth:`upload_deferred_blobs` and the records go
+        up anyway: they may carry the key_rotation that makes the API accept the key. A
+        damaged or missing photo is recorded as lost and its record goes up without it; a
+        batch refused as a whole is split to find the records to park (see the module
+        docstring)."""
+        await self._send_blobs(batch)
+        verdicts = await self._verdicts(batch)
+        parked = {
+            item.seq: reason or "unspecified"
+            for item, (status, reason) in zip(batch, verdicts, strict=True)
+            if status == "rejected"
+        }
+        self.outbox.resolve(batch[-1].seq, parked)
+        self._refused_parts.clear()
         self.outbox.write_anchor_hint()
-        dup = sum(1 for r in results if r.get("status") == "duplicate")
-        return BatchOutcome(accepted=len(acked) - dup, duplicate=dup, rejected=len(parked))
+        dup = sum(1 for status, _reason in verdicts if status == "duplicate")
+        return BatchOutcome(
+            accepted=len(batch) - len(parked) - dup, duplicate=dup, rejected=len(parked)
+        )
 
     async def drain(self) -> int:
         """Push batches until the outbox has nothing pending, then any deferred photos;
@@ -396,38 +687,148 @@ class SyncClient:
             outcome = await self.push_batch(batch)
             done += outcome.accepted + outcome.duplicate + outcome.rejected
 
-    # --- roster and heartbeat -------------------------------------------------------------
+    # --- roster ---------------------------------------------------------------------------
+    @property
+    def _status_path(self) -> Path | None:
+        return None if self.roster_path is None else self.roster_path.with_name(ROSTER_STATUS)
+
+    def _load_roster_status(self) -> None:
+        path = self._status_path
+        if path is None:
+            return
+        try:
+            saved = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            return
+        if isinstance(saved, dict):
+            refused = saved.get("refused")
+            self.roster_refused = refused if isinstance(refused, dict) else None
+            dropped = saved.get("dropped")
+            self.roster_dropped = [str(d) for d in dropped] if isinstance(dropped, list) else []
+
+    def _save_roster_status(self, refused: dict[str, Any] | None, dropped: list[str]) -> None:
+        changed = (refused, dropped) != (self.roster_refused, self.roster_dropped)
+        self.roster_refused, self.roster_dropped = refused, dropped
+        path = self._status_path
+        if path is None or not changed:
+            return
+        try:
+            body = json.dumps({"refused": refused, "dropped": dropped}, indent=1).encode()
+            write_private_file(path, body)
+        except OSError as exc:  # the heartbeat still says it
+            log.warning("roster status not saved (%s)", exc.strerror)
+
+    def _roster_on_disk_usable(self) -> bool:
+        """The roster file on disk is one the kiosk takes (checked once per version of the
+        file). One that is not (written before sync checked rosters) must not be kept by
+        sending its ETag: then the API's current roster comes whatever it is."""
+        assert self.roster_path is not None
+        try:
+            st = self.roster_path.stat()
+        except FileNotFoundError:
+            return False
+        stamp = (st.st_mtime_ns, st.st_size)
+        if stamp == self._roster_checked:
+            return True
+        try:
+            parse_roster(json.loads(self.roster_path.read_bytes()), drop_bad_people=True)
+        except (OSError, ValueError, RosterInvalid) as exc:
+            log.warning("the roster file on the kiosk is not usable (%s); fetching it anew", exc)
+            return False
+        self._roster_checked = stamp
+        return True
+
+    def _refuse_roster(self, reason: str, where: str | None, what: str, etag: str | None) -> None:
+        """Keep the last good roster; remember, log and report why this one was refused."""
+        refused = {"reason": reason, "field": where, "what": what, "etag": etag,
+                   "at": rfc3339(self.clock.wall())}  # fmt: skip
+        previous = self.roster_refused or {}
+        again = (previous.get("etag"), previous.get("field")) == (etag, where)
+        if again:
+            refused["at"] = previous.get("at", refused["at"])  # since when, not the last look
+        else:
+            log.error(
+                "roster refused (%s%s%s): the kiosk keeps its last good roster and will fetch "
+                "a corrected one; tell the service desk",
+                reason,
+                f" at {where}" if where else "",
+                f": {what}" if what else "",
+            )
+        self._save_roster_status(refused, self.roster_dropped)
+
     async def fetch_roster(self) -> bool:
-        """Download the roster if it changed (ETag). Returns True when a new one was stored."""
+        """Download the roster if it changed (ETag). Returns True when a new one was stored.
+
+        The download replaces the file only when the kiosk's own parser takes it (people whose
+        entry is not valid left out: ``roster_dropped``); otherwise the last good roster stays,
+        the new ETag is not kept, and the refusal is reported (``roster_refused``)."""
         if self.roster_path is None:
             return False
         etag_path = self.roster_path.with_suffix(".etag")
         headers = {}
-        if etag_path.exists() and self.roster_path.exists():
+        if etag_path.exists() and self._roster_on_disk_usable():
             headers["If-None-Match"] = etag_path.read_text().strip()
         response = await self._request("GET", f"/v1/devices/{self.device}/roster", headers=headers)
-        if response.status_code == 304:
-            return False
-        if response.status_code == 404:
+        if response.status_code in (304, 404):  # the roster in use is the API's, or there is none
+            self._save_roster_status(None, self.roster_dropped)
             return False
         if response.status_code != 200:
             raise ApiProtocolError(f"roster download failed ({response.status_code})")
-        self._json(response)  # must at least be JSON before it replaces a good roster
-        write_private_file(self.roster_path, response.content)
         etag = response.headers.get("ETag")
-        if etag:
-            write_private_file(etag_path, etag.encode())
+        try:
+            roster = parse_roster(json.loads(response.content), drop_bad_people=True)
+        except RosterInvalid as exc:
+            self._refuse_roster(exc.reason, exc.field, exc.what, etag)
+            return False
+        except ValueError:  # not JSON, not UTF-8
+            self._refuse_roster("not_json", None, "the download is not JSON", etag)
+            return False
+        try:
+            write_private_file(self.roster_path, response.content)
+            if etag:
+                write_private_file(etag_path, etag.encode())
+            else:  # an ETag kept from an older roster would name the wrong one
+                etag_path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"the new roster could not be saved ({exc.strerror})") from exc
+        dropped = [str(d) for d in roster.dropped]
+        if dropped:
+            log.warning(
+                "roster stored with %d entries left out (not valid): %s",
+                len(dropped),
+                "; ".join(dropped[:5]),
+            )
+        self._save_roster_status(None, dropped)
         return True
 
+    def roster_report(self) -> dict[str, Any]:
+        """The heartbeat's roster figures (none without a roster path): ``roster_refused``
+        (None, or reason, field, what, since when and the refused roster's ETag) and
+        ``roster_dropped`` (the field paths of entries left out, at most
+        :data:`DROPPED_LISTED`; ``roster_dropped_count`` says how many)."""
+        if self.roster_path is None:
+            return {}
+        return {
+            "roster_refused": self.roster_refused,
+            "roster_dropped": self.roster_dropped[:DROPPED_LISTED],
+            "roster_dropped_count": len(self.roster_dropped),
+        }
+
+    # --- heartbeat ------------------------------------------------------------------------
     async def heartbeat(self) -> None:
         stats = self.outbox.stats()
+        upload_error = self._upload.error
         body = {
             "queue_depth": stats.depth,
             "oldest_unsent_s": stats.oldest_unsent_s,
             "parked": stats.parked,
+            "parked_reasons": self.outbox.parked_reasons(),
+            "blobs_waiting": stats.blobs_pending,
+            "upload_error": None if upload_error is None else upload_error.reason,
             "last_seq": stats.last_seq,
             "app": self.outbox.app_version,
             "clock_synced": self.clock.synced(),
+            **self.roster_report(),
             **self._health(),
         }
         response = await self._request(
@@ -440,51 +841,75 @@ class SyncClient:
             raise ApiProtocolError(f"heartbeat refused ({response.status_code})")
 
     # --- the loop -------------------------------------------------------------------------
-    def backoff_s(self, retry_after: float | None = None) -> float:
+    def _backoff(self, failures: int, retry_after: float | None, cap: float | None = None) -> float:
         """Full jitter: uniform in [0, min(cap, base * 2**failures)], at least Retry-After."""
-        ceiling: float = min(
-            self.api.backoff_cap_s, self.api.backoff_base_s * 2 ** min(self.failures, 30)
-        )
+        cap = self.api.backoff_cap_s if cap is None else min(cap, self.api.backoff_cap_s)
+        ceiling: float = min(cap, self.api.backoff_base_s * 2 ** min(failures, 30))
         delay = self._rng() * ceiling
         if retry_after is not None:
             delay = max(delay, min(retry_after, self.api.backoff_cap_s))
         return delay
 
+    def backoff_s(self, retry_after: float | None = None) -> float:
+        """The upload backoff after :attr:`failures` consecutive failures."""
+        return self._backoff(self.failures, retry_after)
+
+    async def _run_job(
+        self, job: _Job, work: Callable[[], Awaitable[object]], now: float, every: float
+    ) -> None:
+        """Run one job; on success it is next due in ``every`` seconds, on failure after its
+        own backoff (at most ``every``: a heartbeat or roster is never later than usual)."""
+        try:
+            await work()
+        except KioskError as exc:  # a SyncError, or the disk (StorageError): try again later
+            job.failures += 1
+            job.error = exc
+            retry = exc.retry_after if isinstance(exc, RetryLater) else None
+            delay = self._backoff(job.failures, retry, cap=every)
+            job.due = now + delay
+            log.warning("sync: %s: %s (retry in %.1f s)", job.name, exc.message, delay)
+        else:
+            job.failures = 0
+            job.error = None
+            job.due = now + every
+
+    async def _upload_pass(self, now: float) -> None:
+        try:
+            await self.drain()
+        except KioskError as exc:  # a SyncError, or the outbox (StorageError): back off
+            self._upload.error = exc
+            self.failures += 1
+            delay = self.backoff_s(exc.retry_after if isinstance(exc, RetryLater) else None)
+            self._upload.due = now + delay
+            log.warning("sync: %s (retry in %.1f s)", exc.message, delay)
+        else:
+            self.failures = 0
+            self._upload.error = None
+            self._upload.due = now + IDLE_POLL_S
+        self._upload.failures = self.failures
+
     async def run(self, stop: asyncio.Event) -> None:
-        """Sync until ``stop`` is set: drain, roster, heartbeat, back off on failure."""
-        next_heartbeat = 0.0
-        next_roster = 0.0
+        """Sync until ``stop`` is set: uploads, roster and heartbeat, each when it is due and
+        each backing off on its own failures, so none waits for another."""
         loop = asyncio.get_running_loop()
         while not stop.is_set():
             self.wakeup.clear()
-            delay = IDLE_POLL_S
-            try:
-                await self.drain()
-                now = loop.time()
-                if now >= next_roster:
-                    await self.fetch_roster()
-                    next_roster = now + self.api.roster_s
-                if now >= next_heartbeat:
-                    await self.heartbeat()
-                    next_heartbeat = now + self.api.heartbeat_s
-                self.failures = 0
-                self.last_error = None
+            now = loop.time()
+            if now >= self._upload.due:
+                await self._upload_pass(now)
+            if now >= self._roster.due:
+                await self._run_job(self._roster, self.fetch_roster, now, self.api.roster_s)
+            if now >= self._heartbeat.due:
+                await self._run_job(self._heartbeat, self.heartbeat, now, self.api.heartbeat_s)
+            if self.last_error is None:
                 self.last_success_wall = self.clock.wall()
-            except SyncError as exc:
-                self.last_error = exc
-                self.failures += 1
-                delay = self.backoff_s(exc.retry_after if isinstance(exc, RetryLater) else None)
-                log.warning("sync: %s (retry in %.1f s)", exc.message, delay)
-                if self.wakeup.is_set():
-                    self.wakeup.clear()  # a new record must not defeat the backoff
             if stop.is_set():
                 break
-            waiters = [
-                asyncio.ensure_future(stop.wait()),
-                asyncio.ensure_future(self.wakeup.wait()),
-            ]
-            if self.failures:
-                waiters.pop()  # while backing off, only stop cuts the wait short
+            due = min(self._upload.due, self._roster.due, self._heartbeat.due)
+            delay = max(0.0, due - loop.time())
+            waiters = [asyncio.ensure_future(stop.wait())]
+            if not self.failures:  # while uploads back off, a new record does not cut in
+                waiters.append(asyncio.ensure_future(self.wakeup.wait()))
             _done, pending = await asyncio.wait(
                 waiters, timeout=delay, return_when="FIRST_COMPLETED"
             )
@@ -492,3 +917,5 @@ class SyncClient:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if self.wakeup.is_set() and not self.failures:
+                self._upload.due = 0.0  # a new record: upload now

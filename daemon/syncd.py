@@ -82,7 +82,14 @@ async def run_sync(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     key = key_backend(cfg.device, cfg.hardware_key).load()
-    outbox = Outbox(cfg.device.data_dir, device=cfg.device.id, key=None, clock=clock).open()
+    # with the key: the sync process appends blob_lost records (daemon/sync.py)
+    outbox = Outbox(
+        cfg.device.data_dir,
+        device=cfg.device.id,
+        key=key,
+        clock=clock,
+        min_free_bytes=cfg.outbox.min_free_mb * 1024 * 1024,
+    ).open()
     levels = Levels.from_config(cfg.outbox)
     client = SyncClient(
         outbox,

@@ -12,6 +12,7 @@ import contextlib
 import datetime as dt
 import email.utils
 import ipaddress
+import json
 import os
 import socket
 import ssl
@@ -33,6 +34,8 @@ from daemon.kioskctl.identity import enrolment_path, load_enrolment
 from daemon.kioskctl.report import Check, failed, passed, warned
 from daemon.outbox import Outbox
 from daemon.recovery import read_anchor_hint
+from daemon.roster import RosterInvalid, parse_roster
+from daemon.sync import ROSTER_STATUS
 from daemon.tokenkey import key_backend
 
 MB = 1024 * 1024
@@ -304,6 +307,81 @@ def _set_aside(ctx: Context) -> Check | None:
         f"keep {folder} for the central team (it may hold records that never reached them); "
         "remove it only when they have confirmed nothing is missing",
     )
+
+
+# --- roster ----------------------------------------------------------------------------------
+ROSTER_FIX = (
+    "ask the service desk to correct that roster entry and publish the roster again; "
+    "kiosk-sync fetches the corrected one by itself"
+)
+
+
+def check_roster(ctx: Context) -> list[Check]:
+    """The roster kiosk-sync stored (the kiosk's own parser reads it), and what kiosk-sync
+    says in ``roster-status.json``: the API's latest roster refused, or people left out."""
+    data = ctx.cfg.device.data_dir
+    try:
+        status = json.loads((data / ROSTER_STATUS).read_bytes())
+    except (OSError, ValueError):
+        status = {}
+    refused = status.get("refused") if isinstance(status, dict) else None
+    why = ""  # the API's latest roster refused: since when, and the field
+    if isinstance(refused, dict):
+        where = f" at {refused.get('field')}" if refused.get("field") else ""
+        why = (
+            f"the API's latest roster was refused since {refused.get('at')} "
+            f"({refused.get('reason')}{where}: {refused.get('what')})"
+        )
+    try:
+        raw = (data / "roster.json").read_bytes()
+    except FileNotFoundError:
+        return [
+            warned(
+                "roster",
+                "no roster yet: nobody can identify at the kiosk (staff can still record "
+                "attendance)" + (f"; {why}" if why else ""),
+                ROSTER_FIX
+                if why
+                else "start kiosk-sync.service and check the api rows; ask the service desk "
+                "to publish this kiosk's roster",
+            )
+        ]
+    except OSError as exc:
+        return [failed("roster", f"the roster file cannot be read ({exc.strerror})", ROSTER_FIX)]
+    try:
+        roster = parse_roster(json.loads(raw), drop_bad_people=True)
+    except (ValueError, RosterInvalid) as exc:
+        what = f"{exc.field} {exc.what}" if isinstance(exc, RosterInvalid) else "not JSON"
+        return [
+            failed(
+                "roster",
+                f"the roster file is not usable ({what}): nobody can identify at the kiosk",
+                "kiosk-sync fetches the API's roster again by itself (`kioskctl sync` does not); "
+                "if this stays, " + ROSTER_FIX,
+            )
+        ]
+    detail = f"{len(roster)} people, made {roster.generated_at}"
+    rows = []
+    if why:
+        rows.append(
+            warned(
+                "roster", f"{why}; the kiosk keeps using its previous one ({detail})", ROSTER_FIX
+            )
+        )
+    if roster.dropped:
+        listed = "; ".join(str(d) for d in roster.dropped[:3])
+        more = f" and {len(roster.dropped) - 3} more" if len(roster.dropped) > 3 else ""
+        rows.append(
+            warned(
+                "roster entries",
+                f"{len(roster.dropped)} people left out of the roster, their entries not valid "
+                f"({listed}{more}): they check in at reception",
+                ROSTER_FIX,
+            )
+        )
+    if not rows:
+        rows.append(passed("roster", detail))
+    return rows
 
 
 # --- device key ------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ SYSTEM_CHECKS: tuple[CheckFn, ...] = (
     checks_sys.check_key,
     checks_sys.check_disk,
     checks_sys.check_outbox,
+    checks_sys.check_roster,
     checks_sys.check_clock,
     checks_sys.check_api,
 )

@@ -38,12 +38,15 @@ async def _sync(ctx: Context, progress: Progress) -> SyncResult:
     cfg = ctx.cfg
     key = key_backend(cfg.device, cfg.hardware_key).load()
     acc = dup = rej = 0
+    data = cfg.device.data_dir
+    min_free = cfg.outbox.min_free_mb * 1024 * 1024  # with the key: it may append blob_lost
     outbox = access.open_outbox(
-        Outbox(cfg.device.data_dir, device=cfg.device.id, key=None, clock=ctx.clock)
+        Outbox(data, device=cfg.device.id, key=key, clock=ctx.clock, min_free_bytes=min_free)
     )
     with contextlib.closing(outbox):
         progress.total = outbox.stats().depth
-        client = SyncClient(outbox, cfg.api, key, clock=ctx.clock)
+        # the roster path only for the heartbeat's roster figures (kiosk-sync fetches it)
+        client = SyncClient(outbox, cfg.api, key, clock=ctx.clock, roster_path=data / "roster.json")
         try:
             while batch := outbox.pending(cfg.api.batch_size):
                 outcome = await client.push_batch(batch)

@@ -40,6 +40,8 @@ from daemon.records import (
     verify_record,
 )
 from daemon.reqauth import RequestAuthError, parse_device, verify_request
+from daemon.roster import Roster as KioskRoster
+from daemon.roster import RosterInvalid, parse_roster
 from daemon.rotation import ROTATION_TYPE, rotated_key
 from hil.refapi.figures import Inputs, figures
 from hil.refapi.missed import attendances, review_tasks
@@ -55,7 +57,7 @@ from hil.refapi.storage import (
     Storage,
     device_of_chain,
 )
-from hil.refapi.tasks import ENGLAND_AND_WALES, REVIEW_KINDS, Calendar, tasks_of
+from hil.refapi.tasks import ENGLAND_AND_WALES, REVIEW_KINDS, Calendar, lost_blobs, tasks_of
 
 MAX_BATCH = 500
 #: the longest an enrolment code stays valid (30 days): a code is a key to the fleet
@@ -119,19 +121,32 @@ class Heartbeat(BaseModel):
     ui_beat_age_s: float | None = None  # the browser's heartbeat; null: none since the start
     kiosk_up_s: float | None = None  # how long the check-in process has been running
     simulated: bool | None = None
+    #: parked records by the reason the API (or a batch refusal) gave
+    parked_reasons: dict[str, int] | None = None
+    #: sealed blobs still waiting to go up (deferred or refused)
+    blobs_waiting: int | None = None
+    #: the reason code of the failing upload, None when uploads are fine
+    upload_error: str | None = None
+    #: the API's latest roster was refused by the kiosk: reason, field, what, since when
+    roster_refused: dict[str, Any] | None = None
+    #: field paths of roster entries the kiosk left out (at most 20) and how many there are
+    roster_dropped: list[str] | None = None
+    roster_dropped_count: int | None = None
 
 
 class RosterPerson(BaseModel):
-    """One person due at the office (pseudonymous; docs/api.md). Other fields pass through."""
+    """One person due at the office (pseudonymous; docs/api.md). The full rules are the
+    kiosk's own parser's (daemon/roster.py), which the publish endpoint applies."""
 
     model_config = {"extra": "allow"}
     ref: str
-    dob_hmac: str | None = None
+    dob_hmac: str
     templates: list[dict[str, Any]] = []
     next_appointment: dict[str, Any] | None = None
     appointments: list[dict[str, Any]] = []
     messages: list[dict[str, Any]] = []
     questions: list[dict[str, Any]] = []
+    in_person: bool = False
     biometric: Literal["fingerprint", "declined"] | None = Field(
         default=None,
         description="declined: the person chose not to give fingerprints; the kiosk checks "
@@ -144,10 +159,29 @@ class Roster(BaseModel):
     """A device's roster (docs/api.md): no names, no plain dates of birth."""
 
     model_config = {"extra": "allow"}
-    office: str | None = None
-    generated_at: str | None = None
-    dob_salt: str | None = None
+    office: str
+    generated_at: str
+    dob_salt: str
     people: list[RosterPerson]
+
+
+class RosterProblem(BaseModel):
+    """One fault in a roster: the entry's index in ``people`` (None outside the entries), the
+    field's path and what is wrong; never a value from the roster."""
+
+    index: int | None
+    field: str
+    what: str
+
+
+class RosterRefusedBody(BaseModel):
+    """``422 roster_invalid``: the roster breaks the kiosk's rules (daemon/roster.py)."""
+
+    error: Literal["roster_invalid"]
+    detail: str
+    field: str
+    index: int | None
+    problems: list[RosterProblem]
 
 
 def _json_body(model: type[BaseModel]) -> dict[str, Any]:
@@ -687,18 +721,21 @@ def create_app(settings: Settings) -> FastAPI:
         "/v1/admin/devices/{device}/roster",
         dependencies=[Depends(admin)],
         openapi_extra=_json_body(Roster),
+        responses={422: {"model": RosterRefusedBody}},
     )
     async def put_roster(device: str, request: Request, op: NamedOperator) -> dict[str, str]:
-        """Publish a device's roster; served byte for byte with a strong ETag. Logged in the
-        access log (``X-Operator`` when given: a case system publishing on its own account
-        may leave it out)."""
+        """Publish a device's roster; served byte for byte with a strong ETag. It is checked
+        first with the kiosk's own parser (daemon/roster.py): a roster the kiosk would refuse,
+        or in which it would leave anyone out, is refused here (``422 roster_invalid`` naming
+        every bad entry's index and field, never its data) and the published one stays.
+        Logged in the access log (``X-Operator`` when given: a case system publishing on its
+        own account may leave it out)."""
         body = await request.body()
         try:
-            roster = Roster.model_validate_json(body)
+            data = json.loads(body)
         except ValueError as exc:
-            raise _error(
-                422, "schema", 'the roster must be a JSON object with "people": [{"ref": ...}]'
-            ) from exc
+            raise _error(422, "schema", "the roster must be JSON (docs/api.md, Roster)") from exc
+        roster = _check_roster(data)
         etag = store.put_roster(device, body)
         await asyncio.to_thread(
             logged, op or "unnamed", "roster.publish", device=device, people=len(roster.people)
@@ -915,8 +952,11 @@ def create_app(settings: Settings) -> FastAPI:
         outcomes, reviews = store.task_outcomes(), store.reviews()
         found = []
         for kiosk in [device] if device else store.devices():
-            for seq, compact, received in _records_received(store, kiosk):
-                payload = decode_unverified(compact)[1]
+            held = [(seq, decode_unverified(compact)[1], received)
+                    for seq, compact, received in _records_received(store, kiosk)]  # fmt: skip
+            lost = lost_blobs(p for _s, p, _r in held)
+            for seq, payload, received in held:
+                gone = lost.get(str(payload.get("photo") or payload.get("templates")))
                 for task in tasks_of(kiosk, seq, payload, received, settings.calendar):
                     closed: dict[str, Any] | None
                     if task.kind in REVIEW_KINDS:  # closed by the identity decision
@@ -928,6 +968,7 @@ def create_app(settings: Settings) -> FastAPI:
                             task.as_dict()
                             | {"person": payload.get("person"), "overdue": closed is None
                                and now > task.due, "closed": closed}
+                            | ({"blob_lost": gone} if gone else {})
                         )  # fmt: skip
         found.sort(key=lambda t: (t["closed"] is not None, not t["overdue"], t["due"]))
         logged(op, "tasks.list", device=device, state=state, returned=len(found))
@@ -1066,6 +1107,39 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
+#: the most roster problems one refusal lists (the count is in ``detail``)
+ROSTER_PROBLEMS_LISTED = 50
+_ENTRY = re.compile(r"^people\[(\d+)\]")
+
+
+def _check_roster(data: Any) -> KioskRoster:
+    """The roster as the kiosk reads it; HTTPException 422 ``roster_invalid`` when the kiosk
+    would refuse it or leave anyone out of it (every such entry listed by index and field)."""
+    try:
+        roster = parse_roster(data, drop_bad_people=True)
+    except RosterInvalid as exc:
+        entry = _ENTRY.match(exc.field)
+        problems = [RosterProblem(index=int(entry[1]) if entry else None, field=exc.field,
+                                  what=exc.what)]  # fmt: skip
+    else:
+        if not roster.dropped:
+            return roster
+        problems = [
+            RosterProblem(index=d.index, field=d.field, what=d.what) for d in roster.dropped
+        ]
+    first = problems[0]
+    more = f" (and {len(problems) - 1} more entries: see problems)" if len(problems) > 1 else ""
+    refused = RosterRefusedBody(
+        error="roster_invalid",
+        detail=f"the kiosk would refuse this roster: {first.field} {first.what}{more}. Correct "
+        "it and publish again; the roster published before stays in use.",
+        field=first.field,
+        index=first.index,
+        problems=problems[:ROSTER_PROBLEMS_LISTED],
+    )
+    raise HTTPException(422, refused.model_dump())
+
+
 class _KeyHistory:
     """Which key verifies which seq: each key from its ``from_seq`` to the next one's."""
 
@@ -1125,6 +1199,10 @@ URGENCY = {
     "disk_full": 0,
     "part": 1,
     "records_rejected": 1,
+    # people added or changed since the roster in use, or left out of it, check in at
+    # reception until the service desk corrects the roster
+    "roster_refused": 1,
+    "roster_dropped": 1,
     "simulated_hardware": 1,
     "disk_no_photo": 1,
     "hot": 1,
@@ -1156,9 +1234,10 @@ def device_problems(
     none in its first minute), ``part:<part>:<reason>``, ``disk_low`` / ``disk_no_photo`` /
     ``disk_full`` (the kiosk's own level; from an older kiosk without one, ``disk_low`` under
     512 MB), ``hot``, ``clock_unsynced``, ``records_rejected`` (records the API refused, parked
-    on the device: attendance nobody centrally can see), ``simulated_hardware`` (simulated
-    drivers on a kiosk the service relies on; not said when ``simulated_expected``: a demo or
-    a rig). Empty when all is well."""
+    on the device: attendance nobody centrally can see), ``roster_refused`` (the kiosk refused
+    the latest roster and keeps its previous one), ``roster_dropped`` (the kiosk left people
+    out of its roster), ``simulated_hardware`` (simulated drivers on a kiosk the service relies
+    on; not said when ``simulated_expected``: a demo or a rig). Empty when all is well."""
     if not latest:
         return ["silent"]
     received, body = float(latest[0]["received"]), latest[0]["body"]
@@ -1187,6 +1266,10 @@ def device_problems(
     parked = _number(body.get("parked"))
     if parked is not None and parked > 0:
         problems.append("records_rejected")
+    if body.get("roster_refused"):
+        problems.append("roster_refused")
+    if body.get("roster_dropped") or body.get("roster_dropped_count"):
+        problems.append("roster_dropped")
     if body.get("simulated") is True and not simulated_expected:
         problems.append("simulated_hardware")
     return problems

@@ -19,7 +19,9 @@ The kiosk never decides anything about a person; each exception becomes a task f
   A visit by that route with no photo carries ``id_review`` from the kiosk (only the date of
   birth was checked) and is an identity review instead. docs/privacy.md gives the reasons.
 - ``fault_followup``: a part of the kiosk failed during the visit; the visit counts, and the
-  officer checks nothing was lost with the person. Due by the end of the next working day.
+  officer checks nothing was lost with the person. Also made by a ``blob_lost`` record: the
+  kiosk lost a visit's sealed photo (or an enrolment's templates) before sending it, so the
+  record came without it. Due by the end of the next working day.
 
 Working days are Monday to Friday except bank holidays in England and Wales, ending at
 17:00 UK time; a record that arrives after 16:00 (or on a day the office is closed) is due at
@@ -194,7 +196,7 @@ def tasks_of(
         and ("photo_quality" in flags or photo_check_sampled(device, seq, payload))
     ):
         kinds.append(("photo_check", PHOTO_CHECK_DAYS))
-    if payload.get("type") == "fault":
+    if payload.get("type") in ("fault", "blob_lost"):
         kinds.append(("fault_followup", 1))
     return [
         Task(
@@ -206,3 +208,19 @@ def tasks_of(
         )
         for kind, after in kinds
     ]
+
+
+def lost_blobs(payloads: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The blobs a kiosk said it lost (its ``blob_lost`` records): hash -> ``{"seq", "kind",
+    "reason"}`` (the ``blob_lost`` record's seq; ``photo`` or ``templates``; ``damaged`` or
+    ``missing``), so a task on the record that named the blob says why it has none."""
+    lost: dict[str, dict[str, Any]] = {}
+    for p in payloads:
+        detail = p.get("detail")
+        if p.get("type") != "blob_lost" or not isinstance(detail, dict):
+            continue
+        sha = detail.get("blob")
+        if isinstance(sha, str):
+            lost.setdefault(sha, {"seq": p.get("seq"), "kind": detail.get("kind"),
+                                  "reason": detail.get("reason")})  # fmt: skip
+    return lost

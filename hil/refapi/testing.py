@@ -11,6 +11,8 @@ All data made here is synthetic.
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import hashlib
 import itertools
 import secrets
@@ -26,6 +28,7 @@ import pytest
 from daemon.keys import SoftwareKey, generate, public_pem
 from daemon.records import GENESIS, b64url, record_hash, sign_record, uuid7
 from daemon.reqauth import sign_request
+from daemon.roster import dob_hmac
 from hil.refapi.app import Faults, Settings, create_app
 from hil.refapi.server import RefApi
 from hil.refapi.storage import SqliteStorage, Storage
@@ -114,6 +117,28 @@ class SimDevice:
         return {
             "Authorization": sign_request(self.key, self.device, method, path, body, self.clock())
         }
+
+
+#: the DOB salt of the rosters :func:`roster_doc` makes
+ROSTER_SALT = bytes(range(16))
+
+
+def roster_doc(
+    *people: str | dict[str, Any],
+    office: str = "test-office",
+    generated_at: str = "2026-11-23T08:00:00Z",
+) -> dict[str, Any]:
+    """A roster the kiosk takes whole (docs/api.md), of synthetic people: each a case
+    reference or a partial entry (``ref`` and whatever the test needs), completed with the
+    HMAC of a made-up date of birth (1990-01-01, salt :data:`ROSTER_SALT`)."""
+    mac = base64.b64encode(dob_hmac(ROSTER_SALT, dt.date(1990, 1, 1))).decode()
+    entries = [{"ref": p} if isinstance(p, str) else dict(p) for p in people]
+    return {
+        "office": office,
+        "generated_at": generated_at,
+        "dob_salt": base64.b64encode(ROSTER_SALT).decode(),
+        "people": [{"dob_hmac": mac} | entry for entry in entries],
+    }
 
 
 @dataclass

@@ -83,6 +83,73 @@ def test_photo_blob_is_durable_and_deleted_only_after_ack(tmp_path: Path) -> Non
         assert not path.exists()
 
 
+def test_a_lost_blob_is_recorded_once_in_the_chain_then_forgotten(tmp_path: Path) -> None:
+    key = make_key()
+    with open_outbox(tmp_path, key) as ob:
+        photo = ob.append("checkin", synthetic_checkin(1), blob=b"sealed-photo" * 10)
+        enrol = ob.append(
+            "finger_enrolment",
+            {"person": "CR-000002", "detail": {"consent": True}},
+            blob=b"sealed-templates" * 10,
+            blob_field="templates",
+        )
+        sha, tsha = photo.payload["photo"], enrol.payload["templates"]
+        assert ob.record_blob_lost(sha, "damaged") == 3
+        assert ob.record_blob_lost(sha, "damaged") == 3  # again (a crash in between): once
+        assert ob.record_blob_lost(tsha, "missing") == 4
+        assert not ob.blob_path(sha).exists() and ob.blob_uploaded(sha)  # nothing waits
+        assert ob.blobs_not_uploaded() == []
+        chain = [c for _s, _state, c in ob.all_compact()]
+    records = verify_chain(chain, key.public_key(), "kiosk-t1", head_seq=4)
+    lost = [r.payload for r in records[2:]]
+    assert [(p["type"], p["person"], p["flags"]) for p in lost] == [
+        ("blob_lost", "CR-000001", ["photo_lost"]),
+        ("blob_lost", "CR-000002", ["templates_lost"]),
+    ]
+    assert lost[0]["detail"] == {"blob": sha, "kind": "photo", "reason": "damaged", "seqs": [1]}
+    assert "photo" not in lost[0]  # it names the blob in detail only: nothing waits for it
+
+
+def test_a_lost_blob_that_cannot_be_recorded_stays_waiting(tmp_path: Path) -> None:
+    key = make_key()
+    with open_outbox(tmp_path, key) as ob:
+        sha = ob.append("checkin", synthetic_checkin(1), blob=b"sealed" * 10).payload["photo"]
+    with Outbox(tmp_path, device="kiosk-t1", key=None, clock=FakeClock()) as ob:
+        with pytest.raises(StorageError):
+            ob.record_blob_lost(sha, "damaged")
+        assert ob.blobs_not_uploaded() == [sha] and ob.blob_path(sha).exists()
+        assert ob.head()[0] == 1
+
+
+def test_salvaged_records_wait_only_for_blobs_that_can_still_go(tmp_path: Path) -> None:
+    """After a recovery, an acknowledged record's photo went up long ago unless its file is
+    still here; a pending record's photo waits (and is lost, not silently dropped, if its file
+    is gone)."""
+    key = make_key()
+    with open_outbox(tmp_path / "old", key) as ob:
+        shas = [
+            ob.append("checkin", synthetic_checkin(i), blob=f"photo-{i}".encode() * 9).payload[
+                "photo"
+            ]
+            for i in range(4)
+        ]
+        compacts = [c for _s, _state, c in ob.all_compact()]
+    new = tmp_path / "new"
+    (new / "blobs").mkdir(parents=True)
+    shutil.copy(tmp_path / "old" / "blobs" / shas[1], new / "blobs" / shas[1])
+    with open_outbox(new, key) as ob:
+        ob.import_verified(compacts, pending_from=3)  # seqs 1-2 acked, 3-4 pending
+        assert sorted(ob.blobs_not_uploaded()) == sorted(shas[1:])
+
+
+def test_parked_reasons_are_counted(tmp_path: Path) -> None:
+    with open_outbox(tmp_path) as ob:
+        for i in range(4):
+            ob.append("checkin", synthetic_checkin(i))
+        ob.resolve(4, {1: "schema", 2: "refused_alone:422:schema", 4: "schema"})
+        assert ob.parked_reasons() == {"refused_alone:422:schema": 1, "schema": 2}
+
+
 def test_orphan_blob_files_are_swept(tmp_path: Path) -> None:
     with open_outbox(tmp_path) as ob:
         rec = ob.append("checkin", synthetic_checkin(1), blob=b"kept")

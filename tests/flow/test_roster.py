@@ -6,6 +6,7 @@ import base64
 import copy
 import datetime as dt
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -80,7 +81,7 @@ def _set(path: list[Any], value: Any) -> Mutator:
 _DELETE = object()
 
 
-@pytest.mark.parametrize(
+BAD_ROSTERS = pytest.mark.parametrize(
     ("mutate", "field"),
     [
         (_set(["people", 1, "dob_hmac"], _DELETE), "people[1].dob_hmac"),
@@ -119,6 +120,9 @@ _DELETE = object()
         (_set(["office"], _DELETE), "roster.office"),
     ],
 )
+
+
+@BAD_ROSTERS
 def test_invalid_rosters_are_refused_naming_the_field(mutate: Mutator, field: str) -> None:
     doc = copy.deepcopy(roster_json())
     mutate(doc)
@@ -128,6 +132,37 @@ def test_invalid_rosters_are_refused_naming_the_field(mutate: Mutator, field: st
     assert field in message
     assert "CR-9001" not in message  # never a person's reference
     assert isinstance(info.value, KioskError) and info.value.reason == "roster_invalid"
+    assert info.value.field == field
+
+
+@BAD_ROSTERS
+def test_the_kiosk_leaves_out_only_the_person_whose_entry_is_bad(
+    mutate: Mutator, field: str
+) -> None:
+    """The kiosk's reading (drop_bad_people): a fault inside one person's entry costs that
+    person, not everyone; a reference listed twice costs both entries (which one is right is
+    anyone's guess); a fault outside the entries still refuses the roster."""
+    doc = copy.deepcopy(roster_json())
+    mutate(doc)
+    data = json.loads(json.dumps(doc))
+    if not field.startswith("people["):
+        with pytest.raises(RosterInvalid, match=re.escape(field)):
+            parse_roster(data, drop_bad_people=True)
+        return
+    r = parse_roster(data, drop_bad_people=True)
+    index = int(field[len("people[") : field.index("]")])
+    out = {index} | ({0} if field == "people[2].ref" else set())  # CR-900101 twice
+    assert [d.index for d in r.dropped] == sorted(out)
+    assert field in [d.field for d in r.dropped]
+    kept = [p["ref"] for i, p in enumerate(roster_json()["people"]) if i not in out]
+    assert [p.ref for p in r.people] == kept
+    assert all("CR-9001" not in str(d) for d in r.dropped)  # never a person's reference
+
+
+def test_a_good_roster_reads_the_same_either_way() -> None:
+    strict = parse_roster(roster_json())
+    lenient = parse_roster(roster_json(), drop_bad_people=True)
+    assert lenient == strict and lenient.dropped == ()
 
 
 def test_a_person_who_declined_fingerprints_is_marked_and_older_rosters_stay_valid() -> None:

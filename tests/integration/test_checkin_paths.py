@@ -305,6 +305,35 @@ async def _refresh_roster(kiosk: Kiosk) -> None:
     raise AssertionError("the runner did not load the new roster")
 
 
+async def test_one_bad_roster_entry_costs_that_person_not_everyone_even_after_a_restart(
+    kiosk: Kiosk,
+) -> None:
+    """The central system serves a roster with an empty Welsh message for one person (the
+    reference API refuses to publish it, so it is put in its store directly): the kiosk takes
+    everyone else, with their new data, and still does after it restarts."""
+    store = kiosk.api.storage()
+    try:
+        held = store.get_roster(kiosk.device.id)
+        assert held is not None
+        roster = json.loads(held[1])
+        roster["people"][1]["messages"] = [{"id": "m1", "en": "Bring your letter.", "cy": ""}]
+        roster["people"][0]["in_person"] = True  # something new for someone else
+        store.put_roster(kiosk.device.id, json.dumps(roster).encode())
+    finally:
+        store.close()
+    await _refresh_roster(kiosk)
+    refs = [p["ref"] for p in roster["people"]]
+    expected = refs[:1] + refs[2:]
+    assert [p.ref for p in kiosk.runner.state.roster.people] == expected
+    assert kiosk.runner.state.roster.people[0].in_person
+    restarted = CheckinRunner(kiosk.core)  # a reboot: the roster comes from the file alone
+    assert not restarted.state.roster.people
+    restarted._reload_roster()  # what its run() does first
+    loaded = restarted.queue.get_nowait()
+    assert isinstance(loaded, events.RosterLoaded)
+    assert [p.ref for p in loaded.roster.people] == expected
+
+
 async def _staff_until(kiosk: Kiosk, what: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
     for _ in range(1000):
         view = kiosk.runner.current_view()

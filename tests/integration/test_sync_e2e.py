@@ -17,6 +17,7 @@ from daemon.records import verify_chain
 from daemon.sync import AuthRefused, RetryLater, SyncClient
 from hil import pki as pkimod
 from hil.refapi.server import RefApi
+from hil.refapi.testing import roster_doc
 from tests.integration.conftest import Device, enrol
 
 
@@ -159,7 +160,7 @@ async def test_mtls_client_certificate_is_presented(tmp_path: Path) -> None:
 
 
 async def test_roster_etag_and_heartbeat(api: RefApi, device: Device, tmp_path: Path) -> None:
-    roster = {"office": "test", "people": []}
+    roster = roster_doc(office="test")
     with api.admin() as admin:
         admin.put(
             f"/v1/admin/devices/{device.id}/roster", content=json.dumps(roster)

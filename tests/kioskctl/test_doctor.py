@@ -20,11 +20,13 @@ from daemon import growdata
 from daemon import outbox as outbox_mod
 from daemon.clock import FakeClock
 from daemon.kioskctl.parts import Parts, RunResult, default_camera, default_gpio
+from daemon.sync import ROSTER_STATUS
 from drivers.camera import GatedCamera, camera_sim
 from drivers.camera.interface import CameraSettings
 from drivers.gpio import GpioBoard, GpioSettings, GpioSim
 from hil import pki as pkimod
 from hil.fingerprint import SensorEmulator
+from hil.refapi.testing import roster_doc
 from tests.kioskctl.conftest import Kiosk, no_systemd
 
 GB = 1024**3
@@ -406,6 +408,33 @@ def test_a_set_aside_outbox_stays_on_the_report_until_someone_deals_with_it(
     row = rows["outbox set aside"]
     assert row["status"] == "warn" and "20261123T091502Z" in row["detail"]
     assert "central team" in row["fix"]
+
+
+def test_the_roster_rows_say_what_kiosk_sync_could_not_take(kiosk: Kiosk) -> None:
+    """No roster yet; one kept after the API's latest was refused, with an entry left out;
+    a file the kiosk cannot use at all. Never a person's reference in the rows."""
+    data = kiosk.cfg.device.data_dir
+    _code, rows = doctor(kiosk, "--no-hardware")
+    assert rows["roster"]["status"] == "warn" and "no roster yet" in rows["roster"]["detail"]
+    roster = roster_doc("CR-000101", "CR-000102", "CR-000103")
+    roster["people"][1]["messages"] = [{"id": "m1", "en": "Bring ID.", "cy": ""}]
+    (data / "roster.json").write_text(json.dumps(roster))
+    refused = {"reason": "roster_invalid", "field": "roster.dob_salt", "what": "must be at "
+               "least 16 bytes", "at": "2026-11-23T09:00:00Z", "etag": '"abc"'}  # fmt: skip
+    (data / ROSTER_STATUS).write_text(json.dumps({"refused": refused, "dropped": []}))
+    code, rows = doctor(kiosk, "--no-hardware")
+    assert rows["roster"]["status"] == "warn"
+    assert "refused since 2026-11-23T09:00:00Z" in rows["roster"]["detail"]
+    assert "roster.dob_salt" in rows["roster"]["detail"]
+    assert "previous one (2 people" in rows["roster"]["detail"]
+    assert "service desk" in rows["roster"]["fix"]
+    left_out = rows["roster entries"]
+    assert left_out["status"] == "warn" and "people[1].messages[0].cy" in left_out["detail"]
+    (data / "roster.json").write_text('{"office": "x"}')
+    code, rows = doctor(kiosk, "--no-hardware")
+    assert code == 1 and rows["roster"]["status"] == "fail"
+    assert "roster.generated_at" in rows["roster"]["detail"]
+    assert "CR-0001" not in json.dumps(rows)
 
 
 def failed_unit(argv: list[str], timeout_s: float) -> RunResult:

@@ -18,7 +18,7 @@ import pytest
 from daemon.records import receipt_code
 from hil.refapi import __main__ as cli
 from hil.refapi.storage import AccessEntry, SqliteStorage, access_chain_break
-from hil.refapi.testing import InProcess, SimDevice
+from hil.refapi.testing import InProcess, SimDevice, roster_doc
 from tests.refapi.conftest import FakeClock
 
 TOKEN = {"Authorization": "Bearer test-admin-token"}
@@ -49,7 +49,7 @@ async def _visit(api: InProcess, dev: SimDevice) -> tuple[str, str]:
     ).is_success
     record = dev.next_record(person=PERSON, photo=sha, flags=["id_review"])
     assert (await api.push(dev, [record])).status_code == 200
-    roster = {"office": "test-office", "people": [{"ref": PERSON, "appointments": []}]}
+    roster = roster_doc({"ref": PERSON, "appointments": []})
     r = await api.client.put(f"/v1/admin/devices/{dev.device}/roster", json=roster, headers=PO)
     assert r.status_code == 200
     return receipt_code(record), sha
@@ -136,7 +136,7 @@ async def test_each_read_says_who_when_and_what_but_nothing_about_the_person(
 async def test_a_roster_published_without_an_operator_is_logged_as_unnamed(
     api: InProcess, dev: SimDevice
 ) -> None:
-    roster = {"people": [{"ref": PERSON}]}
+    roster = roster_doc(PERSON)
     url = f"/v1/admin/devices/{dev.device}/roster"
     assert (await api.client.put(url, json=roster, headers=TOKEN)).status_code == 200
     [entry] = api.storage.access_log()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from daemon.records import receipt_code
 from hil.refapi.app import device_problems
-from hil.refapi.testing import InProcess, SimDevice, in_process
+from hil.refapi.testing import InProcess, SimDevice, in_process, roster_doc
 from tests.refapi.conftest import FakeClock
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}
@@ -106,18 +106,15 @@ async def test_the_roster_is_served_with_a_strong_etag(api: InProcess, dev: SimD
     path = f"/v1/devices/{dev.device}/roster"
     r = await api.client.get(path, headers=dev.auth("GET", path))
     assert r.status_code == 404 and r.json()["error"] == "no_roster"
-    roster: dict[str, object] = {
-        "office": "test-office",
-        "generated_at": "2026-11-23T08:00:00Z",
-        "people": [],
-    }
+    roster = roster_doc()
     put = await api.client.put(f"/v1/admin/devices/{dev.device}/roster", json=roster, headers=ADMIN)
     assert put.status_code == 200
-    for bad in ({"office": "x"}, {"people": [{"name": "not a ref"}]}, [1]):
-        refused = await api.client.put(
-            f"/v1/admin/devices/{dev.device}/roster", json=bad, headers=ADMIN
-        )
-        assert refused.status_code == 422 and refused.json()["error"] == "schema"
+    url = f"/v1/admin/devices/{dev.device}/roster"
+    refused = await api.client.put(url, content=b"{not json", headers=ADMIN)
+    assert refused.status_code == 422 and refused.json()["error"] == "schema"
+    for bad in ({"office": "x"}, {**roster, "people": [{"name": "not a ref"}]}, [1]):
+        refused = await api.client.put(url, json=bad, headers=ADMIN)
+        assert refused.status_code == 422 and refused.json()["error"] == "roster_invalid"
     r = await api.client.get(path, headers=dev.auth("GET", path))
     assert r.status_code == 200 and r.json() == roster
     etag = r.headers["ETag"]
@@ -127,8 +124,7 @@ async def test_the_roster_is_served_with_a_strong_etag(api: InProcess, dev: SimD
     listed = {"If-None-Match": f'"0000", {etag}'}
     r = await api.client.get(path, headers=dev.auth("GET", path) | listed)
     assert r.status_code == 304
-    roster["people"] = [{"ref": "CR-000001"}]
-    await api.client.put(f"/v1/admin/devices/{dev.device}/roster", json=roster, headers=ADMIN)
+    await api.client.put(url, json=roster_doc("CR-000001"), headers=ADMIN)
     r = await api.client.get(path, headers=dev.auth("GET", path) | {"If-None-Match": etag})
     assert r.status_code == 200 and r.headers["ETag"] != etag
 
@@ -139,14 +135,50 @@ async def test_a_roster_may_say_a_person_declined_fingerprints_and_nothing_else(
     """``biometric``: ``declined`` (or ``fingerprint``, or absent as in every older roster) is
     published and served as sent; any other value is refused before a kiosk could get it."""
     url = f"/v1/admin/devices/{dev.device}/roster"
-    people = [{"ref": "CR-000011", "biometric": "declined"}, {"ref": "CR-000012"}]
-    assert (await api.client.put(url, json={"people": people}, headers=ADMIN)).status_code == 200
+    doc = roster_doc({"ref": "CR-000011", "biometric": "declined"}, "CR-000012")
+    assert (await api.client.put(url, json=doc, headers=ADMIN)).status_code == 200
     path = f"/v1/devices/{dev.device}/roster"
     served = (await api.client.get(path, headers=dev.auth("GET", path))).json()
-    assert served["people"] == people
-    bad = {"people": [{"ref": "CR-000011", "biometric": "refused"}]}
+    assert served["people"] == doc["people"]
+    bad = roster_doc({"ref": "CR-000011", "biometric": "refused"})
     refused = await api.client.put(url, json=bad, headers=ADMIN)
-    assert refused.status_code == 422 and refused.json()["error"] == "schema"
+    assert refused.status_code == 422, refused.text
+    assert (refused.json()["error"], refused.json()["field"]) == (
+        "roster_invalid", "people[0].biometric")  # fmt: skip
+
+
+async def test_a_roster_the_kiosk_would_not_take_whole_is_refused_naming_each_entry(
+    api: InProcess, dev: SimDevice
+) -> None:
+    """The kiosk's own parser (daemon/roster.py) judges the upload: every entry it would leave
+    out is named by index and field, never by its data, and the published roster stays."""
+    url = f"/v1/admin/devices/{dev.device}/roster"
+    good = roster_doc("CR-000001", "CR-000002", "CR-000003")
+    assert (await api.client.put(url, json=good, headers=ADMIN)).status_code == 200
+    bad = roster_doc(
+        "CR-000001",
+        {"ref": "CR-000002", "messages": [{"id": "m1", "en": "Bring ID.", "cy": ""}]},
+        {"ref": "CR-000003", "templates": [{"finger": "tail", "sealed": "AAAA"}]},
+        "CR-000001",
+    )
+    r = await api.client.put(url, json=bad, headers=ADMIN)
+    assert r.status_code == 422
+    body = r.json()
+    assert (body["error"], body["index"], body["field"]) == (
+        "roster_invalid", 0, "people[0].ref")  # fmt: skip
+    assert [(p["index"], p["field"]) for p in body["problems"]] == [
+        (0, "people[0].ref"),  # listed twice: both entries
+        (1, "people[1].messages[0].cy"),
+        (2, "people[2].templates[0].finger"),
+        (3, "people[3].ref"),
+    ]
+    assert "and 3 more" in body["detail"]
+    assert "CR-0000" not in r.text and "Bring ID." not in r.text
+    r = await api.client.put(url, json={**good, "dob_salt": "AAAA"}, headers=ADMIN)
+    assert (r.status_code, r.json()["field"], r.json()["index"]) == (422, "roster.dob_salt", None)
+    path = f"/v1/devices/{dev.device}/roster"
+    r = await api.client.get(path, headers=dev.auth("GET", path))
+    assert r.json() == good
 
 
 async def test_a_heartbeat_is_recorded_and_answers_server_time(
@@ -204,6 +236,17 @@ async def test_the_device_status_names_what_needs_someone_from_its_heartbeats(
     assert await beat(healthy | {"disk": "no_photo", "disk_free_mb": 9000.0}) == ["disk_no_photo"]
     assert await beat(healthy | {"disk": "full"}) == ["disk_full"]
     assert await beat(healthy | {"disk": "ok", "disk_free_mb": 120.0}) == []
+    # what sync could not do by itself: records kept aside, a roster refused or cut short
+    trouble = healthy | {
+        "parked": 2,
+        "parked_reasons": {"refused_alone:422:schema": 1, "bad_signature": 1},
+        "roster_refused": {"reason": "roster_invalid", "field": "roster.dob_salt"},
+        "roster_dropped": ["people[3].messages[0].cy: must be a non-empty string"],
+        "roster_dropped_count": 1,
+    }
+    assert await beat(trouble) == ["records_rejected", "roster_refused", "roster_dropped"]
+    quiet = {"parked": 0, "roster_refused": None, "roster_dropped": [], "roster_dropped_count": 0}
+    assert await beat(healthy | quiet) == []
     assert await beat({"kiosk": "not_reporting", "sensor": "unknown"}) == ["kiosk_not_running"]
     clock.now += 16 * 60  # nothing for a quarter of an hour: power or network lost
     assert (await api.client.get(status, headers=ADMIN)).json()["problems"] == [
@@ -407,13 +450,13 @@ async def test_a_missed_appointment_becomes_a_review_task_after_the_grace_period
     now, day = clock.now, 86400.0
     due = {"CR-000101": now - 5 * day, "CR-000102": now - 5 * day, "CR-000103": now - day,
            "CR-000104": now + 2 * day, "CR-000105": now - 5 * day}  # fmt: skip
-    roster = {
-        "people": [
+    roster = roster_doc(
+        *[
             {"ref": ref, "next_appointment": {"at": _iso(at), "place_en": "x", "place_cy": "x"}}
             for ref, at in due.items()
-        ]
-        + [{"ref": "CR-000106"}]  # no appointment: nothing to miss
-    }
+        ],
+        "CR-000106",  # no appointment: nothing to miss
+    )
     r = await api.client.put(f"/v1/admin/devices/{dev.device}/roster", json=roster, headers=ADMIN)
     assert r.status_code == 200
     synced = {"synced": True, "boot_id": "00000000-0000-4000-8000-000000000001", "mono_ns": 1}
@@ -452,7 +495,9 @@ async def test_each_appointment_in_the_roster_is_attended_or_becomes_its_own_tas
     now, day = clock.now, 86400.0
     place = {"place_en": "x", "place_cy": "x"}
     appts = [{"at": _iso(now + d * day), **place} for d in (-10, -5, 7)]
-    roster = {"people": [{"ref": ref, "appointments": appts} for ref in ("CR-000301", "CR-000302")]}
+    roster = roster_doc(
+        *({"ref": ref, "appointments": appts} for ref in ("CR-000301", "CR-000302"))
+    )
     r = await api.client.put(f"/v1/admin/devices/{dev.device}/roster", json=roster, headers=ADMIN)
     assert r.status_code == 200
     synced = {"synced": True, "boot_id": "00000000-0000-4000-8000-000000000001", "mono_ns": 1}
@@ -479,7 +524,7 @@ async def test_a_kiosk_that_lost_power_and_its_clock_credits_the_right_appointme
     now, day, hour = clock.now, 86400.0, 3600.0
     place = {"place_en": "x", "place_cy": "x"}
     appts = [{"at": _iso(now + d * day), **place} for d in (-8, -1)]
-    roster = {"people": [{"ref": "CR-000311", "appointments": appts}]}
+    roster = roster_doc({"ref": "CR-000311", "appointments": appts})
     r = await api.client.put(f"/v1/admin/devices/{dev.device}/roster", json=roster, headers=ADMIN)
     assert r.status_code == 200
     boot = "00000000-0000-4000-8000-0000000000b1"
@@ -515,7 +560,7 @@ async def test_a_check_in_at_the_kiosk_beside_counts_for_the_whole_office(
     for d, office in ((here, "cardiff"), (beside, "cardiff"), (elsewhere, "swansea")):
         await api.enrol(d)
         people = [{"ref": ref, "next_appointment": appt} for ref in ("CR-000201", "CR-000202")]
-        roster = {"office": office, "people": people}
+        roster = roster_doc(*people, office=office)
         r = await api.client.put(f"/v1/admin/devices/{d.device}/roster", json=roster, headers=ADMIN)
         assert r.status_code == 200
     synced = {"synced": True, "boot_id": "00000000-0000-4000-8000-000000000001", "mono_ns": 1}

@@ -20,7 +20,7 @@ from daemon.records import verify_chain
 from daemon.rotation import verify_chain_across_rotations
 from hil.refapi.__main__ import main
 from hil.refapi.app import DeviceGone, _process_batch
-from hil.refapi.testing import InProcess, SimDevice
+from hil.refapi.testing import InProcess, SimDevice, roster_doc
 from tests.refapi.conftest import FakeClock
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}
@@ -247,8 +247,8 @@ async def test_a_visit_to_the_retired_unit_still_counts_for_missed_check_ins(
     await _retire(api, dev.device)
     spare = SimDevice(device=dev.device, clock=clock)
     await api.enrol(spare)
-    roster = {"people": [{"ref": "CR-000101", "appointments": [
-        {"at": _iso(now - 5 * day), "place_en": "x", "place_cy": "x"}]}]}  # fmt: skip
+    roster = roster_doc({"ref": "CR-000101", "appointments": [
+        {"at": _iso(now - 5 * day), "place_en": "x", "place_cy": "x"}]})  # fmt: skip
     r = await api.client.put(f"/v1/admin/devices/{dev.device}/roster", json=roster, headers=OP)
     assert r.status_code == 200
     body = (await api.client.get(f"/v1/admin/devices/{dev.device}/missed", headers=OP)).json()

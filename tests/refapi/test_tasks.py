@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from hil.refapi.__main__ import main
-from hil.refapi.tasks import Calendar, tasks_of, working_day_end
+from hil.refapi.tasks import Calendar, lost_blobs, tasks_of, working_day_end
 
 UK = zoneinfo.ZoneInfo("Europe/London")
 
@@ -106,6 +106,8 @@ def _record(type_: str = "checkin", flags: tuple[str, ...] = (), **detail: Any) 
         (_record("see_officer", ("see_officer",)), ["attention"]),  # an older kiosk: no reason
         (_record("checkin_fallback", ("id_review",)), ["identity_review"]),
         (_record("fault", ("fault", "no_photo")), ["fault_followup"]),
+        # the kiosk lost a visit's photo before sending it: someone follows it up
+        (_record("blob_lost", ("photo_lost",), blob="ab" * 32, kind="photo"), ["fault_followup"]),
         (_record("tamper"), []),  # for the field engineer, not an officer
     ],
 )
@@ -167,3 +169,11 @@ def test_a_poor_photo_by_the_chosen_route_is_always_checked_and_no_photo_is_a_re
     # the kiosk flags id_review when no photo backs the date of birth (a low disk, a fault)
     bare = _chosen(unsampled, "id_review", "no_photo", photo=False)
     assert [t.kind for t in tasks_of("kiosk-t1", 1, bare, monday)] == ["identity_review"]
+
+
+def test_the_blobs_a_kiosk_lost_are_known_by_hash() -> None:
+    detail = {"blob": "ab" * 32, "kind": "photo", "reason": "damaged", "seqs": [3]}
+    lost = {"type": "blob_lost", "seq": 9, "detail": detail}
+    others = [_record(), _record("fault", ("fault",), blob="cd" * 32)]
+    assert lost_blobs([*others, lost]) == {"ab" * 32: {"seq": 9, "kind": "photo",
+                                                       "reason": "damaged"}}  # fmt: skip
