@@ -31,6 +31,7 @@ from daemon.kioskctl.doctor import doctor
 from daemon.kioskctl.identity import load_enrolment
 from daemon.kioskctl.parts import Parts
 from daemon.kioskctl.progress import Progress
+from daemon.purposes import OPERATOR_ID, PURPOSES
 
 #: wrong usage: a bad argument (argparse uses it too)
 EX_USAGE = 2
@@ -140,7 +141,19 @@ def _parser() -> argparse.ArgumentParser:
     ol = _add(obs, "list", help="seq, state, type, time, flags (no personal data)")
     ol.add_argument("--parked", action="store_true", help="only records the API rejected")
     _add(obs, "verify", help="verify signatures and the hash chain of every record held")
-    oe = _add(obs, "export", help="compact JWS lines for an auditor")
+    oe = _add(obs, "export", help="compact JWS lines for an auditor (logged: who and why)")
+    oe.add_argument(
+        "--operator",
+        required=True,
+        type=_operator_id,
+        help="your staff number (or a service id), kept in a signed record",
+    )
+    oe.add_argument(
+        "--purpose",
+        required=True,
+        choices=list(PURPOSES),
+        help="why: " + "; ".join(f"{k}: {v}" for k, v in PURPOSES.items()),
+    )
     oe.add_argument("--out", type=Path, help="file to write (default: standard output)")
     oe.add_argument("--from", dest="from_seq", type=int, default=1, help="first seq to export")
 
@@ -423,6 +436,14 @@ def _sensor(args: argparse.Namespace, ctx: Context, out: TextIO) -> int:
     return 0 if m.matched else 1
 
 
+def _operator_id(text: str) -> str:
+    if not OPERATOR_ID.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            "must be a staff number or service id (a-z, 0-9, '.', '_', '-'; up to 32), never a name"
+        )
+    return text
+
+
 def _outbox(args: argparse.Namespace, ctx: Context, out: TextIO, err: TextIO) -> int:
     with outboxcmd.open_for(ctx) as outbox:
         if args.action == "list":
@@ -447,6 +468,15 @@ def _outbox(args: argparse.Namespace, ctx: Context, out: TextIO, err: TextIO) ->
                 "this kiosk or on an approved encrypted drive)"
             )
         total = outboxcmd.count_records(outbox)
+        if args.from_seq > outbox.stats().last_seq:
+            print(f"kioskctl: no records from seq {args.from_seq} (the head is "
+                  f"{outbox.stats().last_seq}); nothing was written", file=err)  # fmt: skip
+            return 1
+        # the export is a consultation of personal data: who and why go into the chain, as a
+        # signed staff_action record, before anything leaves (no record, no export; DPA 2018
+        # s.62 on the kiosk as on the API)
+        where = outboxcmd.log_export(ctx, args.operator, args.purpose, args.from_seq)
+        print(f"kioskctl: this export is logged in {where}", file=err)
         with Progress("export", total, stream=err) as bar:
             # the lines are the records: case references and answers. A file gets mode 0600
             # and appears whole or not at all (the project's private-file writer)

@@ -267,7 +267,7 @@ def check_outbox(ctx: Context) -> list[Check]:
                 "outbox parked",
                 f"{stats.parked} records were rejected by the API and are kept aside",
                 "list them with `kioskctl outbox list --parked` and send "
-                "`kioskctl outbox export` to the central team",
+                "`kioskctl outbox export --operator ID --purpose incident` to the central team",
             )
         )
     else:

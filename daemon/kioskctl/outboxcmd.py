@@ -8,16 +8,20 @@
 - ``export`` writes compact JWS lines (one record per line) for an auditor, who verifies them
   with any JOSE library and the device's public key(s).
 
-The outbox is opened without a signing key (read only). May import: ``daemon.*``.
+The outbox is opened without a signing key (read only); an export's own record is written
+with it (:func:`log_export`). May import: ``daemon.*``.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TextIO
 
-from daemon.errors import RecordError, StorageError
+from daemon.clock import rfc3339
+from daemon.errors import DeviceKeyError, RecordError, StorageError
 from daemon.keys import PublicKey, load_public_pem
 from daemon.kioskctl import access
 from daemon.kioskctl.context import Context
@@ -143,6 +147,51 @@ def export(outbox: Outbox, out: TextIO, *, from_seq: int = 1, progress: Progress
 
 def count_records(outbox: Outbox) -> int:
     return int(outbox.db.execute("SELECT count(*) FROM records").fetchone()[0])
+
+
+EXPORT_LOG = "export-log.jsonl"
+
+
+def log_export(ctx: Context, operator: str, purpose: str, from_seq: int) -> str:
+    """Log an export (who, why, from which seq) before it happens; return where.
+
+    Normally a signed ``staff_action`` record in the chain: the kiosk's own access log entry,
+    which reaches the central API like any record. When the device key is gone (an old card
+    whose records are being rescued, docs/kioskctl.md "Swapping a unit"), a line appended to
+    :data:`EXPORT_LOG` beside the outbox instead (mode 0600, fsynced): the export still goes
+    ahead, since refusing it would lose the records. Raises a KioskError (and nothing is
+    exported) if neither can be written."""
+    from daemon.kioskctl.checks_sys import load_key
+
+    cfg = ctx.cfg
+    detail = {"action": "export", "operator": operator, "purpose": purpose, "from_seq": from_seq}
+    try:
+        key = load_key(ctx)
+    except DeviceKeyError:
+        path = cfg.device.data_dir / EXPORT_LOG
+        line = json.dumps({"at": rfc3339(ctx.clock.wall()), **detail}, sort_keys=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                os.write(fd, line.encode() + b"\n")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot log this export in {path} ({exc.strerror}); nothing was exported"
+            ) from exc
+        return f"{path} (the device key is missing, so unsigned: tell the central team)"
+    writer = Outbox(
+        cfg.device.data_dir,
+        device=cfg.device.id,
+        key=key,
+        clock=ctx.clock,
+        min_free_bytes=cfg.outbox.min_free_mb * 1024 * 1024,
+    )
+    with writer:
+        seq = writer.append("staff_action", {"detail": detail}).seq
+    return f"the chain, as record {seq}"
 
 
 def open_for(ctx: Context) -> Outbox:

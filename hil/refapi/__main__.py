@@ -41,7 +41,7 @@ now = time.time
 
 
 def _operator_id(text: str) -> str:
-    from hil.refapi.storage import OPERATOR_ID
+    from daemon.purposes import OPERATOR_ID
 
     if not OPERATOR_ID.fullmatch(text):
         raise argparse.ArgumentTypeError(
@@ -583,7 +583,7 @@ def _operator(parser: argparse.ArgumentParser, *aliases: str, purpose: str | Non
     """``--operator`` and ``--purpose`` (DPA 2018 s.62: the access log keeps who and why).
     ``purpose``: the act's own, when it is its justification (retention, enrolment); a read
     says why each time."""
-    from hil.refapi.storage import PURPOSES
+    from daemon.purposes import PURPOSES
 
     parser.add_argument(
         "--operator",

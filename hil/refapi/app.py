@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field
 
 from daemon.errors import DeviceKeyError, RecordError
 from daemon.keys import PublicKey, alg_of, load_public_pem
+from daemon.purposes import OPERATOR_ID, PURPOSES
 from daemon.records import (
     decode_unverified,
     normal_receipt_code,
@@ -46,8 +47,6 @@ from daemon.rotation import ROTATION_TYPE, rotated_key
 from hil.refapi.figures import Inputs, figures
 from hil.refapi.missed import attendances, review_tasks
 from hil.refapi.storage import (
-    OPERATOR_ID,
-    PURPOSES,
     RETIRED_MARK,
     AccessEntry,
     Device,

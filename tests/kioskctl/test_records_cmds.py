@@ -6,11 +6,14 @@ import json
 import os
 import sqlite3
 
+import pytest
 from jwcrypto import jwk, jws
 
 from daemon.keys import FileKeyBackend, public_pem
 from daemon.recovery import open_or_recover
 from tests.kioskctl.conftest import Kiosk
+
+WHO = ("--operator", "fe-0417", "--purpose", "audit")  # who exports, and why
 
 PERSON = "CR-654321"
 
@@ -53,18 +56,35 @@ def test_verify_passes_then_catches_an_altered_record(kiosk: Kiosk) -> None:
 def test_export_lines_verify_with_a_standard_jose_library(kiosk: Kiosk) -> None:
     add_checkins(kiosk, 3)
     target = kiosk.folder / "audit.jws"
-    code, out, err = kiosk.run("outbox", "export", "--out", str(target), "--from", "2")
+    code, out, err = kiosk.run("outbox", "export", *WHO, "--out", str(target), "--from", "2")
     assert code == 0, err
-    assert "3 records written" in out
-    assert err == ""  # not a terminal: no progress bar in the way
+    assert "4 records written" in out  # the three, and the export's own record
+    # not a terminal: no progress bar in the way, only where the export is logged
+    assert err.splitlines() == ["kioskctl: this export is logged in the chain, as record 5"]
     key = FileKeyBackend(kiosk.cfg.device.key_path).load()
     pub = jwk.JWK.from_pem(public_pem(key.public_key()).encode())
-    seqs = []
+    payloads = []
     for line in target.read_text().splitlines():
         token = jws.JWS()
         token.deserialize(line, key=pub)  # raises if the signature does not verify
-        seqs.append(json.loads(token.payload)["seq"])
-    assert seqs == [2, 3, 4]
+        payloads.append(json.loads(token.payload))
+    assert [p["seq"] for p in payloads] == [2, 3, 4, 5]
+    # who exported and why is in the chain before the records left (DPA 2018 s.62)
+    assert (payloads[-1]["type"], payloads[-1]["detail"]) == ("staff_action", {
+        "action": "export", "operator": "fe-0417", "purpose": "audit", "from_seq": 2})  # fmt: skip
+
+
+def test_an_export_says_who_and_why_or_does_not_happen(kiosk: Kiosk) -> None:
+    add_checkins(kiosk, 2)
+    target = kiosk.folder / "audit.jws"
+    for given in (("--operator", "fe-0417"), ("--purpose", "audit"),
+                  ("--operator", "Jane Smith", "--purpose", "audit")):  # fmt: skip
+        with pytest.raises(SystemExit) as refused:  # a usage error, before anything is read
+            kiosk.run("outbox", "export", *given, "--out", str(target))
+        assert refused.value.code == 2
+    assert not target.exists()
+    with kiosk.outbox() as outbox:
+        assert outbox.stats().last_seq == 3  # nothing logged for an export that did not run
 
 
 def test_sync_now_sends_the_queue_to_the_api(kiosk: Kiosk) -> None:

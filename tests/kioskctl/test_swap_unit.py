@@ -6,6 +6,7 @@ imported at the API. Synthetic data only."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -19,6 +20,8 @@ from daemon.clock import FakeClock
 from hil.refapi.__main__ import main as refapi
 from hil.refapi.server import RefApi
 from tests.kioskctl.conftest import Kiosk, provision_args
+
+WHO = ("--operator", "fe-0417", "--purpose", "audit")  # who exports, and why
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -103,8 +106,13 @@ def test_swap_when_the_old_key_is_lost(
     sync = _kioskctl(card, "sync")
     assert sync.returncode != 0
     assert _kioskctl(card, "outbox", "verify").returncode == 0  # no key needed to read it
-    export = _kioskctl(card, "outbox", "export", "--out", str(tmp_path / "card.jws"))
+    export = _kioskctl(card, "outbox", "export", *WHO, "--out", str(tmp_path / "card.jws"))
     assert export.returncode == 0, export.stderr
+    # no key to sign its own record: the export is logged beside the outbox instead
+    assert "export-log.jsonl" in export.stderr and "unsigned" in export.stderr
+    logged = json.loads((tmp_path / "card" / "data" / "export-log.jsonl").read_text())
+    assert (logged["operator"], logged["purpose"], logged["action"]) == (
+        "fe-0417", "audit", "export")  # fmt: skip
     assert refapi(["retire", "--data", str(api.data), "--device", device, "--operator",
                    "fe-0417", "--reason", "key lost with the unit"]) == 0  # fmt: skip
     code, _out, err = _provision_spare(api, tmp_path / "spare", device)
