@@ -36,7 +36,7 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
 
-from daemon.clock import Clock
+from daemon.clock import Clock, SystemClock
 from daemon.config import ApiConfig, DeviceConfig, check_api_files, check_ca_bundle, parse_config
 from daemon.errors import (
     ApiProtocolError,
@@ -172,6 +172,34 @@ def _check_arguments(device_id: str | None, api_url: str | None, ca: Path | None
             raise UsageError(f"{exc.message}. Nothing was changed.") from exc
 
 
+def _refuse_a_chain_it_cannot_continue(data_dir: Path, old: Any) -> None:
+    """Refuse, before the enrolment code is spent, to provision into a data directory whose
+    outbox holds records when no readable old key (``old``: the key backend, or None) can sign
+    the ``key_rotation`` that carries the chain over. The new key's records would follow the
+    old chain without a link: the API would refuse them as a fork and park the old ones (a
+    lost key, or another kiosk's card: docs/kioskctl.md, "Swapping a unit")."""
+    path = data_dir / Outbox.FILE
+    if not path.exists():
+        return
+    if old is not None:
+        try:
+            old.load()
+            return  # the rotation record links the chains
+        except DeviceKeyError:
+            pass
+    with Outbox(data_dir, device="", key=None, clock=SystemClock()) as outbox:
+        held = outbox.stats().last_seq
+    if held == 0:
+        return
+    raise UsageError(
+        f"{data_dir} holds an outbox whose chain reached seq {held}, made under a key this "
+        "kiosk no longer has; provisioning into it would append records the API refuses. "
+        f"Export its records first (`kioskctl outbox export --operator ID --purpose "
+        f"maintenance --out FILE`, for `kiosk-refapi import`), then move the folder aside "
+        f"(`mv {data_dir} {data_dir}.old`) and provision again. Nothing was changed."
+    )
+
+
 def provision(
     config_path: Path,
     *,
@@ -235,6 +263,7 @@ def provision(
             "--force.",
             reason="identity_exists",
         )
+    _refuse_a_chain_it_cannot_continue(cfg.device.data_dir, backend if existing else None)
     # the new key: in memory until the switch, or on the token under '<label>.next'
     new_private: PrivateKey | None = None
     new_key: SigningKey

@@ -84,6 +84,27 @@ def test_provision_with_a_used_code_changes_nothing(api: RefApi, tmp_path: Path)
     assert not (tmp_path / "other" / "data" / "device-key.pem").exists()
 
 
+def test_provision_refuses_an_outbox_its_new_key_could_not_continue(
+    kiosk: Kiosk, api: RefApi
+) -> None:
+    """The key is lost but the card's outbox holds the old chain: a new key's records would
+    follow it unlinked (a fork the API refuses). Refused before the code is spent."""
+    with kiosk.outbox() as outbox:
+        outbox.append("checkin", {"person": "CR-000321"})
+    kiosk.cfg.device.key_path.unlink()
+    code_ = api.mint_code()
+    code, _out, err = kiosk.run(*provision_args(api, kiosk.folder, kiosk.cfg.device.id, code_))
+    assert code == 2
+    assert "reached seq 2" in err and "outbox export" in err and "Nothing was changed" in err
+    assert not kiosk.cfg.device.key_path.exists()
+    # the code was not spent: a fresh folder (the right way) takes it
+    fresh = Kiosk(kiosk.folder / "fresh", kiosk.folder / "fresh" / "kiosk.toml", api, None,  # type: ignore[arg-type]
+                  FakeClock(wall=time.time()))  # fmt: skip
+    code, _out, err = fresh.run(*provision_args(api, kiosk.folder / "fresh", "kiosk-ctl-fresh",
+                                                code_))  # fmt: skip
+    assert code == 0, err
+
+
 def test_first_record_chain_links_to_genesis(kiosk: Kiosk) -> None:
     with kiosk.outbox() as outbox:
         (_seq, _s, compact) = next(iter(outbox.all_compact()))
