@@ -612,8 +612,12 @@ class SyncClient:
         answers: list[list[tuple[str, str | None]] | BatchRefused] = []
         for half in halves:
             span = (half[0].seq, half[-1].seq)
-            known = self._refused_parts.get(span)
-            if known is not None:  # refused in an earlier attempt at this batch: not again
+            # a part refused in an earlier attempt is not sent again while this search has
+            # seen the API take nothing (it may still be refusing everything); a single
+            # record is always sent again before it is parked: an old refusal may date from
+            # such a time, and must never park a record the API would take now
+            known = self._refused_parts.get(span) if len(half) > 1 and not search.evidence else None
+            if known is not None:
                 answers.append(known)
                 continue
             try:
