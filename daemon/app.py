@@ -28,9 +28,9 @@ from daemon.diskspace import MB, Level, Levels
 from daemon.errors import DiskFull, StorageError
 from daemon.hardware import Hardware, open_hardware
 from daemon.keys import SigningKey
-from daemon.outbox import Outbox
+from daemon.outbox import Outbox, Recovery
 from daemon.records import Record
-from daemon.recovery import Recovery, open_or_recover
+from daemon.recovery import open_or_recover
 from daemon.sealing import PhotoSealer, RosterKey, roster_key_path
 from daemon.syncd import WAKE_SOCKET
 from daemon.tokenkey import key_backend

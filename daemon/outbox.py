@@ -141,6 +141,40 @@ class OutboxStats:
     blobs_pending: int
 
 
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """What happened to an outbox whose records were lost or damaged, as its ``fault``
+    record tells it (daemon/recovery.py)."""
+
+    set_aside: str  # "" when there was no file to set aside (outbox_missing)
+    salvaged: int
+    salvaged_pending: int
+    continued_from: int
+
+    @property
+    def event(self) -> str:
+        return "outbox_recovered" if self.set_aside else "outbox_missing"
+
+    def detail(self) -> dict[str, object]:
+        return {
+            "event": self.event,
+            "set_aside": self.set_aside,
+            "salvaged": self.salvaged,
+            "salvaged_pending": self.salvaged_pending,
+            "continued_from_seq": self.continued_from,
+        }
+
+
+def read_anchor_hint(data_dir: Path) -> tuple[int, str] | None:
+    """(seq, hash) from ``chain-anchor.json``, or None when there is none or it is unreadable."""
+    try:
+        hint = json.loads((data_dir / ANCHOR_HINT).read_text())
+        seq, hash_ = int(hint["seq"]), str(hint["hash"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return (seq, hash_) if seq > 0 and hash_ else None
+
+
 def _write_failed(exc: sqlite3.OperationalError) -> StorageError:
     """The error a failed write becomes: DiskFull when the disk is full (nothing queued was
     harmed: SQLite rolled the transaction back), StorageError otherwise."""
@@ -179,6 +213,7 @@ class Outbox:
         min_free_bytes: int = 64 * 1024 * 1024,
         app_version: str = __version__,
         busy_timeout_ms: int = 10_000,
+        continue_lost_chain: bool = True,
     ) -> None:
         self.data_dir = data_dir
         self.path = data_dir / self.FILE
@@ -197,6 +232,9 @@ class Outbox:
         self._header = "" if key is None else encoded_header(key.alg, device)
         #: (the file's schema version, this software's) once open
         self.schema: tuple[int, int] = (0, SCHEMA_VERSION)
+        #: the seq this open continued the chain after, its records having been lost
+        self.continued_after: int | None = None
+        self._continue_lost = continue_lost_chain
 
     # --- lifecycle ------------------------------------------------------------------------
     def open(self) -> Outbox:
@@ -244,10 +282,52 @@ class Outbox:
             raise StorageError(f"the outbox could not switch to WAL mode (got {mode})")
         db.execute("PRAGMA synchronous = FULL")
         self._migrate()
+        if self._continue_lost:
+            self._continue_lost_chain()
         if created:  # make the new file's name durable, not only its content
             _fsync_dir(self.data_dir)
             _fsync_dir(self.blob_dir)
         return str(db.execute("PRAGMA quick_check").fetchone()[0])
+
+    def _continue_lost_chain(self) -> None:
+        """An outbox with no records and no anchor, beside a ``chain-anchor.json`` that says
+        the chain had reached seq N, lost its records (deleted, emptied, an old copy): every
+        writer continues after N, whoever opens it first (kiosk.service, kiosk-sync, kioskctl),
+        so none can start a fork at seq 1, and the first that can sign records the loss in a
+        ``fault`` record (``outbox_missing``). One that cannot leaves :meth:`lost_records`
+        saying so for the next (daemon/recovery.py)."""
+        db = self.db
+        if db.execute("SELECT 1 FROM records UNION ALL SELECT 1 FROM anchor LIMIT 1").fetchone():
+            return
+        hint = read_anchor_hint(self.data_dir)
+        if hint is None:
+            return  # a new kiosk: the chain starts at the genesis
+        log.error(
+            "the outbox is missing or empty but the chain had reached seq %d; continuing the "
+            "chain from there (the records after it that were on this kiosk are lost)",
+            hint[0],
+        )
+        self.set_anchor(*hint)
+        self.continued_after = hint[0]
+        self.record_lost_records()
+
+    def record_lost_records(self) -> None:
+        """With a signing key, the ``fault`` record of a lost outbox continued after an
+        anchor, if it is not yet recorded (:meth:`lost_records`)."""
+        after = self.lost_records()
+        if after is None or self._key is None:
+            return
+        lost = Recovery(set_aside="", salvaged=0, salvaged_pending=0, continued_from=after)
+        self.append("fault", {"flags": ["fault"], "detail": lost.detail()})
+
+    def lost_records(self) -> int | None:
+        """The seq the chain was continued after when this outbox holds no records but an
+        anchor (a lost outbox continued, or a damaged one with nothing salvaged, whose loss
+        is not yet recorded); None otherwise."""
+        row = self.db.execute(
+            "SELECT seq FROM anchor WHERE NOT EXISTS (SELECT 1 FROM records)"
+        ).fetchone()
+        return None if row is None else int(row[0])
 
     def close(self) -> None:
         if self._db is not None:

@@ -9,15 +9,16 @@ say so, and nothing that can be saved may be lost:
    key's public half (signature and chain) and imported into a fresh outbox, the unsent ones
    still pending;
 3. when nothing is readable, the chain continues from ``chain-anchor.json`` (the newest
-   record the server acknowledged, kept by the sync process), so the server sees a gap it can
-   ask about, not a fork;
+   record the server acknowledged, kept by the sync process; ``Outbox.open`` takes it up for
+   any outbox with no records), so the server sees a gap it can ask about, not a fork;
 4. the first new record is a ``fault`` record describing all of this (counts and the folder
    name; no personal data), and the caller shows staff a notice.
 
 An outbox that is *missing or empty* while ``chain-anchor.json`` says the chain had reached
 seq N (the file was deleted, emptied, or the data partition restored from an old copy) is
 the same loss seen from the other side: the records after N that were on it are gone. The
-chain continues from the anchor in the same way, with a ``fault`` record saying so
+chain continues from the anchor in the same way (``Outbox.open`` does it, whichever process
+opens the file first), and kiosk.service adds a ``fault`` record saying so
 (``outbox_missing``). Starting again at seq 1 instead would be a fork: the server would
 refuse every new record as ``bad_signature``/``fork`` and nobody's check-in would arrive.
 
@@ -26,44 +27,21 @@ May import: the standard library, ``daemon.*``.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
 import sqlite3
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from daemon.clock import Clock
 from daemon.errors import OutboxCorrupt, RecordError
 from daemon.keys import SigningKey
-from daemon.outbox import ANCHOR_HINT, Outbox
-from daemon.records import GENESIS, ChainVerifier, decode_unverified
+from daemon.outbox import Outbox, Recovery, read_anchor_hint
+from daemon.records import ChainVerifier, decode_unverified
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Recovery:
-    set_aside: str  # "" when there was no file to set aside (outbox_missing)
-    salvaged: int
-    salvaged_pending: int
-    continued_from: int
-
-    @property
-    def event(self) -> str:
-        return "outbox_recovered" if self.set_aside else "outbox_missing"
-
-    def detail(self) -> dict[str, object]:
-        return {
-            "event": self.event,
-            "set_aside": self.set_aside,
-            "salvaged": self.salvaged,
-            "salvaged_pending": self.salvaged_pending,
-            "continued_from_seq": self.continued_from,
-        }
 
 
 def _salvage(files: list[Path], key: SigningKey) -> tuple[list[str], int]:
@@ -99,33 +77,16 @@ def _salvage(files: list[Path], key: SigningKey) -> tuple[list[str], int]:
     return good, upto
 
 
-def read_anchor_hint(data_dir: Path) -> tuple[int, str] | None:
-    """(seq, hash) from ``chain-anchor.json``, or None when there is none or it is unreadable."""
-    try:
-        hint = json.loads((data_dir / ANCHOR_HINT).read_text())
-        seq, hash_ = int(hint["seq"]), str(hint["hash"])
-    except (OSError, ValueError, KeyError, TypeError):
+def _continue_if_lost(outbox: Outbox) -> Recovery | None:
+    """The outbox's records were lost and ``Outbox.open`` continued the chain after the
+    anchor (here, or in a process that could not sign: then the loss is recorded now). None
+    for a normal start."""
+    pending = outbox.lost_records()
+    after = outbox.continued_after if pending is None else pending
+    if after is None:
         return None
-    return (seq, hash_) if seq > 0 and hash_ else None
-
-
-def _continue_if_lost(outbox: Outbox, data_dir: Path) -> Recovery | None:
-    """An outbox that opened fine but holds nothing, where the anchor says the chain had
-    reached seq N: continue after N and record the loss. None for a normal start."""
-    if outbox.head() != (0, GENESIS):
-        return None
-    hint = read_anchor_hint(data_dir)
-    if hint is None:
-        return None  # a new kiosk: the chain starts at the genesis
-    log.error(
-        "the outbox is missing or empty but the chain had reached seq %d; continuing the "
-        "chain from there (the records after it that were on this kiosk are lost)",
-        hint[0],
-    )
-    outbox.set_anchor(*hint)
-    recovery = Recovery(set_aside="", salvaged=0, salvaged_pending=0, continued_from=hint[0])
-    outbox.append("fault", {"flags": ["fault"], "detail": recovery.detail()})
-    return recovery
+    outbox.record_lost_records()
+    return Recovery(set_aside="", salvaged=0, salvaged_pending=0, continued_from=after)
 
 
 def open_or_recover(
@@ -138,15 +99,16 @@ def open_or_recover(
 ) -> tuple[Outbox, Recovery | None]:
     """Open the outbox; if it is damaged, set it aside, salvage, and open a new one."""
 
-    def make() -> Outbox:
-        return Outbox(data_dir, device=device, key=key, clock=clock, min_free_bytes=min_free_bytes)
+    def make(*, continue_lost_chain: bool = True) -> Outbox:
+        return Outbox(data_dir, device=device, key=key, clock=clock, min_free_bytes=min_free_bytes,
+                      continue_lost_chain=continue_lost_chain)  # fmt: skip
 
     try:
         opened = make().open()
     except OutboxCorrupt as exc:
         log.error("the outbox is damaged (%s); setting it aside and starting a new one", exc)
     else:
-        return opened, _continue_if_lost(opened, data_dir)
+        return opened, _continue_if_lost(opened)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(clock.wall()))
     aside = data_dir / "corrupt" / stamp
     aside.mkdir(parents=True, exist_ok=True)
@@ -163,7 +125,7 @@ def open_or_recover(
     finally:
         os.close(fd)
     good, upto = _salvage(files, key)
-    outbox = make().open()
+    outbox = make(continue_lost_chain=False).open()  # the anchor is chosen below
     continued = 0
     pending = 0
     if good:

@@ -32,8 +32,7 @@ from daemon.kioskctl import access, apiclient
 from daemon.kioskctl.context import Context
 from daemon.kioskctl.identity import enrolment_path, load_enrolment
 from daemon.kioskctl.report import Check, failed, passed, warned
-from daemon.outbox import Outbox
-from daemon.recovery import read_anchor_hint
+from daemon.outbox import Outbox, read_anchor_hint
 from daemon.roster import RosterInvalid, parse_roster
 from daemon.sync import ROSTER_STATUS
 from daemon.tokenkey import key_backend
@@ -217,15 +216,18 @@ def check_outbox(ctx: Context) -> list[Check]:
             )
         ]
     aside = _set_aside(ctx)
-    lost = _lost_chain(ctx)
     if outbox is None:
-        return [lost or warned("outbox", "no outbox yet (no records made)", "start kiosk.service")]
+        hint = read_anchor_hint(ctx.cfg.device.data_dir)
+        if hint is not None:
+            return [_lost_chain(hint[0])]
+        return [warned("outbox", "no outbox yet (no records made)", "start kiosk.service")]
     with outbox:
         stats = outbox.stats()
         file_schema, own_schema = outbox.schema
+        lost_after = outbox.lost_records()
     detail = f"quick_check ok; chain head at seq {stats.last_seq}"
-    if stats.last_seq == 0 and lost is not None:
-        rows = [lost]
+    if lost_after is not None:
+        rows = [_lost_chain(lost_after)]
     elif file_schema > own_schema:
         rows = [
             warned(
@@ -275,17 +277,14 @@ def check_outbox(ctx: Context) -> list[Check]:
     return rows if aside is None else [*rows, aside]
 
 
-def _lost_chain(ctx: Context) -> Check | None:
-    """A failed row when ``chain-anchor.json`` says the chain had reached seq N (so an empty
-    or missing outbox means records were lost); None otherwise."""
-    hint = read_anchor_hint(ctx.cfg.device.data_dir)
-    if hint is None:
-        return None
+def _lost_chain(seq: int) -> Check:
+    """The failed row for an outbox that is missing, or holds no records, where the chain had
+    reached ``seq`` (chain-anchor.json): records were lost and the loss is not yet recorded."""
     return failed(
         "outbox integrity",
-        f"the outbox holds no records, but this kiosk's chain had reached seq {hint[0]} "
+        f"the outbox holds no records, but this kiosk's chain had reached seq {seq} "
         "(chain-anchor.json): the outbox file was deleted, emptied or replaced",
-        f"start kiosk.service: it continues the chain after seq {hint[0]} and sends a fault "
+        f"start kiosk.service: it continues the chain after seq {seq} and sends a fault "
         "record saying so. Records made on this kiosk after that seq and not yet sent are "
         "lost: tell the central team, whose API shows the gap",
     )

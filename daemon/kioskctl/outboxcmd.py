@@ -22,7 +22,7 @@ from typing import TextIO
 
 from daemon.clock import rfc3339
 from daemon.errors import DeviceKeyError, RecordError, StorageError
-from daemon.keys import PublicKey, load_public_pem
+from daemon.keys import PublicKey, SigningKey, load_public_pem
 from daemon.kioskctl import access
 from daemon.kioskctl.context import Context
 from daemon.kioskctl.progress import Progress
@@ -194,10 +194,11 @@ def log_export(ctx: Context, operator: str, purpose: str, from_seq: int) -> str:
     return f"the chain, as record {seq}"
 
 
-def open_for(ctx: Context) -> Outbox:
-    """The outbox as it is; never a new empty one made by looking (that would hide a missing
-    outbox from kiosk.service, which continues the chain when it finds one). Raises
-    DataAccessError (wrong user, read-only), OutboxCorrupt, StorageError."""
+def open_for(ctx: Context, key: SigningKey | None = None) -> Outbox:
+    """The outbox as it is, never a new empty one made by looking (that would hide a missing
+    outbox from kiosk.service, which records the loss when it finds one); with ``key`` it may
+    also append. Raises DataAccessError (wrong user, read-only), OutboxCorrupt,
+    StorageError."""
     cfg = ctx.cfg.device
     problem = access.outbox_problem(cfg.data_dir, Outbox.FILE)
     if problem is not None:  # before looking for the file: it may be out of sight
@@ -209,4 +210,6 @@ def open_for(ctx: Context) -> Outbox:
             "configuration (--config) points at another data directory",
             reason="no_outbox",
         )
-    return access.open_outbox(Outbox(cfg.data_dir, device=cfg.id, key=None, clock=ctx.clock))
+    min_free = ctx.cfg.outbox.min_free_mb * 1024 * 1024
+    return access.open_outbox(Outbox(cfg.data_dir, device=cfg.id, key=key, clock=ctx.clock,
+                                     min_free_bytes=min_free))  # fmt: skip

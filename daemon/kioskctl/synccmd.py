@@ -17,11 +17,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from daemon.errors import SyncError
-from daemon.kioskctl import access
+from daemon.kioskctl import outboxcmd
 from daemon.kioskctl.context import Context
 from daemon.kioskctl.identity import load_enrolment, save_enrolment
 from daemon.kioskctl.progress import Progress
-from daemon.outbox import Outbox
 from daemon.sync import SyncClient
 from daemon.tokenkey import key_backend
 
@@ -39,10 +38,7 @@ async def _sync(ctx: Context, progress: Progress) -> SyncResult:
     key = key_backend(cfg.device, cfg.hardware_key).load()
     acc = dup = rej = 0
     data = cfg.device.data_dir
-    min_free = cfg.outbox.min_free_mb * 1024 * 1024  # with the key: it may append blob_lost
-    outbox = access.open_outbox(
-        Outbox(data, device=cfg.device.id, key=key, clock=ctx.clock, min_free_bytes=min_free)
-    )
+    outbox = outboxcmd.open_for(ctx, key)  # with the key: it may append blob_lost
     with contextlib.closing(outbox):
         progress.total = outbox.stats().depth
         # the roster path only for the heartbeat's roster figures (kiosk-sync fetches it)

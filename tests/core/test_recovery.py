@@ -134,3 +134,28 @@ def test_a_new_kiosk_starts_its_chain_at_the_genesis(tmp_path: Path) -> None:
     outbox, recovery = _open(tmp_path, make_key())
     assert recovery is None and outbox.head() == (0, GENESIS)
     outbox.close()
+
+
+@pytest.mark.parametrize("signs", [True, False])
+def test_whichever_process_opens_a_lost_outbox_first_continues_the_chain(
+    tmp_path: Path, signs: bool
+) -> None:
+    """kiosk-sync (a blob_lost record), kioskctl (an export's record, a key rotation) or a
+    reader may open the emptied outbox before kiosk.service: none starts a fork at seq 1, and
+    the loss is recorded once, by the first that can sign."""
+    key = make_key()
+    _fill(tmp_path, key, 12, acked=8)
+    with open_outbox(tmp_path, key) as ob:
+        on_server = [c for s, _st, c in ob.all_compact() if s <= 8]
+    _empty(tmp_path)
+    other = Outbox(tmp_path, device="kiosk-t1", key=key if signs else None, clock=FakeClock())
+    with other.open():
+        if signs:
+            other.append("staff_action", {"detail": {"action": "export"}})
+    outbox, recovery = _open(tmp_path, key)  # then kiosk.service starts
+    assert (recovery is not None) == (not signs)
+    chain = [c for _s, _st, c in outbox.all_compact()]
+    records = verify_chain([*on_server, *chain], key.public_key(), "kiosk-t1")
+    assert [r.type for r in records[8:]] == (["fault", "staff_action"] if signs else ["fault"])
+    assert records[8].payload["detail"]["event"] == "outbox_missing"
+    outbox.close()
