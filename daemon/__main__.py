@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from daemon import __version__
-from daemon.config import DEFAULT_PATH, EX_CONFIG, check_api_files, load_config
+from daemon.config import DEFAULT_PATH, EX_CONFIG, load_config
 from daemon.errors import ConfigError, DeviceKeyError, KioskError
 from daemon.logsetup import setup
 
@@ -69,14 +69,8 @@ def main(argv: list[str] | None = None) -> int:
 
             asyncio.run(run_sync(cfg))
             return 0
-        try:
-            check_api_files(cfg.api)
-        except ConfigError as exc:
-            log.warning(
-                "kiosk-sync cannot start: %s (check-ins are kept on the kiosk meanwhile)",
-                exc,
-                extra={"kiosk_reason": exc.reason},
-            )
+        # the API's TLS files are kiosk-sync's, which refuses to start on a bad one (exit 78)
+        # and doctor's `api tls` row names it: check-ins go on here without them
         from daemon.app import run_kiosk
 
         asyncio.run(run_kiosk(cfg))

@@ -11,7 +11,8 @@ The files the configuration names for TLS (``api.ca_bundle``, ``api.client_cert`
 be read, and is PEM that TLS can use; the pair belongs together. Otherwise the sync daemon would
 start and crash on its first connection, and systemd would restart it until its start limit.
 
-May import: the standard library, ``daemon.confload``, ``daemon.errors``, driver settings.
+May import: the standard library, ``daemon.confload``, ``daemon.errors``, ``daemon.purposes``,
+driver settings.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from urllib.parse import urlsplit
 
 from daemon.confload import build
 from daemon.errors import ConfigError
+from daemon.purposes import OPERATOR_ID
 from drivers.camera.interface import CameraSettings
 from drivers.display.interface import DisplaySettings
 from drivers.fingerprint.interface import FingerprintSettings
@@ -212,8 +214,6 @@ class PrivacyConfig:
         return (self.notice_cy or self.notice) if lang == "cy" else self.notice
 
 
-#: what a staff id looks like (``kioskctl staff`` checks its argument with it too)
-STAFF_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
 _PIN_HASH = re.compile(r"^pbkdf2\$[0-9]{4,7}\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$")
 
 
@@ -228,7 +228,7 @@ class StaffMember:
     pin_hash: str
 
     def __post_init__(self) -> None:
-        if not STAFF_ID.match(self.id):
+        if not OPERATOR_ID.fullmatch(self.id):
             raise ValueError(
                 f"id = {self.id!r} is not allowed: use 1-32 lower-case letters, digits, "
                 "'.', '_' or '-' (a staff number, not a name)"

@@ -10,6 +10,7 @@ May import: the standard library.
 
 from __future__ import annotations
 
+import argparse
 import re
 
 #: an operator's identity in the access log: a staff number or a service's name, never a name
@@ -28,3 +29,12 @@ PURPOSES: dict[str, str] = {
     "evaluation": "the service's evaluation figures",
     "maintenance": "running the service: enrolling or retiring kiosks, retention",
 }
+
+
+def operator_id(text: str) -> str:
+    """``argparse`` type for ``--operator``: an :data:`OPERATOR_ID`, never a name."""
+    if not OPERATOR_ID.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            "must be a staff number or service id (a-z, 0-9, '.', '_', '-'; up to 32), never a name"
+        )
+    return text

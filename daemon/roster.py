@@ -73,6 +73,11 @@ class RosterInvalid(ApiProtocolError):
         self.what = what
 
 
+#: ``verify.method`` of a visit by the route a person who declined fingerprints chose (date of
+#: birth and photo): not a fallback, and the central API treats it as such (docs/privacy.md)
+BY_CHOICE_METHOD = "dob_photo_by_choice"
+
+
 @dataclass(frozen=True, slots=True)
 class Dropped:
     """One person's entry left out of the roster (``parse_roster(drop_bad_people=True)``):

@@ -45,7 +45,7 @@ from daemon.flow.state import (
     Staff,
     Stage,
 )
-from daemon.roster import Question
+from daemon.roster import BY_CHOICE_METHOD, Question
 
 Result = tuple[Kiosk, list[Effect]]
 
@@ -70,7 +70,6 @@ _NO_PHOTO_LEVELS = frozenset({"no_photo", "full"})
 NO_PHOTO_REASON = "disk_low"
 #: ``verify.method`` of a visit by someone who declined fingerprints: the same evidence as the
 #: fallback (date of birth + photo), but chosen, so the API never mistakes it for a failure
-BY_CHOICE_METHOD = "dob_photo_by_choice"
 _PERSON_INPUT = (
     ev.Key,
     ev.Delete,

@@ -31,7 +31,7 @@ from daemon.kioskctl.doctor import doctor
 from daemon.kioskctl.identity import load_enrolment
 from daemon.kioskctl.parts import Parts
 from daemon.kioskctl.progress import Progress
-from daemon.purposes import OPERATOR_ID, PURPOSES
+from daemon.purposes import PURPOSES, operator_id
 
 #: wrong usage: a bad argument (argparse uses it too)
 EX_USAGE = 2
@@ -145,7 +145,7 @@ def _parser() -> argparse.ArgumentParser:
     oe.add_argument(
         "--operator",
         required=True,
-        type=_operator_id,
+        type=operator_id,
         help="your staff number (or a service id), kept in a signed record",
     )
     oe.add_argument(
@@ -434,14 +434,6 @@ def _sensor(args: argparse.Namespace, ctx: Context, out: TextIO) -> int:
     verdict = "MATCH" if m.matched else "NO MATCH"
     print(f"{verdict}: score {m.score} (threshold {m.threshold}); nothing was stored", file=out)
     return 0 if m.matched else 1
-
-
-def _operator_id(text: str) -> str:
-    if not OPERATOR_ID.fullmatch(text):
-        raise argparse.ArgumentTypeError(
-            "must be a staff number or service id (a-z, 0-9, '.', '_', '-'; up to 32), never a name"
-        )
-    return text
 
 
 def _outbox(args: argparse.Namespace, ctx: Context, out: TextIO, err: TextIO) -> int:

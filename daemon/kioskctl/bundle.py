@@ -97,8 +97,10 @@ _PATTERNS = [
     re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+"),  # e-mail
     re.compile(r"(?<!\d)(?:\+44\s?|0)\d{3,4}[\s-]?\d{3}[\s-]?\d{3,4}(?!\d)"),  # UK phone
     re.compile(r"\b(?:19|20)\d\d-[01]\d-[0-3]\d\b(?!T)"),  # bare dates (birth dates)
-    # dates as people write them: 14/03/1985, 14-3-85, 14.03.1985
-    re.compile(r"(?<![\d/.-])[0-3]?\d[/.-][01]?\d[/.-](?:19|20)?\d\d(?![\d/.-])"),
+    # dates as people write them: 14/03/1985, 14-3-85, 14.03.1985 (with dots only with the
+    # century, so that versions such as 1.4.12 stay readable)
+    re.compile(r"(?<![\d/.-])[0-3]?\d([/-])[01]?\d\1(?:19|20)?\d\d(?![\d/.-])"),
+    re.compile(r"(?<![\d/.-])[0-3]?\d\.[01]?\d\.(?:19|20)\d\d(?![\d/.-])"),
     # 14 March 1985, 14th Mar 1985, March 14, 1985, 14 Mawrth 1985 (Welsh)
     re.compile(
         rf"\b(?:[0-3]?\d(?:st|nd|rd|th)?\s+(?:{_MONTHS})\.?,?\s+(?:19|20)\d\d"

@@ -27,10 +27,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from daemon.config import STAFF_ID, Config
+from daemon.config import Config
 from daemon.errors import KioskError, UsageError
 from daemon.kiosk import check_staff, hash_pin
 from daemon.kioskctl.tomlout import write_config
+from daemon.purposes import OPERATOR_ID
 
 PIN_MIN, PIN_MAX = 4, 12
 RESTART = "restart kiosk.service when nobody is checking in: systemctl restart kiosk"
@@ -70,7 +71,7 @@ def run(
         if not staff.members and not staff.pin_hash:
             print("no staff PINs: staff mode cannot be opened on this kiosk", file=out)
         return 0
-    if args.id != "staff" and not STAFF_ID.match(args.id):
+    if args.id != "staff" and not OPERATOR_ID.fullmatch(args.id):
         # not repeated back: what does not look like a staff id may well be someone's name
         raise UsageError(
             "that is not a staff id: use 1-32 lower-case letters, digits, '.', '_' or '-', "

@@ -2,11 +2,11 @@
 
 kiosk-refapi serve WHERE --tls-cert F --tls-key F --seal-public B64 [--port N | --fd N]
                    [--client-ca F] [--admin-token-file F] [--faults]
-kiosk-refapi export WHERE --operator ID [--device ID] [-o FILE]   one compact JWS per line
-kiosk-refapi open-photo WHERE --operator ID --seal-key F --sha HEX -o FILE
+kiosk-refapi export WHERE --operator ID --purpose WHY [--device ID] [-o FILE]   JWS lines
+kiosk-refapi open-photo WHERE --operator ID --purpose WHY --seal-key F --sha HEX -o FILE
 kiosk-refapi apply-enrolment WHERE --operator ID [--seal-key F] --device ID --seq N
 kiosk-refapi prune WHERE --operator ID [--dry-run] [--photo-days N ...]   retention
-kiosk-refapi access-log WHERE --operator ID [--of OPERATOR] [--device ID] [--verify]
+kiosk-refapi access-log WHERE --operator ID --purpose WHY [--of OPERATOR] [--device ID] [--verify]
 kiosk-refapi init WHERE                               make a new database (only this does)
 kiosk-refapi mint-code WHERE [--ttl S]                a one-time enrolment code
 kiosk-refapi retire WHERE --device ID --operator ID --reason TEXT   key lost, unit replaced
@@ -15,8 +15,9 @@ kiosk-refapi openapi                                  the OpenAPI document
 
 WHERE is ``--data DIR`` (SQLite in DIR) or ``--database DSN`` (PostgreSQL, which several
 API processes can share; hil/refapi/pgstore.py). ``--operator`` is the staff number (or a
-service's id, e.g. for a timer) of who acts; every act on personal data is written to the
-store's access log under it (DPA 2018 s.62; docs/privacy.md).
+service's id, e.g. for a timer) of who acts, ``--purpose`` why (daemon/purposes.py; acts
+that are their own reason default to ``maintenance``); every act on personal data is written
+to the store's access log with both (DPA 2018 s.62; docs/privacy.md).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from daemon.purposes import PURPOSES, operator_id
+
 if TYPE_CHECKING:
     from hil.refapi.storage import AccessEntry, Storage
 
@@ -38,16 +41,6 @@ log = logging.getLogger("kiosk-refapi")
 DB = "refapi.sqlite3"
 #: Unix seconds now (tests put a fake clock here)
 now = time.time
-
-
-def _operator_id(text: str) -> str:
-    from daemon.purposes import OPERATOR_ID
-
-    if not OPERATOR_ID.fullmatch(text):
-        raise argparse.ArgumentTypeError(
-            "a staff number or service id (a-z, 0-9, '.', '_', '-'; up to 32), never a name"
-        )
-    return text
 
 
 def _entry(args: argparse.Namespace, action: str, **fields: Any) -> AccessEntry:
@@ -583,13 +576,11 @@ def _operator(parser: argparse.ArgumentParser, *aliases: str, purpose: str | Non
     """``--operator`` and ``--purpose`` (DPA 2018 s.62: the access log keeps who and why).
     ``purpose``: the act's own, when it is its justification (retention, enrolment); a read
     says why each time."""
-    from daemon.purposes import PURPOSES
-
     parser.add_argument(
         "--operator",
         *aliases,
         dest="operator",
-        type=_operator_id,
+        type=operator_id,
         required=True,
         help="your staff number (or a service id), for the access log",
     )
@@ -680,7 +671,7 @@ def main(argv: list[str] | None = None) -> int:
     al = sub.add_parser("access-log", help="print the access log (who consulted what)")
     _where(al)
     _operator(al)
-    al.add_argument("--of", type=_operator_id, metavar="OPERATOR", help="one operator's acts")
+    al.add_argument("--of", type=operator_id, metavar="OPERATOR", help="one operator's acts")
     al.add_argument("--device")
     al.add_argument("--after-id", type=int, default=0)
     al.add_argument("--verify", action="store_true", help="check the hash chain (exit 1 if broken)")

@@ -30,7 +30,7 @@ follows gov.uk's list, substitute days and one-off holidays included. A service 
 closures, or a holiday announced after the installed package was released, with
 ``kiosk-refapi serve --closed-days FILE`` (:meth:`Calendar.from_file`).
 
-May import: the standard library, ``holidays``, ``daemon.records``.
+May import: the standard library, ``holidays``, ``daemon.records``, ``daemon.roster``.
 """
 
 from __future__ import annotations
@@ -45,11 +45,12 @@ from typing import Any
 
 import holidays
 
-KINDS = ("callback", "attention", "identity_review", "photo_check", "fault_followup")
+from daemon.roster import BY_CHOICE_METHOD
+
 #: tasks closed by an identity decision (``PUT .../records/{seq}/review``), not an outcome
 REVIEW_KINDS = frozenset({"identity_review", "photo_check"})
 #: ``verify.method`` of a visit by someone who declined fingerprints (daemon/flow/machine.py)
-BY_CHOICE = "dob_photo_by_choice"
+BY_CHOICE = BY_CHOICE_METHOD
 #: one visit in this many by that route has its photo checked (docs/privacy.md says why)
 PHOTO_CHECK_ONE_IN = 4
 #: working days after the visit by which a sampled photo check is due (a week, not next day)

@@ -219,6 +219,7 @@ def test_credentials_lose_their_value_and_keep_their_name(line: str, kept: str) 
 def test_what_an_engineer_reads_in_a_log_survives_the_scrubbing() -> None:
     text = (
         "2026-11-23T09:15:02+0000 kiosk-sync[41]: 12 accepted in 0.31 s; version 1.2.3; "
+        "kiosk 1.4.12, update to 2.1.20; "
         "10.0.0.1 port 8443; seq 1234; schema 3/3; 5/5 ok\n"
         "the staff PIN was refused; pin lockout for 300 s; token expired; spin=3\n"
     )
