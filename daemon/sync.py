@@ -277,8 +277,6 @@ class SyncClient:
         self._health = health or (lambda: {})
         self.roster_path = roster_path
         self.wakeup = asyncio.Event()
-        #: consecutive failed upload passes (drives the upload backoff)
-        self.failures = 0
         self.last_success_wall: float | None = None
         #: the API's clock minus ours, learnt from a clock_skew refusal (see the docstring)
         self.api_clock_offset_s = 0.0
@@ -854,43 +852,44 @@ class SyncClient:
             delay = max(delay, min(retry_after, self.api.backoff_cap_s))
         return delay
 
+    @property
+    def failures(self) -> int:
+        """Consecutive failed upload passes (they drive the upload backoff)."""
+        return self._upload.failures
+
+    @failures.setter
+    def failures(self, value: int) -> None:
+        self._upload.failures = value
+
     def backoff_s(self, retry_after: float | None = None) -> float:
         """The upload backoff after :attr:`failures` consecutive failures."""
         return self._backoff(self.failures, retry_after)
 
     async def _run_job(
-        self, job: _Job, work: Callable[[], Awaitable[object]], now: float, every: float
+        self,
+        job: _Job,
+        work: Callable[[], Awaitable[object]],
+        now: float,
+        every: float,
+        *,
+        capped: bool = True,
     ) -> None:
         """Run one job; on success it is next due in ``every`` seconds, on failure after its
-        own backoff (at most ``every``: a heartbeat or roster is never later than usual)."""
+        own backoff: at most ``every`` when ``capped`` (a heartbeat or roster is never later
+        than usual), else up to the configured cap (uploads)."""
         try:
             await work()
         except KioskError as exc:  # a SyncError, or the disk (StorageError): try again later
             job.failures += 1
             job.error = exc
             retry = exc.retry_after if isinstance(exc, RetryLater) else None
-            delay = self._backoff(job.failures, retry, cap=every)
+            delay = self._backoff(job.failures, retry, cap=every if capped else None)
             job.due = now + delay
             log.warning("sync: %s: %s (retry in %.1f s)", job.name, exc.message, delay)
         else:
             job.failures = 0
             job.error = None
             job.due = now + every
-
-    async def _upload_pass(self, now: float) -> None:
-        try:
-            await self.drain()
-        except KioskError as exc:  # a SyncError, or the outbox (StorageError): back off
-            self._upload.error = exc
-            self.failures += 1
-            delay = self.backoff_s(exc.retry_after if isinstance(exc, RetryLater) else None)
-            self._upload.due = now + delay
-            log.warning("sync: %s (retry in %.1f s)", exc.message, delay)
-        else:
-            self.failures = 0
-            self._upload.error = None
-            self._upload.due = now + IDLE_POLL_S
-        self._upload.failures = self.failures
 
     async def run(self, stop: asyncio.Event) -> None:
         """Sync until ``stop`` is set: uploads, roster and heartbeat, each when it is due and
@@ -900,7 +899,7 @@ class SyncClient:
             self.wakeup.clear()
             now = loop.time()
             if now >= self._upload.due:
-                await self._upload_pass(now)
+                await self._run_job(self._upload, self.drain, now, IDLE_POLL_S, capped=False)
             if now >= self._roster.due:
                 await self._run_job(self._roster, self.fetch_roster, now, self.api.roster_s)
             if now >= self._heartbeat.due:
