@@ -460,9 +460,10 @@ def _outbox(args: argparse.Namespace, ctx: Context, out: TextIO, err: TextIO) ->
                 "this kiosk or on an approved encrypted drive)"
             )
         total = outboxcmd.count_records(outbox)
-        if args.from_seq > outbox.stats().last_seq:
-            print(f"kioskctl: no records from seq {args.from_seq} (the head is "
-                  f"{outbox.stats().last_seq}); nothing was written", file=err)  # fmt: skip
+        head = outbox.head()[0]
+        nothing = f"kioskctl: no records from seq {args.from_seq} (the head is {head}); nothing "
+        if args.from_seq > head:
+            print(nothing + "was written", file=err)
             return 1
         # the export is a consultation of personal data: who and why go into the chain, as a
         # signed staff_action record, before anything leaves (no record, no export; DPA 2018
@@ -474,10 +475,8 @@ def _outbox(args: argparse.Namespace, ctx: Context, out: TextIO, err: TextIO) ->
             # and appears whole or not at all (the project's private-file writer)
             buffer = io.StringIO() if args.out is not None else out
             n = outboxcmd.export(outbox, buffer, from_seq=args.from_seq, progress=bar)
-        if n == 0:
-            head = outbox.stats().last_seq
-            print(f"kioskctl: no records from seq {args.from_seq} (the head is {head}); "
-                  "nothing was written", file=err)  # fmt: skip
+        if n == 0:  # all of them pruned, or lost (the chain continued after an anchor)
+            print(nothing + "is held here", file=err)
             return 1
         if args.out is not None:
             assert isinstance(buffer, io.StringIO)
