@@ -24,7 +24,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any, NamedTuple
 
@@ -33,6 +33,9 @@ from cryptography.hazmat.primitives.asymmetric import x25519
 from daemon.records import decode_unverified
 from daemon.sealing import open_enrolment, seal_template
 from hil.refapi.storage import AccessEntry, Storage, device_of_chain
+
+#: a kiosk's roster entry for a person: (roster document, the entry, ...what else is needed)
+_Found = tuple[Any, ...]
 
 
 class EnrolmentNotApplied(Exception):
@@ -120,17 +123,10 @@ def _apply(
     ref = str(payload["person"])
     # an enrolment made on a unit since retired (``<device>~<n>``) goes to its id's roster
     home = device_of_chain(device)
-    own = _roster_entry(store, home, ref)
-    if isinstance(own, str):
-        raise EnrolmentNotApplied(own)
+    targets = list(_office_entries(store, home, ref, _roster_entry))
     templates = open_enrolment(blob, seal_private)
-    office = own[1].get("office")
-    others = [d for d in store.devices() if d != home] if office else []
     applied = []
-    for target, found in [(home, own), *((d, _roster_entry(store, d, ref)) for d in others)]:
-        if isinstance(found, str) or found[1].get("office") != office:
-            continue  # another office's kiosk, or one that does not expect this person
-        roster_public, doc, person = found
+    for target, (doc, person, roster_public) in targets:
         person["templates"] = [
             {"finger": finger, "sealed": base64.b64encode(seal_template(t, roster_public)).decode()}
             for finger, t in sorted(templates.items())
@@ -146,21 +142,30 @@ def _apply(
 def _apply_refusal(store: Storage, device: str, ref: str) -> Applied:
     """The person said no at the notice: ``biometric: "declined"`` and no templates in the
     entry of every roster of the office that lists them (the enrolling kiosk's must)."""
-    own = _roster_person(store, device, ref)
-    if isinstance(own, str):
-        raise EnrolmentNotApplied(own)
-    office = own[0].get("office")
-    others = [d for d in store.devices() if d != device] if office else []
     changed = []
-    for target, found in [(device, own), *((d, _roster_person(store, d, ref)) for d in others)]:
-        if isinstance(found, str) or found[0].get("office") != office:
-            continue  # another office's kiosk, or one that does not expect this person
-        doc, person = found
+    for target, (doc, person) in list(_office_entries(store, device, ref, _roster_person)):
         person["biometric"] = "declined"
         person["templates"] = []  # a "no" withdraws any fingerprints given before
         store.put_roster(target, json.dumps(doc).encode())
         changed.append(target)
     return Applied(ref, [], changed, declined=True)
+
+
+def _office_entries(
+    store: Storage, home: str, ref: str, find: Callable[[Storage, str, str], _Found | str]
+) -> Iterator[tuple[str, _Found]]:
+    """``find(store, device, ref)`` for ``home`` (EnrolmentNotApplied when it has no entry for
+    the person), then for every other kiosk of the same office whose roster lists them: an
+    enrolment or a refusal holds office-wide (a lobby's kiosks all expect the person)."""
+    own = find(store, home, ref)
+    if isinstance(own, str):
+        raise EnrolmentNotApplied(own)
+    yield home, own
+    office = own[0].get("office")
+    for device in store.devices() if office else []:
+        found = find(store, device, ref) if device != home else None
+        if found is not None and not isinstance(found, str) and found[0].get("office") == office:
+            yield device, found
 
 
 def _roster_person(
@@ -179,12 +184,12 @@ def _roster_person(
 
 def _roster_entry(
     store: Storage, device: str, ref: str
-) -> tuple[bytes, dict[str, Any], dict[str, Any]] | str:
-    """(roster public key, roster document, the person's entry in it), or why not."""
+) -> tuple[dict[str, Any], dict[str, Any], bytes] | str:
+    """(roster document, the person's entry in it, roster public key), or why not."""
     known = store.device(device)
     if known is None or not known.roster_public_key or store.get_roster(device) is None:
         return f"{device} has no roster to put the templates in"
     found = _roster_person(store, device, ref)
     if isinstance(found, str):
         return found
-    return base64.b64decode(known.roster_public_key), *found
+    return *found, base64.b64decode(known.roster_public_key)
