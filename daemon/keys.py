@@ -154,13 +154,18 @@ def check_private_mode(path: Path, what: str) -> None:
         )
 
 
-def write_private_file(path: Path, data: bytes) -> None:
-    """Atomically write ``data`` to ``path`` with mode 0600 (temp, fsync, rename, fsync dir)."""
+def write_private_file(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Atomically write ``data`` to ``path`` (temp, fsync, rename, fsync dir) with mode 0600,
+    or ``mode`` whatever the umask (0644 for a public file other users must read)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
-        os.write(fd, data)
+        if mode != 0o600:
+            os.fchmod(fd, mode)
+        view = memoryview(data)
+        while view:  # an export can be megabytes: a write may take part of it
+            view = view[os.write(fd, view) :]
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -368,8 +368,8 @@ def provision(
     )
     if ca_pem:
         ca_path = config_path.parent / CA_FILE
-        write_private_file(ca_path, ca_pem.encode())  # atomic
-        ca_path.chmod(0o644)  # public, and kiosk-sync must read it whatever root's umask
+        # public, and kiosk-sync must read it whatever root's umask: 0644, atomically
+        write_private_file(ca_path, ca_pem.encode(), mode=0o644)
         api_t["ca_bundle"] = str(ca_path)
     elif ca is not None:
         api_t["ca_bundle"] = str(ca)
