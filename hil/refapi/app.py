@@ -52,6 +52,7 @@ from hil.refapi.storage import (
     Device,
     DeviceKey,
     EnrolmentRefused,
+    Retirement,
     SqliteStorage,
     Storage,
     device_of_chain,
@@ -245,19 +246,6 @@ class RetireRequest(BaseModel):
 
     model_config = {"extra": "forbid"}
     reason: str = Field(min_length=3, max_length=200)
-
-
-class Retired(BaseModel):
-    """A retired device: its records, keys and history are kept under ``chain``, and
-    ``device`` may be enrolled again with a new key and a new code."""
-
-    chain: str
-    device: str
-    at: float
-    operator: str
-    reason: str
-    last_seq: int
-    records: int
 
 
 class BlobInfo(BaseModel):
@@ -811,10 +799,10 @@ def create_app(settings: Settings) -> FastAPI:
     @app.post(
         "/v1/admin/devices/{device}/retire",
         dependencies=[Depends(admin)],
-        response_model=Retired,
+        response_model=Retirement,
         responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}},
     )
-    def retire(device: str, body: RetireRequest, op: Operator) -> Retired:
+    def retire(device: str, body: RetireRequest, op: Operator) -> Retirement:
         """Retire a device whose key is lost or whose unit was replaced: its key can no longer
         send (403 ``device_retired``); its records, keys, reviews and tasks are kept under
         its retired chain's name (``<device>~<n>``), listed and exported as before; the
@@ -829,7 +817,7 @@ def create_app(settings: Settings) -> FastAPI:
             raise _error(404, "unknown_device", "no such device is enrolled (retired already?)")
         logged(op, "device.retire", device=device, target=done.chain, records=done.records,
                last_seq=done.last_seq)  # fmt: skip
-        return Retired(**done.as_dict())
+        return done
 
     @app.get("/v1/admin/devices/{device}/records", dependencies=[Depends(admin)])
     def list_records(

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -360,11 +360,7 @@ class Retirement:
     records: int
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "chain": self.chain, "device": self.device, "at": self.at,
-            "operator": self.operator, "reason": self.reason, "last_seq": self.last_seq,
-            "records": self.records,
-        }  # fmt: skip
+        return asdict(self)
 
 
 def retirements_of(rows: Iterable[Sequence[Any]]) -> list[Retirement]:
