@@ -272,6 +272,9 @@ class Roster:
     people: tuple[Person, ...] = field(default=(), repr=False)
     #: entries left out because they were not valid (``drop_bad_people=True`` only), by index
     dropped: tuple[Dropped, ...] = ()
+    #: the references of those entries, where the reference itself could be read: the kiosk
+    #: cannot check such a person in, and must not tell them their details are wrong
+    unusable: frozenset[str] = field(default=frozenset(), repr=False)
 
     @property
     def generated_unix(self) -> float | None:
@@ -302,6 +305,12 @@ class Roster:
             if ref_ok & dob_ok:
                 found = person
         return found
+
+    def unusable_entry(self, ref: str) -> bool:
+        """Whether ``ref``'s entry was left out as faulty (:attr:`dropped`): the fault is the
+        roster's, not the person's. Asked only after :meth:`lookup` found nobody; it says no
+        more than that a reference with a faulty entry exists."""
+        return ref in self.unusable
 
     def find(self, ref: str) -> Person | None:
         """The person with case reference ``ref`` (staff mode only: staff have already
@@ -466,8 +475,9 @@ def parse_roster(data: Any, *, drop_bad_people: bool = False) -> Roster:
     ``drop_bad_people``: a fault inside one person's entry (or a reference listed twice: every
     entry with it) leaves that person out and is listed in :attr:`Roster.dropped` instead of
     refusing the whole roster; a fault outside the entries (``office``, ``dob_salt``, ``people``
-    not a list) still raises. Someone left out cannot identify at the kiosk and ends at
-    reception, where staff record the attendance, as for anyone not on the roster."""
+    not a list) still raises. Someone left out cannot identify at the kiosk: the references
+    of the entries left out are kept (:attr:`Roster.unusable`), so the flow sends them to
+    reception at once as the roster's fault, never as wrong details."""
     root = _obj(data, "roster")
     office = _str(root, "office", "roster", limit=64)
     generated = _str(root, "generated_at", "roster", limit=64)
@@ -482,16 +492,21 @@ def parse_roster(data: Any, *, drop_bad_people: bool = False) -> Roster:
     kept: dict[int, Person] = {}
     first: dict[str, int] = {}  # reference -> index of its first entry
     dropped: list[Dropped] = []
+    unusable: set[str] = set()
     for i, raw in enumerate(entries):
         try:
             person = _person(raw, f"people[{i}]", set())
         except RosterInvalid as exc:
             dropped.append(Dropped(i, exc.field, exc.what))
+            ref = raw.get("ref") if isinstance(raw, dict) else None
+            if isinstance(ref, str) and 0 < len(ref) <= 32:
+                unusable.add(ref)
             continue
         j = first.setdefault(person.ref, i)
         if j == i:
             kept[i] = person
             continue
+        unusable.add(person.ref)
         # which of two entries for one reference is right is anyone's guess: neither is used
         if kept.pop(j, None) is not None:
             dropped.append(Dropped(j, f"people[{j}].ref", "is repeated further down the roster"))
@@ -502,6 +517,7 @@ def parse_roster(data: Any, *, drop_bad_people: bool = False) -> Roster:
         salt,
         tuple(kept[i] for i in sorted(kept)),
         tuple(sorted(dropped, key=lambda d: d.index)),
+        frozenset(unusable),
     )
 
 

@@ -327,6 +327,12 @@ def _identify(k: Kiosk, s: Session, e: ev.Event) -> Result:
     if k.limiter.locked(k.now):
         return _identify_locked(k, s)
     person = k.roster.lookup(cfg.ref_prefix + s.ref_digits, dob)
+    if person is None and k.roster.unusable_entry(cfg.ref_prefix + s.ref_digits):
+        # their roster entry was left out as faulty: the roster's fault, never "your details
+        # do not match" (and no lockout); reception records the attendance
+        s = replace(s, stage=Stage.SEE_RECEPTION, reception_reason="fault", ref_digits="",
+                    dob_digits="", identify_error=None)  # fmt: skip
+        return _alert(replace(k, session=s), "roster_entry")
     if person is None:
         failures = s.identify_failures + 1
         limiter = k.limiter.failed(k.now, failures)

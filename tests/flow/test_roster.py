@@ -267,3 +267,33 @@ def test_the_appointment_to_tell_them_about_is_never_past_nor_the_one_attended(
     got = alice.next_appointment(when)
     assert (got.at if got else None) == shown
     assert alice.next_appointment(None) == alice.appointments[0]  # no idea of the time
+
+
+def test_someone_whose_entry_was_left_out_is_sent_to_reception_not_told_they_are_wrong() -> None:
+    """A fault in one person's roster entry leaves them out (the rest of the roster stands);
+    that is the roster's fault, so at the kiosk they are not told "your details do not match"
+    five times and locked out: they go to reception at once, told it is not their fault, and
+    staff are alerted. Someone merely mistyping still gets "no match"."""
+    from dataclasses import replace
+
+    from tests.flow.kit import ALICE, Run, person_json, roster_json
+
+    doc = roster_json()
+    broken = person_json("CR-900199", "1991-01-01")
+    broken["messages"] = [{"id": "m1", "en": "Bring ID.", "cy": ""}]  # no Welsh: invalid
+    doc["people"].append(broken)
+    roster = parse_roster(doc, drop_bad_people=True)
+    assert roster.find("CR-900199") is None and [d.index for d in roster.dropped] == [4]
+    assert "CR-900199" not in repr(roster)
+
+    run = Run()
+    run.k = replace(run.k, roster=roster)
+    run.identify(("900199", "01011991"))
+    assert run.screen == "see_reception" and run.view["reason"] == "fault"
+    assert "roster_entry" in run.k.alerts
+    assert run.k.session is not None and run.k.session.identify_failures == 0
+
+    other = Run()
+    other.k = replace(other.k, roster=roster)
+    other.identify(("900198", ALICE[1]))  # a typing mistake: the usual answer
+    assert other.view["error"] == "no_match"
