@@ -588,15 +588,14 @@ async def serve_checkins(core: KioskCore, stop: asyncio.Event) -> None:
     """kiosk.service's work once the core is open: the flow and the local UI on 127.0.0.1.
 
     The start URL (it carries the per-boot token) goes to ``<data_dir>/ui-url``, mode 0640,
-    for kiosk-ui.service (group kiosk). Audio prompts are served from ``<data_dir>/audio``
-    when the image build generated them there (``python -m daemon.ui.audio --out DIR``)."""
+    for kiosk-ui.service (group kiosk). The spoken prompts are the ones installed with the
+    software (daemon.ui.audio.INSTALLED_DIR, made by firmware/rootfs/install-kiosk.sh)."""
     from daemon.ui.server import AUDIO_DIR, create_ui_app, new_token, serve_ui
     from daemon.ui.shell import write_start_url
 
     runner = CheckinRunner(core)
     token = new_token()
-    audio = core.cfg.device.data_dir / "audio"
-    app = create_ui_app(runner, token=token, audio_dir=audio if audio.is_dir() else AUDIO_DIR)
+    app = create_ui_app(runner, token=token, audio_dir=AUDIO_DIR)
     ui = await serve_ui(app, core.cfg.ui.port)
     url_file = core.cfg.device.data_dir / "ui-url"
     write_start_url(url_file, ui.url(token))

@@ -2,10 +2,15 @@
 
 The words are the catalogue's ``audio.<screen>`` strings (daemon/ui/locale), spoken with the
 ``en-gb`` and ``cy`` voices into ``<out>/<lang>/<screen>.wav`` (mono 16-bit PCM, 22,050 Hz).
+One more, ``<out>/<lang>/lost.wav`` (:data:`LOST`), speaks the words of the cover shown when
+the daemon cannot be reached (:data:`LOST_KEYS`: go to reception, this is not your fault): the
+page fetches it while the daemon is still there, and the shell's own page plays the file.
 A ``manifest.json`` beside them records the text and voice of each file, so a second run only
-redoes prompts whose words changed. The files are build output, not sources: the kiosk image
-build (or ``make``) runs ``python -m daemon.ui.audio --out DIR`` and the UI server is given
-that folder (``create_ui_app(..., audio_dir=DIR)``).
+redoes prompts whose words changed. The files are build output, not sources: installing the
+kiosk into its root file system (firmware/rootfs/install-kiosk.sh) runs
+``python -m daemon.ui.audio --out`` :data:`INSTALLED_DIR`, so they come with the software they
+speak for (an update brings its own), and the UI server is given that folder
+(``create_ui_app(..., audio_dir=DIR)``).
 
 Runs espeak-ng as a subprocess (a few milliseconds per prompt, 30 s timeout each). Never runs
 at import.
@@ -22,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import wave
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +39,13 @@ VOICES: dict[str, str] = {"en": "en-gb", "cy": "cy"}
 WORDS_PER_MINUTE = 150  # a little slower than espeak-ng's default 175, for clarity
 TIMEOUT_S = 30.0
 MIN_SECONDS = 0.5
+#: where install-kiosk.sh puts the prompts: beside the venv the kiosk runs from
+#: (``/opt/kiosk/share/probation-kiosk/audio`` on a device), in the slot's root file system
+INSTALLED_DIR = Path(sys.prefix) / "share" / "probation-kiosk" / "audio"
+#: the prompt of the cover the page shows when it cannot reach the daemon, and of the page the
+#: shell shows while kiosk.service does not answer: those screens' own words, spoken
+LOST = "lost"
+LOST_KEYS = ("reception.title", "reception.fault")
 
 
 class AudioPromptError(ConfigError):
@@ -51,9 +64,26 @@ class Prompt:
     regenerated: bool
 
 
+def prompt_names() -> Iterator[str]:
+    """Every prompt made for each language: one per screen, and :data:`LOST`."""
+    yield from (s.value for s in Screen)
+    yield LOST
+
+
+def sentence(text: object) -> str:
+    """``text`` on one line, ending as a sentence, so the voice pauses after it."""
+    words = " ".join(str(text or "").split())
+    if words and words[-1] not in ".?!:":
+        words += "."
+    return words
+
+
 def prompt_text(catalogue: Catalogue, lang: str, screen: str) -> str:
     """The words of one prompt; raises AudioPromptError when the catalogue has none."""
-    text = catalogue.text(lang, f"audio.{screen}").strip()
+    if screen == LOST:  # the words shown on the cover, as shown (a title, then why)
+        text = " ".join(sentence(catalogue.text(lang, key)) for key in LOST_KEYS).strip()
+    else:
+        text = catalogue.text(lang, f"audio.{screen}").strip()
     if not text:
         raise AudioPromptError(
             f"no audio.{screen} text in the {lang} catalogue; add it to kiosk.po",
@@ -109,18 +139,18 @@ def generate(out_dir: Path, catalogue: Catalogue | None = None) -> list[Prompt]:
     prompts: list[Prompt] = []
     for lang, voice in VOICES.items():
         (out_dir / lang).mkdir(parents=True, exist_ok=True)
-        for screen in Screen:
-            text = prompt_text(catalogue, lang, screen.value)
-            key = f"{lang}/{screen.value}"
+        for screen in prompt_names():
+            text = prompt_text(catalogue, lang, screen)
+            key = f"{lang}/{screen}"
             digest = hashlib.sha256(f"{voice}\0{WORDS_PER_MINUTE}\0{text}".encode()).hexdigest()
-            path = out_dir / lang / f"{screen.value}.wav"
+            path = out_dir / lang / f"{screen}.wav"
             fresh = manifest.get(key) != digest or not path.exists()
             if fresh:
                 tmp = path.with_suffix(".tmp")
                 _speak(text, voice, tmp, espeak)
                 tmp.replace(path)
                 manifest[key] = digest
-            prompts.append(Prompt(lang, screen.value, path, wav_seconds(path), fresh))
+            prompts.append(Prompt(lang, screen, path, wav_seconds(path), fresh))
     manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return prompts
 

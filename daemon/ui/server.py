@@ -9,12 +9,14 @@ than 127.0.0.1/localhost gets 403):
                         a comment every 15 s keeps the line alive. The first event of a
                         connection also carries ``lost``: what the page shows, in both
                         languages, once it has failed to reach the daemon for
-                        ``lost.after_s`` (it comes back by itself when the daemon does)
+                        ``lost.after_s`` (it comes back by itself when the daemon does);
+                        the page fetches the cover's spoken words (``audio/<lang>/lost.wav``)
+                        then, and keeps them, to play them when Listen is touched on it
 - ``POST tap``          ``{"action": .., "data": {..}}`` → the flow; 204, 400 (bad tap),
                         409 (the flow refused; body has the error ``reason``)
 - ``POST heartbeat``    the page is alive; 204
 - ``GET  health``       ``{"page_alive": bool, "heartbeat_age_s": float|null}`` for the shell
-- ``GET  audio/<lang>/<screen>.wav``  the spoken prompt (404 if not generated)
+- ``GET  audio/<lang>/<screen>.wav``  the spoken prompt (404 if not generated); ``lost`` too
 - ``GET  say.wav``          the screen shown now spoken, its own words included (503 without
   espeak-ng; the page then plays the fixed prompt)
 
@@ -47,7 +49,7 @@ from starlette.routing import Route
 
 from daemon.clock import SystemClock
 from daemon.errors import ConfigError, KioskError
-from daemon.ui.audio import AudioPromptError
+from daemon.ui.audio import INSTALLED_DIR, LOST, LOST_KEYS, AudioPromptError
 from daemon.ui.bridge import (
     ANY_SCREEN_ACTIONS,
     LANGS,
@@ -64,7 +66,7 @@ from daemon.ui.speech import Speaker, spoken_text
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-AUDIO_DIR = Path(__file__).resolve().parent / "audio"
+AUDIO_DIR = INSTALLED_DIR  # made by install-kiosk.sh; the demo and tests pass their own
 STATIC_FILES = {
     "index.html": "text/html; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
@@ -73,7 +75,7 @@ STATIC_FILES = {
 }
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
-    "media-src 'self'; connect-src 'self'; font-src 'self'; object-src 'none'; "
+    "media-src 'self' blob:; connect-src 'self'; font-src 'self'; object-src 'none'; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
@@ -93,8 +95,9 @@ LOOPBACK = "127.0.0.1"
 #: in Welsh and English, that it is not their fault and to go to reception
 LOST_AFTER_S = 60.0
 #: the catalogue strings the page keeps for that, in both languages: sent with the first
-#: event of each connection, since nothing can be asked of a daemon that is gone
-LOST_KEYS = ("reception.title", "reception.fault")
+#: event of each connection, since nothing can be asked of a daemon that is gone (the words
+#: shown, :data:`daemon.ui.audio.LOST_KEYS`, and the Listen button's)
+LOST_WORDS = (*LOST_KEYS, "common.listen")
 
 ASGIApp = Callable[
     [MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
@@ -171,7 +174,7 @@ class UiState:
     closing: asyncio.Event
     streams: int = 0
     seq: int = 0
-    #: ``{"after_s": .., "cy": {key: text}, "en": {..}}`` (:data:`LOST_KEYS`)
+    #: ``{"after_s": .., "cy": {key: text}, "en": {..}}`` (:data:`LOST_WORDS`)
     lost: dict[str, Any] | None = None
 
 
@@ -209,7 +212,7 @@ def create_ui_app(
         closing=asyncio.Event(),
         lost={
             "after_s": lost_after_s,
-            **{lang: {k: catalogue.text(lang, k) for k in LOST_KEYS} for lang in sorted(LANGS)},
+            **{lang: {k: catalogue.text(lang, k) for k in LOST_WORDS} for lang in sorted(LANGS)},
         },
     )
 
@@ -270,7 +273,7 @@ def create_ui_app(
     async def audio(request: Request) -> Response:
         lang = request.path_params["lang"]
         screen = request.path_params["screen"]
-        if lang not in LANGS or screen not in {s.value for s in Screen}:
+        if lang not in LANGS or screen not in {*(s.value for s in Screen), LOST}:
             return Response("Not found\n", status_code=404, media_type="text/plain")
         path = audio_dir / lang / f"{screen}.wav"
         try:

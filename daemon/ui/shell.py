@@ -43,8 +43,9 @@ from pathlib import Path
 
 from daemon import sdnotify
 from daemon.errors import ConfigError
+from daemon.ui.audio import INSTALLED_DIR, LOST, LOST_KEYS
 from daemon.ui.catalog import LANGUAGES, Catalogue
-from daemon.ui.server import LOOPBACK, LOST_KEYS
+from daemon.ui.server import LOOPBACK
 
 log = logging.getLogger(__name__)
 
@@ -124,22 +125,50 @@ def read_start_url(path: Path) -> str | None:
     return check_url(text) if text else None
 
 
-def write_fallback_page(folder: Path, catalogue: Catalogue | None = None) -> str:
+#: plays a panel's words when its Listen button is touched (the page's only script: no fetch,
+#: no network; the sound is a local file)
+_FALLBACK_SCRIPT = (
+    "<script>document.addEventListener('click',function(e){"
+    "var b=e.target.closest('button[data-play]');if(!b)return;"
+    "var a=document.getElementById('say-'+b.dataset.play);a.currentTime=0;a.play()})</script>"
+)
+
+
+def write_fallback_page(
+    folder: Path, catalogue: Catalogue | None = None, audio_dir: Path = INSTALLED_DIR
+) -> str:
     """Write the page the browser shows while kiosk.service does not answer, from the UI's
     own catalogue (the words of the page's "lost" cover, Welsh first as on every screen);
-    return its ``file://`` URL. Static: no script, nothing fetched."""
+    return its ``file://`` URL. Nothing is fetched from the network. Each panel has a Listen
+    button that speaks its words when ``audio_dir`` holds that language's ``lost.wav`` (made
+    by ``python -m daemon.ui.audio``, as the page's own cover does), for people who read
+    poorly; without it the panel shows the words only."""
     catalogue = catalogue or Catalogue.load()
-    panels = "".join(
-        f'<section lang="{lang}"><h1>{html.escape(catalogue.text(lang, LOST_KEYS[0]))}</h1>'
-        f"<p>{html.escape(catalogue.text(lang, LOST_KEYS[1]))}</p></section>"
-        for lang in sorted(LANGUAGES, key=lambda lang: lang != "cy")
-    )
+    panels: list[str] = []
+    spoken = False
+    for lang in sorted(LANGUAGES, key=lambda lang: lang != "cy"):
+        sound = audio_dir / lang / f"{LOST}.wav"
+        listen = (
+            f'<button data-play="{lang}"><span aria-hidden="true">&#128264; </span>'
+            f"{html.escape(catalogue.text(lang, 'common.listen'))}</button>"
+            f'<audio id="say-{lang}" preload="auto" '
+            f'src="{html.escape(sound.resolve().as_uri())}"></audio>'
+            if sound.is_file()
+            else ""
+        )
+        spoken = spoken or bool(listen)
+        panels.append(
+            f'<section lang="{lang}"><h1>{html.escape(catalogue.text(lang, LOST_KEYS[0]))}</h1>'
+            f"<p>{html.escape(catalogue.text(lang, LOST_KEYS[1]))}</p>{listen}</section>"
+        )
     page = (
         '<!doctype html><html lang="cy"><meta charset="utf-8"><title>Kiosk</title><style>'
         "body{margin:0;font:1.6rem/1.4 sans-serif;background:#fff;color:#111;display:flex;"
         "min-height:100vh;align-items:center;justify-content:center;gap:4rem;"
         "cursor:none;user-select:none}section{max-width:40%}h1{font-size:2.6rem;margin:0 0 1rem}"
-        f"</style><body>{panels}</body></html>"
+        "button{font:inherit;min-height:4rem;min-width:12rem;margin-top:1.5rem;padding:0 1.5rem;"
+        "border:3px solid #111;border-radius:.75rem;background:#fff;color:#111}"
+        f"</style><body>{''.join(panels)}{_FALLBACK_SCRIPT if spoken else ''}</body></html>"
     )
     path = folder / FALLBACK_NAME
     path.write_text(page, encoding="utf-8")

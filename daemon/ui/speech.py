@@ -23,17 +23,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from daemon.ui.audio import TIMEOUT_S, VOICES, WORDS_PER_MINUTE, AudioPromptError
+from daemon.ui.audio import sentence as _sentence
 from daemon.ui.catalog import Catalogue
 
 CACHE = 16
 MAX_CHARS = 2000  # an officer's message is short; this bounds espeak-ng's work
-
-
-def _sentence(text: object) -> str:
-    words = " ".join(str(text or "").split())
-    if words and words[-1] not in ".?!:":
-        words += "."
-    return words
 
 
 def spoken_text(msg: Mapping[str, Any], catalogue: Catalogue) -> str:

@@ -4,7 +4,7 @@
 #   firmware/rootfs/build-rootfs.sh OUTDIR [MIRROR]
 #
 # minbase + systemd + python3 + python3-venv: the same systemd (252) and Python (3.11) as
-# Raspberry Pi OS Bookworm. Needs root and mmdebstrap (firmware/rootfs/ensure-host-tools.sh).
+# Raspberry Pi OS Bookworm; espeak-ng, which install-kiosk.sh needs to make the spoken prompts. Needs root and mmdebstrap (firmware/rootfs/ensure-host-tools.sh).
 # Builds into OUTDIR.tmp and renames on success, so a broken build never looks cached.
 # Takes about a minute with a reachable mirror; the tests cache the result keyed by a hash
 # of this file (tests/system/rootfs.py).
@@ -15,7 +15,7 @@ tmp="$out.tmp"
 rm -rf "$tmp"
 mkdir -p "$(dirname "$out")"
 mmdebstrap --mode=root --variant=minbase --format=directory --quiet \
-    --include=systemd,systemd-sysv,dbus,python3,python3-venv,procps \
+    --include=systemd,systemd-sysv,dbus,python3,python3-venv,procps,espeak-ng \
     --aptopt='APT::Install-Recommends "false"' \
     --customize-hook='echo kiosk-test > "$1/etc/hostname"' \
     --customize-hook=': > "$1/etc/machine-id"' \

@@ -10,7 +10,11 @@
 # picamera2 and lgpio come from Raspberry Pi OS packages, docs/drivers.md); the units,
 # sysusers.d, tmpfiles.d, the PID 1 watchdog setting, the journald caps and the journal
 # mount's condition from systemd/; the kiosk users created; the units enabled, the
-# touchscreen's (kiosk-ui.service) included.
+# touchscreen's (kiosk-ui.service) included; the spoken prompts, English and Welsh, made by
+# espeak-ng into /opt/kiosk/share/probation-kiosk/audio (daemon/ui/audio.py), so the Listen
+# buttons speak with the words of the software installed (an update makes its own).
+# ROOTFS must have espeak-ng (Raspberry Pi OS: apt install espeak-ng); without it the
+# install fails: a kiosk whose Listen buttons are silent fails people who cannot read.
 # --no-deps reinstalls only the project wheel (the dependencies are already in the venv).
 # Needs root and systemd-nspawn.
 set -eu
@@ -48,9 +52,17 @@ systemd-nspawn --quiet --register=no --keep-unit --pipe -D "$root" \
         [ -x /opt/kiosk/bin/python ] || python3 -m venv --system-site-packages /opt/kiosk
         /opt/kiosk/bin/pip install --quiet --no-index --find-links /wheels \
             --disable-pip-version-check $pipargs probation-kiosk
+        /opt/kiosk/bin/python -m daemon.ui.audio --out /opt/kiosk/share/probation-kiosk/audio
         systemd-sysusers
         systemd-tmpfiles --create /usr/lib/tmpfiles.d/kiosk.conf
         systemctl enable --quiet kiosk.service kiosk-sync.service kiosk-boot-check.service \
             kiosk-grow-data.service kiosk-ui.service
     " 2>&1 | grep -v 'Attempted to remove disk file system' >&2 || true
 [ -x "$root/opt/kiosk/bin/kiosk" ] || { echo "install-kiosk: /opt/kiosk/bin/kiosk missing" >&2; exit 1; }
+for lang in en cy; do
+    [ -s "$root/opt/kiosk/share/probation-kiosk/audio/$lang/lost.wav" ] || {
+        echo "install-kiosk: the spoken prompts were not made; install espeak-ng in the root" \
+            "file system (apt install espeak-ng) and run this again" >&2
+        exit 1
+    }
+done

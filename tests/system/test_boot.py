@@ -177,6 +177,29 @@ def test_the_health_report_is_in_run_and_the_self_test_reads_it(box: Box) -> Non
     assert grow["UnitFileState"] == "enabled" and grow["ConditionResult"] == "no", grow
 
 
+def test_the_installed_kiosk_speaks_its_screens_in_both_languages(box: Box) -> None:
+    """install-kiosk.sh made the spoken prompts with the root file system's espeak-ng, and
+    kiosk.service serves them on its local UI: each screen's, and the words of the cover the
+    page shows (and speaks) when it cannot reach the daemon. Without them every Listen
+    button on a real kiosk would be silent."""
+    c = box.container
+    c.wait_for("kiosk.service", 60, ActiveState="active", SubState="running")
+    c.wait_file("/var/lib/kiosk/ui-url", 30)
+    fetch = (
+        "import sys, urllib.request; url = open('/var/lib/kiosk/ui-url').read().strip()\n"
+        "for name in sys.argv[1:]:\n"
+        "    body = urllib.request.urlopen(url + 'audio/' + name, timeout=5).read()\n"
+        "    print(name, body[:4].decode(), body[8:12].decode(), len(body))\n"
+    )
+    names = [f"{lang}/{screen}.wav" for lang in ("cy", "en") for screen in ("identify", "lost")]
+    rows = [line.split() for line in c.sh(["python3", "-c", fetch, *names]).splitlines()]
+    assert [r[0] for r in rows] == names
+    for name, riff, wave, size in rows:
+        assert (riff, wave) == ("RIFF", "WAVE") and int(size) > 20_000, name  # seconds of speech
+    made = c.sh(["stat", "-c", "%U %a", "/opt/kiosk/share/probation-kiosk/audio/cy/lost.wav"])
+    assert made.split() == ["root", "644"]  # part of the software: read-only to the kiosk
+
+
 def test_the_boot_check_unit_acts_under_its_own_hardening(box: Box) -> None:
     """kiosk-boot-check.service under real systemd, on an A/B card whose last update died in
     its trial boot: the unit runs as shipped (only its wait is shortened and the firmware's

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.ui.audio import AudioPromptError, generate, wav_seconds
+from daemon.ui.audio import AudioPromptError, generate, prompt_text, wav_seconds
 from daemon.ui.bridge import Screen
 from daemon.ui.catalog import LOCALE_DIR, Catalogue
 
@@ -19,9 +19,10 @@ pytestmark = pytest.mark.skipif(
 
 
 def test_every_screen_has_a_prompt_in_both_languages(tmp_path: Path) -> None:
+    """Each screen, and the cover shown when the daemon cannot be reached ("lost")."""
     prompts = generate(tmp_path)
     assert {(p.lang, p.screen) for p in prompts} == {
-        (lang, s.value) for lang in ("en", "cy") for s in Screen
+        (lang, s) for lang in ("en", "cy") for s in [*(s.value for s in Screen), "lost"]
     }
     for p in prompts:
         assert p.path == tmp_path / p.lang / f"{p.screen}.wav"
@@ -58,3 +59,13 @@ def test_a_truncated_file_is_refused(tmp_path: Path) -> None:
     bad.write_bytes(b"RIFF\x00\x00")
     with pytest.raises(AudioPromptError, match="not a readable WAV"):
         wav_seconds(bad)
+
+
+def test_the_lost_cover_speaks_the_words_it_shows(tmp_path: Path) -> None:
+    """ "lost" is not a screen with an audio.* text of its own: it says what the cover shows,
+    in each language, so the spoken and written words cannot drift apart."""
+    cat = Catalogue.load()
+    for lang in ("cy", "en"):
+        text = prompt_text(cat, lang, "lost")
+        assert text.startswith(cat.text(lang, "reception.title") + ". ")
+        assert text.endswith(cat.text(lang, "reception.fault"))

@@ -585,10 +585,10 @@ def test_time_out_warns_and_i_need_more_time_extends(kiosk: Kiosk, screenshot_di
     assert k.bridge.current_view().get("timeout") is None
 
 
-def _listen(k: Kiosk) -> tuple[str, float]:
+def _listen(k: Kiosk, button: str = "button[data-action=listen]") -> tuple[str, float]:
     """Touch Listen; return what the page played and how long it lasts."""
     k.page.evaluate("document.getElementById('prompt').removeAttribute('src')")
-    k.page.click("button[data-action=listen]")
+    k.page.click(button)
     k.page.wait_for_function(
         "() => document.getElementById('prompt').readyState >= 1 &&"
         " isFinite(document.getElementById('prompt').duration)",
@@ -691,6 +691,15 @@ def test_a_daemon_that_stays_away_sends_the_person_to_reception_until_it_is_back
                 "r.x + r.width / 2, r.y + r.height / 2).closest('#lost') !== null; }"
             )
             assert top
+            # and it is spoken, for people who read poorly: each panel's Listen plays its own
+            # language's words, kept by the page while the daemon was there (nothing to fetch
+            # them from now)
+            for lang in ("cy", "en"):
+                button = f"#lost button[data-action=listen_lost][data-lang-arg={lang}]"
+                assert text_of(k, button) == CAT.text(lang, "common.listen")
+                src, seconds = _listen(k, button)
+                assert src.startswith("blob:")
+                assert abs(seconds - _wav_seconds(audio_dir / lang / "lost.wav")) < 0.05
             audit(k)
             k.page.screenshot(path=str(screenshot_dir / "lost.png"))
             k.page.wait_for_timeout(2500)  # still shown while the daemon stays away

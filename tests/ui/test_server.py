@@ -143,7 +143,10 @@ async def test_the_first_event_carries_what_to_say_if_the_daemon_goes_away() -> 
             assert first["lost"] == {
                 "after_s": 7.5,
                 **{
-                    lang: {k: cat.text(lang, k) for k in ("reception.title", "reception.fault")}
+                    lang: {
+                        k: cat.text(lang, k)
+                        for k in ("reception.title", "reception.fault", "common.listen")
+                    }
                     for lang in ("cy", "en")
                 },
             }

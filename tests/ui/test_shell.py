@@ -9,12 +9,15 @@ import stat
 import subprocess
 import sys
 import time
+import wave
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from daemon.clock import FakeClock
+from daemon.ui.catalog import Catalogue
 from daemon.ui.heartbeat import HeartbeatWatch
 from daemon.ui.preview import LiveUi, PreviewBridge
 from daemon.ui.shell import (
@@ -27,6 +30,9 @@ from daemon.ui.shell import (
     write_start_url,
 )
 from hil.bench.ui import CHROMIUM, CHROMIUM_FLAGS
+from tests.ui.conftest import needs_browser
+
+CAT = Catalogue.load()
 
 URL = "http://127.0.0.1:8765/k/abcdefghijklmnopqrstuvwxyz/"
 
@@ -178,7 +184,7 @@ def test_no_url_from_the_daemon_is_an_error_that_says_what_to_check(tmp_path: Pa
 
 
 def test_the_reception_page_is_the_uis_own_words_in_both_languages(tmp_path: Path) -> None:
-    url = write_fallback_page(tmp_path)
+    url = write_fallback_page(tmp_path, audio_dir=tmp_path / "no-prompts-made")
     assert url == (tmp_path / "reception.html").as_uri()
     page = (tmp_path / "reception.html").read_text()
     assert page.index("Ewch i’r dderbynfa") < page.index("Please go to reception")  # Welsh first
@@ -248,6 +254,39 @@ def test_a_short_wait_for_the_daemon_shows_nothing(tmp_path: Path) -> None:
                          clock=lambda: t[0], fallback_url=fallback)  # fmt: skip
         assert sup.run() == "stopped"
     assert spawned == [ui.url]
+
+
+@needs_browser
+def test_the_reception_page_speaks_its_words_in_each_language(
+    tmp_path: Path, audio_dir: Path, browser: Any
+) -> None:
+    """For people who read poorly: each panel's Listen, in its own language, plays the words
+    the page shows (the prompts install-kiosk.sh made), from the local file, in real Chromium,
+    while there is no daemon to ask."""
+    url = write_fallback_page(tmp_path, audio_dir=audio_dir)
+    page_text = (tmp_path / "reception.html").read_text()
+    assert "http" not in page_text  # nothing from the network, the sounds are local files
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto(url)
+        for lang in ("cy", "en"):
+            button = page.locator(f"button[data-play={lang}]")
+            assert button.inner_text().strip().endswith(CAT.text(lang, "common.listen"))
+            button.click()
+            page.wait_for_function(
+                "(l) => { const a = document.getElementById('say-' + l);"
+                " return !a.error && isFinite(a.duration) && a.played.length > 0; }",
+                arg=lang,
+                timeout=10_000,
+            )
+            seconds = page.evaluate(f"document.getElementById('say-{lang}').duration")
+            with wave.open(str(audio_dir / lang / "lost.wav")) as w:
+                assert abs(seconds - w.getnframes() / w.getframerate()) < 0.05
+    finally:
+        page.close()
+    assert errors == []
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium missing: run hil/test_deps.sh")

@@ -234,6 +234,10 @@
       listen();
       return;
     }
+    if (action === "listen_lost") {
+      listenLost(button.dataset.langArg);
+      return;
+    }
     if (action === "answer" && event.timeStamp < state.answerReadyAt) {
       metrics.bouncedAnswers += 1;
       return;
@@ -257,7 +261,31 @@
   // neither the event stream nor the heartbeat getting through, the page says in Welsh and
   // English that this is not their fault and to go to reception (words the server sent with
   // the first event: msg.lost), and it comes back by itself when the daemon answers again.
-  const lost = { afterMs: 60000, known: false, stream: false, beat: true, timer: null };
+  // Its words are spoken too, for people who read poorly: the cover's Listen buttons play
+  // lost.audio[lang], fetched while the daemon is still here and kept as blob: URLs.
+  const lost = { afterMs: 60000, known: false, stream: false, beat: true, timer: null, audio: {} };
+
+  function keepLostAudio() {
+    for (const lang of ["cy", "en"]) {
+      if (lost.audio[lang]) continue;
+      fetch("audio/" + lang + "/lost.wav")
+        .then((response) => (response.ok ? response.blob() : null))
+        .then((blob) => {
+          if (!blob || lost.audio[lang]) return;
+          lost.audio[lang] = URL.createObjectURL(blob);
+          byId("lost").querySelector("[data-lang-arg=" + lang + "]").hidden = false;
+        })
+        .catch(() => {}); // no prompt made: the cover stays silent, its words still shown
+    }
+  }
+
+  function listenLost(lang) {
+    const audio = byId("prompt");
+    if (!lost.audio[lang]) return;
+    audio.onerror = null;
+    audio.src = lost.audio[lang];
+    audio.play().catch(() => {});
+  }
 
   function learnLost(words) {
     if (!words) return;
@@ -265,6 +293,7 @@
     if (Number.isFinite(after) && after >= 0) lost.afterMs = after * 1000;
     fill(byId("lost"), { lang: "cy", text: words.cy, alt: words.en, view: {}, derived: {} });
     lost.known = true;
+    keepLostAudio();
   }
 
   function showLost() {
