@@ -1,4 +1,5 @@
-"""Doctor checks for the hardware: fingerprint sensor, camera, GPIO, display.
+"""Doctor checks for the hardware: fingerprint sensor, camera, GPIO, display, sound; and the
+spoken prompts that sound plays.
 
 Each function opens its part through ``ctx.parts`` (so it fails for the part's real reason),
 closes it again, and returns one or more :class:`~daemon.kioskctl.report.Check` rows with
@@ -16,6 +17,7 @@ import dataclasses
 from daemon.errors import ConfigError, DeviceNotFound, DriverError
 from daemon.kioskctl.context import Context
 from daemon.kioskctl.report import Check, failed, passed, warned
+from daemon.ui.audio import VOICES, AudioPromptError, prompt_names, wav_seconds
 from drivers.camera.interface import CameraNotFound, CameraTimeout
 from drivers.display.interface import BacklightNotFound
 from drivers.fingerprint.interface import SensorMissing, SensorNotAnswering, SensorRefused
@@ -213,6 +215,58 @@ def check_display(ctx: Context) -> list[Check]:
             )
         )
     return rows
+
+
+def check_prompts(ctx: Context) -> list[Check]:
+    """Every spoken prompt is installed, in both languages, and the speech engine that speaks
+    a screen's own words (the question, the officer's message) is there. Without them the
+    Listen buttons, which people who cannot read depend on, are silent or say less."""
+    folder = ctx.parts.prompts_dir
+    names = [f"{lang}/{name}" for lang in VOICES for name in prompt_names()]
+    missing = []
+    for name in names:
+        try:
+            wav_seconds(folder / f"{name}.wav")
+        except AudioPromptError:
+            missing.append(name)
+    rows = [
+        passed("spoken prompts", f"{len(names)} prompts, Welsh and English, in {folder}")
+        if not missing
+        else failed(
+            "spoken prompts",
+            f"{len(missing)} of {len(names)} missing or unreadable in {folder} (first: "
+            f"{missing[0]}.wav): those screens' Listen buttons are silent",
+            "reinstall the kiosk software (install-kiosk.sh makes them with espeak-ng), or run "
+            f"`python -m daemon.ui.audio --out {folder}` as root",
+        )
+    ]
+    engine = ctx.parts.run(["espeak-ng", "--version"], 5.0)
+    rows.append(
+        passed("speech engine", (engine[1].strip().splitlines() or ["espeak-ng"])[0][:80])
+        if engine is not None and engine[0] == 0
+        else warned(
+            "speech engine",
+            "espeak-ng does not run: Listen plays each screen's fixed prompt only, not the "
+            "question, the officer's message or the appointment",
+            "install it: apt install espeak-ng",
+        )
+    )
+    return rows
+
+
+def check_sound(ctx: Context) -> list[Check]:
+    """A sound card for the loudspeaker and the headphone socket (the USB audio adapter)."""
+    cards = ctx.parts.sound_cards()
+    if cards:
+        return [passed("sound", ", ".join(cards))]
+    return [
+        failed(
+            "sound",
+            "no sound card is visible to the kernel: nothing the kiosk says can be heard",
+            "check the USB audio adapter is plugged in, and the loudspeaker and headphone "
+            "socket leads (enclosure/README.md)",
+        )
+    ]
 
 
 def check_printer(ctx: Context) -> list[Check]:

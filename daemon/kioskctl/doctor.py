@@ -25,6 +25,8 @@ SYSTEM_CHECKS: tuple[CheckFn, ...] = (
     checks_sys.check_roster,
     checks_sys.check_clock,
     checks_sys.check_api,
+    checks_hw.check_prompts,
+    checks_hw.check_sound,  # reads sysfs only: nothing kiosk.service holds
 )
 HARDWARE_CHECKS: tuple[CheckFn, ...] = (
     checks_hw.check_sensor,

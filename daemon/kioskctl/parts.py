@@ -17,8 +17,10 @@ import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from daemon.clock import Clock
+from daemon.ui.audio import INSTALLED_DIR
 from drivers.camera import GatedCamera, open_camera
 from drivers.camera.interface import CameraSettings
 from drivers.display import Display, open_display
@@ -72,6 +74,17 @@ def stream_command(argv: list[str], timeout_s: float, on_line: Callable[[str], N
     if code < 0:  # killed by the timer
         return None
     return code, "".join(lines)
+
+
+def default_sound_cards(sysfs: Path = Path("/sys")) -> list[str]:
+    """The kernel's sound cards by name (``/sys/class/sound/card*/id``), in card order."""
+    names = []
+    for card in sorted((sysfs / "class" / "sound").glob("card[0-9]*")):
+        try:
+            names.append((card / "id").read_text().strip() or card.name)
+        except OSError:
+            names.append(card.name)
+    return names
 
 
 @contextlib.contextmanager
@@ -138,3 +151,7 @@ class Parts:
     )
     run: Runner = field(default=run_command)
     stream: Streamer = field(default=stream_command)
+    #: the names of the sound cards the kernel sees (the USB audio adapter on a kiosk)
+    sound_cards: Callable[[], list[str]] = field(default=default_sound_cards)
+    #: where the spoken prompts were installed (daemon/ui/audio.py)
+    prompts_dir: Path = INSTALLED_DIR

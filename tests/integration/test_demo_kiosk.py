@@ -14,6 +14,7 @@ from daemon.kioskctl.__main__ import main
 from daemon.kioskctl.parts import Parts
 from daemon.outbox import Outbox
 from hil.refapi.server import RefApi
+from tests.prompts import silent_prompts
 
 
 def test_doctor_finds_the_demo_kiosk_enrolled(tmp_path: Path) -> None:
@@ -21,6 +22,7 @@ def test_doctor_finds_the_demo_kiosk_enrolled(tmp_path: Path) -> None:
     api.start()
     try:
         device = provision(api, tmp_path / "kiosk")
+        prompts = silent_prompts(tmp_path / "prompts")
         clock = FakeClock(wall=time.time(), synced=True)
         with Outbox(device.data_dir, device=device.id, key=device.key.load(),
                     clock=clock) as outbox:  # fmt: skip
@@ -29,7 +31,9 @@ def test_doctor_finds_the_demo_kiosk_enrolled(tmp_path: Path) -> None:
         def kioskctl(*argv: str) -> tuple[int, str]:
             out = io.StringIO()
             code = main(["--config", str(device.config_path), *argv],
-                        parts=Parts(run=lambda _argv, _t: None), clock=clock, stdout=out,
+                        parts=Parts(run=lambda _argv, _t: None, prompts_dir=prompts,
+                                    sound_cards=lambda: ["Device"]),
+                        clock=clock, stdout=out,
                         stderr=io.StringIO())  # fmt: skip
             return code, out.getvalue()
 

@@ -23,6 +23,7 @@ from daemon.kioskctl.tomlout import write_config
 from daemon.outbox import Outbox
 from hil.fingerprint import SensorEmulator
 from hil.refapi.server import RefApi
+from tests.prompts import silent_prompts
 
 FP = {
     "backend": "serial",
@@ -99,8 +100,10 @@ def kiosk(api: RefApi, tmp_path: Path) -> Iterator[Kiosk]:
     _n += 1
     with SensorEmulator("R503", time_scale=0, seed=3) as emu:
         port = emu.start_pty(tmp_path / "ttyFP")
+        parts = Parts(run=no_systemd, prompts_dir=silent_prompts(tmp_path / "prompts"),
+                      sound_cards=lambda: ["Device"])  # fmt: skip
         k = Kiosk(tmp_path, tmp_path / "etc" / "kiosk.toml", api, emu,
-                  FakeClock(wall=time.time(), synced=True))  # fmt: skip
+                  FakeClock(wall=time.time(), synced=True), parts)  # fmt: skip
         code, _out, err = k.run(*provision_args(api, tmp_path, f"kiosk-ctl{_n:03d}"))
         assert code == 0, err
         k.edit("fingerprint", port=port, **FP)

@@ -7,11 +7,12 @@ import json
 import re
 import tarfile
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
 from daemon.kioskctl.bundle import Scrubber
-from daemon.kioskctl.parts import Parts, RunResult
+from daemon.kioskctl.parts import RunResult
 from daemon.kioskctl.progress import Progress
 from tests.kioskctl.conftest import Kiosk
 
@@ -64,7 +65,7 @@ def test_bundle_holds_no_personal_data(kiosk: Kiosk) -> None:
 
     code, out, err = kiosk.run(
         "bundle", "--out", str(target), "--log-file", str(app_log),
-        parts=Parts(run=journal_with_personal_data),
+        parts=replace(kiosk.parts, run=journal_with_personal_data),
     )  # fmt: skip
     assert code == 0, err
     assert "personal values removed" in out
@@ -100,7 +101,7 @@ def test_bundle_holds_no_personal_data(kiosk: Kiosk) -> None:
 
 def _bundle(kiosk: Kiosk, run: Callable[[list[str], float], RunResult]) -> dict[str, str]:
     target = kiosk.folder / "out" / "bundle.tar.gz"
-    code, _out, err = kiosk.run("bundle", "--out", str(target), parts=Parts(run=run))
+    code, _out, err = kiosk.run("bundle", "--out", str(target), parts=replace(kiosk.parts, run=run))
     assert code == 0, err
     with tarfile.open(target, "r:gz") as tar:
         return {m.name.split("/", 1)[1]: tar.extractfile(m).read().decode()  # type: ignore[union-attr]

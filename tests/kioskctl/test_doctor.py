@@ -12,6 +12,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,13 @@ import pytest
 from daemon import growdata
 from daemon import outbox as outbox_mod
 from daemon.clock import FakeClock
-from daemon.kioskctl.parts import Parts, RunResult, default_camera, default_gpio
+from daemon.kioskctl.parts import (
+    Parts,
+    RunResult,
+    default_camera,
+    default_gpio,
+    default_sound_cards,
+)
 from daemon.sync import ROSTER_STATUS
 from drivers.camera import GatedCamera, camera_sim
 from drivers.camera.interface import CameraSettings
@@ -27,7 +34,7 @@ from drivers.gpio import GpioBoard, GpioSettings, GpioSim
 from hil import pki as pkimod
 from hil.fingerprint import SensorEmulator
 from hil.refapi.testing import roster_doc
-from tests.kioskctl.conftest import Kiosk, no_systemd
+from tests.kioskctl.conftest import Kiosk
 
 GB = 1024**3
 
@@ -47,7 +54,7 @@ def test_healthy_kiosk_passes_every_check_and_prints_a_table(kiosk: Kiosk) -> No
     for name in ("key", "key permissions", "key enrolment", "disk", "outbox integrity",
                  "outbox queue", "clock", "api dns", "api tls", "clock skew", "api enrolment",
                  "sensor", "sensor baud", "sensor library", "camera", "gpio", "tamper switch",
-                 "display", "touch"):  # fmt: skip
+                 "display", "touch", "spoken prompts", "sound"):  # fmt: skip
         assert rows[name]["status"] == "pass", rows[name]
     assert "valid until" in rows["api tls"]["detail"]
     assert rows["systemd"]["status"] == "warn"  # no systemd in the test machine: said so
@@ -119,7 +126,7 @@ def dark_camera(settings: CameraSettings) -> Iterator[GatedCamera]:
 
 
 def test_camera_missing(kiosk: Kiosk) -> None:
-    code, rows = doctor(kiosk, parts=Parts(camera=missing_camera, run=no_systemd))
+    code, rows = doctor(kiosk, parts=replace(kiosk.parts, camera=missing_camera))
     assert code == 1
     assert rows["camera"]["status"] == "fail"
     assert "no camera" in rows["camera"]["detail"]
@@ -127,10 +134,61 @@ def test_camera_missing(kiosk: Kiosk) -> None:
 
 
 def test_camera_exposure_not_sane_warns(kiosk: Kiosk) -> None:
-    code, rows = doctor(kiosk, parts=Parts(camera=dark_camera, run=no_systemd))
+    code, rows = doctor(kiosk, parts=replace(kiosk.parts, camera=dark_camera))
     assert code == 0
     assert rows["camera"]["status"] == "warn" and "too_dark" in rows["camera"]["detail"]
     assert "lighting" in rows["camera"]["fix"]
+
+
+def test_missing_or_broken_spoken_prompts_fail_naming_the_fix(kiosk: Kiosk) -> None:
+    """A kiosk installed without its prompts (an image built without espeak-ng, a folder
+    wiped) has silent Listen buttons: a person who cannot read gets nothing. Doctor fails,
+    says how many and which, and how to make them."""
+    prompts = kiosk.parts.prompts_dir
+    (prompts / "cy" / "lost.wav").write_bytes(b"RIFF\0\0")  # cut short
+    code, rows = doctor(kiosk, "--no-hardware")
+    assert code == 1
+    row = rows["spoken prompts"]
+    assert row["status"] == "fail" and "1 of 24 missing or unreadable" in row["detail"]
+    assert "cy/lost.wav" in row["detail"] and "Listen buttons are silent" in row["detail"]
+    assert f"python -m daemon.ui.audio --out {prompts}" in row["fix"]
+    code, rows = doctor(
+        kiosk, "--no-hardware", parts=replace(kiosk.parts, prompts_dir=prompts / "x")
+    )
+    assert code == 1 and "24 of 24 missing" in rows["spoken prompts"]["detail"]
+
+
+def test_speech_engine_missing_is_a_warning_saying_what_listen_still_does(kiosk: Kiosk) -> None:
+    """Without espeak-ng the fixed prompts still play; a screen's own words do not."""
+    _code, rows = doctor(kiosk, "--no-hardware")  # this test kiosk's runner finds no program
+    row = rows["speech engine"]
+    assert row["status"] == "warn" and "fixed prompt only" in row["detail"]
+    assert "apt install espeak-ng" in row["fix"]
+
+    def with_espeak(argv: list[str], timeout_s: float) -> RunResult:
+        return (0, "eSpeak NG text-to-speech: 1.51  Data at: /usr/lib/espeak-ng-data\n")
+
+    _code, rows = doctor(kiosk, "--no-hardware", parts=replace(kiosk.parts, run=with_espeak))
+    assert rows["speech engine"] == {
+        "name": "speech engine",
+        "status": "pass",
+        "detail": "eSpeak NG text-to-speech: 1.51  Data at: /usr/lib/espeak-ng-data",
+        "fix": rows["speech engine"]["fix"],
+    }
+
+
+def test_no_sound_card_fails_pointing_at_the_audio_adapter(kiosk: Kiosk, tmp_path: Path) -> None:
+    code, rows = doctor(kiosk, parts=replace(kiosk.parts, sound_cards=list))
+    assert code == 1
+    assert rows["sound"]["status"] == "fail" and "nothing the kiosk says" in rows["sound"]["detail"]
+    assert "USB audio adapter" in rows["sound"]["fix"]
+    # what the default reads: the kernel's cards under /sys/class/sound, by their ids
+    for n, name in ((1, "Device"), (0, "vc4hdmi")):
+        (tmp_path / "sys" / "class" / "sound" / f"card{n}").mkdir(parents=True)
+        (tmp_path / "sys" / "class" / "sound" / f"card{n}" / "id").write_text(name + "\n")
+    (tmp_path / "sys" / "class" / "sound" / "controlC0").mkdir()  # not a card
+    assert default_sound_cards(tmp_path / "sys") == ["vc4hdmi", "Device"]
+    assert default_sound_cards(tmp_path / "nothing") == []
 
 
 @contextlib.contextmanager
@@ -141,7 +199,7 @@ def open_enclosure(settings: GpioSettings) -> Iterator[GpioBoard]:
 
 
 def test_tamper_switch_open(kiosk: Kiosk) -> None:
-    code, rows = doctor(kiosk, parts=Parts(gpio=open_enclosure, run=no_systemd))
+    code, rows = doctor(kiosk, parts=replace(kiosk.parts, gpio=open_enclosure))
     assert code == 1
     assert rows["tamper switch"]["status"] == "fail"
     assert "close the enclosure" in rows["tamper switch"]["fix"]
@@ -448,7 +506,7 @@ def failed_unit(argv: list[str], timeout_s: float) -> RunResult:
 
 
 def test_failed_systemd_unit(kiosk: Kiosk) -> None:
-    code, rows = doctor(kiosk, "--no-hardware", parts=Parts(run=failed_unit))
+    code, rows = doctor(kiosk, "--no-hardware", parts=replace(kiosk.parts, run=failed_unit))
     assert code == 1
     assert rows["kiosk"]["status"] == "pass"
     row = rows["kiosk-sync"]

@@ -10,12 +10,13 @@ import socket
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from daemon.clock import FakeClock
-from daemon.kioskctl.parts import Parts, RunResult
+from daemon.kioskctl.parts import RunResult
 from hil.refapi.server import RefApi
 from tests.kioskctl.conftest import Kiosk, provision_args
 
@@ -79,12 +80,12 @@ def systemd_not_pid1(argv: list[str], timeout_s: float) -> RunResult:
 
 def test_units_without_systemd_as_pid1_say_so_instead_of_question_marks(kiosk: Kiosk) -> None:
     _code, out, _err = kiosk.run("doctor", "--no-hardware", "--json",
-                                 parts=Parts(run=systemd_not_pid1))  # fmt: skip
+                                 parts=replace(kiosk.parts, run=systemd_not_pid1))  # fmt: skip
     rows = {c["name"]: c for c in json.loads(out)["checks"]}
     assert rows["systemd"]["status"] == "warn"
     assert "systemctl is not available here" in rows["systemd"]["detail"]
     assert "kiosk" not in rows and "?" not in out
-    _code, out, _err = kiosk.run("status", parts=Parts(run=systemd_not_pid1))
+    _code, out, _err = kiosk.run("status", parts=replace(kiosk.parts, run=systemd_not_pid1))
     assert "unknown (systemctl is not available here)" in out
     assert "not running" not in out
 
