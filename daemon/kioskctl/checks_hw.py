@@ -24,6 +24,8 @@ from drivers.fingerprint.interface import SensorMissing, SensorNotAnswering, Sen
 from drivers.printer import Paper, PrinterError, open_printer
 
 STANDARD_BAUDS = (57600, 115200, 9600, 19200, 38400)
+#: the ids the kernel gives the Raspberry Pi's HDMI audio cards
+HDMI_AUDIO = "vc4hdmi"
 HELD = "if kiosk.service is running it holds the hardware: stop it first, or use --no-hardware"
 
 
@@ -255,18 +257,33 @@ def check_prompts(ctx: Context) -> list[Check]:
 
 
 def check_sound(ctx: Context) -> list[Check]:
-    """A sound card for the loudspeaker and the headphone socket (the USB audio adapter)."""
+    """A sound card for the loudspeaker and the headphone socket (the USB audio adapter), and
+    ALSA's default output on it. The Pi's HDMI outputs are sound cards too (``vc4hdmi*``),
+    numbered first, and ALSA's default is card 0: a kiosk whose touchscreen is not HDMI would
+    speak into a cable that goes nowhere."""
     cards = ctx.parts.sound_cards()
-    if cards:
-        return [passed("sound", ", ".join(cards))]
-    return [
-        failed(
-            "sound",
-            "no sound card is visible to the kernel: nothing the kiosk says can be heard",
-            "check the USB audio adapter is plugged in, and the loudspeaker and headphone "
-            "socket leads (enclosure/README.md)",
-        )
-    ]
+    speakers = [c for c in cards if not c.lower().startswith(HDMI_AUDIO)]
+    if not speakers:
+        seen = f" (only HDMI: {', '.join(cards)})" if cards else ""
+        return [
+            failed(
+                "sound",
+                f"no sound card for the loudspeaker is visible to the kernel{seen}: nothing "
+                "the kiosk says can be heard",
+                "check the USB audio adapter is plugged in, and the loudspeaker and headphone "
+                "socket leads (enclosure/README.md)",
+            )
+        ]
+    if cards[0] != speakers[0]:
+        return [
+            warned(
+                "sound",
+                f"ALSA's default output is card 0, {cards[0]} (HDMI), not {speakers[0]}",
+                f"make {speakers[0]} the default: put `defaults.pcm.card {speakers[0]}` and "
+                f"`defaults.ctl.card {speakers[0]}` in /etc/asound.conf (docs/ui.md)",
+            )
+        ]
+    return [passed("sound", ", ".join(cards))]
 
 
 def check_printer(ctx: Context) -> list[Check]:

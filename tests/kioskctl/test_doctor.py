@@ -191,6 +191,22 @@ def test_no_sound_card_fails_pointing_at_the_audio_adapter(kiosk: Kiosk, tmp_pat
     assert default_sound_cards(tmp_path / "nothing") == []
 
 
+def test_a_default_output_on_hdmi_is_found_and_the_adapter_named(kiosk: Kiosk) -> None:
+    """On a Pi the HDMI outputs are cards 0 and 1 and ALSA plays to card 0: the adapter is
+    there but the kiosk would be silent. Only HDMI cards: the adapter is missing."""
+    hdmi_first = replace(kiosk.parts, sound_cards=lambda: ["vc4hdmi0", "vc4hdmi1", "Device"])
+    code, rows = doctor(kiosk, "--no-hardware", parts=hdmi_first)
+    assert code == 0  # a warning: a setting to make, not a part to replace
+    row = rows["sound"]
+    assert row["status"] == "warn" and "card 0, vc4hdmi0 (HDMI), not Device" in row["detail"]
+    assert "`defaults.pcm.card Device`" in row["fix"] and "/etc/asound.conf" in row["fix"]
+    only_hdmi = replace(kiosk.parts, sound_cards=lambda: ["vc4hdmi0", "vc4hdmi1"])
+    code, rows = doctor(kiosk, "--no-hardware", parts=only_hdmi)
+    assert code == 1 and rows["sound"]["status"] == "fail"
+    assert "(only HDMI: vc4hdmi0, vc4hdmi1)" in rows["sound"]["detail"]
+    assert "USB audio adapter" in rows["sound"]["fix"]
+
+
 @contextlib.contextmanager
 def open_enclosure(settings: GpioSettings) -> Iterator[GpioBoard]:
     with default_gpio(settings) as board:
