@@ -7,6 +7,7 @@ half a card). Synthetic data only."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -17,10 +18,11 @@ from typing import Any
 import httpx
 import pytest
 
+from hil.refapi import storage as storage_mod
 from hil.refapi.__main__ import main
 from hil.refapi.server import ROOT, RefApi
 from hil.refapi.storage import SqliteStorage, StoredRecord
-from hil.refapi.testing import SimDevice
+from hil.refapi.testing import InProcess, SimDevice
 from tests.refapi.test_server import _client, _enrolled, _push
 
 
@@ -163,3 +165,75 @@ def test_records_the_server_stores_during_the_import_count_as_duplicates(
         assert (count, last, gaps) == (40, 40, [])
     finally:
         api.stop()
+
+
+def test_an_import_that_finds_the_database_busy_stores_nothing_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Another process holds SQLite's write lock for longer than the import waits (a server
+    storing, ``prune``): the import gives up cleanly and can simply be run again."""
+    assert main(["init", "--data", str(tmp_path)]) == 0
+    dev = SimDevice()
+    store = SqliteStorage(tmp_path / "refapi.sqlite3", create=False)
+    store.add_code("code-123456", 9e9)
+    store.enrol("code-123456", dev.device, dev.alg, dev.public_pem, 0.0)
+    store.close()
+    card = _card(tmp_path, dev.records(3))
+    args = ["import", "--data", str(tmp_path), "--device", dev.device, "--operator", "fe-0417",
+            str(card)]  # fmt: skip
+    monkeypatch.setattr(storage_mod, "BUSY_TIMEOUT_MS", 200)
+    writer = sqlite3.connect(tmp_path / "refapi.sqlite3", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        capsys.readouterr()
+        assert main(args) == 1
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    err = capsys.readouterr().err
+    assert "busy" in err and "nothing was imported" in err and "run the same import again" in err
+    store = SqliteStorage(tmp_path / "refapi.sqlite3", create=False)
+    try:
+        assert store.count() == 0
+    finally:
+        store.close()
+    assert main(args) == 0  # run again, it goes through
+    assert json.loads(capsys.readouterr().out)["chains"] == {dev.device: {"accepted": 3}}
+
+
+async def test_an_import_that_fails_part_way_stores_none_of_the_card(
+    api: InProcess,
+    dev: SimDevice,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A card of more than one batch whose second batch the database refuses (a full disk, a
+    lost connection): the first batch is not left behind on its own, the operator is told
+    nothing was imported, and the same command run again imports the whole card."""
+    from hil.refapi import retired
+
+    records = dev.records(700)  # two batches of the verifier
+    card = _card(tmp_path, records)
+    calls = 0
+    original = retired._process_batch
+
+    def failing(*a: Any, **k: Any) -> dict[str, Any]:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise sqlite3.OperationalError("disk I/O error")
+        return original(*a, **k)
+
+    monkeypatch.setattr(retired, "_process_batch", failing)
+    args = ["import", *api.where(), "--device", dev.device, "--operator", "fe-0417", str(card)]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "nothing was imported" in err and "disk I/O error" in err
+    assert api.storage.count(dev.device) == 0
+    actions = [(e["action"], e["outcome"]) for e in api.storage.access_log(0, 100)]
+    assert actions == [("records.import", "failed")]
+    monkeypatch.undo()
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["chains"] == {dev.device: {"accepted": 700}}
+    assert api.storage.count(dev.device) == 700
