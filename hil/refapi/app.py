@@ -1011,7 +1011,7 @@ def create_app(settings: Settings) -> FastAPI:
         outcomes = {k: (v["outcome"], v["at"]) for k, v in store.task_outcomes().items()}
         rosters = {d: json.loads(r[1]) for d in kiosks if (r := store.get_roster(d))}
         beats = {
-            d: [(float(h["received"]), h) for h in store.heartbeats(d, HEARTBEATS_READ)]
+            d: [(float(h["received"]), h["body"]) for h in store.heartbeats(d, HEARTBEATS_READ)]
             for d in kiosks
         }
         out = figures(
