@@ -23,6 +23,7 @@ to the store's access log with both (DPA 2018 s.62; docs/privacy.md).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import secrets
@@ -524,7 +525,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     """Add records from a kiosk's card (``kioskctl outbox export``), each to the chain of
     ``--device`` whose keys verify it, including retired ones (hil/refapi/retired.py).
     Prints what became of them as JSON; logged (``records.import``). Exit 1 when any line
-    was rejected or belongs to no chain of the device (nothing else is affected)."""
+    was rejected or belongs to no chain of the device (nothing else is affected), or when
+    the database failed the import (then nothing of it is stored: it is one transaction).
+    A server may be running on the same database meanwhile (docs/refapi.md)."""
     from hil.refapi.retired import ImportRefused, import_blobs, import_records
 
     if str(args.file) == "-":
@@ -542,19 +545,23 @@ def cmd_import(args: argparse.Namespace) -> int:
     store = _storage(args)
     try:
         try:
-            done = import_records(store, args.device, compacts, now())
-            if args.blobs is not None:
-                import_blobs(store, args.device, done, args.blobs, now())
+            # the records, their blobs and the log line: all of them or, on an error, none
+            with store.transaction():
+                done = import_records(store, args.device, compacts, now())
+                if args.blobs is not None:
+                    import_blobs(store, args.device, done, args.blobs, now())
+                counts = {k: sum(v.values()) for k, v in done.chains.items()}
+                store.log_access(_entry(args, "records.import", device=args.device,
+                                        outcome="ok" if done.complete else "partial",
+                                        detail={"lines": len(compacts), "chains": counts,
+                                                "unplaced": done.unplaced,
+                                                "blobs": dict(done.blobs)}))  # fmt: skip
         except ImportRefused as exc:
             store.log_access(_entry(args, "records.import", outcome="not_found",
                                     device=args.device))  # fmt: skip
             return _fail(str(exc), 1)
-        counts = {k: sum(v.values()) for k, v in done.chains.items()}
-        store.log_access(_entry(args, "records.import", device=args.device,
-                                outcome="ok" if done.complete else "partial",
-                                detail={"lines": len(compacts), "chains": counts,
-                                        "unplaced": done.unplaced,
-                                        "blobs": dict(done.blobs)}))  # fmt: skip
+        except _database_errors() as exc:
+            return _import_failed(store, args, exc, len(compacts))
     finally:
         store.close()
     print(json.dumps(done.as_dict(), sort_keys=True))
@@ -563,6 +570,42 @@ def cmd_import(args: argparse.Namespace) -> int:
               "auditor decides", file=sys.stderr)  # fmt: skip
         return 1
     return 0
+
+
+def _database_errors() -> tuple[type[Exception], ...]:
+    """The errors of the database drivers in use (psycopg's only when it is loaded)."""
+    import sqlite3
+
+    pg = sys.modules.get("psycopg")
+    return (sqlite3.Error, pg.Error) if pg is not None else (sqlite3.Error,)
+
+
+def _import_failed(store: Storage, args: argparse.Namespace, exc: Exception, lines: int) -> int:
+    """What to tell the operator when the database failed an import (it was rolled back:
+    nothing of the card is stored). The error's first line only: it names a table or a
+    constraint, never a record's contents."""
+    import sqlite3
+
+    from hil.refapi.storage import BUSY_TIMEOUT_MS
+
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    again = ("nothing was imported; run the same import again (records stored meanwhile, by "
+             "the kiosk's sync or an earlier import, count as duplicates)")  # fmt: skip
+    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+        return _fail(
+            f"the database stayed busy for more than {BUSY_TIMEOUT_MS / 1000:g} s (another "
+            f"process was writing to it: the server storing a large batch, prune, another "
+            f"import); {again}",
+            1,
+        )
+    with contextlib.suppress(*_database_errors()):  # the same fault may refuse this too
+        store.log_access(_entry(args, "records.import", outcome="failed", device=args.device,
+                                detail={"lines": lines}))  # fmt: skip
+    return _fail(
+        f"the database failed the import ({text}); {again} once the database is right (its "
+        "disk space, the server's log)",
+        1,
+    )
 
 
 def cmd_openapi(_args: argparse.Namespace) -> int:

@@ -1000,7 +1000,8 @@ def create_app(settings: Settings) -> FastAPI:
     ) -> dict[str, Any]:
         """The service's evaluation figures over the last ``days`` (hil/refapi/figures.py):
         visits, fallback and manual-review rates, visit times, time to review, callback
-        fulfilment, on-time reporting, kiosk uptime, people who keep falling back."""
+        fulfilment, on-time reporting, kiosk uptime (by device id: a retired chain counts for
+        its kiosk until its retirement), people who keep falling back."""
         until = settings.clock()
         kiosks = store.devices()
         records = [
@@ -1011,7 +1012,7 @@ def create_app(settings: Settings) -> FastAPI:
         outcomes = {k: (v["outcome"], v["at"]) for k, v in store.task_outcomes().items()}
         rosters = {d: json.loads(r[1]) for d in kiosks if (r := store.get_roster(d))}
         beats = {
-            d: [(float(h["received"]), h) for h in store.heartbeats(d, HEARTBEATS_READ)]
+            d: [(float(h["received"]), h["body"]) for h in store.heartbeats(d, HEARTBEATS_READ)]
             for d in kiosks
         }
         out = figures(
@@ -1022,6 +1023,7 @@ def create_app(settings: Settings) -> FastAPI:
                 reviews={k: v["at"] for k, v in store.reviews().items()},
                 outcomes=outcomes,
                 heartbeats=beats,
+                retired={r.chain: (r.device, r.at) for r in store.retirements()},
                 rosters=rosters,
                 calendar=settings.calendar,
             )

@@ -51,10 +51,13 @@ class Inputs:
     reviews: Mapping[tuple[str, int], float] = field(default_factory=dict)
     #: (device, seq, kind) -> (outcome, when) for tasks an officer closed
     outcomes: Mapping[tuple[str, int, str], tuple[str, float]] = field(default_factory=dict)
-    #: device -> heartbeats as (received, body), any order
+    #: device -> heartbeats as (received, body), any order: every enrolled kiosk (none yet
+    #: is an empty list) and every retired chain
     heartbeats: Mapping[str, Sequence[tuple[float, Mapping[str, Any]]]] = field(
         default_factory=dict
     )
+    #: retired chain (``<device>~<n>``) -> (its device id, when it was retired)
+    retired: Mapping[str, tuple[str, float]] = field(default_factory=dict)
     #: the decoded roster of each device (for the appointments due)
     rosters: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: the working days that tasks fall due on
@@ -164,9 +167,7 @@ def figures(inp: Inputs) -> dict[str, Any]:
             "rate": _rate(len(reached), len(callbacks)),
         },
         "on_time_rate": {"due": due, "on_time": on_time, "rate": _rate(on_time, due)},
-        "uptime": {
-            d: _uptime(hb, inp.since, inp.until) for d, hb in sorted(inp.heartbeats.items())
-        },
+        "uptime": _uptimes(inp),
         "falling_back": sorted(
             ({"ref": ref, "fallbacks": k} for ref, k in fallbacks.items() if k >= FALLBACK_REENROL),
             key=lambda r: (-int(r["fallbacks"]), str(r["ref"])),
@@ -196,9 +197,32 @@ def _appointments(inp: Inputs, attended: Mapping[str, list[float]]) -> tuple[int
     return due, on_time
 
 
-def _uptime(beats: Sequence[tuple[float, Mapping[str, Any]]], since: float, until: float) -> float:
-    """The share of the period covered by consecutive heartbeats (at most 5 minutes apart)
-    that said the kiosk was running."""
-    times = sorted(t for t, body in beats if since <= t < until and body.get("kiosk") == "running")
+def _uptimes(inp: Inputs) -> dict[str, float]:
+    """Each kiosk's uptime, by device id: the share of the time it was in service in the
+    period covered by consecutive heartbeats (at most 5 minutes apart) that said it was
+    running. A retired chain is not a kiosk of its own: the unit it was is the same kiosk's
+    past, so its heartbeats count for its device id up to its retirement, and the time from
+    its last one to the next unit's first is the kiosk's downtime. A device id is in service
+    for the whole period while it is enrolled, else until its last retirement (a kiosk taken
+    away is not down); one retired before the period is not listed."""
+    times: dict[str, list[float]] = {}
+    end: dict[str, float] = {}
+    for chain, beats in inp.heartbeats.items():
+        device, stop = inp.retired.get(chain, (chain, inp.until))
+        stop = min(stop, inp.until)
+        end[device] = max(end.get(device, stop), stop)
+        times.setdefault(device, []).extend(
+            t for t, body in beats if inp.since <= t < stop and body.get("kiosk") == "running"
+        )
+    return {
+        device: _uptime(sorted(times[device]), inp.since, end[device])
+        for device in sorted(times)
+        if end[device] > inp.since
+    }
+
+
+def _uptime(times: Sequence[float], since: float, until: float) -> float:
+    """The share of ``since``..``until`` between consecutive ``times`` (in order) at most
+    5 minutes apart."""
     up = sum(b - a for a, b in itertools.pairwise(times) if b - a <= HEARTBEAT_GAP_S)
     return round(up / (until - since), 3) if until > since else 0.0

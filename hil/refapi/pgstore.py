@@ -279,6 +279,14 @@ class PostgresStorage:
                 db.execute("INSERT INTO refapi_schema VALUES (%s)", (target,))
 
     @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Everything this thread does with the store inside is one transaction (the methods'
+        own become savepoints of it), committed on the way out, rolled back on an exception.
+        Row locks taken inside (``batch_lock``) are held until it ends."""
+        with self._db().transaction():
+            yield
+
+    @contextlib.contextmanager
     def batch_lock(self, device: str) -> Iterator[None]:
         """One transaction for the whole batch of ``device``, holding its ``chains`` row lock:
         the methods called inside run in it (nested transactions become savepoints); it

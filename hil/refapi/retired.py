@@ -71,31 +71,38 @@ def _seq(compact: str) -> int:
 def import_records(store: Storage, device: str, compacts: Sequence[str], now: float) -> Imported:
     """Store ``device``'s records from a card (compact JWS), each in the chain whose keys
     verify it: the enrolled device first, then its retired chains, newest first. Raises
-    ImportRefused when the device id was never enrolled here."""
-    chains = [device] if store.device(device) is not None else []
-    chains += [r.chain for r in store.retirements(device)]
-    if not chains:
-        raise ImportRefused(f"no device {device} is enrolled or retired here; check --device")
-    done = Imported()
-    pending = sorted(compacts, key=_seq)  # in chain order, as a kiosk sends: rotations first
-    for chain in chains:
-        left: list[str] = []
-        for start in range(0, len(pending), MAX_BATCH):
-            batch = pending[start : start + MAX_BATCH]
-            answer = _process_batch(store, chain, batch, None, now)
-            for compact, result in zip(batch, answer["results"], strict=True):
-                if result["status"] == "rejected" and result["reason"] == "bad_signature":
-                    left.append(compact)  # another chain's key, perhaps
-                else:
-                    status = result["status"]
-                    if status != "rejected":
-                        done.placed.append(compact)
-                    key = status if status != "rejected" else f"rejected:{result['reason']}"
-                    done.chains.setdefault(chain, Counter())[key] += 1
-        pending = left
-        if not pending:
-            break
-    done.unplaced = len(pending)
+    ImportRefused when the device id was never enrolled here.
+
+    One transaction (``Storage.transaction``; the caller may widen it): all of it is stored
+    or, on an error, none of it. The store may be in use by a running server meanwhile: each
+    batch is classified and stored under the chain's ``batch_lock``, so a record the kiosk
+    sends to the server at the same time is stored once, and counts here as a duplicate when
+    the server stored it first (on SQLite the server's writes wait for the import)."""
+    with store.transaction():
+        chains = [device] if store.device(device) is not None else []
+        chains += [r.chain for r in store.retirements(device)]
+        if not chains:
+            raise ImportRefused(f"no device {device} is enrolled or retired here; check --device")
+        done = Imported()
+        pending = sorted(compacts, key=_seq)  # in chain order, as a kiosk sends: rotations first
+        for chain in chains:
+            left: list[str] = []
+            for start in range(0, len(pending), MAX_BATCH):
+                batch = pending[start : start + MAX_BATCH]
+                answer = _process_batch(store, chain, batch, None, now)
+                for compact, result in zip(batch, answer["results"], strict=True):
+                    if result["status"] == "rejected" and result["reason"] == "bad_signature":
+                        left.append(compact)  # another chain's key, perhaps
+                    else:
+                        status = result["status"]
+                        if status != "rejected":
+                            done.placed.append(compact)
+                        key = status if status != "rejected" else f"rejected:{result['reason']}"
+                        done.chains.setdefault(chain, Counter())[key] += 1
+            pending = left
+            if not pending:
+                break
+        done.unplaced = len(pending)
     return done
 
 

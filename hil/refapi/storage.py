@@ -8,6 +8,7 @@ with ``synchronous=FULL``: an answer is sent only after the batch is durable.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -182,6 +183,9 @@ _MIGRATIONS: dict[int, str] = {
     """,
 }
 SCHEMA_VERSION = max(_MIGRATIONS)
+#: how long a SQLite writer waits for another process's write to finish (a running server's
+#: batch, an import, ``prune``) before it gives up with "database is locked"
+BUSY_TIMEOUT_MS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,8 +385,10 @@ class StoredRecord:
 
 class Storage(Protocol):
     """What the app needs from a store. Every method is one transaction and may be called from
-    any worker thread; ``store_batch`` must be durable when it returns. Times are Unix
-    seconds. A PostgreSQL backend implements the same methods."""
+    any worker thread; ``store_batch`` must be durable when it returns. ``transaction()``
+    makes several calls one (the methods' own become part of it; then the commit at its end
+    is what makes them durable). Times are Unix seconds. A PostgreSQL backend implements the
+    same methods."""
 
     def device(self, device: str) -> Device | None: ...
     def devices(self) -> list[str]: ...
@@ -421,6 +427,8 @@ class Storage(Protocol):
     def heartbeat(self, device: str, body: dict[str, Any], now: float) -> None: ...
     def export(self, device: str | None = None) -> Iterator[tuple[str, int, str]]: ...
     def batch_lock(self, device: str) -> AbstractContextManager[Any]: ...
+    def transaction(self) -> AbstractContextManager[Any]: ...
+    # (what this thread does with the store inside is one transaction: all or nothing)
     def count(self, device: str | None = None) -> int: ...
     def forks(self, device: str) -> list[tuple[int, str]]: ...
     def alerts(self) -> list[dict[str, Any]]: ...
@@ -634,7 +642,7 @@ class SqliteStorage:
             self.db.close()
             raise
         self.db.execute("PRAGMA synchronous = FULL")
-        self.db.execute("PRAGMA busy_timeout = 10000")
+        self.db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_MS)}")
         with self._lock:
             self._migrate()
 
@@ -664,13 +672,42 @@ class SqliteStorage:
     def close(self) -> None:
         self.db.close()
 
-    def batch_lock(self, device: str) -> threading.RLock:
-        """Held while one batch of ``device`` is classified and stored, so a resent batch
-        arriving while the first is still being processed waits and then sees it (a
-        PostgreSQL backend takes a row lock on the device instead). One lock serves all
-        devices here: SQLite has one writer anyway."""
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Everything done with this store inside is one transaction, committed on the way
+        out and rolled back on an exception. It takes SQLite's write lock at once
+        (``BEGIN IMMEDIATE``: another process writing makes it wait up to
+        :data:`BUSY_TIMEOUT_MS`), so what is read inside is still so when it is written, even
+        with a server and ``kiosk-refapi import`` on one file. Inside one already, it is a
+        savepoint of it. Other threads of this process wait for it (one connection)."""
+        with self._lock:
+            if self.db.in_transaction:
+                self.db.execute("SAVEPOINT nested")
+                try:
+                    yield
+                except BaseException:
+                    self.db.execute("ROLLBACK TO nested")
+                    self.db.execute("RELEASE nested")
+                    raise
+                self.db.execute("RELEASE nested")
+                return
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+
+    def batch_lock(self, device: str) -> AbstractContextManager[None]:
+        """One transaction for a batch of ``device``, from the reads that classify it to the
+        write that stores it (:meth:`transaction`), so a resent batch arriving meanwhile, at
+        this process or another one on the same file (a second server, an import), waits and
+        then sees it. A PostgreSQL backend locks the device's row instead; here it is the
+        whole database: SQLite has one writer anyway."""
         del device
-        return self._lock
+        return self.transaction()
 
     # --- devices and enrolment ---------------------------------------------------------------
     def device(self, device: str) -> Device | None:
@@ -713,40 +750,32 @@ class SqliteStorage:
         """Enrol ``device`` with a one-time code. Returns ``"created"`` or ``"unchanged"``
         (the key in effect again); raises EnrolmentRefused(403|409). A device's key changes
         only through a key_rotation record (``store_batch``), never here."""
-        with self._lock:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                existing = self.db.execute(
-                    "SELECT public_pem FROM devices WHERE device = ?", (device,)
-                ).fetchone()
-                if existing is not None and existing[0].strip() == public_pem.strip():
-                    self.db.execute("COMMIT")
-                    return "unchanged"
-                row = self.db.execute(
-                    "SELECT expires, used_by FROM codes WHERE code_hash = ?", (code_hash(code),)
-                ).fetchone()
-                if row is None or row[1] is not None or row[0] < now:
-                    raise EnrolmentRefused(403, "enrolment_code")
-                if existing is not None:
-                    raise EnrolmentRefused(409, "already_enrolled")
-                if is_retired_key(public_pem, self.db.execute(RETIRED_KEYS_SQL)):
-                    raise EnrolmentRefused(409, "key_retired")
-                self.db.execute(
-                    "UPDATE codes SET used_by = ? WHERE code_hash = ?", (device, code_hash(code))
-                )
-                self.db.execute(
-                    "INSERT INTO devices VALUES (?, ?, ?, ?, ?)",
-                    (device, alg, public_pem, now, roster_public_key),
-                )
-                self.db.execute(
-                    "INSERT INTO device_keys VALUES (?, 1, ?, ?, ?)", (device, alg, public_pem, now)
-                )
-                self.db.execute("COMMIT")
-                return "created"
-            except BaseException:
-                if self.db.in_transaction:
-                    self.db.execute("ROLLBACK")
-                raise
+        with self.transaction():
+            existing = self.db.execute(
+                "SELECT public_pem FROM devices WHERE device = ?", (device,)
+            ).fetchone()
+            if existing is not None and existing[0].strip() == public_pem.strip():
+                return "unchanged"
+            row = self.db.execute(
+                "SELECT expires, used_by FROM codes WHERE code_hash = ?", (code_hash(code),)
+            ).fetchone()
+            if row is None or row[1] is not None or row[0] < now:
+                raise EnrolmentRefused(403, "enrolment_code")
+            if existing is not None:
+                raise EnrolmentRefused(409, "already_enrolled")
+            if is_retired_key(public_pem, self.db.execute(RETIRED_KEYS_SQL)):
+                raise EnrolmentRefused(409, "key_retired")
+            self.db.execute(
+                "UPDATE codes SET used_by = ? WHERE code_hash = ?", (device, code_hash(code))
+            )
+            self.db.execute(
+                "INSERT INTO devices VALUES (?, ?, ?, ?, ?)",
+                (device, alg, public_pem, now, roster_public_key),
+            )
+            self.db.execute(
+                "INSERT INTO device_keys VALUES (?, 1, ?, ?, ?)", (device, alg, public_pem, now)
+            )
+            return "created"
 
     # --- records ---------------------------------------------------------------------------
     def records_near(
@@ -792,56 +821,49 @@ class SqliteStorage:
         compact, reason) for the auditor, the keys the accepted key_rotation records hand over
         to (oldest first; the last becomes the key in effect), the chain's contiguous head, and
         the answer kept for the Idempotency-Key (key, body hash). Returns the answer."""
-        with self._lock:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
+        with self.transaction():
+            self.db.executemany(
+                "INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [record_row(device, p, c, h, now) for p, c, h in accepted],
+            )
+            self.db.executemany(
+                "INSERT INTO forks VALUES (?, ?, ?, ?, ?)",
+                [(device, s, c, r, now) for s, c, r in forks],
+            )
+            if rotations:
                 self.db.executemany(
-                    "INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [record_row(device, p, c, h, now) for p, c, h in accepted],
+                    "INSERT INTO device_keys VALUES (?, ?, ?, ?, ?)",
+                    [(device, k.from_seq, k.alg, k.public_pem, k.since) for k in rotations],
                 )
-                self.db.executemany(
-                    "INSERT INTO forks VALUES (?, ?, ?, ?, ?)",
-                    [(device, s, c, r, now) for s, c, r in forks],
+                # the key in effect (signed requests, re-enrolment) is the newest one
+                self.db.execute(
+                    "UPDATE devices SET (alg, public_pem) = (SELECT alg, public_pem FROM "
+                    "device_keys WHERE device = ?1 ORDER BY from_seq DESC LIMIT 1) "
+                    "WHERE device = ?1",
+                    (device,),
                 )
-                if rotations:
-                    self.db.executemany(
-                        "INSERT INTO device_keys VALUES (?, ?, ?, ?, ?)",
-                        [(device, k.from_seq, k.alg, k.public_pem, k.since) for k in rotations],
-                    )
-                    # the key in effect (signed requests, re-enrolment) is the newest one
-                    self.db.execute(
-                        "UPDATE devices SET (alg, public_pem) = (SELECT alg, public_pem FROM "
-                        "device_keys WHERE device = ?1 ORDER BY from_seq DESC LIMIT 1) "
-                        "WHERE device = ?1",
-                        (device,),
-                    )
-                row = self.db.execute("SELECT upto FROM chains WHERE device = ?", (device,))
-                found = row.fetchone()
-                upto = int(found[0]) if found else 0
-                above = [
-                    r[0]
-                    for r in self.db.execute(
-                        "SELECT seq FROM records WHERE device = ? AND seq > ? ORDER BY seq",
-                        (device, upto),
-                    )
-                ]
-                upto, gaps = advance_chain(upto, above)
-                self.db.execute("INSERT OR REPLACE INTO chains VALUES (?, ?)", (device, upto))
-                answer = {
-                    "results": results,
-                    "last_seq": above[-1] if above else upto,
-                    "gaps": gaps,
-                }
-                if idempotency is not None:
-                    self.db.execute(
-                        "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)",
-                        (device, idempotency[0], idempotency[1], json.dumps(answer)),
-                    )
-                self.db.execute("COMMIT")
-            except BaseException:
-                if self.db.in_transaction:
-                    self.db.execute("ROLLBACK")
-                raise
+            row = self.db.execute("SELECT upto FROM chains WHERE device = ?", (device,))
+            found = row.fetchone()
+            upto = int(found[0]) if found else 0
+            above = [
+                r[0]
+                for r in self.db.execute(
+                    "SELECT seq FROM records WHERE device = ? AND seq > ? ORDER BY seq",
+                    (device, upto),
+                )
+            ]
+            upto, gaps = advance_chain(upto, above)
+            self.db.execute("INSERT OR REPLACE INTO chains VALUES (?, ?)", (device, upto))
+            answer = {
+                "results": results,
+                "last_seq": above[-1] if above else upto,
+                "gaps": gaps,
+            }
+            if idempotency is not None:
+                self.db.execute(
+                    "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)",
+                    (device, idempotency[0], idempotency[1], json.dumps(answer)),
+                )
         return answer
 
     def idempotent_answer(self, device: str, key: str) -> tuple[str, str] | None:
@@ -1121,37 +1143,27 @@ class SqliteStorage:
         """Retire ``device`` in one transaction (batches of it wait; SQLite has one writer):
         its rows in :data:`CHAIN_TABLES` move to its retired chain's name, the retirement is
         noted, and the device id is free for a new enrolment. None when it is not enrolled."""
-        with self._lock:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                if not self.db.execute(
-                    "SELECT 1 FROM devices WHERE device = ?", (device,)
-                ).fetchone():
-                    self.db.execute("ROLLBACK")
-                    return None
-                earlier = self.db.execute(
-                    "SELECT count(*) FROM retirements WHERE device = ?", (device,)
-                ).fetchone()[0]
-                last, count = self.db.execute(
-                    "SELECT coalesce(max(seq), 0), count(*) FROM records WHERE device = ?",
-                    (device,),
-                ).fetchone()
-                done = Retirement(f"{device}{RETIRED_MARK}{int(earlier) + 1}", device, now,
-                                  operator, reason, int(last), int(count))  # fmt: skip
-                for table in CHAIN_TABLES:
-                    self.db.execute(
-                        f"UPDATE {table} SET device = ? WHERE device = ?",  # noqa: S608
-                        (done.chain, device),
-                    )
+        with self.transaction():
+            if not self.db.execute("SELECT 1 FROM devices WHERE device = ?", (device,)).fetchone():
+                return None  # nothing was written
+            earlier = self.db.execute(
+                "SELECT count(*) FROM retirements WHERE device = ?", (device,)
+            ).fetchone()[0]
+            last, count = self.db.execute(
+                "SELECT coalesce(max(seq), 0), count(*) FROM records WHERE device = ?",
+                (device,),
+            ).fetchone()
+            done = Retirement(f"{device}{RETIRED_MARK}{int(earlier) + 1}", device, now,
+                              operator, reason, int(last), int(count))  # fmt: skip
+            for table in CHAIN_TABLES:
                 self.db.execute(
-                    f"INSERT INTO retirements ({RETIREMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
-                    tuple(done.as_dict().values()),
+                    f"UPDATE {table} SET device = ? WHERE device = ?",  # noqa: S608
+                    (done.chain, device),
                 )
-                self.db.execute("COMMIT")
-            except BaseException:
-                if self.db.in_transaction:
-                    self.db.execute("ROLLBACK")
-                raise
+            self.db.execute(
+                f"INSERT INTO retirements ({RETIREMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+                tuple(done.as_dict().values()),
+            )
         return done
 
     def retirements(self, device: str | None = None) -> list[Retirement]:
@@ -1170,23 +1182,14 @@ class SqliteStorage:
     def log_access(self, entry: AccessEntry) -> int:
         """Append one line to the access log, chained to the one before; returns its id."""
         fields = entry.fields()
-        with self._lock:
-            self.db.execute("BEGIN IMMEDIATE")  # the chain's head is read and extended at once
-            try:
-                row = self.db.execute(
-                    "SELECT hash FROM access_log ORDER BY id DESC LIMIT 1"
-                ).fetchone()
-                prev = row[0] if row else ACCESS_GENESIS
-                cur = self.db.execute(
-                    "INSERT INTO access_log (at, operator, via, action, device, seq, target, "
-                    "outcome, detail, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (*fields, prev, access_hash(prev, fields)),
-                )
-                self.db.execute("COMMIT")
-            except BaseException:
-                if self.db.in_transaction:
-                    self.db.execute("ROLLBACK")
-                raise
+        with self.transaction():  # the chain's head is read and extended at once
+            row = self.db.execute("SELECT hash FROM access_log ORDER BY id DESC LIMIT 1").fetchone()
+            prev = row[0] if row else ACCESS_GENESIS
+            cur = self.db.execute(
+                "INSERT INTO access_log (at, operator, via, action, device, seq, target, "
+                "outcome, detail, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*fields, prev, access_hash(prev, fields)),
+            )
         return int(cur.lastrowid or 0)
 
     def access_log(

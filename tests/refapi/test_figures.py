@@ -139,3 +139,38 @@ def test_a_chosen_route_is_not_falling_back_and_is_never_offered_re_enrolment() 
                records=[*records, ("k1", 12, agreed, MON - 3600 + 5)])
     )  # fmt: skip
     assert [r["ref"] for r in again["falling_back"]] == ["CR-000007", "CR-000008"]
+
+
+def test_a_retired_chain_is_its_kiosk_until_it_was_retired_not_a_kiosk_of_its_own() -> None:
+    """Uptime is the kiosk's, by device id: a retired chain (``<device>~<n>``, the unit that was
+    replaced) counts for its device id up to its retirement, and a device id retired and not
+    enrolled again is measured up to then, not as a kiosk that went silent."""
+    since, until = MON, MON + 180 * 60
+
+    def beats(first: int, last: int) -> list[tuple[float, dict[str, Any]]]:
+        """A heartbeat a minute, from minute ``first`` to ``last`` of the period."""
+        return [(since + 60.0 * i, {"kiosk": "running"}) for i in range(first, last + 1)]
+
+    out = figures(
+        Inputs(
+            since=since,
+            until=until,
+            heartbeats={
+                "k1~1": beats(0, 60),  # the unit that died at minute 60, retired at 70
+                "k1": beats(80, 179),  # the spare under the same id, from minute 80
+                "k2~1": beats(0, 30),  # retired at minute 40, never replaced
+                "k3~1": [],  # retired before the period
+                "k4": beats(0, 179),  # never retired
+            },
+            retired={
+                "k1~1": ("k1", since + 70 * 60),
+                "k2~1": ("k2", since + 40 * 60),
+                "k3~1": ("k3", since - DAY),
+            },
+        )
+    )
+    assert out["uptime"] == {
+        "k1": round((60 + 99) / 180, 3),  # down from the old unit's death to the spare's start
+        "k2": round(30 / 40, 3),  # up to its retirement
+        "k4": round(179 / 180, 3),
+    }

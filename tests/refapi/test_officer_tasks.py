@@ -113,6 +113,18 @@ async def test_the_evaluation_figures_come_from_what_the_kiosks_sent(
     assert (await api.client.get("/v1/admin/figures", headers=ADMIN)).status_code == 403
 
 
+async def test_uptime_is_the_share_of_the_period_the_kiosk_said_it_was_running(
+    api: InProcess, dev: SimDevice, clock: FakeClock
+) -> None:
+    start = clock.now
+    for minute in range(180):  # a heartbeat a minute; the check-in process stops at minute 90
+        body = {"queue_depth": 0, "kiosk": "running" if minute < 90 else "not_reporting"}
+        api.storage.heartbeat(dev.device, body, start + 60 * minute)
+    clock.now = start + 180 * 60
+    r = await api.client.get("/v1/admin/figures", params={"days": 180 / 1440}, headers=OFFICER)
+    assert r.json()["uptime"] == {dev.device: round(89 / 180, 3)}
+
+
 async def test_a_chosen_route_makes_no_identity_review_only_a_sampled_photo_check(
     api: InProcess, dev: SimDevice, clock: FakeClock
 ) -> None:

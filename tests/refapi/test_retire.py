@@ -331,3 +331,35 @@ async def test_an_enrolment_made_on_the_old_unit_goes_to_the_spare(
               for t in person["templates"]}  # fmt: skip
     assert opened == TEMPLATES
     assert beside.templates_of(api, PERSON) == TEMPLATES
+
+
+async def test_uptime_counts_a_retired_chain_for_its_kiosk_until_it_was_retired(
+    api: InProcess, dev: SimDevice, clock: FakeClock
+) -> None:
+    """The evaluation figures' uptime is per kiosk (device id): the replaced unit's heartbeats
+    (now under ``<device>~1``) count for the device id until its retirement, the swap's gap is
+    the kiosk's downtime, and an id retired and not enrolled again is measured until then;
+    no retired chain is listed as a kiosk of its own that went silent."""
+    start = clock.now
+    running = {"queue_depth": 0, "kiosk": "running"}
+    removed = SimDevice(clock=clock)  # a kiosk taken out of service at minute 40
+    await api.enrol(removed)
+    for minute in range(31):
+        api.storage.heartbeat(removed.device, running, start + 60 * minute)
+    clock.now = start + 40 * 60
+    await _retire(api, removed.device, "kiosk taken out of service")
+    for minute in range(61):  # the unit that dies at minute 60
+        api.storage.heartbeat(dev.device, running, start + 60 * minute)
+    clock.now = start + 70 * 60
+    await _retire(api, dev.device)
+    spare = SimDevice(device=dev.device, clock=clock)
+    await api.enrol(spare)
+    for minute in range(80, 180):
+        api.storage.heartbeat(spare.device, running, start + 60 * minute)
+    clock.now = start + 180 * 60
+    r = await api.client.get("/v1/admin/figures", params={"days": 180 / 1440}, headers=OP)
+    assert r.status_code == 200, r.text
+    assert r.json()["uptime"] == {
+        dev.device: round((60 + 99) / 180, 3),  # down from minute 60 to 80: the swap
+        removed.device: round(30 / 40, 3),
+    }
