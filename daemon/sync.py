@@ -8,7 +8,10 @@ with a reason). Accepted and duplicate records are retired; rejected ones are pa
 reason for an engineer, never deleted and never retried forever. Anything else — a dead
 network, a TLS failure, a 5xx, a refused signature (401), an answer that does not follow the
 contract — retires nothing and backs off exponentially with full jitter and a cap, honouring
-``Retry-After``. A new record wakes the loop at once.
+``Retry-After``. A new record wakes the loop at once. Every answer is read within a deadline
+(:data:`DEADLINE_FACTOR` times ``timeout_s``, which bounds each wait) and up to a size
+(:data:`MAX_ANSWER_BYTES`, a roster :data:`MAX_ROSTER_BYTES`), so an API that trickles or
+floods cannot hang the one loop or fill the Pi's memory.
 
 After a key rotation (``kioskctl provision --force``) the API refuses requests signed by the
 new key (401) until it has accepted the ``key_rotation`` record, which only a records upload
@@ -98,6 +101,19 @@ DROPPED_LISTED = 20
 SPLIT_STATUSES = frozenset({400, 409, 413, 422})
 #: error codes that are never about one record, whatever the status
 NOT_ABOUT_A_RECORD = frozenset({"unauthorised", "unknown_device", "clock_skew", "wrong_device"})
+#: the most of an answer read into memory: every JSON answer of the contract fits with room to
+#: spare (a batch's 500 results with their gaps). A longer error answer is cut short here (only
+#: its status and ``error`` code matter); a longer 2xx answer is refused, nothing retired
+MAX_ANSWER_BYTES = 1 << 20
+#: the largest roster download taken: a roster larger than this is refused (``too_large``)
+#: and the last good one stays
+MAX_ROSTER_BYTES = 32 << 20
+#: a request and its whole answer must be done within this many times ``api.timeout_s``:
+#: ``timeout_s`` bounds each wait, so an answer trickled a byte at a time would otherwise never
+#: end, and the one loop would never get to the other jobs (docs/design-decisions.md, "Sync")
+DEADLINE_FACTOR = 12
+#: headers about how the answer travelled, not what it says (its body is kept decoded)
+_FRAMING = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +173,18 @@ class BatchRefused(ApiProtocolError):
     def splittable(self) -> bool:
         """Could it be about one record in the batch (then the batch is split to find it)?"""
         return self.status in SPLIT_STATUSES and self.error not in NOT_ABOUT_A_RECORD
+
+
+class AnswerTooLarge(ApiProtocolError):
+    """A successful answer longer than the bound for its request (:data:`MAX_ANSWER_BYTES`,
+    :data:`MAX_ROSTER_BYTES`): not read further, and taken as no answer."""
+
+    reason = "answer_too_large"
+
+    def __init__(self, message: str, limit: int, etag: str | None) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.etag = etag
 
 
 class BlobWaiting(ApiProtocolError):
@@ -335,6 +363,7 @@ class SyncClient:
         body: bytes = b"",
         headers: Mapping[str, str] | None = None,
         signed: bool = True,
+        limit: int = MAX_ANSWER_BYTES,
         _retried: bool = False,
     ) -> httpx.Response:
         hdrs = dict(headers or {})
@@ -343,7 +372,7 @@ class SyncClient:
                 self.key, self.device, method, self._path_prefix + path, body, self._now()
             )
         try:
-            response = await self._http.request(method, path, content=body, headers=hdrs)
+            response = await self._exchange(method, path, body, hdrs, limit)
         except httpx.ConnectError as exc:
             if isinstance(exc.__context__, ssl.SSLError) or "CERTIFICATE" in str(exc).upper():
                 raise TlsError(
@@ -358,6 +387,11 @@ class SyncClient:
             raise ApiUnreachable("the central API did not answer in time; will retry") from exc
         except httpx.TransportError as exc:
             raise ApiUnreachable(f"network error talking to the central API ({exc})") from exc
+        except httpx.DecodingError as exc:  # a Content-Encoding the body does not follow
+            raise ApiProtocolError(
+                "the central API's answer could not be decoded (its Content-Encoding is wrong); "
+                "nothing was retired. Will retry."
+            ) from exc
         if response.status_code in (429, 503) or response.status_code >= 500:
             raise RetryLater(
                 f"the central API answered {response.status_code}; will retry",
@@ -366,12 +400,51 @@ class SyncClient:
         if response.status_code == 401:
             if signed and not _retried and self._learn_api_clock(response):
                 return await self._request(
-                    method, path, body=body, headers=headers, signed=signed, _retried=True
-                )
+                    method, path, body=body, headers=headers, signed=signed, limit=limit,
+                    _retried=True,
+                )  # fmt: skip
             raise _auth_refused(response)
         if response.status_code == 403 and (retired := _device_retired(response)) is not None:
             raise retired
         return response
+
+    async def _exchange(
+        self, method: str, path: str, body: bytes, headers: Mapping[str, str], limit: int
+    ) -> httpx.Response:
+        """Send the request and read its answer, at most ``limit`` bytes of it (decoded), all
+        within the deadline (:data:`DEADLINE_FACTOR`). A longer 2xx answer raises
+        AnswerTooLarge; a longer error answer is cut short (its status is what counts). The
+        answer comes back whole in memory, as ``httpx.Response`` with the body decoded."""
+        deadline = self.api.timeout_s * DEADLINE_FACTOR
+        data = bytearray()
+        try:
+            async with (
+                asyncio.timeout(deadline),
+                self._http.stream(method, path, content=body, headers=headers) as streamed,
+            ):
+                async for chunk in streamed.aiter_bytes():
+                    data += chunk
+                    if len(data) <= limit:
+                        continue
+                    if streamed.is_success:
+                        raise AnswerTooLarge(
+                            f"the central API's answer to {method} {path.split('/')[-1]} is "
+                            f"larger than {limit // 1024} KiB, more than the contract allows; "
+                            "it was not read and nothing was retired. Will retry.",
+                            limit,
+                            streamed.headers.get("ETag"),
+                        )
+                    del data[limit:]
+                    break
+        except TimeoutError as exc:
+            raise ApiUnreachable(
+                f"the central API did not finish answering within {deadline:.0f} s; will retry. "
+                "Check-ins are kept safely on the kiosk."
+            ) from exc
+        keep = [(k, v) for k, v in streamed.headers.multi_items() if k.lower() not in _FRAMING]
+        return httpx.Response(
+            streamed.status_code, headers=keep, content=bytes(data), request=streamed.request
+        )
 
     def _now(self) -> float:
         """The time requests are signed with: ours when synchronised, else ours corrected by
@@ -770,7 +843,14 @@ class SyncClient:
         headers = {}
         if etag_path.exists() and self._roster_on_disk_usable():
             headers["If-None-Match"] = etag_path.read_text().strip()
-        response = await self._request("GET", f"/v1/devices/{self.device}/roster", headers=headers)
+        try:
+            response = await self._request(
+                "GET", f"/v1/devices/{self.device}/roster", headers=headers, limit=MAX_ROSTER_BYTES
+            )
+        except AnswerTooLarge as exc:
+            what = f"the download is larger than {exc.limit >> 20} MiB, the most the kiosk takes"
+            self._refuse_roster("too_large", None, what, exc.etag)
+            return False
         if response.status_code in (304, 404):  # the roster in use is the API's, or there is none
             self._save_roster_status(None, self.roster_dropped)
             return False

@@ -1,0 +1,162 @@
+"""The sync client against a central API that lies or babbles, over httpx.MockTransport (the
+seam the project owns). What it must never do: retire a record the API did not acknowledge,
+park one for the API's own fault, hang, crash, or write what the API said into the journal.
+
+The plain cases (garbage bodies, too few results, 5xx, Retry-After, batches refused whole)
+are in test_sync_unit.py; these are the ones found by an adversarial audit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from daemon.clock import FakeClock
+from daemon.config import ApiConfig
+from daemon.errors import ApiProtocolError, ApiUnreachable
+from daemon.outbox import Outbox
+from daemon.records import decode_unverified
+from daemon.sync import MAX_ROSTER_BYTES, RetryLater, SyncClient
+from tests.core.helpers import make_key, open_outbox, synthetic_checkin
+
+Handler = Callable[[httpx.Request], httpx.Response]
+API = ApiConfig(url="https://api.test/", batch_size=3, backoff_base_s=1.0, backoff_cap_s=60.0)
+
+
+def _client(ob: Outbox, handler: Handler, api: ApiConfig = API, **kw: object) -> SyncClient:
+    return SyncClient(ob, api, make_key(), clock=FakeClock(),
+                      transport=httpx.MockTransport(handler), **kw)  # type: ignore[arg-type]  # fmt: skip
+
+
+def _payloads(request: httpx.Request) -> list[dict[str, object]]:
+    return [decode_unverified(c)[1] for c in json.loads(request.content)["records"]]
+
+
+def _honest(request: httpx.Request) -> dict[str, object]:
+    """What an API that keeps the contract answers when it takes every record sent."""
+    payloads = _payloads(request)
+    results = [{"index": i, "seq": p["seq"], "id": p["id"], "status": "accepted"}
+               for i, p in enumerate(payloads)]  # fmt: skip
+    return {"results": results, "last_seq": max(int(str(p["seq"])) for p in payloads), "gaps": []}
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Outbox:
+    ob = open_outbox(tmp_path)
+    for i in range(5):
+        ob.append("checkin", synthetic_checkin(i))
+    return ob
+
+
+def _untouched(ob: Outbox) -> bool:
+    st = ob.stats()
+    return st.depth == 5 and st.parked == 0
+
+
+# --- answers that never end, or are enormous -------------------------------------------------
+
+
+async def _trickle(
+    served: list[int], chunk: bytes = b" ", pause: float = 0.02
+) -> AsyncIterator[bytes]:
+    while True:  # an answer that never ends, a little at a time (each wait below the timeout)
+        served.append(len(chunk))
+        yield chunk
+        await asyncio.sleep(pause)
+
+
+async def test_an_answer_trickled_forever_gives_up_at_a_deadline_and_the_loop_goes_on(
+    outbox: Outbox,
+) -> None:
+    """Before, only each wait was bounded: the records upload hung for ever and the roster and
+    the heartbeat (same loop) were never sent again. Now the whole answer has a deadline
+    (12 x timeout_s); nothing is retired and the heartbeat says why."""
+    served: list[int] = []
+    beats: list[dict[str, object]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/heartbeat"):
+            beats.append(json.loads(request.content))
+            return httpx.Response(200, json={"server_time": 0})
+        return httpx.Response(200, content=_trickle(served))
+
+    api = ApiConfig(url="https://api.test/", timeout_s=0.02, backoff_base_s=0.01,
+                    backoff_cap_s=0.02, heartbeat_s=0.05)  # fmt: skip
+    client = _client(outbox, handler, api)
+    started = time.monotonic()
+    with pytest.raises(ApiUnreachable, match="did not finish answering within"):
+        await client.drain()
+    assert time.monotonic() - started < 2.0 and _untouched(outbox)
+    stop = asyncio.Event()
+    task = asyncio.create_task(client.run(stop))
+    for _ in range(300):
+        await asyncio.sleep(0.01)
+        if beats:
+            break
+    stop.set()
+    await task
+    assert beats and beats[0]["upload_error"] == "api_unreachable"
+    assert _untouched(outbox)
+    await client.aclose()
+
+
+async def test_an_enormous_records_answer_is_not_read_and_retires_nothing(outbox: Outbox) -> None:
+    served: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=_trickle(served, b" " * 65536, pause=0))
+
+    client = _client(outbox, handler)
+    with pytest.raises(ApiProtocolError, match="larger than 1024 KiB"):
+        await client.drain()
+    assert sum(served) <= (1 << 20) + 65536  # stopped at the bound, not read to the end
+    assert _untouched(outbox)
+    await client.aclose()
+
+
+async def test_an_enormous_error_page_still_counts_as_its_status(outbox: Outbox) -> None:
+    """A proxy's 2 MiB 503 page is cut short, not refused: Retry-After is still honoured."""
+    page = b"<html>" + b"x" * (2 << 20)
+    client = _client(outbox, lambda _r: httpx.Response(503, content=page,
+                                                       headers={"Retry-After": "7"}))  # fmt: skip
+    with pytest.raises(RetryLater) as err:
+        await client.drain()
+    assert err.value.retry_after == 7 and _untouched(outbox)
+    await client.aclose()
+
+
+async def test_an_enormous_roster_is_refused_and_the_last_good_one_stays(
+    outbox: Outbox, tmp_path: Path
+) -> None:
+    roster = tmp_path / "roster.json"
+    roster.write_text('{"last": "good"}')
+    served: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=_trickle(served, b" " * (1 << 20), pause=0),
+                              headers={"ETag": '"huge"'})  # fmt: skip
+
+    client = _client(outbox, handler, roster_path=roster)
+    assert await client.fetch_roster() is False
+    assert sum(served) <= MAX_ROSTER_BYTES + (1 << 20)
+    assert roster.read_text() == '{"last": "good"}' and not roster.with_suffix(".etag").exists()
+    refused = client.roster_report()["roster_refused"]
+    assert refused["reason"] == "too_large" and refused["etag"] == '"huge"'
+    await client.aclose()
+
+
+async def test_an_answer_whose_content_encoding_lies_is_not_a_crash(outbox: Outbox) -> None:
+    """``Content-Encoding: gzip`` on a body that is not: before, httpx's DecodingError went
+    straight through the loop (it is not a network error) and stopped kiosk-sync."""
+    client = _client(outbox, lambda _r: httpx.Response(
+        200, content=b"not gzip", headers={"Content-Encoding": "gzip"}))  # fmt: skip
+    with pytest.raises(ApiProtocolError, match="could not be decoded"):
+        await client.drain()
+    assert _untouched(outbox)
+    await client.aclose()
