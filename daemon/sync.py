@@ -147,9 +147,19 @@ class DeviceRetired(ApiProtocolError):
     reason = "device_retired"
 
 
+def _loads(content: bytes) -> Any:
+    """JSON from the API. Raises ValueError for anything Python's parser will not take:
+    not JSON, not UTF-8, an integer of more than 4300 digits, and (as RecursionError before)
+    arrays or objects nested thousands deep, which must not stop the loop."""
+    try:
+        return json.loads(content)
+    except RecursionError as exc:
+        raise ValueError("JSON nested too deeply") from exc
+
+
 def _device_retired(response: httpx.Response) -> DeviceRetired | None:
     try:
-        body = response.json()
+        body = _loads(response.content)
     except ValueError:
         return None
     if not isinstance(body, dict) or body.get("error") != "device_retired":
@@ -198,7 +208,7 @@ class BlobWaiting(ApiProtocolError):
 def _error_code(response: httpx.Response) -> str:
     """The ``error`` of a JSON error answer, as a short safe code ("?" when there is none)."""
     try:
-        body = response.json()
+        body = _loads(response.content)
     except ValueError:
         return "?"
     error = body.get("error") if isinstance(body, dict) else None
@@ -238,7 +248,7 @@ _AUTH_ADVICE = {
 
 def _auth_refused(response: httpx.Response) -> AuthRefused:
     try:
-        error = str(response.json().get("error", ""))
+        error = str(_loads(response.content).get("error", ""))
     except (ValueError, AttributeError):
         error = ""
     advice = _AUTH_ADVICE.get(
@@ -457,7 +467,7 @@ class SyncClient:
         """After a ``clock_skew`` refusal: take the offset from the API's ``Date`` header.
         True when there is a new offset to retry with."""
         try:
-            if response.json().get("error") != "clock_skew":
+            if _loads(response.content).get("error") != "clock_skew":
                 return False
             api_now = email.utils.parsedate_to_datetime(response.headers["date"]).timestamp()
         except (ValueError, TypeError, KeyError, AttributeError):
@@ -476,8 +486,8 @@ class SyncClient:
     @staticmethod
     def _json(response: httpx.Response) -> Any:
         try:
-            return response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return _loads(response.content)
+        except ValueError as exc:
             raise ApiProtocolError(
                 f"the central API answered {response.status_code} with something that is not "
                 "JSON; nothing was retired. Will retry."
@@ -858,11 +868,11 @@ class SyncClient:
             raise ApiProtocolError(f"roster download failed ({response.status_code})")
         etag = response.headers.get("ETag")
         try:
-            roster = parse_roster(json.loads(response.content), drop_bad_people=True)
+            roster = parse_roster(_loads(response.content), drop_bad_people=True)
         except RosterInvalid as exc:
             self._refuse_roster(exc.reason, exc.field, exc.what, etag)
             return False
-        except ValueError:  # not JSON, not UTF-8
+        except ValueError:  # not JSON, not UTF-8, or JSON Python's parser will not take
             self._refuse_roster("not_json", None, "the download is not JSON", etag)
             return False
         try:

@@ -160,3 +160,54 @@ async def test_an_answer_whose_content_encoding_lies_is_not_a_crash(outbox: Outb
         await client.drain()
     assert _untouched(outbox)
     await client.aclose()
+
+
+# --- JSON that Python's parser will not take --------------------------------------------------
+
+UNPARSABLE = {
+    "nested": b"[" * 100_000,  # RecursionError, not a ValueError
+    "huge-int": b'{"results": [], "last_seq": ' + b"9" * 5000 + b', "gaps": []}',  # int limit
+}
+
+
+@pytest.mark.parametrize("body", UNPARSABLE.values(), ids=UNPARSABLE.keys())
+async def test_json_the_parser_will_not_take_is_garbage_not_a_crash(
+    outbox: Outbox, tmp_path: Path, body: bytes
+) -> None:
+    """Before, the records answer's RecursionError (or the integer-length ValueError) went
+    through the loop and stopped kiosk-sync, to be restarted into the same answer."""
+    beats: list[dict[str, object]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/heartbeat"):
+            beats.append(json.loads(request.content))
+            return httpx.Response(200, content=body)
+        return httpx.Response(200, content=body)
+
+    api = ApiConfig(url="https://api.test/", backoff_base_s=0.01, backoff_cap_s=0.02,
+                    heartbeat_s=0.05, roster_s=0.05)  # fmt: skip
+    client = _client(outbox, handler, api, roster_path=tmp_path / "roster.json")
+    stop = asyncio.Event()
+    task = asyncio.create_task(client.run(stop))
+    for _ in range(300):
+        await asyncio.sleep(0.01)
+        if len(beats) >= 2 or task.done():
+            break
+    stop.set()
+    await task  # it did not die
+    assert len(beats) >= 2 and beats[-1]["upload_error"] == "api_protocol"
+    assert beats[-1]["roster_refused"]["reason"] == "not_json"  # type: ignore[index]
+    assert _untouched(outbox)
+    await client.aclose()
+
+
+@pytest.mark.parametrize("status", [401, 403, 422])
+async def test_an_error_answer_the_parser_will_not_take_is_still_its_status(
+    outbox: Outbox, status: int
+) -> None:
+    client = _client(outbox, lambda _r: httpx.Response(status, content=UNPARSABLE["nested"]))
+    with pytest.raises(ApiProtocolError) as err:
+        await client.drain()
+    assert err.value.reason == {401: "api_auth", 403: "batch_refused", 422: "batch_refused"}[status]
+    assert _untouched(outbox)
+    await client.aclose()
