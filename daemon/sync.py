@@ -164,9 +164,8 @@ def _device_retired(response: httpx.Response) -> DeviceRetired | None:
         return None
     if not isinstance(body, dict) or body.get("error") != "device_retired":
         return None
-    return DeviceRetired(
-        f"{body.get('detail') or 'the central API retired this kiosk'} (403 device_retired)"
-    )
+    detail = _text(body.get("detail") or "the central API retired this kiosk")
+    return DeviceRetired(f"{detail} (403 device_retired)")
 
 
 class BatchRefused(ApiProtocolError):
@@ -205,15 +204,33 @@ class BlobWaiting(ApiProtocolError):
     reason = "blob_waiting"
 
 
+#: what a code from the API (an ``error``, a record's ``reason``) must look like to be kept,
+#: logged, parked with and sent in heartbeats: the contract's codes are all like this
+_CODE = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+def _code(value: object) -> str | None:
+    """``value`` when it is a code as the contract writes them, else None. Anything else the
+    API says (free text, a case reference, a megabyte, an object) is never kept or logged:
+    the API is not trusted to keep personal data out of what it answers."""
+    return value if isinstance(value, str) and _CODE.fullmatch(value) else None
+
+
+def _text(value: object, limit: int = 300) -> str:
+    """A line of the API's free text (an error's ``detail``) fit for the journal: printable,
+    one line, at most ``limit`` characters."""
+    line = "".join(c if c.isprintable() else " " for c in str(value))
+    return line[:limit] + ("..." if len(line) > limit else "")
+
+
 def _error_code(response: httpx.Response) -> str:
-    """The ``error`` of a JSON error answer, as a short safe code ("?" when there is none)."""
+    """The ``error`` of a JSON error answer, as a safe code ("?" when there is none, or it is
+    not a code)."""
     try:
         body = _loads(response.content)
     except ValueError:
         return "?"
-    error = body.get("error") if isinstance(body, dict) else None
-    code = re.sub(r"[^a-z0-9_.-]", "_", str(error).lower())[:40] if error else ""
-    return code or "?"
+    return _code(body.get("error") if isinstance(body, dict) else None) or "?"
 
 
 @dataclass(slots=True)
@@ -248,7 +265,7 @@ _AUTH_ADVICE = {
 
 def _auth_refused(response: httpx.Response) -> AuthRefused:
     try:
-        error = str(_loads(response.content).get("error", ""))
+        error = _code(_loads(response.content).get("error")) or ""
     except (ValueError, AttributeError):
         error = ""
     advice = _AUTH_ADVICE.get(
@@ -279,6 +296,14 @@ def _retry_after(response: httpx.Response) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         return None
+
+
+def _reason(value: object) -> str:
+    """A rejected record's reason as it is parked: the API's code, ``unspecified`` when it
+    gave none, ``unreadable_reason`` when what it gave is not a code (see :func:`_code`)."""
+    if value is None or value == "":
+        return "unspecified"
+    return _code(value) or "unreadable_reason"
 
 
 def batch_key(device: str, batch: list[Pending]) -> str:
@@ -648,7 +673,7 @@ class SyncClient:
             if status in ("accepted", "duplicate"):
                 verdicts.append((str(status), None))
             elif status == "rejected":
-                verdicts.append(("rejected", str(result.get("reason") or "unspecified")))
+                verdicts.append(("rejected", _reason(result.get("reason"))))
             else:
                 raise ApiProtocolError(f"unknown record status {status!r}; nothing retired")
         return verdicts

@@ -211,3 +211,61 @@ async def test_an_error_answer_the_parser_will_not_take_is_still_its_status(
     assert err.value.reason == {401: "api_auth", 403: "batch_refused", 422: "batch_refused"}[status]
     assert _untouched(outbox)
     await client.aclose()
+
+
+# --- what the API says is never trusted into the journal, the outbox or a heartbeat ---------
+
+SMUGGLED = "CR-000123 did not attend\nsync: FAKE LOG LINE " + "x" * 100_000
+
+
+@pytest.mark.parametrize(
+    ("reason", "parked_as"),
+    [
+        ("schema", "schema"),
+        (None, "unspecified"),
+        (SMUGGLED, "unreadable_reason"),
+        ({"why": ["CR-000123"]}, "unreadable_reason"),
+        (12, "unreadable_reason"),
+    ],
+    ids=["code", "none", "free-text", "object", "number"],
+)
+async def test_a_rejection_reason_is_kept_only_when_it_is_a_code(
+    outbox: Outbox, caplog: pytest.LogCaptureFixture, reason: object, parked_as: str
+) -> None:
+    """Before, the reason was parked, logged and sent in every heartbeat as the API wrote it:
+    a megabyte, a forged journal line, a case reference."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        answer = _honest(request)
+        answer["results"][0].update(status="rejected", reason=reason)  # type: ignore[index]
+        return httpx.Response(200, json=answer)
+
+    client = _client(outbox, handler)
+    with caplog.at_level("DEBUG"):
+        assert await client.drain() == 5
+    assert outbox.parked() == [(1, "checkin", parked_as), (4, "checkin", parked_as)]
+    assert outbox.parked_reasons() == {parked_as: 2}
+    assert "CR-000123" not in caplog.text and "FAKE" not in caplog.text
+    await client.aclose()
+
+
+async def test_error_codes_and_details_from_the_api_are_never_logged_raw(
+    outbox: Outbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    answers = iter([
+        httpx.Response(401, json={"error": SMUGGLED}),
+        httpx.Response(403, json={"error": "device_retired", "detail": "retired.\nFAKE LOG LINE"}),
+        httpx.Response(404, json={"error": "CR-000123"}),
+    ])  # fmt: skip
+    client = _client(outbox, lambda _r: next(answers))
+    messages = []
+    for _ in range(3):
+        with pytest.raises(ApiProtocolError) as err:
+            await client.drain()
+        messages.append(err.value.message)
+    assert "CR-000123" not in "".join(messages) and "\n" not in "".join(messages)
+    assert "(401 unauthorised)" in messages[0]
+    assert messages[1] == "retired. FAKE LOG LINE (403 device_retired)"
+    assert "(404: ?)" in messages[2]
+    assert _untouched(outbox)
+    await client.aclose()
