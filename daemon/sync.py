@@ -306,6 +306,33 @@ def _reason(value: object) -> str:
     return _code(value) or "unreadable_reason"
 
 
+def _same_int(value: object, expected: int) -> bool:
+    """``value`` is the integer ``expected`` (not ``true`` for 1, nor ``1.0``)."""
+    return type(value) is int and value == expected
+
+
+def _chain_report(answer: Mapping[str, Any]) -> tuple[int, list[tuple[int, int]]]:
+    """A records answer's ``last_seq`` (the highest seq the API holds) and ``gaps`` (the
+    inclusive ranges it is missing), which the contract requires. Raises ApiProtocolError
+    when they are absent or not of that shape."""
+    last_seq, gaps = answer.get("last_seq"), answer.get("gaps")
+    bad = ApiProtocolError(
+        "the central API's answer has no usable last_seq and gaps (the contract requires "
+        "them); nothing retired, will retry"
+    )
+    if type(last_seq) is not int or last_seq < 0 or not isinstance(gaps, list):
+        raise bad
+    ranges: list[tuple[int, int]] = []
+    for gap in gaps:
+        if not (isinstance(gap, list) and len(gap) == 2 and all(type(n) is int for n in gap)):
+            raise bad
+        first, last = gap
+        if not 1 <= first <= last:
+            raise bad
+        ranges.append((first, last))
+    return last_seq, ranges
+
+
 def batch_key(device: str, batch: list[Pending]) -> str:
     digest = hashlib.sha256("\n".join(p.compact for p in batch).encode()).hexdigest()[:32]
     return f"{device}:{batch[0].seq}-{batch[-1].seq}:{digest}"
@@ -658,12 +685,13 @@ class SyncClient:
             raise ApiProtocolError(
                 "the central API's answer does not list one result per record; nothing retired"
             )
+        held_upto, gaps = _chain_report(answer)
         verdicts: list[tuple[str, str | None]] = []
         for index, (item, result) in enumerate(zip(batch, results, strict=True)):
             if (
                 not isinstance(result, dict)
-                or result.get("index", index) != index
-                or result.get("seq") != item.seq
+                or not _same_int(result.get("index", index), index)
+                or not _same_int(result.get("seq"), item.seq)
                 or result.get("id") != item.id
             ):
                 raise ApiProtocolError(
@@ -671,11 +699,19 @@ class SyncClient:
                 )
             status = result.get("status")
             if status in ("accepted", "duplicate"):
+                if item.seq > held_upto or any(a <= item.seq <= b for a, b in gaps):
+                    raise ApiProtocolError(
+                        f"the central API acknowledged record seq {item.seq} ({status}) but says "
+                        "in the same answer that it does not hold it (last_seq, gaps); nothing "
+                        "retired, will retry. If it lasts, tell the central API's service desk."
+                    )
                 verdicts.append((str(status), None))
             elif status == "rejected":
                 verdicts.append(("rejected", _reason(result.get("reason"))))
             else:
-                raise ApiProtocolError(f"unknown record status {status!r}; nothing retired")
+                raise ApiProtocolError(
+                    f"unknown record status {_code(status) or '?'}; nothing retired"
+                )
         return verdicts
 
     async def _verdicts(self, batch: list[Pending]) -> list[tuple[str, str | None]]:

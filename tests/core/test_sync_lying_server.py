@@ -269,3 +269,71 @@ async def test_error_codes_and_details_from_the_api_are_never_logged_raw(
     assert "(404: ?)" in messages[2]
     assert _untouched(outbox)
     await client.aclose()
+
+
+# --- acknowledgements that do not hold up ---------------------------------------------------
+
+
+def _lie(change: Callable[[dict[str, object]], None]) -> Handler:
+    def handler(request: httpx.Request) -> httpx.Response:
+        answer = _honest(request)
+        change(answer)
+        return httpx.Response(200, json=answer)
+
+    return handler
+
+
+def _results(answer: dict[str, object]) -> list[dict[str, object]]:
+    return answer["results"]  # type: ignore[return-value]
+
+
+LIES: dict[str, Callable[[dict[str, object]], None]] = {
+    # "duplicate" for records the API says in the same answer it does not hold
+    "duplicate-never-had": lambda a: (
+        [r.update(status="duplicate") for r in _results(a)], a.update(last_seq=0)),
+    "accepted-in-a-gap": lambda a: a.update(gaps=[[1, 2]]),
+    "accepted-above-last-seq": lambda a: a.update(last_seq=int(str(a["last_seq"])) - 1),
+    # the right record by a value that only compares equal
+    "seq-true-for-1": lambda a: _results(a)[0].update(seq=True),
+    "seq-as-float": lambda a: [r.update(seq=float(str(r["seq"]))) for r in _results(a)],
+    "index-as-string": lambda a: [r.update(index=str(r["index"])) for r in _results(a)],
+    # the contract's chain report missing or of the wrong shape
+    "no-last-seq": lambda a: a.pop("last_seq"),
+    "last-seq-string": lambda a: a.update(last_seq=str(a["last_seq"])),
+    "last-seq-negative": lambda a: a.update(last_seq=-1),
+    "gaps-null": lambda a: a.update(gaps=None),
+    "gap-backwards": lambda a: a.update(gaps=[[9, 7]]),
+    "gap-of-strings": lambda a: a.update(gaps=[["7", "9"]]),
+    # results for the right records, but not one per record in order
+    "out-of-order": lambda a: _results(a).reverse(),
+    "a-result-twice": lambda a: _results(a).__setitem__(2, _results(a)[1]),
+    "another-id-for-the-seq": lambda a: _results(a)[1].update(
+        id="01900000-0000-7000-8000-000000000000"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("change", LIES.values(), ids=LIES.keys())
+async def test_an_acknowledgement_that_does_not_hold_up_retires_nothing(
+    outbox: Outbox, change: Callable[[dict[str, object]], None]
+) -> None:
+    client = _client(outbox, _lie(change))
+    with pytest.raises(ApiProtocolError, match="nothing retired"):
+        await client.drain()
+    assert _untouched(outbox)
+    await client.aclose()
+
+
+async def test_a_gap_where_a_rejected_record_would_be_is_no_lie(outbox: Outbox) -> None:
+    """The API never stores a record it rejects, so its seq is a gap from then on: that is
+    the contract, and it parks the record and retires the rest as usual."""
+
+    def reject_first(answer: dict[str, object]) -> None:
+        first = _results(answer)[0]
+        if first["seq"] == 1:
+            first.update(status="rejected", reason="bad_signature")
+        answer["gaps"] = [[1, 1]]
+
+    client = _client(outbox, _lie(reject_first))
+    assert await client.drain() == 5
+    assert outbox.parked() == [(1, "checkin", "bad_signature")] and outbox.stats().depth == 0
+    await client.aclose()
