@@ -306,6 +306,24 @@ def _reason(value: object) -> str:
     return _code(value) or "unreadable_reason"
 
 
+#: an ETag the kiosk keeps and sends back: visible ASCII, as RFC 9110 has it (obs-text aside)
+_ETAG = re.compile(r"[\x21-\x7e]{1,256}")
+
+
+def _etag(response: httpx.Response) -> str | None:
+    """The answer's ETag when the kiosk can send it back in If-None-Match, else None (then
+    the roster is downloaded whole each time, which costs only bandwidth)."""
+    value = response.headers.get("ETag")
+    return value if value is not None and _ETAG.fullmatch(value) else None
+
+
+def _read_or_none(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
 def _same_int(value: object, expected: int) -> bool:
     """``value`` is the integer ``expected`` (not ``true`` for 1, nor ``1.0``)."""
     return type(value) is int and value == expected
@@ -503,7 +521,7 @@ class SyncClient:
                 f"the central API did not finish answering within {deadline:.0f} s; will retry. "
                 "Check-ins are kept safely on the kiosk."
             ) from exc
-        keep = [(k, v) for k, v in streamed.headers.multi_items() if k.lower() not in _FRAMING]
+        keep = [(k, v) for k, v in streamed.headers.raw if k.lower().decode() not in _FRAMING]
         return httpx.Response(
             streamed.status_code, headers=keep, content=bytes(data), request=streamed.request
         )
@@ -912,22 +930,30 @@ class SyncClient:
             return False
         etag_path = self.roster_path.with_suffix(".etag")
         headers = {}
-        if etag_path.exists() and self._roster_on_disk_usable():
-            headers["If-None-Match"] = etag_path.read_text().strip()
+        saved = _read_or_none(etag_path)
+        offered = "" if saved is None else saved.decode("ascii", "replace").strip()
+        if _ETAG.fullmatch(offered) and self._roster_on_disk_usable():
+            headers["If-None-Match"] = offered
         try:
             response = await self._request(
                 "GET", f"/v1/devices/{self.device}/roster", headers=headers, limit=MAX_ROSTER_BYTES
             )
         except AnswerTooLarge as exc:
             what = f"the download is larger than {exc.limit >> 20} MiB, the most the kiosk takes"
-            self._refuse_roster("too_large", None, what, exc.etag)
+            etag = exc.etag if exc.etag is not None and _ETAG.fullmatch(exc.etag) else None
+            self._refuse_roster("too_large", None, what, etag)
             return False
+        if response.status_code == 304 and "If-None-Match" not in headers:
+            raise ApiProtocolError(
+                "the central API answered 304 Not Modified to a roster request that named no "
+                "roster; the kiosk keeps the one it has (if any) and asks again later"
+            )
         if response.status_code in (304, 404):  # the roster in use is the API's, or there is none
             self._save_roster_status(None, self.roster_dropped)
             return False
         if response.status_code != 200:
             raise ApiProtocolError(f"roster download failed ({response.status_code})")
-        etag = response.headers.get("ETag")
+        etag = _etag(response)
         try:
             roster = parse_roster(_loads(response.content), drop_bad_people=True)
         except RosterInvalid as exc:
@@ -937,7 +963,9 @@ class SyncClient:
             self._refuse_roster("not_json", None, "the download is not JSON", etag)
             return False
         try:
-            write_private_file(self.roster_path, response.content)
+            same = _read_or_none(self.roster_path) == response.content
+            if not same:  # a new ETag on the same roster (a changing ETag) writes no roster
+                write_private_file(self.roster_path, response.content)
             if etag:
                 write_private_file(etag_path, etag.encode())
             else:  # an ETag kept from an older roster would name the wrong one
@@ -945,6 +973,9 @@ class SyncClient:
         except OSError as exc:
             raise StorageError(f"the new roster could not be saved ({exc.strerror})") from exc
         dropped = [str(d) for d in roster.dropped]
+        if same:
+            self._save_roster_status(None, dropped)
+            return False
         if dropped:
             log.warning(
                 "roster stored with %d entries left out (not valid): %s",

@@ -337,3 +337,69 @@ async def test_a_gap_where_a_rejected_record_would_be_is_no_lie(outbox: Outbox) 
     assert await client.drain() == 5
     assert outbox.parked() == [(1, "checkin", "bad_signature")] and outbox.stats().depth == 0
     await client.aclose()
+
+
+# --- the roster ------------------------------------------------------------------------------
+
+
+def _roster_bytes(*people: str) -> bytes:
+    from hil.refapi.testing import roster_doc
+
+    return json.dumps(roster_doc(*people)).encode()
+
+
+async def test_a_304_to_a_request_that_named_no_roster_is_not_taken_as_up_to_date(
+    outbox: Outbox, tmp_path: Path
+) -> None:
+    """A kiosk with no roster (or a refused one) was told "not modified" and believed it:
+    it went on with none, and the refusal it was reporting was cleared."""
+    client = _client(outbox, lambda _r: httpx.Response(304), roster_path=tmp_path / "roster.json")
+    client.roster_refused = {"reason": "roster_invalid", "field": "roster.dob_salt"}
+    with pytest.raises(ApiProtocolError, match="304 Not Modified to a roster request that named"):
+        await client.fetch_roster()
+    assert client.roster_report()["roster_refused"]["field"] == "roster.dob_salt"
+    assert not (tmp_path / "roster.json").exists()
+    await client.aclose()
+
+
+async def test_an_etag_that_cannot_be_sent_back_is_not_kept_and_stops_nothing(
+    outbox: Outbox, tmp_path: Path
+) -> None:
+    """Before, an ETag with a non-ASCII byte was stored and then sent in If-None-Match,
+    where httpx's UnicodeEncodeError went through the loop and stopped kiosk-sync."""
+    body = _roster_bytes("CR-000001")
+    offered: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        offered.append(request.headers.get("If-None-Match"))
+        return httpx.Response(200, content=body, headers=[(b"ETag", b'"caf\xe9"')])
+
+    roster = tmp_path / "roster.json"
+    client = _client(outbox, handler, roster_path=roster)
+    assert await client.fetch_roster() is True
+    assert await client.fetch_roster() is False  # the same roster again, nothing rewritten
+    assert roster.read_bytes() == body and offered == [None, None]
+    assert not roster.with_suffix(".etag").exists()
+    await client.aclose()
+
+
+async def test_an_etag_that_changes_on_the_same_roster_does_not_rewrite_it(
+    outbox: Outbox, tmp_path: Path
+) -> None:
+    """An API whose ETag changes every time (a timestamp) without a new roster: before, the
+    kiosk rewrote the whole file every roster_s (SD card wear) and reloaded it."""
+    body = _roster_bytes("CR-000001", "CR-000002")
+    tags = iter(f'"v{n}"' for n in range(10))
+    roster = tmp_path / "roster.json"
+
+    def handler(_request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body, headers={"ETag": next(tags)})
+
+    client = _client(outbox, handler, roster_path=roster)
+    assert await client.fetch_roster() is True
+    inode = roster.stat().st_ino  # the file is replaced by a rename when it is written
+    assert await client.fetch_roster() is False
+    assert await client.fetch_roster() is False
+    assert roster.stat().st_ino == inode and roster.read_bytes() == body
+    assert roster.with_suffix(".etag").read_text() == '"v2"'  # the API's latest ETag is kept
+    await client.aclose()
