@@ -695,6 +695,45 @@ class Outbox:
             with contextlib.suppress(FileNotFoundError):
                 (self.blob_dir / sha).unlink()
 
+    def retired_in(
+        self, ranges: Sequence[tuple[int, int]], *, after: int = 0, limit: int = 500
+    ) -> list[Pending]:
+        """Acknowledged records still held (not parked) whose seq is in one of ``ranges``
+        (inclusive) and above ``after``, oldest first, at most ``limit``: the ones to send
+        again when the server reports them missing after acknowledging them (daemon/sync.py).
+        Ranges may overlap or run past the records held; each record comes once."""
+        upto = self._acked_upto()
+        out: list[Pending] = []
+        for first, last in sorted(ranges):
+            lo, hi = max(first, after + 1), min(last, upto)
+            if lo > hi:
+                continue
+            out += [
+                Pending(*row)
+                for row in self.db.execute(
+                    "SELECT seq, id, compact, photo FROM records WHERE seq BETWEEN ? AND ? "
+                    "AND seq NOT IN (SELECT seq FROM parked) ORDER BY seq LIMIT ?",
+                    (lo, hi, limit - len(out)),
+                )
+            ]
+            after = hi
+            if len(out) >= limit:
+                break
+        return out
+
+    def park_retired(self, parked: Mapping[int, str]) -> None:
+        """Park records already retired: the server acknowledged them, later reported them
+        missing, and rejects them when they are sent again. Kept with the reason (and so never
+        pruned) for an engineer, as any rejected record."""
+        with self._write() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO parked(seq, reason) SELECT ?, ? "
+                "WHERE ? <= (SELECT acked_upto FROM progress)",
+                [(seq, reason, seq) for seq, reason in parked.items()],
+            )
+        for seq, reason in parked.items():
+            log.warning("record seq %d parked after it was sent again: %s", seq, reason)
+
     def prune_acked(self, older_than_s: float) -> int:
         """Forget acknowledged records older than ``older_than_s`` (bounded retention of
         personal data). Parked records and the newest record (the chain head) are kept."""

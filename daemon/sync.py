@@ -11,7 +11,10 @@ contract — retires nothing and backs off exponentially with full jitter and a 
 ``Retry-After``. A new record wakes the loop at once. Every answer is read within a deadline
 (:data:`DEADLINE_FACTOR` times ``timeout_s``, which bounds each wait) and up to a size
 (:data:`MAX_ANSWER_BYTES`, a roster :data:`MAX_ROSTER_BYTES`), so an API that trickles or
-floods cannot hang the one loop or fill the Pi's memory.
+floods cannot hang the one loop or fill the Pi's memory. A record is retired only on an
+answer that stands behind it (its own index, seq and id, within the answer's ``last_seq`` and
+outside its ``gaps``); records the API acknowledged earlier and now reports missing are sent
+again from the kiosk's copy, each once (:meth:`SyncClient.resend_missing`).
 
 After a key rotation (``kioskctl provision --force``) the API refuses requests signed by the
 new key (401) until it has accepted the ``key_rotation`` record, which only a records upload
@@ -396,6 +399,10 @@ class SyncClient:
         #: parts of the pending batch refused as a whole, by (first seq, last seq): a split
         #: search cut short by its budget carries on from them next time (see _bisect)
         self._refused_parts: dict[tuple[int, int], BatchRefused] = {}
+        #: the gaps of the API's latest records answer, and the acknowledged records sent
+        #: again since start because it reported them missing (each once: see resend_missing)
+        self._claimed: list[tuple[int, int]] = []
+        self._resent: set[int] = set()
         #: why the API's latest roster was refused (None: it was not), and whom the roster in
         #: use leaves out; read back from roster-status.json so a restart still reports them
         self.roster_refused: dict[str, Any] | None = None
@@ -671,10 +678,13 @@ class SyncClient:
                 log.warning("sync: %s; its record goes up without waiting", exc.message)
 
     # --- records --------------------------------------------------------------------------
-    async def _send(self, batch: list[Pending]) -> list[tuple[str, str | None]]:
+    async def _send(
+        self, batch: list[Pending], *, key: str | None = None
+    ) -> list[tuple[str, str | None]]:
         """POST one batch; return the API's verdict per record: (``accepted`` | ``duplicate``
         | ``rejected``, reason). Raises BatchRefused (a 4xx for the whole batch) or another
-        SyncError; nothing is retired here."""
+        SyncError; nothing is retired here. The answer's gaps are kept for
+        :meth:`resend_missing`."""
         body = json.dumps({"records": [p.compact for p in batch]}).encode()
         response = await self._request(
             "POST",
@@ -682,7 +692,7 @@ class SyncClient:
             body=body,
             headers={
                 "Content-Type": "application/json",
-                "Idempotency-Key": batch_key(self.device, batch),
+                "Idempotency-Key": key or batch_key(self.device, batch),
             },
         )
         if response.status_code != 200:
@@ -730,7 +740,52 @@ class SyncClient:
                 raise ApiProtocolError(
                     f"unknown record status {_code(status) or '?'}; nothing retired"
                 )
+        self._claimed = gaps
         return verdicts
+
+    async def resend_missing(self) -> int:
+        """Send again the records the API acknowledged earlier and now reports missing (in the
+        gaps of its latest answer: an API restored from a backup, or one that lost them),
+        those this kiosk still holds (acknowledged records are kept ``keep_acked_days``).
+        Each goes again at most once while kiosk-sync runs, under an Idempotency-Key of its
+        own (not the first batch's, whose stored answer would only be replayed): an API that
+        keeps saying so costs one request per record, not a loop. One it rejects now is
+        parked with the reason. Returns how many were sent again. Raises the SyncErrors that
+        mean no answer came (the network, the API busy, its refusal of this kiosk); then they
+        are tried again with the upload's backoff."""
+        claimed, self._claimed = self._claimed, []
+        after = sent = 0
+        while batch := self.outbox.retired_in(claimed, after=after, limit=self.api.batch_size):
+            after = batch[-1].seq
+            batch = [p for p in batch if p.seq not in self._resent]
+            if not batch:
+                continue
+            log.warning(
+                "the central API reports %d record(s) it acknowledged earlier as missing "
+                "(seq %d to %d); sending them again from this kiosk's copy",
+                len(batch),
+                batch[0].seq,
+                batch[-1].seq,
+            )
+            try:
+                verdicts = await self._send(batch, key="again:" + batch_key(self.device, batch))
+            except (AuthRefused, DeviceRetired):
+                self._claimed = claimed
+                raise
+            except ApiProtocolError as exc:  # an answer, and not a usable one: not again
+                log.error("sync: records sent again were not taken: %s", exc.message)
+                verdicts = []
+            except SyncError:
+                self._claimed = claimed
+                raise
+            self._resent.update(p.seq for p in batch)
+            sent += len(batch)
+            parked = {item.seq: reason or "unspecified"
+                      for item, (status, reason) in zip(batch, verdicts, strict=False)
+                      if status == "rejected"}  # fmt: skip
+            if parked:
+                self.outbox.park_retired(parked)
+        return sent
 
     async def _verdicts(self, batch: list[Pending]) -> list[tuple[str, str | None]]:
         """The verdict per record for ``batch``. A batch refused as a whole with a 4xx that may
@@ -846,6 +901,7 @@ class SyncClient:
         while True:
             batch = self.outbox.pending(self.api.batch_size)
             if not batch:
+                await self.resend_missing()
                 await self.upload_deferred_blobs()
                 return done
             outcome = await self.push_batch(batch)

@@ -403,3 +403,125 @@ async def test_an_etag_that_changes_on_the_same_roster_does_not_rewrite_it(
     assert roster.stat().st_ino == inode and roster.read_bytes() == body
     assert roster.with_suffix(".etag").read_text() == '"v2"'  # the API's latest ETag is kept
     await client.aclose()
+
+
+# --- an API that acknowledged records, then reports them missing ----------------------------
+
+
+class _Api:
+    """A records endpoint that keeps what it takes and answers as the contract says, with
+    ways to forget (a restore from an old backup), to keep forgetting, or to reject."""
+
+    def __init__(self) -> None:
+        self.held: dict[int, str] = {}
+        self.forget: set[int] = set()  # answered "accepted", never kept
+        self.reject: set[int] = set()
+        self.sent: list[list[int]] = []
+        self.keys: list[str] = []
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        compacts = json.loads(request.content)["records"]
+        payloads = _payloads(request)
+        self.sent.append([int(str(p["seq"])) for p in payloads])
+        self.keys.append(request.headers["Idempotency-Key"])
+        results = []
+        for i, (compact, p) in enumerate(zip(compacts, payloads, strict=True)):
+            seq = int(str(p["seq"]))
+            result = {"index": i, "seq": seq, "id": p["id"], "status": "accepted"}
+            if seq in self.reject:
+                result.update(status="rejected", reason="prev_mismatch")
+            elif seq in self.held:
+                result["status"] = "duplicate"
+            elif seq not in self.forget:
+                self.held[seq] = compact
+            results.append(result)
+        top = max(self.held, default=0)
+        gaps, expected = [], 1
+        for seq in sorted(self.held):
+            if seq > expected:
+                gaps.append([expected, seq - 1])
+            expected = seq + 1
+        return httpx.Response(200, json={"results": results, "last_seq": top, "gaps": gaps})
+
+
+async def test_records_the_api_lost_after_acknowledging_them_are_sent_again(
+    outbox: Outbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The API is restored from a backup that lacks seqs 2-4, which this kiosk had retired.
+    Before, the gap in its next answer was read by nobody and the API never got them back,
+    though the kiosk still held them (keep_acked_days)."""
+    api = _Api()
+    client = _client(outbox, api.handler)
+    assert await client.drain() == 5
+    for seq in (2, 3, 4):
+        del api.held[seq]
+    outbox.append("checkin", synthetic_checkin(6))
+    with caplog.at_level("WARNING"):
+        assert await client.drain() == 1
+    assert sorted(api.held) == [1, 2, 3, 4, 5, 6]
+    assert api.sent[-1] == [2, 3, 4] and api.keys[-1].startswith("again:")
+    assert "acknowledged earlier as missing (seq 2 to 4)" in caplog.text
+    assert outbox.stats().depth == 0 and outbox.parked() == []
+    await client.drain()  # nothing more to say: nothing sent
+    assert len(api.sent) == 4
+    await client.aclose()
+
+
+async def test_an_api_that_keeps_losing_them_gets_them_once_not_for_ever(
+    outbox: Outbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """It answers "accepted" to 2-4 sent again but goes on reporting them missing: its answer
+    contradicts itself (logged), and they are not sent again while kiosk-sync runs, however
+    many later answers report the gap. New records go on flowing meanwhile."""
+    api = _Api()
+    client = _client(outbox, api.handler)
+    assert await client.drain() == 5
+    for seq in (2, 3, 4):
+        del api.held[seq]
+    api.forget = {2, 3, 4}
+    for n in range(6, 10):
+        outbox.append("checkin", synthetic_checkin(n))
+        assert await client.drain() == 1
+    assert sum(batch == [2, 3, 4] for batch in api.sent) == 1
+    assert "records sent again were not taken" in caplog.text
+    assert sorted(api.held) == [1, 5, 6, 7, 8, 9] and outbox.stats().depth == 0
+    await client.aclose()
+
+
+async def test_a_record_sent_again_and_rejected_is_parked_not_pruned(tmp_path: Path) -> None:
+    clock = FakeClock()
+    outbox = open_outbox(tmp_path, clock=clock)
+    for i in range(5):
+        outbox.append("checkin", synthetic_checkin(i))
+    api = _Api()
+    client = _client(outbox, api.handler)
+    assert await client.drain() == 5
+    del api.held[3]
+    api.reject = {3}
+    outbox.append("checkin", synthetic_checkin(6))
+    assert await client.drain() == 1
+    assert outbox.parked() == [(3, "checkin", "prev_mismatch")]
+    assert outbox.stats().parked == 1 and outbox.stats().depth == 0
+    clock.advance(60)
+    assert outbox.prune_acked(1) == 4  # 1, 2, 4, 5; not 3 (parked) nor 6 (the chain head)
+    assert [seq for seq, _state, _c in outbox.all_compact()] == [3, 6]
+    await client.aclose()
+
+
+async def test_a_gap_where_the_kiosk_holds_nothing_it_retired_sends_nothing(
+    outbox: Outbox,
+) -> None:
+    """Gaps over records the kiosk never had (a salvaged outbox), over parked records, or past
+    anything it holds (a lying [1, 10**30]) send nothing again."""
+    api = _Api()
+    api.reject = {2}
+    client = _client(outbox, api.handler)
+    assert await client.drain() == 5
+    assert [seq for seq, *_ in outbox.parked()] == [2]
+    client._claimed = [(1, 10**30), (7, 2**70)]
+    api.held.clear()
+    assert await client.resend_missing() == 4  # what it holds, once, in batches of 3
+    assert api.sent[-2:] == [[1, 3, 4], [5]]
+    client._claimed = [(1, 10**30)]
+    assert await client.resend_missing() == 0
+    await client.aclose()
