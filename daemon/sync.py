@@ -514,8 +514,9 @@ class SyncClient:
                     if len(data) <= limit:
                         continue
                     if streamed.is_success:
+                        what = "blob" if path.startswith("/v1/blobs/") else path.split("/")[-1]
                         raise AnswerTooLarge(
-                            f"the central API's answer to {method} {path.split('/')[-1]} is "
+                            f"the central API's answer to {method} {what} is "
                             f"larger than {limit // 1024} KiB, more than the contract allows; "
                             "it was not read and nothing was retired. Will retry.",
                             limit,
@@ -619,12 +620,21 @@ class SyncClient:
         if hashlib.sha256(data).hexdigest() != sha:
             self._lose_blob(sha, "damaged")
             return
-        response = await self._request(
-            "PUT",
-            f"/v1/blobs/{sha}",
-            body=data,
-            headers={"Content-Type": "application/octet-stream"},
-        )
+        try:
+            response = await self._request(
+                "PUT",
+                f"/v1/blobs/{sha}",
+                body=data,
+                headers={"Content-Type": "application/octet-stream"},
+            )
+        except (AuthRefused, DeviceRetired):
+            raise
+        except ApiProtocolError as exc:  # an answer it cannot read (too large, undecodable)
+            self._blob_failed(sha)
+            raise BlobWaiting(
+                f"the central API's answer to sealed blob {sha[:8]}.. could not be read "
+                f"({exc.reason}); it stays on the kiosk and is tried again later"
+            ) from exc
         if response.status_code in (200, 201):
             self.outbox.mark_blob_uploaded(sha)
             self._blob_retry.pop(sha, None)

@@ -525,3 +525,22 @@ async def test_a_gap_where_the_kiosk_holds_nothing_it_retired_sends_nothing(
     client._claimed = [(1, 10**30)]
     assert await client.resend_missing() == 0
     await client.aclose()
+
+
+async def test_a_photo_answer_that_cannot_be_read_holds_up_no_record(tmp_path: Path) -> None:
+    """With answers bounded, a blob PUT answered 200 with megabytes is not read: the photo
+    waits with its own backoff (not marked sent), and the records still go up."""
+    ob = open_outbox(tmp_path)
+    ob.append("checkin", synthetic_checkin(1), blob=b"sealed-photo" * 100)
+    ob.append("checkin", synthetic_checkin(2))
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.startswith("/v1/blobs/"):
+            return httpx.Response(200, content=b" " * (2 << 20))
+        return httpx.Response(200, json=_honest(request))
+
+    client = _client(ob, handler)
+    assert await client.drain() == 2
+    st = ob.stats()
+    assert (st.depth, st.parked, st.blobs_pending) == (0, 0, 1)
+    await client.aclose()
