@@ -22,8 +22,10 @@ May import: the standard library, ``daemon.records``, ``daemon.keys``, ``daemon.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -701,25 +703,30 @@ class Outbox:
         """Acknowledged records still held (not parked) whose seq is in one of ``ranges``
         (inclusive) and above ``after``, oldest first, at most ``limit``: the ones to send
         again when the server reports them missing after acknowledging them (daemon/sync.py).
-        Ranges may overlap or run past the records held; each record comes once."""
-        upto = self._acked_upto()
-        out: list[Pending] = []
-        for first, last in sorted(ranges):
-            lo, hi = max(first, after + 1), min(last, upto)
-            if lo > hi:
-                continue
-            out += [
-                Pending(*row)
-                for row in self.db.execute(
-                    "SELECT seq, id, compact, photo FROM records WHERE seq BETWEEN ? AND ? "
-                    "AND seq NOT IN (SELECT seq FROM parked) ORDER BY seq LIMIT ?",
-                    (lo, hi, limit - len(out)),
-                )
-            ]
-            after = hi
-            if len(out) >= limit:
-                break
-        return out
+        Ranges may overlap, be many, or run past the records held; each record comes once."""
+        spans = sorted((max(a, after + 1), b) for a, b in ranges if b > after)
+        if not spans:
+            return []
+        starts = [a for a, _b in spans]
+        reach = list(itertools.accumulate((b for _a, b in spans), max))
+        seqs: list[int] = []
+        for (seq,) in self.db.execute(
+            "SELECT seq FROM records WHERE seq >= ? AND seq <= (SELECT acked_upto FROM progress) "
+            "AND seq NOT IN (SELECT seq FROM parked) ORDER BY seq",
+            (spans[0][0],),
+        ):
+            i = bisect.bisect_right(starts, seq) - 1  # the spans starting at or before it...
+            if i >= 0 and reach[i] >= seq:  # ...reach it: it is in one of them
+                seqs.append(seq)
+                if len(seqs) >= limit:
+                    break
+        return [
+            Pending(*row)
+            for seq in seqs
+            for row in self.db.execute(
+                "SELECT seq, id, compact, photo FROM records WHERE seq = ?", (seq,)
+            )
+        ]
 
     def park_retired(self, parked: Mapping[int, str]) -> None:
         """Park records already retired: the server acknowledged them, later reported them

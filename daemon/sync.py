@@ -59,6 +59,7 @@ May import: the standard library, ``httpx``, ``daemon.*`` (not drivers).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import email.utils
 import hashlib
@@ -351,7 +352,25 @@ def _chain_report(answer: Mapping[str, Any]) -> tuple[int, list[tuple[int, int]]
         if not 1 <= first <= last:
             raise bad
         ranges.append((first, last))
-    return last_seq, ranges
+    return last_seq, _merged(ranges)
+
+
+def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Inclusive ranges sorted, with those that overlap or touch made one."""
+    out: list[tuple[int, int]] = []
+    for first, last in sorted(ranges):
+        if out and first <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], last))
+        else:
+            out.append((first, last))
+    return out
+
+
+def _in_gaps(seq: int, gaps: list[tuple[int, int]], starts: list[int]) -> bool:
+    """``seq`` is in one of ``gaps`` (merged; ``starts`` their first seqs): by bisection, as an
+    answer may list tens of thousands of gaps."""
+    i = bisect.bisect_right(starts, seq) - 1
+    return i >= 0 and gaps[i][1] >= seq
 
 
 def batch_key(device: str, batch: list[Pending]) -> str:
@@ -724,6 +743,7 @@ class SyncClient:
                 "the central API's answer does not list one result per record; nothing retired"
             )
         held_upto, gaps = _chain_report(answer)
+        starts = [first for first, _last in gaps]
         verdicts: list[tuple[str, str | None]] = []
         for index, (item, result) in enumerate(zip(batch, results, strict=True)):
             if (
@@ -737,7 +757,7 @@ class SyncClient:
                 )
             status = result.get("status")
             if status in ("accepted", "duplicate"):
-                if item.seq > held_upto or any(a <= item.seq <= b for a, b in gaps):
+                if item.seq > held_upto or _in_gaps(item.seq, gaps, starts):
                     raise ApiProtocolError(
                         f"the central API acknowledged record seq {item.seq} ({status}) but says "
                         "in the same answer that it does not hold it (last_seq, gaps); nothing "

@@ -292,6 +292,9 @@ LIES: dict[str, Callable[[dict[str, object]], None]] = {
     "duplicate-never-had": lambda a: (
         [r.update(status="duplicate") for r in _results(a)], a.update(last_seq=0)),
     "accepted-in-a-gap": lambda a: a.update(gaps=[[1, 2]]),
+    "accepted-in-overlapping-gaps": lambda a: a.update(gaps=[[7, 9], [1, 8], [2, 2]]),
+    "accepted-in-one-of-many-gaps": lambda a: a.update(
+        gaps=[[n, n] for n in range(60_000, 0, -2)], last_seq=10**6),
     "accepted-above-last-seq": lambda a: a.update(last_seq=int(str(a["last_seq"])) - 1),
     # the right record by a value that only compares equal
     "seq-true-for-1": lambda a: _results(a)[0].update(seq=True),
@@ -524,6 +527,8 @@ async def test_a_gap_where_the_kiosk_holds_nothing_it_retired_sends_nothing(
     assert api.sent[-2:] == [[1, 3, 4], [5]]
     client._claimed = [(1, 10**30)]
     assert await client.resend_missing() == 0
+    assert [p.seq for p in outbox.retired_in([(5, 5), (3, 4), (1, 1), (4, 9)])] == [1, 3, 4, 5]
+    assert [p.seq for p in outbox.retired_in([(n, n) for n in range(1, 60_000)])] == [1, 3, 4, 5]
     await client.aclose()
 
 
