@@ -22,8 +22,10 @@ May import: the standard library, ``daemon.records``, ``daemon.keys``, ``daemon.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -694,6 +696,50 @@ class Outbox:
         for (sha,) in done:
             with contextlib.suppress(FileNotFoundError):
                 (self.blob_dir / sha).unlink()
+
+    def retired_in(
+        self, ranges: Sequence[tuple[int, int]], *, after: int = 0, limit: int = 500
+    ) -> list[Pending]:
+        """Acknowledged records still held (not parked) whose seq is in one of ``ranges``
+        (inclusive) and above ``after``, oldest first, at most ``limit``: the ones to send
+        again when the server reports them missing after acknowledging them (daemon/sync.py).
+        Ranges may overlap, be many, or run past the records held; each record comes once."""
+        spans = sorted((max(a, after + 1), b) for a, b in ranges if b > after)
+        if not spans:
+            return []
+        starts = [a for a, _b in spans]
+        reach = list(itertools.accumulate((b for _a, b in spans), max))
+        seqs: list[int] = []
+        for (seq,) in self.db.execute(
+            "SELECT seq FROM records WHERE seq >= ? AND seq <= (SELECT acked_upto FROM progress) "
+            "AND seq NOT IN (SELECT seq FROM parked) ORDER BY seq",
+            (spans[0][0],),
+        ):
+            i = bisect.bisect_right(starts, seq) - 1  # the spans starting at or before it...
+            if i >= 0 and reach[i] >= seq:  # ...reach it: it is in one of them
+                seqs.append(seq)
+                if len(seqs) >= limit:
+                    break
+        return [
+            Pending(*row)
+            for seq in seqs
+            for row in self.db.execute(
+                "SELECT seq, id, compact, photo FROM records WHERE seq = ?", (seq,)
+            )
+        ]
+
+    def park_retired(self, parked: Mapping[int, str]) -> None:
+        """Park records already retired: the server acknowledged them, later reported them
+        missing, and rejects them when they are sent again. Kept with the reason (and so never
+        pruned) for an engineer, as any rejected record."""
+        with self._write() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO parked(seq, reason) SELECT ?, ? "
+                "WHERE ? <= (SELECT acked_upto FROM progress)",
+                [(seq, reason, seq) for seq, reason in parked.items()],
+            )
+        for seq, reason in parked.items():
+            log.warning("record seq %d parked after it was sent again: %s", seq, reason)
 
     def prune_acked(self, older_than_s: float) -> int:
         """Forget acknowledged records older than ``older_than_s`` (bounded retention of

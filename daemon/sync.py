@@ -8,7 +8,13 @@ with a reason). Accepted and duplicate records are retired; rejected ones are pa
 reason for an engineer, never deleted and never retried forever. Anything else — a dead
 network, a TLS failure, a 5xx, a refused signature (401), an answer that does not follow the
 contract — retires nothing and backs off exponentially with full jitter and a cap, honouring
-``Retry-After``. A new record wakes the loop at once.
+``Retry-After``. A new record wakes the loop at once. Every answer is read within a deadline
+(:data:`DEADLINE_FACTOR` times ``timeout_s``, which bounds each wait) and up to a size
+(:data:`MAX_ANSWER_BYTES`, a roster :data:`MAX_ROSTER_BYTES`), so an API that trickles or
+floods cannot hang the one loop or fill the Pi's memory. A record is retired only on an
+answer that stands behind it (its own index, seq and id, within the answer's ``last_seq`` and
+outside its ``gaps``); records the API acknowledged earlier and now reports missing are sent
+again from the kiosk's copy, each once (:meth:`SyncClient.resend_missing`).
 
 After a key rotation (``kioskctl provision --force``) the API refuses requests signed by the
 new key (401) until it has accepted the ``key_rotation`` record, which only a records upload
@@ -53,6 +59,7 @@ May import: the standard library, ``httpx``, ``daemon.*`` (not drivers).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import email.utils
 import hashlib
@@ -98,6 +105,19 @@ DROPPED_LISTED = 20
 SPLIT_STATUSES = frozenset({400, 409, 413, 422})
 #: error codes that are never about one record, whatever the status
 NOT_ABOUT_A_RECORD = frozenset({"unauthorised", "unknown_device", "clock_skew", "wrong_device"})
+#: the most of an answer read into memory: every JSON answer of the contract fits with room to
+#: spare (a batch's 500 results with their gaps). A longer error answer is cut short here (only
+#: its status and ``error`` code matter); a longer 2xx answer is refused, nothing retired
+MAX_ANSWER_BYTES = 1 << 20
+#: the largest roster download taken: a roster larger than this is refused (``too_large``)
+#: and the last good one stays
+MAX_ROSTER_BYTES = 32 << 20
+#: a request and its whole answer must be done within this many times ``api.timeout_s``:
+#: ``timeout_s`` bounds each wait, so an answer trickled a byte at a time would otherwise never
+#: end, and the one loop would never get to the other jobs (docs/design-decisions.md, "Sync")
+DEADLINE_FACTOR = 12
+#: headers about how the answer travelled, not what it says (its body is kept decoded)
+_FRAMING = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,16 +151,25 @@ class DeviceRetired(ApiProtocolError):
     reason = "device_retired"
 
 
+def _loads(content: bytes) -> Any:
+    """JSON from the API. Raises ValueError for anything Python's parser will not take:
+    not JSON, not UTF-8, an integer of more than 4300 digits, and (as RecursionError before)
+    arrays or objects nested thousands deep, which must not stop the loop."""
+    try:
+        return json.loads(content)
+    except RecursionError as exc:
+        raise ValueError("JSON nested too deeply") from exc
+
+
 def _device_retired(response: httpx.Response) -> DeviceRetired | None:
     try:
-        body = response.json()
+        body = _loads(response.content)
     except ValueError:
         return None
     if not isinstance(body, dict) or body.get("error") != "device_retired":
         return None
-    return DeviceRetired(
-        f"{body.get('detail') or 'the central API retired this kiosk'} (403 device_retired)"
-    )
+    detail = _text(body.get("detail") or "the central API retired this kiosk")
+    return DeviceRetired(f"{detail} (403 device_retired)")
 
 
 class BatchRefused(ApiProtocolError):
@@ -159,6 +188,18 @@ class BatchRefused(ApiProtocolError):
         return self.status in SPLIT_STATUSES and self.error not in NOT_ABOUT_A_RECORD
 
 
+class AnswerTooLarge(ApiProtocolError):
+    """A successful answer longer than the bound for its request (:data:`MAX_ANSWER_BYTES`,
+    :data:`MAX_ROSTER_BYTES`): not read further, and taken as no answer."""
+
+    reason = "answer_too_large"
+
+    def __init__(self, message: str, limit: int, etag: str | None) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.etag = etag
+
+
 class BlobWaiting(ApiProtocolError):
     """A sealed blob cannot go up now (refused by the API with a 4xx other than 401, not
     readable, or lost and its loss not recordable); it stays on the kiosk, retried with its
@@ -167,15 +208,33 @@ class BlobWaiting(ApiProtocolError):
     reason = "blob_waiting"
 
 
+#: what a code from the API (an ``error``, a record's ``reason``) must look like to be kept,
+#: logged, parked with and sent in heartbeats: the contract's codes are all like this
+_CODE = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+def _code(value: object) -> str | None:
+    """``value`` when it is a code as the contract writes them, else None. Anything else the
+    API says (free text, a case reference, a megabyte, an object) is never kept or logged:
+    the API is not trusted to keep personal data out of what it answers."""
+    return value if isinstance(value, str) and _CODE.fullmatch(value) else None
+
+
+def _text(value: object, limit: int = 300) -> str:
+    """A line of the API's free text (an error's ``detail``) fit for the journal: printable,
+    one line, at most ``limit`` characters."""
+    line = "".join(c if c.isprintable() else " " for c in str(value))
+    return line[:limit] + ("..." if len(line) > limit else "")
+
+
 def _error_code(response: httpx.Response) -> str:
-    """The ``error`` of a JSON error answer, as a short safe code ("?" when there is none)."""
+    """The ``error`` of a JSON error answer, as a safe code ("?" when there is none, or it is
+    not a code)."""
     try:
-        body = response.json()
+        body = _loads(response.content)
     except ValueError:
         return "?"
-    error = body.get("error") if isinstance(body, dict) else None
-    code = re.sub(r"[^a-z0-9_.-]", "_", str(error).lower())[:40] if error else ""
-    return code or "?"
+    return _code(body.get("error") if isinstance(body, dict) else None) or "?"
 
 
 @dataclass(slots=True)
@@ -210,7 +269,7 @@ _AUTH_ADVICE = {
 
 def _auth_refused(response: httpx.Response) -> AuthRefused:
     try:
-        error = str(response.json().get("error", ""))
+        error = _code(_loads(response.content).get("error")) or ""
     except (ValueError, AttributeError):
         error = ""
     advice = _AUTH_ADVICE.get(
@@ -241,6 +300,77 @@ def _retry_after(response: httpx.Response) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         return None
+
+
+def _reason(value: object) -> str:
+    """A rejected record's reason as it is parked: the API's code, ``unspecified`` when it
+    gave none, ``unreadable_reason`` when what it gave is not a code (see :func:`_code`)."""
+    if value is None or value == "":
+        return "unspecified"
+    return _code(value) or "unreadable_reason"
+
+
+#: an ETag the kiosk keeps and sends back: visible ASCII, as RFC 9110 has it (obs-text aside)
+_ETAG = re.compile(r"[\x21-\x7e]{1,256}")
+
+
+def _etag(response: httpx.Response) -> str | None:
+    """The answer's ETag when the kiosk can send it back in If-None-Match, else None (then
+    the roster is downloaded whole each time, which costs only bandwidth)."""
+    value = response.headers.get("ETag")
+    return value if value is not None and _ETAG.fullmatch(value) else None
+
+
+def _read_or_none(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def _same_int(value: object, expected: int) -> bool:
+    """``value`` is the integer ``expected`` (not ``true`` for 1, nor ``1.0``)."""
+    return type(value) is int and value == expected
+
+
+def _chain_report(answer: Mapping[str, Any]) -> tuple[int, list[tuple[int, int]]]:
+    """A records answer's ``last_seq`` (the highest seq the API holds) and ``gaps`` (the
+    inclusive ranges it is missing), which the contract requires. Raises ApiProtocolError
+    when they are absent or not of that shape."""
+    last_seq, gaps = answer.get("last_seq"), answer.get("gaps")
+    bad = ApiProtocolError(
+        "the central API's answer has no usable last_seq and gaps (the contract requires "
+        "them); nothing retired, will retry"
+    )
+    if type(last_seq) is not int or last_seq < 0 or not isinstance(gaps, list):
+        raise bad
+    ranges: list[tuple[int, int]] = []
+    for gap in gaps:
+        if not (isinstance(gap, list) and len(gap) == 2 and all(type(n) is int for n in gap)):
+            raise bad
+        first, last = gap
+        if not 1 <= first <= last:
+            raise bad
+        ranges.append((first, last))
+    return last_seq, _merged(ranges)
+
+
+def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Inclusive ranges sorted, with those that overlap or touch made one."""
+    out: list[tuple[int, int]] = []
+    for first, last in sorted(ranges):
+        if out and first <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], last))
+        else:
+            out.append((first, last))
+    return out
+
+
+def _in_gaps(seq: int, gaps: list[tuple[int, int]], starts: list[int]) -> bool:
+    """``seq`` is in one of ``gaps`` (merged; ``starts`` their first seqs): by bisection, as an
+    answer may list tens of thousands of gaps."""
+    i = bisect.bisect_right(starts, seq) - 1
+    return i >= 0 and gaps[i][1] >= seq
 
 
 def batch_key(device: str, batch: list[Pending]) -> str:
@@ -288,6 +418,10 @@ class SyncClient:
         #: parts of the pending batch refused as a whole, by (first seq, last seq): a split
         #: search cut short by its budget carries on from them next time (see _bisect)
         self._refused_parts: dict[tuple[int, int], BatchRefused] = {}
+        #: the gaps of the API's latest records answer, and the acknowledged records sent
+        #: again since start because it reported them missing (each once: see resend_missing)
+        self._claimed: list[tuple[int, int]] = []
+        self._resent: set[int] = set()
         #: why the API's latest roster was refused (None: it was not), and whom the roster in
         #: use leaves out; read back from roster-status.json so a restart still reports them
         self.roster_refused: dict[str, Any] | None = None
@@ -335,6 +469,7 @@ class SyncClient:
         body: bytes = b"",
         headers: Mapping[str, str] | None = None,
         signed: bool = True,
+        limit: int = MAX_ANSWER_BYTES,
         _retried: bool = False,
     ) -> httpx.Response:
         hdrs = dict(headers or {})
@@ -343,7 +478,7 @@ class SyncClient:
                 self.key, self.device, method, self._path_prefix + path, body, self._now()
             )
         try:
-            response = await self._http.request(method, path, content=body, headers=hdrs)
+            response = await self._exchange(method, path, body, hdrs, limit)
         except httpx.ConnectError as exc:
             if isinstance(exc.__context__, ssl.SSLError) or "CERTIFICATE" in str(exc).upper():
                 raise TlsError(
@@ -358,6 +493,11 @@ class SyncClient:
             raise ApiUnreachable("the central API did not answer in time; will retry") from exc
         except httpx.TransportError as exc:
             raise ApiUnreachable(f"network error talking to the central API ({exc})") from exc
+        except httpx.DecodingError as exc:  # a Content-Encoding the body does not follow
+            raise ApiProtocolError(
+                "the central API's answer could not be decoded (its Content-Encoding is wrong); "
+                "nothing was retired. Will retry."
+            ) from exc
         if response.status_code in (429, 503) or response.status_code >= 500:
             raise RetryLater(
                 f"the central API answered {response.status_code}; will retry",
@@ -366,12 +506,52 @@ class SyncClient:
         if response.status_code == 401:
             if signed and not _retried and self._learn_api_clock(response):
                 return await self._request(
-                    method, path, body=body, headers=headers, signed=signed, _retried=True
-                )
+                    method, path, body=body, headers=headers, signed=signed, limit=limit,
+                    _retried=True,
+                )  # fmt: skip
             raise _auth_refused(response)
         if response.status_code == 403 and (retired := _device_retired(response)) is not None:
             raise retired
         return response
+
+    async def _exchange(
+        self, method: str, path: str, body: bytes, headers: Mapping[str, str], limit: int
+    ) -> httpx.Response:
+        """Send the request and read its answer, at most ``limit`` bytes of it (decoded), all
+        within the deadline (:data:`DEADLINE_FACTOR`). A longer 2xx answer raises
+        AnswerTooLarge; a longer error answer is cut short (its status is what counts). The
+        answer comes back whole in memory, as ``httpx.Response`` with the body decoded."""
+        deadline = self.api.timeout_s * DEADLINE_FACTOR
+        data = bytearray()
+        try:
+            async with (
+                asyncio.timeout(deadline),
+                self._http.stream(method, path, content=body, headers=headers) as streamed,
+            ):
+                async for chunk in streamed.aiter_bytes():
+                    data += chunk
+                    if len(data) <= limit:
+                        continue
+                    if streamed.is_success:
+                        what = "blob" if path.startswith("/v1/blobs/") else path.split("/")[-1]
+                        raise AnswerTooLarge(
+                            f"the central API's answer to {method} {what} is "
+                            f"larger than {limit // 1024} KiB, more than the contract allows; "
+                            "it was not read and nothing was retired. Will retry.",
+                            limit,
+                            streamed.headers.get("ETag"),
+                        )
+                    del data[limit:]
+                    break
+        except TimeoutError as exc:
+            raise ApiUnreachable(
+                f"the central API did not finish answering within {deadline:.0f} s; will retry. "
+                "Check-ins are kept safely on the kiosk."
+            ) from exc
+        keep = [(k, v) for k, v in streamed.headers.raw if k.lower().decode() not in _FRAMING]
+        return httpx.Response(
+            streamed.status_code, headers=keep, content=bytes(data), request=streamed.request
+        )
 
     def _now(self) -> float:
         """The time requests are signed with: ours when synchronised, else ours corrected by
@@ -384,7 +564,7 @@ class SyncClient:
         """After a ``clock_skew`` refusal: take the offset from the API's ``Date`` header.
         True when there is a new offset to retry with."""
         try:
-            if response.json().get("error") != "clock_skew":
+            if _loads(response.content).get("error") != "clock_skew":
                 return False
             api_now = email.utils.parsedate_to_datetime(response.headers["date"]).timestamp()
         except (ValueError, TypeError, KeyError, AttributeError):
@@ -403,8 +583,8 @@ class SyncClient:
     @staticmethod
     def _json(response: httpx.Response) -> Any:
         try:
-            return response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return _loads(response.content)
+        except ValueError as exc:
             raise ApiProtocolError(
                 f"the central API answered {response.status_code} with something that is not "
                 "JSON; nothing was retired. Will retry."
@@ -459,12 +639,21 @@ class SyncClient:
         if hashlib.sha256(data).hexdigest() != sha:
             self._lose_blob(sha, "damaged")
             return
-        response = await self._request(
-            "PUT",
-            f"/v1/blobs/{sha}",
-            body=data,
-            headers={"Content-Type": "application/octet-stream"},
-        )
+        try:
+            response = await self._request(
+                "PUT",
+                f"/v1/blobs/{sha}",
+                body=data,
+                headers={"Content-Type": "application/octet-stream"},
+            )
+        except (AuthRefused, DeviceRetired):
+            raise
+        except ApiProtocolError as exc:  # an answer it cannot read (too large, undecodable)
+            self._blob_failed(sha)
+            raise BlobWaiting(
+                f"the central API's answer to sealed blob {sha[:8]}.. could not be read "
+                f"({exc.reason}); it stays on the kiosk and is tried again later"
+            ) from exc
         if response.status_code in (200, 201):
             self.outbox.mark_blob_uploaded(sha)
             self._blob_retry.pop(sha, None)
@@ -518,10 +707,13 @@ class SyncClient:
                 log.warning("sync: %s; its record goes up without waiting", exc.message)
 
     # --- records --------------------------------------------------------------------------
-    async def _send(self, batch: list[Pending]) -> list[tuple[str, str | None]]:
+    async def _send(
+        self, batch: list[Pending], *, key: str | None = None
+    ) -> list[tuple[str, str | None]]:
         """POST one batch; return the API's verdict per record: (``accepted`` | ``duplicate``
         | ``rejected``, reason). Raises BatchRefused (a 4xx for the whole batch) or another
-        SyncError; nothing is retired here."""
+        SyncError; nothing is retired here. The answer's gaps are kept for
+        :meth:`resend_missing`."""
         body = json.dumps({"records": [p.compact for p in batch]}).encode()
         response = await self._request(
             "POST",
@@ -529,7 +721,7 @@ class SyncClient:
             body=body,
             headers={
                 "Content-Type": "application/json",
-                "Idempotency-Key": batch_key(self.device, batch),
+                "Idempotency-Key": key or batch_key(self.device, batch),
             },
         )
         if response.status_code != 200:
@@ -550,12 +742,14 @@ class SyncClient:
             raise ApiProtocolError(
                 "the central API's answer does not list one result per record; nothing retired"
             )
+        held_upto, gaps = _chain_report(answer)
+        starts = [first for first, _last in gaps]
         verdicts: list[tuple[str, str | None]] = []
         for index, (item, result) in enumerate(zip(batch, results, strict=True)):
             if (
                 not isinstance(result, dict)
-                or result.get("index", index) != index
-                or result.get("seq") != item.seq
+                or not _same_int(result.get("index", index), index)
+                or not _same_int(result.get("seq"), item.seq)
                 or result.get("id") != item.id
             ):
                 raise ApiProtocolError(
@@ -563,12 +757,65 @@ class SyncClient:
                 )
             status = result.get("status")
             if status in ("accepted", "duplicate"):
+                if item.seq > held_upto or _in_gaps(item.seq, gaps, starts):
+                    raise ApiProtocolError(
+                        f"the central API acknowledged record seq {item.seq} ({status}) but says "
+                        "in the same answer that it does not hold it (last_seq, gaps); nothing "
+                        "retired, will retry. If it lasts, tell the central API's service desk."
+                    )
                 verdicts.append((str(status), None))
             elif status == "rejected":
-                verdicts.append(("rejected", str(result.get("reason") or "unspecified")))
+                verdicts.append(("rejected", _reason(result.get("reason"))))
             else:
-                raise ApiProtocolError(f"unknown record status {status!r}; nothing retired")
+                raise ApiProtocolError(
+                    f"unknown record status {_code(status) or '?'}; nothing retired"
+                )
+        self._claimed = gaps
         return verdicts
+
+    async def resend_missing(self) -> int:
+        """Send again the records the API acknowledged earlier and now reports missing (in the
+        gaps of its latest answer: an API restored from a backup, or one that lost them),
+        those this kiosk still holds (acknowledged records are kept ``keep_acked_days``).
+        Each goes again at most once while kiosk-sync runs, under an Idempotency-Key of its
+        own (not the first batch's, whose stored answer would only be replayed): an API that
+        keeps saying so costs one request per record, not a loop. One it rejects now is
+        parked with the reason. Returns how many were sent again. Raises the SyncErrors that
+        mean no answer came (the network, the API busy, its refusal of this kiosk); then they
+        are tried again with the upload's backoff."""
+        claimed, self._claimed = self._claimed, []
+        after = sent = 0
+        while batch := self.outbox.retired_in(claimed, after=after, limit=self.api.batch_size):
+            after = batch[-1].seq
+            batch = [p for p in batch if p.seq not in self._resent]
+            if not batch:
+                continue
+            log.warning(
+                "the central API reports %d record(s) it acknowledged earlier as missing "
+                "(seq %d to %d); sending them again from this kiosk's copy",
+                len(batch),
+                batch[0].seq,
+                batch[-1].seq,
+            )
+            try:
+                verdicts = await self._send(batch, key="again:" + batch_key(self.device, batch))
+            except (AuthRefused, DeviceRetired):
+                self._claimed = claimed
+                raise
+            except ApiProtocolError as exc:  # an answer, and not a usable one: not again
+                log.error("sync: records sent again were not taken: %s", exc.message)
+                verdicts = []
+            except SyncError:
+                self._claimed = claimed
+                raise
+            self._resent.update(p.seq for p in batch)
+            sent += len(batch)
+            parked = {item.seq: reason or "unspecified"
+                      for item, (status, reason) in zip(batch, verdicts, strict=False)
+                      if status == "rejected"}  # fmt: skip
+            if parked:
+                self.outbox.park_retired(parked)
+        return sent
 
     async def _verdicts(self, batch: list[Pending]) -> list[tuple[str, str | None]]:
         """The verdict per record for ``batch``. A batch refused as a whole with a 4xx that may
@@ -684,6 +931,7 @@ class SyncClient:
         while True:
             batch = self.outbox.pending(self.api.batch_size)
             if not batch:
+                await self.resend_missing()
                 await self.upload_deferred_blobs()
                 return done
             outcome = await self.push_batch(batch)
@@ -768,25 +1016,42 @@ class SyncClient:
             return False
         etag_path = self.roster_path.with_suffix(".etag")
         headers = {}
-        if etag_path.exists() and self._roster_on_disk_usable():
-            headers["If-None-Match"] = etag_path.read_text().strip()
-        response = await self._request("GET", f"/v1/devices/{self.device}/roster", headers=headers)
+        saved = _read_or_none(etag_path)
+        offered = "" if saved is None else saved.decode("ascii", "replace").strip()
+        if _ETAG.fullmatch(offered) and self._roster_on_disk_usable():
+            headers["If-None-Match"] = offered
+        try:
+            response = await self._request(
+                "GET", f"/v1/devices/{self.device}/roster", headers=headers, limit=MAX_ROSTER_BYTES
+            )
+        except AnswerTooLarge as exc:
+            what = f"the download is larger than {exc.limit >> 20} MiB, the most the kiosk takes"
+            etag = exc.etag if exc.etag is not None and _ETAG.fullmatch(exc.etag) else None
+            self._refuse_roster("too_large", None, what, etag)
+            return False
+        if response.status_code == 304 and "If-None-Match" not in headers:
+            raise ApiProtocolError(
+                "the central API answered 304 Not Modified to a roster request that named no "
+                "roster; the kiosk keeps the one it has (if any) and asks again later"
+            )
         if response.status_code in (304, 404):  # the roster in use is the API's, or there is none
             self._save_roster_status(None, self.roster_dropped)
             return False
         if response.status_code != 200:
             raise ApiProtocolError(f"roster download failed ({response.status_code})")
-        etag = response.headers.get("ETag")
+        etag = _etag(response)
         try:
-            roster = parse_roster(json.loads(response.content), drop_bad_people=True)
+            roster = parse_roster(_loads(response.content), drop_bad_people=True)
         except RosterInvalid as exc:
             self._refuse_roster(exc.reason, exc.field, exc.what, etag)
             return False
-        except ValueError:  # not JSON, not UTF-8
+        except ValueError:  # not JSON, not UTF-8, or JSON Python's parser will not take
             self._refuse_roster("not_json", None, "the download is not JSON", etag)
             return False
         try:
-            write_private_file(self.roster_path, response.content)
+            same = _read_or_none(self.roster_path) == response.content
+            if not same:  # a new ETag on the same roster (a changing ETag) writes no roster
+                write_private_file(self.roster_path, response.content)
             if etag:
                 write_private_file(etag_path, etag.encode())
             else:  # an ETag kept from an older roster would name the wrong one
@@ -794,6 +1059,9 @@ class SyncClient:
         except OSError as exc:
             raise StorageError(f"the new roster could not be saved ({exc.strerror})") from exc
         dropped = [str(d) for d in roster.dropped]
+        if same:
+            self._save_roster_status(None, dropped)
+            return False
         if dropped:
             log.warning(
                 "roster stored with %d entries left out (not valid): %s",

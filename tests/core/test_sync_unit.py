@@ -49,7 +49,8 @@ def _answer(statuses: list[str]) -> Callable[[httpx.Request], httpx.Response]:
             if st == "rejected":
                 r["reason"] = "schema"
             results.append(r)
-        return httpx.Response(200, json={"results": results, "last_seq": 0, "gaps": []})
+        top = max(r["seq"] for r in results)  # an honest API holds what it took
+        return httpx.Response(200, json={"results": results, "last_seq": top, "gaps": []})
 
     return handler
 
@@ -179,7 +180,8 @@ def _refusing(
             {"index": i, "seq": p["seq"], "id": p["id"], "status": "accepted"}
             for i, p in enumerate(payloads)
         ]
-        return httpx.Response(200, json={"results": results, "last_seq": 0, "gaps": []})
+        top = max(int(p["seq"]) for p in payloads)  # type: ignore[call-overload]
+        return httpx.Response(200, json={"results": results, "last_seq": top, "gaps": []})
 
     return handler, sent
 
@@ -240,7 +242,8 @@ async def test_a_refusal_from_an_outage_never_parks_a_record_the_api_takes_later
             return httpx.Response(422, json={"error": "schema", "detail": "refused"})
         results = [{"index": i, "seq": p["seq"], "id": p["id"], "status": "accepted"}
                    for i, p in enumerate(payloads)]  # fmt: skip
-        return httpx.Response(200, json={"results": results, "last_seq": 0, "gaps": []})
+        top = max(int(p["seq"]) for p in payloads)  # type: ignore[call-overload]
+        return httpx.Response(200, json={"results": results, "last_seq": top, "gaps": []})
 
     client = _many(tmp_path, 8, handler)
     with pytest.raises(BatchRefused, match="not one record's fault"):

@@ -102,6 +102,45 @@ async def test_api_going_away_piles_up_then_drains(tmp_path: Path) -> None:
     d.outbox.close()
 
 
+async def test_an_api_restored_from_an_old_backup_gets_its_lost_records_back(
+    tmp_path: Path,
+) -> None:
+    """The central database is restored from a backup taken before seqs 11-20 arrived, which
+    the kiosk had already retired (it keeps them keep_acked_days). Its next answer reports
+    them as a gap; the kiosk sends them again, and the chain at the API is whole."""
+    import shutil
+    import sqlite3
+
+    api = RefApi(tmp_path / "api")
+    api.start()
+    d = enrol(api, tmp_path / "dev")
+    client = _client(d)
+    _checkins(d, 10)
+    assert await client.drain() == 10
+    database = api.data / "refapi.sqlite3"
+    backup = tmp_path / "backup.sqlite3"
+    live, copy = sqlite3.connect(database), sqlite3.connect(backup)
+    live.backup(copy)
+    live.close()
+    copy.close()
+    _checkins(d, 10)
+    assert await client.drain() == 10
+    api.stop()  # the restore
+    for suffix in ("", "-wal", "-shm"):
+        database.with_name(database.name + suffix).unlink(missing_ok=True)
+    shutil.copyfile(backup, database)
+    api.start()
+    assert len(_server_chain(api, d.id)) == 10
+    _checkins(d, 1)
+    assert await client.drain() == 1
+    chain = _server_chain(api, d.id)
+    verify_chain(chain, d.key.public_key(), d.id, head_seq=21)
+    assert d.outbox.stats().depth == 0 and d.outbox.parked() == []
+    await client.aclose()
+    api.stop()
+    d.outbox.close()
+
+
 @pytest.mark.parametrize("fault", ["500", "503:7", "garbage", "lie"])
 async def test_server_faults_lose_and_double_nothing(
     api: RefApi, device: Device, fault: str
