@@ -31,7 +31,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,6 +112,8 @@ _COMPAT_TABLE = (
 )
 
 ANCHOR_HINT = "chain-anchor.json"
+#: the reason of a parked record an engineer asked to send again, before its old reason
+SEND_AGAIN = "send_again:"
 _INSERT_RECORD = (
     "INSERT INTO records(seq, id, type, compact, photo, created_ns, created_at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -740,6 +742,59 @@ class Outbox:
             )
         for seq, reason in parked.items():
             log.warning("record seq %d parked after it was sent again: %s", seq, reason)
+
+    def ask_again(
+        self, seqs: Iterable[int] | None = None, *, reason: str | None = None
+    ) -> list[int]:
+        """An engineer asks for parked records to be sent again (the API's fault is fixed: a
+        key mix-up, a bad deployment), all of them, or those in ``seqs``, or those parked for
+        ``reason``. They stay parked (kept, never pruned) with the reason
+        ``send_again:<reason>`` until kiosk-sync sends them (:meth:`asked_again`): taken,
+        they are unparked; rejected again, parked with the new reason. Returns their seqs."""
+        wanted = None if seqs is None else set(seqs)
+        chosen = [
+            (seq, old)
+            for seq, _type, old in self.parked()
+            if not old.startswith(SEND_AGAIN)
+            and (wanted is None or seq in wanted)
+            and (reason is None or old == reason)
+        ]
+        with self._write() as db:
+            db.executemany(
+                "UPDATE parked SET reason = ? WHERE seq = ?",
+                [(SEND_AGAIN + old, seq) for seq, old in chosen],
+            )
+        for seq, old in chosen:
+            log.warning("record seq %d (parked: %s) is to be sent again", seq, old)
+        return [seq for seq, _old in chosen]
+
+    def asked_again(self, *, after: int = 0, limit: int = 500) -> list[Pending]:
+        """The parked records an engineer asked to send again (:meth:`ask_again`) above
+        ``after``, oldest first, at most ``limit``."""
+        return [
+            Pending(*row)
+            for row in self.db.execute(
+                "SELECT r.seq, r.id, r.compact, r.photo FROM parked p JOIN records r USING (seq) "
+                "WHERE p.seq > ? AND substr(p.reason, 1, ?) = ? ORDER BY p.seq LIMIT ?",
+                (after, len(SEND_AGAIN), SEND_AGAIN, limit),
+            )
+        ]
+
+    def sent_again(self, taken: Iterable[int], rejected: Mapping[int, str]) -> None:
+        """The answer for records sent again on an engineer's request: ``taken`` ones (accepted
+        or already held) are no longer parked; ``rejected`` ones stay parked with the new
+        reason."""
+        with self._write() as db:
+            db.executemany(
+                "DELETE FROM parked WHERE seq = ? AND substr(reason, 1, ?) = ?",
+                [(seq, len(SEND_AGAIN), SEND_AGAIN) for seq in taken],
+            )
+            db.executemany(
+                "UPDATE parked SET reason = ? WHERE seq = ?",
+                [(reason, seq) for seq, reason in rejected.items()],
+            )
+        for seq, reason in rejected.items():
+            log.warning("record seq %d parked again after it was sent again: %s", seq, reason)
 
     def prune_acked(self, older_than_s: float) -> int:
         """Forget acknowledged records older than ``older_than_s`` (bounded retention of

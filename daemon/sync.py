@@ -68,6 +68,7 @@ import logging
 import math
 import random
 import re
+import secrets
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
@@ -422,6 +423,8 @@ class SyncClient:
         #: again since start because it reported them missing (each once: see resend_missing)
         self._claimed: list[tuple[int, int]] = []
         self._resent: set[int] = set()
+        #: records asked again whose answer could not be read: not again in this run
+        self._asked_unreadable: set[int] = set()
         #: why the API's latest roster was refused (None: it was not), and whom the roster in
         #: use leaves out; read back from roster-status.json so a restart still reports them
         self.roster_refused: dict[str, Any] | None = None
@@ -815,7 +818,43 @@ class SyncClient:
                       if status == "rejected"}  # fmt: skip
             if parked:
                 self.outbox.park_retired(parked)
-        return sent
+        taken, rejected = await self.send_asked_again()
+        return sent + taken + rejected
+
+    async def send_asked_again(self) -> tuple[int, int]:
+        """Send the parked records an engineer asked to send again (``kioskctl outbox
+        send-again``, once the API's fault is fixed): taken, they are no longer parked;
+        rejected again, parked with the new reason. An answer that cannot be read leaves them
+        asked, not sent again until kiosk-sync restarts (no loop). Returns how many were taken
+        and how many rejected again. Raises the SyncErrors that mean no answer came; they are
+        tried again with the upload's backoff."""
+        after = taken_n = rejected_n = 0
+        while batch := self.outbox.asked_again(after=after, limit=self.api.batch_size):
+            after = batch[-1].seq
+            batch = [p for p in batch if p.seq not in self._asked_unreadable]
+            if not batch:
+                continue
+            try:
+                # a key of its own each time: an earlier request for these seqs (the first
+                # send, or an earlier ask) has a stored answer that would only be replayed;
+                # a record the API took meanwhile comes back as a duplicate
+                key = f"asked:{secrets.token_hex(8)}:" + batch_key(self.device, batch)
+                verdicts = await self._send(batch, key=key)
+            except ApiProtocolError as exc:
+                log.error("sync: records sent again were not taken: %s", exc.message)
+                self._asked_unreadable.update(p.seq for p in batch)
+                continue
+            taken = [item.seq for item, (status, _r) in zip(batch, verdicts, strict=True)
+                     if status != "rejected"]  # fmt: skip
+            rejected = {item.seq: reason or "unspecified"
+                        for item, (status, reason) in zip(batch, verdicts, strict=True)
+                        if status == "rejected"}  # fmt: skip
+            self.outbox.sent_again(taken, rejected)
+            log.info("sync: %d parked record(s) sent again: %d taken, %d rejected again",
+                     len(batch), len(taken), len(rejected))  # fmt: skip
+            taken_n += len(taken)
+            rejected_n += len(rejected)
+        return taken_n, rejected_n
 
     async def _verdicts(self, batch: list[Pending]) -> list[tuple[str, str | None]]:
         """The verdict per record for ``batch``. A batch refused as a whole with a 4xx that may

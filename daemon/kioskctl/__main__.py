@@ -141,6 +141,11 @@ def _parser() -> argparse.ArgumentParser:
     ol = _add(obs, "list", help="seq, state, type, time, flags (no personal data)")
     ol.add_argument("--parked", action="store_true", help="only records the API rejected")
     _add(obs, "verify", help="verify signatures and the hash chain of every record held")
+    oa = _add(obs, "send-again", help="send parked records again (the API's fault is fixed)")
+    which = oa.add_mutually_exclusive_group(required=True)
+    which.add_argument("--seq", type=int, nargs="+", help="these records (seq numbers)")
+    which.add_argument("--reason", help="every record parked for this reason (as listed)")
+    which.add_argument("--all", action="store_true", help="every parked record")
     oe = _add(obs, "export", help="compact JWS lines for an auditor (logged: who and why)")
     oe.add_argument(
         "--operator",
@@ -440,6 +445,18 @@ def _outbox(args: argparse.Namespace, ctx: Context, out: TextIO, err: TextIO) ->
     with outboxcmd.open_for(ctx) as outbox:
         if args.action == "list":
             print(outboxcmd.format_rows(list(outboxcmd.rows(outbox, parked_only=args.parked))),
+                  file=out)  # fmt: skip
+            return 0
+        if args.action == "send-again":
+            asked = outbox.ask_again(args.seq, reason=args.reason)
+            if not asked:
+                print("kioskctl: no parked record matches; nothing will be sent again "
+                      "(`kioskctl outbox list --parked` shows them)", file=err)  # fmt: skip
+                return 1
+            shown = ", ".join(str(seq) for seq in asked[:20]) + (" …" if len(asked) > 20 else "")
+            print(f"{len(asked)} parked record(s) will be sent again by kiosk-sync, within "
+                  "seconds while the API is reachable (`kioskctl sync` sends them now); "
+                  "rejected again, they stay parked with the new reason. seq: " + shown,
                   file=out)  # fmt: skip
             return 0
         if args.action == "verify":

@@ -269,7 +269,9 @@ def check_outbox(ctx: Context) -> list[Check]:
                 "outbox parked",
                 f"{stats.parked} records were rejected by the API and are kept aside",
                 "list them with `kioskctl outbox list --parked` and send "
-                "`kioskctl outbox export --operator ID --purpose incident` to the central team",
+                "`kioskctl outbox export --operator ID --purpose incident` to the central team; "
+                "when they say the API's fault is fixed, `kioskctl outbox send-again --reason "
+                "<reason>` sends those again",
             )
         )
     else:

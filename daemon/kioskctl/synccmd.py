@@ -50,6 +50,10 @@ async def _sync(ctx: Context, progress: Progress) -> SyncResult:
                 dup += outcome.duplicate
                 rej += outcome.rejected
                 progress.advance(len(batch))
+            # parked records an engineer asked to send again (`outbox send-again`)
+            taken, again = await client.send_asked_again()
+            acc += taken
+            rej += again
             await client.upload_deferred_blobs()  # photos held back by a key rotation
             await client.heartbeat()
         finally:

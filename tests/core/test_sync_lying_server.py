@@ -549,3 +549,67 @@ async def test_a_photo_answer_that_cannot_be_read_holds_up_no_record(tmp_path: P
     st = ob.stats()
     assert (st.depth, st.parked, st.blobs_pending) == (0, 0, 1)
     await client.aclose()
+
+
+# --- records parked by an API's fault, sent again on an engineer's request --------------------
+
+
+def _rejecting(reason: str) -> Handler:
+    def handler(request: httpx.Request) -> httpx.Response:
+        payloads = _payloads(request)
+        results = [{"index": i, "seq": p["seq"], "id": p["id"], "status": "rejected",
+                    "reason": reason} for i, p in enumerate(payloads)]  # fmt: skip
+        first = int(str(payloads[0]["seq"]))
+        return httpx.Response(200, json={"results": results, "last_seq": first - 1, "gaps": []})
+
+    return handler
+
+
+async def test_parked_records_go_again_only_when_asked_and_each_answer_is_kept(
+    outbox: Outbox,
+) -> None:
+    """An API that rejects everything (its own fault) parks every record: nothing is sent
+    again by itself. Asked, kiosk-sync's drain sends them; the API, still faulty, rejects
+    them again with another reason (kept); an answer it cannot read leaves them asked
+    without a loop; fixed, it takes them and they are no longer parked."""
+    sent: list[int] = []
+
+    def counting(handler: Handler) -> Handler:
+        def wrapped(request: httpx.Request) -> httpx.Response:
+            sent.extend(int(str(p["seq"])) for p in _payloads(request))
+            return handler(request)
+
+        return wrapped
+
+    client = _client(outbox, counting(_rejecting("schema_invalid")))
+    assert await client.drain() == 5
+    assert {r for _s, _t, r in outbox.parked()} == {"schema_invalid"}
+    sent.clear()
+    assert await client.drain() == 0 and sent == []  # parked: never by itself
+    await client.aclose()
+
+    assert outbox.ask_again([2, 4]) == [2, 4]
+    assert outbox.ask_again([2, 4]) == []  # already asked: not twice
+    client = _client(outbox, counting(_rejecting("bad_signature")))
+    await client.drain()
+    assert sent == [2, 4]
+    assert dict((s, r) for s, _t, r in outbox.parked()) == {
+        1: "schema_invalid", 2: "bad_signature", 3: "schema_invalid", 4: "bad_signature",
+        5: "schema_invalid"}  # fmt: skip
+    await client.aclose()
+
+    assert outbox.ask_again(reason="schema_invalid") == [1, 3, 5]
+    sent.clear()
+    client = _client(outbox, counting(lambda r: httpx.Response(200, text="<html>oops")))
+    await client.drain()
+    await client.drain()
+    assert sent == [1, 3, 5]  # once in this run: an unreadable answer is not a loop
+    assert outbox.stats().parked == 5  # and nothing was taken for done
+    await client.aclose()
+
+    sent.clear()
+    client = _client(outbox, counting(lambda r: httpx.Response(200, json=_honest(r))))
+    await client.drain()
+    assert sent == [1, 3, 5]
+    assert [s for s, _t, _r in outbox.parked()] == [2, 4]  # not asked again: still parked
+    await client.aclose()

@@ -162,3 +162,47 @@ def test_a_deleted_outbox_is_reported_then_continued_and_the_api_accepts_what_fo
     code, out, _err = kiosk.run("doctor", "--no-hardware", "--json")
     row = {r["name"]: r for r in json.loads(out)["checks"]}["outbox integrity"]
     assert row["status"] == "pass", row
+
+
+def test_records_an_api_fault_rejected_are_sent_again_when_an_engineer_asks(
+    kiosk: Kiosk,
+) -> None:
+    """An API with a fault of its own (a bad deployment, a key mix-up) rejected check-ins: they
+    were parked, so on their own they would never reach it, and those visits would read as
+    missed. Once the fault is fixed, `outbox send-again` and a sync bring them in, each once;
+    the ones not asked for stay parked."""
+    add_checkins(kiosk, 4)  # seq 2-5, after the provisioning record
+    code, _out, err = kiosk.run("sync")
+    assert code == 0, err
+    add_checkins(kiosk, 3)  # seq 6-8: what the faulty API rejected
+    with kiosk.outbox() as outbox:  # the state its answer left (the sync tests make it so)
+        outbox.resolve(8, {6: "schema_invalid", 7: "schema_invalid", 8: "bad_signature"})
+    code, out, _err = kiosk.run("outbox", "list", "--parked")
+    assert [line.split()[0] for line in out.splitlines()[1:]] == ["6", "7", "8"]
+
+    code, out, err = kiosk.run("outbox", "send-again", "--reason", "no_such_reason")
+    assert code == 1 and "no parked record matches" in err
+    code, out, err = kiosk.run("outbox", "send-again", "--reason", "schema_invalid")
+    assert code == 0, err
+    assert out.startswith("2 parked record(s) will be sent again") and out.rstrip().endswith(
+        "seq: 6, 7"
+    )
+    code, out, _err = kiosk.run("outbox", "list", "--parked")  # still parked until taken
+    assert "send_again:schema_invalid" in out
+
+    code, out, err = kiosk.run("sync")
+    assert code == 0, err
+    store = kiosk.api.storage()
+    try:
+        held = sorted(seq for _d, seq, _c in store.export(kiosk.cfg.device.id))
+    finally:
+        store.close()
+    assert held == [1, 2, 3, 4, 5, 6, 7]  # 8 was not asked for
+    with kiosk.outbox() as outbox:
+        assert outbox.parked() == [(8, "checkin", "bad_signature")]
+    code, _out, _err = kiosk.run("sync")  # nothing more goes, nothing twice
+    store = kiosk.api.storage()
+    try:
+        assert store.count(kiosk.cfg.device.id) == 7
+    finally:
+        store.close()
