@@ -46,14 +46,6 @@ def _honest(request: httpx.Request) -> dict[str, object]:
     return {"results": results, "last_seq": max(int(str(p["seq"])) for p in payloads), "gaps": []}
 
 
-@pytest.fixture
-def outbox(tmp_path: Path) -> Outbox:
-    ob = open_outbox(tmp_path)
-    for i in range(5):
-        ob.append("checkin", synthetic_checkin(i))
-    return ob
-
-
 def _untouched(ob: Outbox) -> bool:
     st = ob.stats()
     return st.depth == 5 and st.parked == 0

@@ -55,14 +55,6 @@ def _answer(statuses: list[str]) -> Callable[[httpx.Request], httpx.Response]:
     return handler
 
 
-@pytest.fixture
-def outbox(tmp_path: Path) -> Outbox:
-    ob = open_outbox(tmp_path)
-    for i in range(5):
-        ob.append("checkin", synthetic_checkin(i))
-    return ob
-
-
 async def test_accepted_and_duplicate_retire_rejected_parks(outbox: Outbox) -> None:
     client = _client(outbox, _answer(["accepted", "duplicate", "rejected"]))
     assert await client.drain() == 5
