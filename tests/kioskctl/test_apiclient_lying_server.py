@@ -21,7 +21,7 @@ from daemon.kioskctl import apiclient
 from daemon.kioskctl.__main__ import main
 from daemon.kioskctl.parts import Parts
 from hil import pki as pkimod
-from tests.kioskctl.conftest import no_systemd
+from tests.kioskctl.conftest import Kiosk, no_systemd
 
 Handler = Callable[[httpx.Request], httpx.Response]
 TIMEOUT_S = 0.05  # each wait; the whole answer must come within 12 times this
@@ -132,3 +132,54 @@ def test_provision_refuses_a_ca_bundle_that_is_not_a_certificate(
     assert "CA bundle that is not a PEM certificate" in err and "[api_ca]" in err
     assert "Nothing was written on this kiosk" in err
     assert _nothing_written(tmp_path)
+
+
+# --- doctor: the api rows ------------------------------------------------------------------
+def _doctor_api(kiosk: Kiosk, health: Handler, roster: Handler) -> dict[str, dict[str, str]]:
+    import json
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return health(request) if request.url.path.endswith("/health") else roster(request)
+
+    mp = pytest.MonkeyPatch()
+    try:
+        _lying(mp, handler)
+        began = time.monotonic()
+        code, out, err = kiosk.run("doctor", "--json", "--no-hardware")
+        assert time.monotonic() - began < 5
+    finally:
+        mp.undo()
+    assert "Traceback" not in err
+    assert code in (0, 1)  # 1 with a failed row, 0 when the lie only warns
+    return {c["name"]: c for c in json.loads(out)["checks"]}
+
+
+def _dated(body: bytes, status: int = 200, date: str | None = None) -> Handler:
+    when = date or time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime())
+    return _answer(body, status, Date=when)
+
+
+DOCTOR_CASES = {
+    "health trickles": (_trickle, _dated(b"{}"), "api", "did not finish answering"),
+    "health floods": (_flood, _dated(b"{}"), "api", "larger than 1024 KiB"),
+    "health gzip lie": (GZIP_LIE, _dated(b"{}"), "api", "Content-Encoding is wrong"),
+    "garbage Date": (_dated(b"{}", date="yesterday-ish"), _dated(b"{}"), "clock skew",
+                     "Date header that is not a date"),
+    "401 deep json": (_dated(b"{}"), _dated(DEEP, 401), "api enrolment", "(401 )"),
+    "401 json list": (_dated(b"{}"), _dated(b"[1]", 401), "api enrolment", "(401 )"),
+    "roster trickles": (_dated(b"{}"), _trickle, "api enrolment", "did not finish answering"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", DOCTOR_CASES)
+def test_doctor_api_rows_against_a_lying_api(kiosk: Kiosk, case: str) -> None:
+    health, roster, row, must_say = DOCTOR_CASES[case]
+    rows = _doctor_api(kiosk, health, roster)
+    assert rows["api tls"]["status"] == "pass"  # the rows before the lie are kept
+    assert rows[row]["status"] in ("fail", "warn")
+    assert must_say in rows[row]["detail"] and rows[row]["fix"]
+    assert "crashed" not in json_text(rows)
+
+
+def json_text(rows: dict[str, dict[str, str]]) -> str:
+    return " ".join(r["detail"] for r in rows.values())
