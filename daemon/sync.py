@@ -118,7 +118,7 @@ MAX_ROSTER_BYTES = 32 << 20
 #: end, and the one loop would never get to the other jobs (docs/design-decisions.md, "Sync")
 DEADLINE_FACTOR = 12
 #: headers about how the answer travelled, not what it says (its body is kept decoded)
-_FRAMING = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+FRAMING_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +152,7 @@ class DeviceRetired(ApiProtocolError):
     reason = "device_retired"
 
 
-def _loads(content: bytes) -> Any:
+def loads_answer(content: bytes) -> Any:
     """JSON from the API. Raises ValueError for anything Python's parser will not take:
     not JSON, not UTF-8, an integer of more than 4300 digits, and (as RecursionError before)
     arrays or objects nested thousands deep, which must not stop the loop."""
@@ -164,7 +164,7 @@ def _loads(content: bytes) -> Any:
 
 def _device_retired(response: httpx.Response) -> DeviceRetired | None:
     try:
-        body = _loads(response.content)
+        body = loads_answer(response.content)
     except ValueError:
         return None
     if not isinstance(body, dict) or body.get("error") != "device_retired":
@@ -232,7 +232,7 @@ def _error_code(response: httpx.Response) -> str:
     """The ``error`` of a JSON error answer, as a safe code ("?" when there is none, or it is
     not a code)."""
     try:
-        body = _loads(response.content)
+        body = loads_answer(response.content)
     except ValueError:
         return "?"
     return _code(body.get("error") if isinstance(body, dict) else None) or "?"
@@ -270,7 +270,7 @@ _AUTH_ADVICE = {
 
 def _auth_refused(response: httpx.Response) -> AuthRefused:
     try:
-        error = _code(_loads(response.content).get("error")) or ""
+        error = _code(loads_answer(response.content).get("error")) or ""
     except (ValueError, AttributeError):
         error = ""
     advice = _AUTH_ADVICE.get(
@@ -551,7 +551,9 @@ class SyncClient:
                 f"the central API did not finish answering within {deadline:.0f} s; will retry. "
                 "Check-ins are kept safely on the kiosk."
             ) from exc
-        keep = [(k, v) for k, v in streamed.headers.raw if k.lower().decode() not in _FRAMING]
+        keep = [
+            (k, v) for k, v in streamed.headers.raw if k.lower().decode() not in FRAMING_HEADERS
+        ]
         return httpx.Response(
             streamed.status_code, headers=keep, content=bytes(data), request=streamed.request
         )
@@ -567,7 +569,7 @@ class SyncClient:
         """After a ``clock_skew`` refusal: take the offset from the API's ``Date`` header.
         True when there is a new offset to retry with."""
         try:
-            if _loads(response.content).get("error") != "clock_skew":
+            if loads_answer(response.content).get("error") != "clock_skew":
                 return False
             api_now = email.utils.parsedate_to_datetime(response.headers["date"]).timestamp()
         except (ValueError, TypeError, KeyError, AttributeError):
@@ -586,7 +588,7 @@ class SyncClient:
     @staticmethod
     def _json(response: httpx.Response) -> Any:
         try:
-            return _loads(response.content)
+            return loads_answer(response.content)
         except ValueError as exc:
             raise ApiProtocolError(
                 f"the central API answered {response.status_code} with something that is not "
@@ -1080,7 +1082,7 @@ class SyncClient:
             raise ApiProtocolError(f"roster download failed ({response.status_code})")
         etag = _etag(response)
         try:
-            roster = parse_roster(_loads(response.content), drop_bad_people=True)
+            roster = parse_roster(loads_answer(response.content), drop_bad_people=True)
         except RosterInvalid as exc:
             self._refuse_roster(exc.reason, exc.field, exc.what, etag)
             return False

@@ -561,7 +561,14 @@ def _skew(ctx: Context, response: httpx.Response) -> Check:
     header = response.headers.get("Date")
     if not header:
         return warned("clock skew", "the API sent no Date header", "compare the clocks by hand")
-    server = email.utils.parsedate_to_datetime(header).timestamp()
+    try:
+        server = email.utils.parsedate_to_datetime(header).timestamp()
+    except (ValueError, TypeError):
+        return warned(
+            "clock skew",
+            "the API sent a Date header that is not a date",
+            "compare the clocks by hand",
+        )
     skew = ctx.clock.wall() - server
     way = "ahead of" if skew > 0 else "behind"
     detail = f"the kiosk's clock is {abs(skew):.0f} s {way} the API's"
@@ -582,6 +589,13 @@ def _skew(ctx: Context, response: httpx.Response) -> Check:
 ROTATION_GRACE_S = 7 * 24 * 3600
 
 
+#: what to do when the API's answer is unusable (garbage, endless, slower than the deadline)
+LYING_API_FIX = (
+    "check that api.url is the central API (not a proxy or login page) and retry later; if it "
+    "persists, tell the central team"
+)
+
+
 def _enrolled(ctx: Context, http: httpx.Client) -> Check:
     try:
         key = load_key(ctx)
@@ -590,16 +604,18 @@ def _enrolled(ctx: Context, http: httpx.Client) -> Check:
     device = ctx.cfg.device.id
     try:
         response = apiclient.signed_get(
-            http, ctx.cfg.api, key, device, f"/v1/devices/{device}/roster", ctx.clock.wall()
-        )
+            http, ctx.cfg.api, key, device, f"/v1/devices/{device}/roster", ctx.clock.wall(),
+            cut_short=True,
+        )  # fmt: skip
+    except (apiclient.SlowAnswer, apiclient.BadAnswer) as exc:
+        return failed("api enrolment", f"the API {exc.what}", LYING_API_FIX)
     except httpx.HTTPError as exc:
         return failed("api enrolment", f"no answer ({exc.__class__.__name__})", "retry later")
     if response.status_code in (200, 304, 404):
         return passed("api enrolment", f"the API accepts {device}'s signed requests")
-    reason = ""
     try:
-        reason = str(response.json().get("error", ""))
-    except ValueError:
+        reason = str(apiclient.json_object(response).get("error", ""))[:60]
+    except apiclient.BadAnswer:
         reason = ""
     if reason == "unknown_device":
         return failed(
@@ -672,9 +688,11 @@ def check_api(ctx: Context) -> list[Check]:
         return rows
     try:
         with apiclient.client(ctx.cfg.api, ctx.net_timeout_s) as http:
-            response = http.get("/v1/health")
+            response = apiclient.request(http, "GET", "/v1/health")
             rows.append(_skew(ctx, response))
             rows.append(_enrolled(ctx, http))
+    except (apiclient.SlowAnswer, apiclient.BadAnswer) as exc:
+        rows.append(failed("api", f"the API {exc.what}", LYING_API_FIX))
     except httpx.HTTPError as exc:
         rows.append(
             failed("api", f"the API did not answer ({exc.__class__.__name__})", "retry later")

@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
 
@@ -102,7 +103,14 @@ def _enrol(
     }
     try:
         with apiclient.client(replace(api, ca_bundle=ca)) as http:
-            response = http.post("/v1/enrol", json=body)
+            response = apiclient.request(http, "POST", "/v1/enrol", json=body)
+            answer = apiclient.json_object(response) if response.is_success else {}
+    except (apiclient.SlowAnswer, apiclient.BadAnswer) as exc:
+        raise type(exc)(
+            f"the API at {api.url} {exc.what}. Nothing was changed on this kiosk. Check that "
+            "--api-url is the central API (not a proxy or login page) and retry; if the code "
+            "is then refused, ask the central team for a new one"
+        ) from exc
     except httpx.ConnectError as exc:
         if "CERTIFICATE_VERIFY_FAILED" in str(exc):
             raise TlsError(
@@ -116,12 +124,6 @@ def _enrol(
         raise ApiUnreachable(
             f"the API at {api.url} did not answer ({exc.__class__.__name__}); retry"
         ) from exc
-    try:
-        answer = response.json()
-    except ValueError:
-        answer = {}
-    if not isinstance(answer, dict):
-        answer = {}
     return response.status_code, answer
 
 
@@ -142,6 +144,25 @@ def _check_seal_key(seal_key: str, url: str, device: str) -> None:
             "provision again with a new code.",
             reason="seal_key",
         ) from exc
+
+
+def _check_api_ca(ca_pem: object, url: str, device: str) -> str:
+    """The API's CA bundle from the enrolment answer: none, or PEM certificates. Anything else
+    would be written as api.ca_bundle and stop kiosk-sync (78), so it stops provisioning
+    before anything is written."""
+    if ca_pem in (None, ""):
+        return ""
+    try:
+        if not isinstance(ca_pem, str) or not x509.load_pem_x509_certificates(ca_pem.encode()):
+            raise ValueError("no certificate")
+    except ValueError as exc:
+        raise EnrolmentRefused(
+            f"the API at {url} enrolled {device} but handed out a CA bundle that is not a PEM "
+            "certificate. Nothing was written on this kiosk. Ask the central team to fix the "
+            f"API's CA bundle and to retire {device}, then provision again with a new code.",
+            reason="api_ca",
+        ) from exc
+    return ca_pem
 
 
 def _check_arguments(device_id: str | None, api_url: str | None, ca: Path | None) -> None:
@@ -305,9 +326,10 @@ def provision(
             "run `kioskctl doctor` to check the API."
         )
     seal_key = str(answer.get("seal_public_key", "")) if status != 409 else ""
-    ca_pem = str(answer.get("api_ca_pem", "")) if status != 409 else ""
+    ca_pem = ""
     if status != 409:
         _check_seal_key(seal_key, cfg.api.url, cfg.device.id)
+        ca_pem = _check_api_ca(answer.get("api_ca_pem"), cfg.api.url, cfg.device.id)
 
     rotation_seq: int | None = None
     previous: list[str] = []
