@@ -19,8 +19,26 @@ from daemon.flow.effects import (
     TakePhoto,
     VerifyFinger,
 )
+from daemon.records import GENESIS
 from daemon.roster import parse_roster
 from tests.flow.kit import ALICE, DECLINED, NO_TEMPLATE, PLAIN, Run, roster_json
+
+
+def _record_payload(commit: Commit) -> dict[str, Any]:
+    """The record the outbox would make of ``commit`` (fixed envelope, the commit's fields)."""
+    return {
+        "v": 1,
+        "id": "019a0000-0000-7000-8000-000000000000",
+        "device": "kiosk-test",
+        "seq": 1,
+        "prev": GENESIS,
+        "type": commit.type,
+        "at": "2026-11-23T09:00:00Z",
+        "clock": {"synced": True, "boot_id": "b", "mono_ns": 1},
+        "app": "0.1.0",
+        "photo": commit.photo,
+        **commit.fields(),
+    }
 
 
 def test_normal_checkin_commits_once_and_shows_the_appointment_only_after_commit() -> None:
@@ -81,25 +99,13 @@ def test_normal_checkin_commits_once_and_shows_the_appointment_only_after_commit
 
 
 def test_commit_fields_are_accepted_by_the_record_schema() -> None:
-    from daemon.records import GENESIS, validate_payload
+    from daemon.records import validate_payload
 
     run = Run()
     run.to_confirm()
     run.send(ev.Finish)
     commit = run.last_commit()
-    payload = {
-        "v": 1,
-        "id": "019a0000-0000-7000-8000-000000000000",
-        "device": "kiosk-test",
-        "seq": 1,
-        "prev": GENESIS,
-        "type": commit.type,
-        "at": "2026-11-23T09:00:00Z",
-        "clock": {"synced": True, "boot_id": "b", "mono_ns": 1},
-        "app": "0.1.0",
-        "photo": commit.photo,
-        **commit.fields(),
-    }
+    payload = _record_payload(commit)
     validate_payload(payload)
 
 
@@ -225,7 +231,7 @@ def test_a_chosen_route_without_a_photo_still_gets_an_identity_check() -> None:
 
 
 def test_a_chosen_route_record_is_accepted_by_the_record_schema() -> None:
-    from daemon.records import GENESIS, validate_payload
+    from daemon.records import validate_payload
 
     run = Run()
     run.identify(DECLINED)
@@ -233,21 +239,7 @@ def test_a_chosen_route_record_is_accepted_by_the_record_schema() -> None:
     run.answer_all()
     run.send(ev.Finish)
     commit = run.last_commit()
-    validate_payload(
-        {
-            "v": 1,
-            "id": "019a0000-0000-7000-8000-000000000000",
-            "device": "kiosk-test",
-            "seq": 1,
-            "prev": GENESIS,
-            "type": commit.type,
-            "at": "2026-11-23T09:00:00Z",
-            "clock": {"synced": True, "boot_id": "b", "mono_ns": 1},
-            "app": "0.1.0",
-            "photo": commit.photo,
-            **commit.fields(),
-        }
-    )
+    validate_payload(_record_payload(commit))
 
 
 def test_flagged_answer_alerts_staff_at_once_and_records_see_officer() -> None:

@@ -2,17 +2,36 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from daemon.sealing import PHOTO_INFO, public_from_private, seal
+from hil.pki import Pki
 from hil.refapi.pgserver import PostgresUnavailable, TempPostgres
 from hil.refapi.pgstore import PostgresStorage
 from hil.refapi.storage import Storage
 from hil.refapi.testing import InProcess, SimDevice, in_process
 from hil.refapi.testing import refapi_server as refapi_server  # re-exported fixture
+
+
+async def stored_photo(api: InProcess, dev: SimDevice, pki: Pki, jpeg: bytes) -> str:
+    """Seal ``jpeg`` to ``pki``'s sealing key and upload it as ``dev``; return its sha256."""
+    blob = seal(jpeg, public_from_private(pki.seal_key.read_bytes()), PHOTO_INFO)
+    sha = hashlib.sha256(blob).hexdigest()
+    path = f"/v1/blobs/{sha}"
+    r = await api.client.put(path, content=blob, headers=dev.auth("PUT", path, blob))
+    assert r.status_code == 201
+    return sha
+
+
+def open_photo_args(api: InProcess, sha: str) -> list[str]:
+    """``kiosk-refapi open-photo`` for ``sha``, by a synthetic operator, for an audit."""
+    return ["open-photo", *api.where(), "--sha", sha, "--operator", "staff-042",
+            "--purpose", "audit"]  # fmt: skip
 
 
 class FakeClock:

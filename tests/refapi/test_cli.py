@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 
 from daemon.records import verify_chain
-from daemon.sealing import PHOTO_INFO, TEMPLATE_INFO, public_from_private, seal
+from daemon.sealing import TEMPLATE_INFO, public_from_private, seal
 from hil import pki as pkimod
 from hil.refapi.__main__ import main
 from hil.refapi.app import openapi_document
 from hil.refapi.testing import InProcess, SimDevice
+from tests.refapi.conftest import open_photo_args, stored_photo
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 
@@ -84,22 +85,9 @@ async def test_a_reviewer_opens_a_stored_photo_with_the_api_key_only(
 ) -> None:
     pki = pkimod.create(tmp_path / "pki")
     jpeg = b"\xff\xd8\xff synthetic jpeg \xff\xd9"
-    blob = seal(jpeg, public_from_private(pki.seal_key.read_bytes()), PHOTO_INFO)
-    sha = hashlib.sha256(blob).hexdigest()
-    path = f"/v1/blobs/{sha}"
-    r = await api.client.put(path, content=blob, headers=dev.auth("PUT", path, blob))
-    assert r.status_code == 201
+    sha = await stored_photo(api, dev, pki, jpeg)
     out = tmp_path / "photo.jpg"
-    base = [
-        "open-photo",
-        *api.where(),
-        "--sha",
-        sha,
-        "--operator",
-        "staff-042",
-        "--purpose",
-        "audit",
-    ]
+    base = open_photo_args(api, sha)
     # no key, no photo
     assert main([*base, "--seal-key", str(tmp_path / "missing.key"), "-o", str(out)]) == 2
     assert not out.exists()

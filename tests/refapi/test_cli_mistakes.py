@@ -4,7 +4,6 @@ line of the access log. Synthetic data only."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import stat
@@ -13,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from daemon.sealing import PHOTO_INFO, public_from_private, seal
 from hil import pki as pkimod
 from hil.refapi.__main__ import main
 from hil.refapi.pgserver import TempPostgres
 from hil.refapi.storage import SqliteStorage
 from hil.refapi.testing import InProcess, SimDevice
+from tests.refapi.conftest import open_photo_args, stored_photo
 
 
 def _access(api: InProcess) -> list[dict[str, object]]:
@@ -198,26 +197,9 @@ async def test_open_photo_with_the_tls_key_is_refused_and_logged(
     api: InProcess, dev: SimDevice, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     pki = pkimod.create(tmp_path / "pki")
-    blob = seal(b"\xff\xd8 synthetic \xff\xd9", public_from_private(pki.seal_key.read_bytes()),
-                PHOTO_INFO)  # fmt: skip
-    sha = hashlib.sha256(blob).hexdigest()
-    path = f"/v1/blobs/{sha}"
-    assert (
-        await api.client.put(path, content=blob, headers=dev.auth("PUT", path, blob))
-    ).is_success
+    sha = await stored_photo(api, dev, pki, b"\xff\xd8 synthetic \xff\xd9")
     out = tmp_path / "photo.jpg"
-    base = [
-        "open-photo",
-        *api.where(),
-        "--sha",
-        sha,
-        "--operator",
-        "staff-042",
-        "--purpose",
-        "audit",
-        "-o",
-        str(out),
-    ]
+    base = [*open_photo_args(api, sha), "-o", str(out)]
     assert main([*base, "--seal-key", str(pki.server_key)]) == 2
     err = capsys.readouterr().err
     assert "is not the API's sealing key (it is a PEM file: a TLS key?)" in err
