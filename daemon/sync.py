@@ -285,12 +285,63 @@ def _auth_refused(response: httpx.Response) -> AuthRefused:
     )
 
 
-def _ssl_context(api: ApiConfig) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=str(api.ca_bundle) if api.ca_bundle else None)
+def tls_context(ca_bundle: Path | None) -> ssl.SSLContext:
+    """Verification on, against ``ca_bundle`` or the system's CAs; TLS 1.2 or newer."""
+    ctx = ssl.create_default_context(cafile=str(ca_bundle) if ca_bundle else None)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+def ssl_context(api: ApiConfig) -> ssl.SSLContext:
+    """The TLS context for ``api``: :func:`tls_context` with the client certificate (mTLS)
+    when the configuration names one."""
+    ctx = tls_context(api.ca_bundle)
     if api.client_cert is not None and api.client_key is not None:
         ctx.load_cert_chain(str(api.client_cert), str(api.client_key))
     return ctx
+
+
+class TooLong(Exception):
+    """A 2xx answer longer than the limit :func:`read_answer` was given; ``headers`` are its
+    headers. The caller says what that means for its request."""
+
+    def __init__(self, headers: httpx.Headers) -> None:
+        super().__init__("answer longer than the limit")
+        self.headers = headers
+
+
+async def read_answer(
+    http: httpx.AsyncClient,
+    method: str,
+    path: str,
+    *,
+    deadline: float,
+    limit: int,
+    cut_short: bool = False,
+    **kw: Any,
+) -> httpx.Response:
+    """Send a request and read its answer, at most ``limit`` bytes of it (decoded), the whole
+    exchange (connecting, TLS, the headers and the body) within ``deadline`` seconds: the
+    client's timeout bounds each wait only, so an API that trickles a byte at a time, in its
+    headers or its body, would otherwise never be done. A longer 2xx answer raises
+    :class:`TooLong` unless ``cut_short`` (only its status counts); a longer error answer is
+    always cut short. The answer comes back whole in memory, as ``httpx.Response`` with the
+    body decoded. Raises TimeoutError past the deadline, ``httpx.HTTPError`` for the network
+    and for a body that cannot be decoded."""
+    data = bytearray()
+    async with asyncio.timeout(deadline), http.stream(method, path, **kw) as streamed:
+        async for chunk in streamed.aiter_bytes():
+            data += chunk
+            if len(data) <= limit:
+                continue
+            if streamed.is_success and not cut_short:
+                raise TooLong(streamed.headers)
+            del data[limit:]
+            break
+    keep = [(k, v) for k, v in streamed.headers.raw if k.lower().decode() not in FRAMING_HEADERS]
+    return httpx.Response(
+        streamed.status_code, headers=keep, content=bytes(data), request=streamed.request
+    )
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -441,7 +492,7 @@ class SyncClient:
             # TCP_NODELAY: a request's headers and body go out as separate segments; with
             # Nagle's algorithm the body waits for the server's delayed ACK (~40 ms a request).
             transport = httpx.AsyncHTTPTransport(
-                verify=_ssl_context(api),
+                verify=ssl_context(api),
                 socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
             )
         kwargs["transport"] = transport
@@ -525,38 +576,25 @@ class SyncClient:
         AnswerTooLarge; a longer error answer is cut short (its status is what counts). The
         answer comes back whole in memory, as ``httpx.Response`` with the body decoded."""
         deadline = self.api.timeout_s * DEADLINE_FACTOR
-        data = bytearray()
         try:
-            async with (
-                asyncio.timeout(deadline),
-                self._http.stream(method, path, content=body, headers=headers) as streamed,
-            ):
-                async for chunk in streamed.aiter_bytes():
-                    data += chunk
-                    if len(data) <= limit:
-                        continue
-                    if streamed.is_success:
-                        what = "blob" if path.startswith("/v1/blobs/") else path.split("/")[-1]
-                        raise AnswerTooLarge(
-                            f"the central API's answer to {method} {what} is "
-                            f"larger than {limit // 1024} KiB, more than the contract allows; "
-                            "it was not read and nothing was retired. Will retry.",
-                            limit,
-                            streamed.headers.get("ETag"),
-                        )
-                    del data[limit:]
-                    break
+            return await read_answer(
+                self._http, method, path, deadline=deadline, limit=limit, content=body,
+                headers=headers,
+            )  # fmt: skip
         except TimeoutError as exc:
             raise ApiUnreachable(
                 f"the central API did not finish answering within {deadline:.0f} s; will retry. "
                 "Check-ins are kept safely on the kiosk."
             ) from exc
-        keep = [
-            (k, v) for k, v in streamed.headers.raw if k.lower().decode() not in FRAMING_HEADERS
-        ]
-        return httpx.Response(
-            streamed.status_code, headers=keep, content=bytes(data), request=streamed.request
-        )
+        except TooLong as exc:
+            what = "blob" if path.startswith("/v1/blobs/") else path.split("/")[-1]
+            raise AnswerTooLarge(
+                f"the central API's answer to {method} {what} is larger than "
+                f"{limit // 1024} KiB, more than the contract allows; it was not read and "
+                "nothing was retired. Will retry.",
+                limit,
+                exc.headers.get("ETag"),
+            ) from None
 
     def _now(self) -> float:
         """The time requests are signed with: ours when synchronised, else ours corrected by

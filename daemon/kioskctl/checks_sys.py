@@ -34,7 +34,7 @@ from daemon.kioskctl.identity import enrolment_path, load_enrolment
 from daemon.kioskctl.report import Check, failed, passed, warned
 from daemon.outbox import Outbox, read_anchor_hint
 from daemon.roster import RosterInvalid, parse_roster
-from daemon.sync import ROSTER_STATUS
+from daemon.sync import ROSTER_STATUS, tls_context
 from daemon.tokenkey import key_backend
 
 MB = 1024 * 1024
@@ -515,7 +515,7 @@ def _tls(ctx: Context, host: str, port: int) -> Check:
     try:
         with (
             socket.create_connection((host, port), timeout=ctx.net_timeout_s) as sock,
-            apiclient.tls_context(api.ca_bundle).wrap_socket(sock, server_hostname=host) as tls,
+            tls_context(api.ca_bundle).wrap_socket(sock, server_hostname=host) as tls,
         ):
             der = tls.getpeercert(binary_form=True)
     except ssl.SSLCertVerificationError as exc:
@@ -596,7 +596,7 @@ LYING_API_FIX = (
 )
 
 
-def _enrolled(ctx: Context, http: httpx.Client) -> Check:
+def _enrolled(ctx: Context, http: apiclient.Http) -> Check:
     try:
         key = load_key(ctx)
     except DeviceKeyError:

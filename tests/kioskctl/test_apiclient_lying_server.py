@@ -3,13 +3,18 @@ that lies: an answer that trickles forever, one that never ends, JSON Python's p
 a Content-Encoding the body does not follow, HTML or JSON of the wrong shape with a 200. The
 engineer must see one line saying what to do (or a doctor row), never a traceback or a hang,
 and provisioning must write nothing. The lying server is httpx.MockTransport (the seam the
-project owns) behind ``apiclient.client``; every body here is synthetic."""
+project owns) behind ``apiclient.client``, and for an answer whose headers trickle, a real TLS
+server on loopback; every body here is synthetic."""
 
 from __future__ import annotations
 
+import asyncio
 import io
+import socket
+import ssl
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,18 +33,17 @@ TIMEOUT_S = 0.05  # each wait; the whole answer must come within 12 times this
 
 
 def _lying(monkeypatch: pytest.MonkeyPatch, handler: Handler) -> None:
-    def client(api: Any, timeout_s: float | None = None) -> httpx.Client:
-        return httpx.Client(base_url=api.url.rstrip("/"), timeout=httpx.Timeout(TIMEOUT_S),
-                            transport=httpx.MockTransport(handler))  # fmt: skip
+    def client(api: Any, timeout_s: float | None = None) -> apiclient.Http:
+        return apiclient.Http(api, TIMEOUT_S, transport=httpx.MockTransport(handler))
 
     monkeypatch.setattr(apiclient, "client", client)
 
 
 def _trickle(request: httpx.Request) -> httpx.Response:
-    def body() -> Iterator[bytes]:
+    async def body() -> AsyncIterator[bytes]:
         end = time.monotonic() + 10  # the old client read all of it, 10 s; then gave up
         while time.monotonic() < end:
-            time.sleep(TIMEOUT_S / 5)  # each wait well inside the per-read timeout
+            await asyncio.sleep(TIMEOUT_S / 5)  # each wait well inside the per-read timeout
             yield b" "
 
     return httpx.Response(200, content=body())
@@ -49,7 +53,7 @@ PULLED: list[int] = []
 
 
 def _flood(request: httpx.Request) -> httpx.Response:
-    def body() -> Iterator[bytes]:
+    async def body() -> AsyncIterator[bytes]:
         for _ in range(1024):  # 64 MiB in all, as long as someone reads
             PULLED.append(1)
             yield b" " * 65536
@@ -83,10 +87,12 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> pkimod.Pki:
     return pkimod.create(tmp_path_factory.mktemp("pki"))
 
 
-def _provision(tmp_path: Path, pki: pkimod.Pki) -> tuple[int, str, str, float]:
+def _provision(
+    tmp_path: Path, pki: pkimod.Pki, url: str = "https://api.test/"
+) -> tuple[int, str, str, float]:
     out, err = io.StringIO(), io.StringIO()
     argv = ["--config", str(tmp_path / "etc" / "kiosk.toml"), "provision",
-            "--device-id", "kiosk-lie01", "--api-url", "https://api.test/",
+            "--device-id", "kiosk-lie01", "--api-url", url,
             "--ca", str(pki.ca_cert), "--code=synthetic-code-1",
             "--data-dir", str(tmp_path / "data"), "--allow-simulated"]  # fmt: skip
     began = time.monotonic()
@@ -131,6 +137,75 @@ def test_provision_refuses_a_ca_bundle_that_is_not_a_certificate(
     assert err.count("\n") == 1
     assert "CA bundle that is not a PEM certificate" in err and "[api_ca]" in err
     assert "Nothing was written on this kiosk" in err
+    assert _nothing_written(tmp_path)
+
+
+class SlowHeaders:
+    """A TLS server on loopback (the test PKI's certificate) that reads the request, then
+    sends its status line and headers a byte every ``TIMEOUT_S / 5``: each wait is well
+    inside the client's timeout and the whole never ends (a broken proxy, or a slow-loris
+    answer). It gives up after 30 s, so the old client, which bounded only the body, failed
+    the test in 30 s instead of hanging for hours."""
+
+    def __init__(self, pki: pkimod.Pki) -> None:
+        self._tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._tls.load_cert_chain(pki.server_cert, pki.server_key)
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self._sock.settimeout(0.1)
+        self.url = f"https://127.0.0.1:{self._sock.getsockname()[1]}/"
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            try:
+                with self._tls.wrap_socket(conn, server_side=True) as tls:
+                    tls.settimeout(5)
+                    tls.recv(65536)
+                    self._trickle(tls)
+            except (OSError, ssl.SSLError):
+                pass  # the client gave up and closed: as it should
+
+    def _trickle(self, tls: ssl.SSLSocket) -> None:
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Slow: " + b"a" * 50_000
+        give_up = time.monotonic() + 30
+        for i in range(len(head)):
+            if self._stop.is_set() or time.monotonic() > give_up:
+                return
+            tls.sendall(head[i : i + 1])
+            self.sent += 1
+            time.sleep(TIMEOUT_S / 5)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._sock.close()
+
+
+def test_provision_against_an_api_whose_headers_trickle_gives_up_within_the_deadline(
+    tmp_path: Path, pki: pkimod.Pki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real TLS, real sockets: only the timeout is made short. The deadline covers the
+    headers too, not only the body."""
+    real = apiclient.Http
+    monkeypatch.setattr(apiclient, "client", lambda api, timeout_s=None: real(api, TIMEOUT_S))
+    server = SlowHeaders(pki)
+    try:
+        code, _out, err, took = _provision(tmp_path, pki, server.url)
+    finally:
+        server.close()
+    assert code == 1
+    assert err.count("\n") == 1 and err.startswith(f"kioskctl: the API at {server.url}")
+    assert "did not finish answering within 0.6 s" in err
+    assert "Nothing was changed on this kiosk" in err
+    assert took < 3
+    assert server.sent > 10  # it was the headers that were slow: some had come
     assert _nothing_written(tmp_path)
 
 
