@@ -1000,8 +1000,9 @@ def create_app(settings: Settings) -> FastAPI:
     ) -> dict[str, Any]:
         """The service's evaluation figures over the last ``days`` (hil/refapi/figures.py):
         visits, fallback and manual-review rates, visit times, time to review, callback
-        fulfilment, on-time reporting, kiosk uptime (by device id: a retired chain counts for
-        its kiosk until its retirement), people who keep falling back."""
+        fulfilment, on-time reporting, kiosk uptime (by device id, from its first enrolment
+        when that was in the period: a retired chain counts for its kiosk until its
+        retirement), people who keep falling back."""
         until = settings.clock()
         kiosks = store.devices()
         records = [
@@ -1015,6 +1016,13 @@ def create_app(settings: Settings) -> FastAPI:
             d: [(float(h["received"]), h["body"]) for h in store.heartbeats(d, HEARTBEATS_READ)]
             for d in kiosks
         }
+        # a kiosk's in-service time starts at its first enrolment: its oldest chain's first
+        # key (a chain keeps its keys when retired)
+        enrolled: dict[str, float] = {}
+        for d in kiosks:
+            if keys := store.device_keys(d):
+                kiosk = device_of_chain(d)
+                enrolled[kiosk] = min(enrolled.get(kiosk, keys[0].since), keys[0].since)
         out = figures(
             Inputs(
                 since=until - days * 86400,
@@ -1024,6 +1032,7 @@ def create_app(settings: Settings) -> FastAPI:
                 outcomes=outcomes,
                 heartbeats=beats,
                 retired={r.chain: (r.device, r.at) for r in store.retirements()},
+                enrolled=enrolled,
                 rosters=rosters,
                 calendar=settings.calendar,
             )

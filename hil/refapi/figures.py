@@ -58,6 +58,10 @@ class Inputs:
     )
     #: retired chain (``<device>~<n>``) -> (its device id, when it was retired)
     retired: Mapping[str, tuple[str, float]] = field(default_factory=dict)
+    #: device id -> when it was first enrolled (its first chain's enrolment: a unit enrolled
+    #: again under the id after a retirement does not restart it); a device id not here is
+    #: taken to have been enrolled before the period
+    enrolled: Mapping[str, float] = field(default_factory=dict)
     #: the decoded roster of each device (for the appointments due)
     rosters: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: the working days that tasks fall due on
@@ -203,21 +207,29 @@ def _uptimes(inp: Inputs) -> dict[str, float]:
     running. A retired chain is not a kiosk of its own: the unit it was is the same kiosk's
     past, so its heartbeats count for its device id up to its retirement, and the time from
     its last one to the next unit's first is the kiosk's downtime. A device id is in service
-    for the whole period while it is enrolled, else until its last retirement (a kiosk taken
-    away is not down); one retired before the period is not listed."""
+    from its first enrolment (or the start of the period, whichever is later: a kiosk
+    installed part-way through was not down before it was there, and a unit enrolled again
+    after a retirement does not restart it) to the end of the period while it is enrolled,
+    else to its last retirement (a kiosk taken away is not down); one retired before the
+    period, or first enrolled after it, is not listed."""
+
+    def start(device: str) -> float:
+        return max(inp.since, inp.enrolled.get(device, inp.since))
+
     times: dict[str, list[float]] = {}
     end: dict[str, float] = {}
     for chain, beats in inp.heartbeats.items():
         device, stop = inp.retired.get(chain, (chain, inp.until))
         stop = min(stop, inp.until)
         end[device] = max(end.get(device, stop), stop)
+        first = start(device)
         times.setdefault(device, []).extend(
-            t for t, body in beats if inp.since <= t < stop and body.get("kiosk") == "running"
+            t for t, body in beats if first <= t < stop and body.get("kiosk") == "running"
         )
     return {
-        device: _uptime(sorted(times[device]), inp.since, end[device])
+        device: _uptime(sorted(times[device]), start(device), end[device])
         for device in sorted(times)
-        if end[device] > inp.since
+        if end[device] > start(device)
     }
 
 

@@ -174,3 +174,67 @@ def test_a_retired_chain_is_its_kiosk_until_it_was_retired_not_a_kiosk_of_its_ow
         "k2": round(30 / 40, 3),  # up to its retirement
         "k4": round(179 / 180, 3),
     }
+
+
+def _running(first: float, last: float) -> list[tuple[float, dict[str, Any]]]:
+    """A running heartbeat a minute from ``first`` to ``last`` (Unix seconds, inclusive)."""
+    return [(t, {"kiosk": "running"}) for t in map(float, range(int(first), int(last) + 1, 60))]
+
+
+def test_a_kiosk_enrolled_part_way_through_is_measured_from_its_enrolment() -> None:
+    """A kiosk installed on day 20 of a 28-day period was not down for the 20 days before it
+    was there: its uptime is the share of its own time in service, from its first enrolment
+    (a kiosk enrolled before the period is measured from the period's start)."""
+    since, until = MON, MON + 28 * DAY
+    day20 = since + 20 * DAY
+    gap = [b for b in _running(day20, until - 60) if not day20 + DAY <= b[0] < day20 + 2 * DAY]
+    out = figures(
+        Inputs(
+            since=since,
+            until=until,
+            heartbeats={
+                "k1": _running(day20, until - 60),  # never down since it was installed
+                "k2": gap,  # installed on day 20, down for a day of its 8
+                "k3": _running(since, until - 60),  # enrolled long before the period
+            },
+            enrolled={"k1": day20, "k2": day20, "k3": since - 90 * DAY},
+        )
+    )
+    assert out["uptime"] == {
+        "k1": 1.0,
+        "k2": round((DAY - 60 + 6 * DAY - 60) / (8 * DAY), 3),  # up before and after its gap
+        "k3": 1.0,
+    }
+
+
+def test_a_unit_enrolled_again_after_a_retirement_does_not_restart_its_kiosks_time() -> None:
+    """The in-service time of a device id starts at its first enrolment: a spare enrolled
+    under the id after the first unit's retirement is the same kiosk, so the swap's gap is
+    still its downtime and the time before the spare is not left out."""
+    since, until = MON, MON + 28 * DAY
+    first, died, retired = since + 10 * DAY, since + 15 * DAY, since + 16 * DAY
+    spare = since + 17 * DAY
+    out = figures(
+        Inputs(
+            since=since,
+            until=until,
+            heartbeats={"k1~1": _running(first, died), "k1": _running(spare, until - 60)},
+            retired={"k1~1": ("k1", retired)},
+            enrolled={"k1": first},  # the first unit's enrolment, not the spare's
+        )
+    )
+    assert out["uptime"] == {"k1": round((5 * DAY + 11 * DAY - 60) / (18 * DAY), 3)}
+
+
+def test_a_kiosk_enrolled_after_the_period_is_not_listed() -> None:
+    """As one retired before the period: it was not in service then, so it has no uptime."""
+    since, until = MON, MON + 7 * DAY
+    out = figures(
+        Inputs(
+            since=since,
+            until=until,
+            heartbeats={"k1": _running(since, until - 60), "k2": []},
+            enrolled={"k1": since - DAY, "k2": until + DAY},
+        )
+    )
+    assert out["uptime"] == {"k1": 1.0}

@@ -125,6 +125,32 @@ async def test_uptime_is_the_share_of_the_period_the_kiosk_said_it_was_running(
     assert r.json()["uptime"] == {dev.device: round(89 / 180, 3)}
 
 
+async def test_uptime_of_a_kiosk_enrolled_in_the_period_is_from_its_enrolment(
+    api: InProcess, clock: FakeClock
+) -> None:
+    """A kiosk installed part-way through the period was not down before it was there: its
+    uptime is the share of the time since its enrolment, as the store recorded it."""
+    start = clock.now
+    running = {"queue_depth": 0, "kiosk": "running"}
+    new = SimDevice(clock=clock)
+    clock.now = start + 60 * 60  # installed at minute 60 of 180
+    await api.enrol(new)
+    gappy = SimDevice(clock=clock)
+    clock.now = start + 120 * 60  # installed at minute 120, down from minute 150 to 170
+    await api.enrol(gappy)
+    for minute in range(60, 180):
+        api.storage.heartbeat(new.device, running, start + 60 * minute)
+        if minute >= 120 and not 150 < minute < 170:
+            api.storage.heartbeat(gappy.device, running, start + 60 * minute)
+    clock.now = start + 180 * 60
+    r = await api.client.get("/v1/admin/figures", params={"days": 180 / 1440}, headers=OFFICER)
+    assert r.status_code == 200, r.text
+    assert r.json()["uptime"] == {
+        new.device: round(119 / 120, 3),
+        gappy.device: round((30 + 9) / 60, 3),
+    }
+
+
 async def test_a_chosen_route_makes_no_identity_review_only_a_sampled_photo_check(
     api: InProcess, dev: SimDevice, clock: FakeClock
 ) -> None:

@@ -363,3 +363,29 @@ async def test_uptime_counts_a_retired_chain_for_its_kiosk_until_it_was_retired(
         dev.device: round((60 + 99) / 180, 3),  # down from minute 60 to 80: the swap
         removed.device: round(30 / 40, 3),
     }
+
+
+async def test_uptime_of_a_kiosk_enrolled_again_runs_from_its_first_enrolment(
+    api: InProcess, clock: FakeClock
+) -> None:
+    """A kiosk first enrolled part-way through the period is measured from then, and a spare
+    enrolled under its id after a retirement does not restart that: the first unit's time and
+    the swap's gap are still the kiosk's."""
+    start = clock.now
+    running = {"queue_depth": 0, "kiosk": "running"}
+    first = SimDevice(clock=clock)
+    clock.now = start + 30 * 60  # installed at minute 30 of 180
+    await api.enrol(first)
+    for minute in range(30, 91):  # it dies at minute 90
+        api.storage.heartbeat(first.device, running, start + 60 * minute)
+    clock.now = start + 100 * 60
+    await _retire(api, first.device)
+    spare = SimDevice(device=first.device, clock=clock)
+    clock.now = start + 110 * 60
+    await api.enrol(spare)
+    for minute in range(110, 180):
+        api.storage.heartbeat(spare.device, running, start + 60 * minute)
+    clock.now = start + 180 * 60
+    r = await api.client.get("/v1/admin/figures", params={"days": 180 / 1440}, headers=OP)
+    assert r.status_code == 200, r.text
+    assert r.json()["uptime"] == {first.device: round((60 + 69) / 150, 3)}
