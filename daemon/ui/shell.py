@@ -30,6 +30,7 @@ import html
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -134,6 +135,17 @@ _FALLBACK_SCRIPT = (
 )
 
 
+def _speaker_icon() -> str:
+    """The UI's own speaker pictogram (its ``i-speaker`` symbol in index.html), inline: the
+    page is a file with nothing beside it, and an emoji would need a colour-emoji font that
+    the image does not carry (it showed as an empty box). Empty when index.html lacks it."""
+    page = (Path(__file__).resolve().parent / "static" / "index.html").read_text("utf-8")
+    found = re.search(r'<symbol id="i-speaker" viewBox="0 0 24 24">(.*?)</symbol>', page)
+    if found is None:
+        return ""
+    return f'<svg viewBox="0 0 24 24" aria-hidden="true">{found.group(1)}</svg>'
+
+
 def write_fallback_page(
     folder: Path, catalogue: Catalogue | None = None, audio_dir: Path = INSTALLED_DIR
 ) -> str:
@@ -149,7 +161,7 @@ def write_fallback_page(
     for lang in sorted(LANGUAGES, key=lambda lang: lang != "cy"):
         sound = audio_dir / lang / f"{LOST}.wav"
         listen = (
-            f'<button data-play="{lang}"><span aria-hidden="true">&#128264; </span>'
+            f'<button data-play="{lang}">{_speaker_icon()}'
             f"{html.escape(catalogue.text(lang, 'common.listen'))}</button>"
             f'<audio id="say-{lang}" preload="auto" '
             f'src="{html.escape(sound.resolve().as_uri())}"></audio>'
@@ -163,12 +175,15 @@ def write_fallback_page(
         )
     page = (
         '<!doctype html><html lang="cy"><meta charset="utf-8"><title>Kiosk</title><style>'
-        "body{margin:0;font:1.6rem/1.4 sans-serif;background:#fff;color:#111;display:flex;"
-        "min-height:100vh;align-items:center;justify-content:center;gap:4rem;"
-        "cursor:none;user-select:none}section{max-width:40%}h1{font-size:2.6rem;margin:0 0 1rem}"
+        "body{margin:0;font:1.6rem/1.4 sans-serif;background:#fff;color:#111;"
+        "cursor:none;user-select:none}main{display:flex;min-height:100vh;align-items:center;"
+        "justify-content:center;gap:4rem}section{max-width:40%}h1{font-size:2.6rem;margin:0 0 1rem}"
         "button{font:inherit;min-height:4rem;min-width:12rem;margin-top:1.5rem;padding:0 1.5rem;"
-        "border:3px solid #111;border-radius:.75rem;background:#fff;color:#111}"
-        f"</style><body>{''.join(panels)}{_FALLBACK_SCRIPT if spoken else ''}</body></html>"
+        "border:3px solid #111;border-radius:.75rem;background:#fff;color:#111;display:inline-flex;"
+        "align-items:center;gap:.5em}svg{width:1.3em;height:1.3em;fill:none;stroke:currentColor;"
+        "stroke-width:2;stroke-linecap:round;stroke-linejoin:round}"
+        f"</style><body><main>{''.join(panels)}</main>{_FALLBACK_SCRIPT if spoken else ''}"
+        "</body></html>"
     )
     path = folder / FALLBACK_NAME
     path.write_text(page, encoding="utf-8")

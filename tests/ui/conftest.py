@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from axe_playwright_python.base import AXE_SCRIPT
 
 from daemon.ui.audio import generate
 from daemon.ui.preview import LiveUi, PreviewBridge
@@ -23,6 +24,33 @@ needs_browser = pytest.mark.skipif(
     not CHROMIUM.exists() or shutil.which("espeak-ng") is None,
     reason="Chromium or espeak-ng missing: run hil/test_deps.sh as root (make test does)",
 )
+
+
+#: What axe-core checks on every screen: the WCAG 2.0-2.2 A and AA rules and its best
+#: practices. One rule is off, on purpose: ``meta-viewport`` asks that pinch-zoom be allowed.
+#: On a shared kiosk a zoom would stay for the next person, half the screen out of reach, with
+#: no browser controls to undo it; text is enlarged by the page's own Bigger text button
+#: instead, which keeps every control on screen (tests/ui/test_browser.py, large text).
+AXE_RULES = {
+    "runOnly": {
+        "type": "tag",
+        "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"],
+    },
+    "rules": {"meta-viewport": {"enabled": False}},
+    "resultTypes": ["violations"],
+}
+
+
+def axe_violations(page: Any) -> list[str]:
+    """axe-core's findings on the page as it is now, one line per rule and element."""
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.evaluate(AXE_SCRIPT)  # axe-core, from the axe-playwright-python wheel
+    found = page.evaluate("(rules) => axe.run(document, rules)", AXE_RULES)
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {' '.join(n['target'])}"
+        for v in found["violations"]
+        for n in v["nodes"]
+    ]
 
 
 @pytest.fixture(scope="module")

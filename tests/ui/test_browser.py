@@ -5,7 +5,8 @@ person at the kiosk would see and do; the records the flow commits are asserted 
 tests/ui/test_daemon_e2e.py drives the real daemon and the reference API the same way.
 
 Every screen is also checked for touch targets (≥ 48 CSS px) and rendered text contrast
-(≥ 4.5:1), and photographed in both languages for docs/screenshots.
+(≥ 4.5:1), by axe-core for the WCAG 2.2 A and AA rules it can test (names, roles, languages,
+structure: see :data:`AXE_RULES`), and photographed in both languages for docs/screenshots.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from daemon.ui.preview import (
     PreviewBridge,
 )
 from hil.bench.ui import answer_questions, identify, seq, tap, wait_answer_ready, wait_screen
-from tests.ui.conftest import Kiosk, needs_browser
+from tests.ui.conftest import Kiosk, axe_violations, needs_browser
 from tests.ui.contrast import contrast
 
 pytestmark = needs_browser
@@ -65,6 +66,7 @@ AUDIT_JS = """() => {
 
 def audit(k: Kiosk) -> None:
     """WCAG checks on what is on screen now."""
+    assert axe_violations(k.page) == []
     found = k.page.evaluate(AUDIT_JS)
     assert found["buttons"], "every screen has something to touch"
     for b in found["buttons"]:

@@ -30,7 +30,7 @@ from daemon.ui.shell import (
     write_start_url,
 )
 from hil.bench.ui import CHROMIUM, CHROMIUM_FLAGS
-from tests.ui.conftest import needs_browser
+from tests.ui.conftest import axe_violations, needs_browser
 
 CAT = Catalogue.load()
 
@@ -262,7 +262,7 @@ def test_the_reception_page_speaks_its_words_in_each_language(
 ) -> None:
     """For people who read poorly: each panel's Listen, in its own language, plays the words
     the page shows (the prompts install-kiosk.sh made), from the local file, in real Chromium,
-    while there is no daemon to ask."""
+    while there is no daemon to ask. The page passes axe-core's WCAG rules like the UI's."""
     url = write_fallback_page(tmp_path, audio_dir=audio_dir)
     page_text = (tmp_path / "reception.html").read_text()
     assert "http" not in page_text  # nothing from the network, the sounds are local files
@@ -271,9 +271,12 @@ def test_the_reception_page_speaks_its_words_in_each_language(
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     try:
         page.goto(url)
+        assert axe_violations(page) == []
         for lang in ("cy", "en"):
             button = page.locator(f"button[data-play={lang}]")
-            assert button.inner_text().strip().endswith(CAT.text(lang, "common.listen"))
+            assert button.inner_text().strip() == CAT.text(lang, "common.listen")
+            icon = button.locator("svg").bounding_box()  # the UI's speaker, not an emoji
+            assert icon is not None and icon["width"] >= 20 and icon["height"] >= 20
             button.click()
             page.wait_for_function(
                 "(l) => { const a = document.getElementById('say-' + l);"
