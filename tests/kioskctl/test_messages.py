@@ -110,6 +110,19 @@ def test_a_one_shot_sync_against_a_stalled_api_does_not_promise_a_retry(kiosk: K
     assert "nothing was lost" in err and "run `kioskctl sync` again" in err
 
 
+def test_a_one_shot_sync_with_the_api_down_says_to_run_it_again(kiosk: Kiosk) -> None:
+    # the commonest case on site (network or API down): "will be sent later" is kiosk-sync's
+    # promise, not this command's
+    with stalled_api() as port:
+        pass  # closed again: nothing listens there now, the connection is refused
+    kiosk.edit("api", url=f"https://127.0.0.1:{port}/", timeout_s=0.5)
+    code, _out, err = kiosk.run("sync")
+    assert code == 1
+    assert "cannot reach the central API" in err
+    assert "will be sent later" not in err
+    assert "nothing was lost" in err and "run `kioskctl sync` again" in err
+
+
 def test_config_is_taken_after_the_command_too(kiosk: Kiosk) -> None:
     out, err = io.StringIO(), io.StringIO()
     from daemon.kioskctl.__main__ import main
