@@ -133,3 +133,13 @@ def test_config_is_taken_after_the_command_too(kiosk: Kiosk) -> None:
     code = main(["outbox", "list", "--config", str(kiosk.config)], parts=kiosk.parts,
                 clock=kiosk.clock, stdout=out, stderr=err)  # fmt: skip
     assert code == 0, err.getvalue()
+
+
+def test_the_summary_line_counts_one_warning_in_the_singular() -> None:
+    from daemon.kioskctl.report import failed, passed, to_table, warned
+
+    rows = [passed("key", "present"), warned("clock", "not synchronised", "timedatectl status")]
+    assert to_table(rows).splitlines()[-1] == "1 passed, 1 warning, 0 failed"
+    rows.append(warned("roster", "no roster yet", "start kiosk-sync"))
+    rows.append(failed("disk", "full", "free space"))
+    assert to_table(rows).splitlines()[-1] == "1 passed, 2 warnings, 1 failed"
