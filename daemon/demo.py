@@ -15,7 +15,7 @@
 6. prints a summary (records created, synced, verified by the API, chain intact) and leaves
    nothing running.
 
-Run: ``python -m daemon.demo [--folder .demo] [--slow]``.
+Run: ``python -m daemon.demo [--folder .demo] [--watch]``.
 """
 
 from __future__ import annotations

@@ -121,8 +121,9 @@ class TokenKeyBackend:
             pin = self.pin_file.read_text(encoding="utf-8").strip()
         except FileNotFoundError as exc:
             raise DeviceKeyError(
-                f"no PIN file for the hardware key at {self.pin_file}; provision the device "
-                "with `kioskctl provision` (it writes the file with mode 0600).",
+                f"no PIN file for the hardware key at {self.pin_file}; write the token's user "
+                "PIN there (one line, mode 0600, readable by the kiosk user), or correct "
+                "hardware_key.pin_file. `kioskctl provision` does not write it.",
                 reason="hardware_key",
             ) from exc
         except PermissionError as exc:

@@ -113,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true", help="machine-readable output")
     d.add_argument(
         "--no-hardware", action="store_true",
-        help="skip sensor, camera, GPIO and display (safe while kiosk.service runs)",
+        help="skip sensor, camera, GPIO, display and printer (safe while kiosk.service runs)",
     )  # fmt: skip
 
     s = _add(sub, "status", help="one screen: running, last check-in, last sync, alerts")

@@ -77,5 +77,6 @@ def to_table(checks: Sequence[Check], width: int | None = None) -> str:
                 out.append(f"{'':4}  {'':<{name_w}}  {'fix: ' if i == 0 else '     '}{more}")
     counts = {s: sum(1 for c in checks if c.status == s) for s in ("pass", "warn", "fail")}
     out.append("")
-    out.append(f"{counts['pass']} passed, {counts['warn']} warnings, {counts['fail']} failed")
+    warnings = "1 warning" if counts["warn"] == 1 else f"{counts['warn']} warnings"
+    out.append(f"{counts['pass']} passed, {warnings}, {counts['fail']} failed")
     return "\n".join(out)

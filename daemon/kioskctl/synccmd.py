@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from daemon.errors import SyncError
+from daemon.errors import ApiUnreachable, SyncError
 from daemon.kioskctl import outboxcmd
 from daemon.kioskctl.context import Context
 from daemon.kioskctl.identity import load_enrolment, save_enrolment
@@ -72,9 +72,12 @@ def _confirm_enrolment(data_dir: Path) -> None:
         save_enrolment(data_dir, replace(enrolment, api_confirmed=True))
 
 
-#: the sync daemon's own messages end so; this command tries once
+#: the sync daemon's own messages end so ("will retry", "... will be sent later"); this
+#: command tries once
 _WILL_RETRY = re.compile(
-    r"[\s;,.]*(?:check-ins are kept safely on the kiosk[;,.]?\s*)?will retry\.?\s*$", re.I
+    r"[\s;,.]*(?:check-ins are kept safely on the kiosk(?:[;,.]?\s*|\s+and\s+))?"
+    r"(?:will retry|will be sent later)\.?\s*$",
+    re.I,
 )
 ONCE = (
     "nothing was lost: the records stay queued on the kiosk. This command tries once: run "
@@ -88,7 +91,8 @@ def sync_now(ctx: Context, progress: Progress) -> SyncResult:
     try:
         return asyncio.run(_sync(ctx, progress))
     except SyncError as exc:
-        if not _WILL_RETRY.search(exc.message):
+        # an API that cannot be reached is always worth another try, whatever the message says
+        if not _WILL_RETRY.search(exc.message) and not isinstance(exc, ApiUnreachable):
             raise  # promises nothing (a retired device, a rejected key): as it is
         message = _WILL_RETRY.sub("", exc.message).rstrip()
         raise SyncError(f"{message}. {ONCE}", reason=exc.reason) from exc

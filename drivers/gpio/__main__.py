@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -10,9 +11,16 @@ from drivers.gpio.pinmap import load_pinmap, update_doc, wiring_table
 
 
 def main(argv: list[str]) -> int:
-    if argv:
-        changed = update_doc(Path(argv[0]), load_pinmap())
-        print(f"{argv[0]}: {'updated' if changed else 'already up to date'}")
+    parser = argparse.ArgumentParser(
+        prog="python -m drivers.gpio",
+        description="Print the wiring table from the pin map, or rewrite it in a document.",
+    )
+    parser.add_argument("doc", nargs="?", type=Path,
+                        help="a Markdown file holding the table, e.g. docs/drivers.md")  # fmt: skip
+    args = parser.parse_args(argv)
+    if args.doc is not None:
+        changed = update_doc(args.doc, load_pinmap())
+        print(f"{args.doc}: {'updated' if changed else 'already up to date'}")
     else:
         print(wiring_table(load_pinmap()), end="")
     return 0

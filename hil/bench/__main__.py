@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
 import os
@@ -28,7 +29,19 @@ def _meets(value: float, target: str) -> bool | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    wanted = (argv if argv is not None else sys.argv[1:]) or MODULES
+    parser = argparse.ArgumentParser(
+        prog="python -m hil.bench",
+        description="Run the benchmarks (all of them, or those named), print one line per "
+        "figure and write bench-results.json (docs/benchmarks.md).",
+    )
+    parser.add_argument(
+        "names", nargs="*", metavar="NAME",
+        help=f"a benchmark module: {', '.join(MODULES)} (default: all)",
+    )  # fmt: skip
+    wanted = parser.parse_args(argv if argv is not None else sys.argv[1:]).names or MODULES
+    unknown = [name for name in wanted if name not in MODULES]
+    if unknown:
+        parser.error(f"no benchmark {unknown[0]!r}: choose from {', '.join(MODULES)}")
     figures: dict[str, Figure] = {}
     for name in wanted:
         module = importlib.import_module(f"hil.bench.{name}")

@@ -107,8 +107,11 @@ def test_missing_pieces_say_what_to_do(backend: TokenKeyBackend, tmp_path: Path)
     with pytest.raises(DeviceKeyError, match="does not exist"):
         no_lib.load()
     no_pin = TokenKeyBackend(MODULE, backend.token, "device", tmp_path / "absent-pin")
-    with pytest.raises(DeviceKeyError, match="no PIN file"):
+    with pytest.raises(DeviceKeyError, match="no PIN file") as missing:
         no_pin.load()
+    # provision does not write the PIN file: the message must not send the engineer there
+    assert "write the token's user PIN there" in missing.value.message
+    assert "does not write it" in missing.value.message
 
 
 def test_configuration_chooses_the_token_and_names_bad_keys(tmp_path: Path) -> None:

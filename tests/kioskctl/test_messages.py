@@ -110,6 +110,19 @@ def test_a_one_shot_sync_against_a_stalled_api_does_not_promise_a_retry(kiosk: K
     assert "nothing was lost" in err and "run `kioskctl sync` again" in err
 
 
+def test_a_one_shot_sync_with_the_api_down_says_to_run_it_again(kiosk: Kiosk) -> None:
+    # the commonest case on site (network or API down): "will be sent later" is kiosk-sync's
+    # promise, not this command's
+    with stalled_api() as port:
+        pass  # closed again: nothing listens there now, the connection is refused
+    kiosk.edit("api", url=f"https://127.0.0.1:{port}/", timeout_s=0.5)
+    code, _out, err = kiosk.run("sync")
+    assert code == 1
+    assert "cannot reach the central API" in err
+    assert "will be sent later" not in err
+    assert "nothing was lost" in err and "run `kioskctl sync` again" in err
+
+
 def test_config_is_taken_after_the_command_too(kiosk: Kiosk) -> None:
     out, err = io.StringIO(), io.StringIO()
     from daemon.kioskctl.__main__ import main
@@ -120,3 +133,13 @@ def test_config_is_taken_after_the_command_too(kiosk: Kiosk) -> None:
     code = main(["outbox", "list", "--config", str(kiosk.config)], parts=kiosk.parts,
                 clock=kiosk.clock, stdout=out, stderr=err)  # fmt: skip
     assert code == 0, err.getvalue()
+
+
+def test_the_summary_line_counts_one_warning_in_the_singular() -> None:
+    from daemon.kioskctl.report import failed, passed, to_table, warned
+
+    rows = [passed("key", "present"), warned("clock", "not synchronised", "timedatectl status")]
+    assert to_table(rows).splitlines()[-1] == "1 passed, 1 warning, 0 failed"
+    rows.append(warned("roster", "no roster yet", "start kiosk-sync"))
+    rows.append(failed("disk", "full", "free space"))
+    assert to_table(rows).splitlines()[-1] == "1 passed, 2 warnings, 1 failed"
