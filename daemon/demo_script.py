@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from daemon import health
 from daemon.app import KioskCore
 from daemon.config import Config
 from daemon.demo_support import PEOPLE, STAFF_PIN, Person
@@ -227,6 +228,10 @@ async def run_scene(
     stop = asyncio.Event()
     runner = CheckinRunner(core)
     task = asyncio.create_task(runner.run(stop))
+    # the health report kiosk.service keeps writing: kiosk-sync's heartbeats carry it, so the
+    # API sees this kiosk running (its parts, its screen), as it would a real one
+    health_file = health.path_for(cfg.device.data_dir)
+    reporting = asyncio.create_task(health.keep_writing(health_file, runner.health, stop))
     ui = None
     if watch:
         from daemon.ui.audio import AudioPromptError, generate
@@ -294,8 +299,10 @@ async def run_scene(
         if ui is not None:
             await ui.close()
         stop.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for running in (task, reporting):
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+        health_file.unlink(missing_ok=True)  # as kiosk.service does when it stops
         core.close()
 
 

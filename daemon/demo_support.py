@@ -138,7 +138,7 @@ seal_public_key = "{answer["seal_public_key"]}"
 batch_size = 100
 backoff_base_s = 0.2
 backoff_cap_s = 2.0
-heartbeat_s = 5.0
+heartbeat_s = 1.0
 roster_s = 2.0
 
 [fingerprint]
@@ -242,6 +242,8 @@ class Summary:
     flagged: int
     #: (check-ins whose attendance reference the API finds, check-ins with a reference)
     receipts: tuple[int, int] = (0, 0)
+    #: (heartbeats the API received from the kiosk, those saying the check-in process ran)
+    heartbeats: tuple[int, int] = (0, 0)
 
     def lines(self) -> list[str]:
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.by_type.items()))
@@ -254,6 +256,8 @@ class Summary:
             f"flagged for an officer       : {self.flagged}",
             f"attendance references found  : {self.receipts[0]} of {self.receipts[1]} "
             "(GET /v1/admin/receipts/{code})",
+            f"heartbeats received          : {self.heartbeats[0]}, {self.heartbeats[1]} of them "
+            "with the kiosk running",
         ]
 
 
@@ -261,6 +265,7 @@ def summarise(api: RefApi, device: DemoDevice, created: int) -> Summary:
     store = api.storage()
     try:
         compacts = [c for _d, _s, c in store.export(device.id)]
+        beats = [b["body"] for b in store.heartbeats(device.id, limit=10_000)]
     finally:
         store.close()
     intact = True
@@ -283,5 +288,6 @@ def summarise(api: RefApi, device: DemoDevice, created: int) -> Summary:
             found += answer.status_code == 200 and any(
                 x["seq"] == r.seq for x in answer.json()["records"]
             )
+    running = sum(b.get("kiosk") == "running" for b in beats)
     return Summary(created, len(compacts), len(records), intact, by_type, flagged,
-                   (found, len(people)))  # fmt: skip
+                   (found, len(people)), (len(beats), running))  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -109,6 +110,10 @@ def test_the_demo_runs_end_to_end(tmp_path: Path, capsys) -> None:  # type: igno
     assert "finger_enrolment 1" in out and "back again -> checkin" in out
     assert "identified by fingerprint" in out
     assert "attendance references found  : 7 of 7" in out  # each person's, at the API
+    # kiosk-sync's heartbeats carried the check-in process's health report: the API saw the
+    # kiosk running, not "kiosk_not_running" as when the demo wrote no report
+    beats = re.search(r"heartbeats received +: (\d+), (\d+) of them with the kiosk running", out)
+    assert beats is not None and int(beats[2]) >= 1
     assert "6 slips printed for people to take away" in out
     slips = sorted((tmp_path / "demo" / "kiosk" / "slips").glob("slip-*.png"))
     assert len(slips) == 6 and all(p.stat().st_size > 1000 for p in slips)
