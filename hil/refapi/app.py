@@ -33,6 +33,7 @@ from daemon.errors import DeviceKeyError, RecordError
 from daemon.keys import PublicKey, alg_of, load_public_pem
 from daemon.purposes import OPERATOR_ID, PURPOSES
 from daemon.records import (
+    MAX_SEQ,
     decode_unverified,
     normal_receipt_code,
     receipt_code_of_hash,
@@ -349,6 +350,9 @@ def _operator(
         )
     return Acting(op, x_purpose)
 
+
+#: a record's seq in a path: beyond :data:`MAX_SEQ` no record can be (422, not a store error)
+Seq = Annotated[int, PathParam(ge=1, le=MAX_SEQ)]
 
 #: the operator of a read of personal data (required); of another admin act (optional)
 Operator = Annotated[Acting, Depends(_operator)]
@@ -823,7 +827,7 @@ def create_app(settings: Settings) -> FastAPI:
     def list_records(
         device: str,
         op: Operator,
-        after_seq: Annotated[int, Query(ge=0)] = 0,
+        after_seq: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[dict[str, Any]]:
         """Stored records of one device in seq order, a page at a time (``after_seq``)."""
@@ -895,9 +899,7 @@ def create_app(settings: Settings) -> FastAPI:
         dependencies=[Depends(admin)],
         status_code=201,
     )
-    def review(
-        device: str, seq: Annotated[int, PathParam(ge=1)], body: Review, op: Operator
-    ) -> dict[str, Any]:
+    def review(device: str, seq: Seq, body: Review, op: Operator) -> dict[str, Any]:
         """Record the decision on one record (confirmed, confirmed with concern, rejected) by
         the reviewing officer, who is the operator (``reviewer`` must equal ``X-Operator``).
         Kept, never overwritten: a second decision is refused (409). A reviewed record
@@ -916,9 +918,7 @@ def create_app(settings: Settings) -> FastAPI:
         return {"device": device, "seq": seq, **saved}
 
     @app.get("/v1/admin/devices/{device}/records/{seq}/review", dependencies=[Depends(admin)])
-    def get_review(
-        device: str, seq: Annotated[int, PathParam(ge=1)], op: Operator
-    ) -> dict[str, Any]:
+    def get_review(device: str, seq: Seq, op: Operator) -> dict[str, Any]:
         found = store.review(device, seq)
         logged(op, "review.read", outcome="ok" if found else "not_found", device=device, seq=seq)
         if found is None:
@@ -968,7 +968,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     def close_task(
         device: str,
-        seq: Annotated[int, PathParam(ge=1)],
+        seq: Seq,
         kind: Literal["callback", "attention", "fault_followup"],
         body: TaskOutcome,
         op: Operator,
@@ -1077,7 +1077,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/v1/admin/access-log", dependencies=[Depends(admin)])
     def access_log(
         op: Operator,
-        after_id: Annotated[int, Query(ge=0)] = 0,
+        after_id: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         operator: Annotated[str | None, Query(pattern=f"^{OPERATOR_ID.pattern}$")] = None,
         device: str | None = None,
@@ -1307,6 +1307,10 @@ def _last_boot(store: Storage, device: str) -> dict[str, Any] | None:
     }
 
 
+def _valid_seq(seq: object) -> bool:
+    return isinstance(seq, int) and not isinstance(seq, bool) and 1 <= seq <= MAX_SEQ
+
+
 def _process_batch_locked(
     store: Storage,
     device: str,
@@ -1334,7 +1338,9 @@ def _process_batch_locked(
         except RecordError:
             parts.append(None)
     decoded = [None if p is None else p[1] for p in parts]
-    seqs = [p["seq"] for p in decoded if p and isinstance(p.get("seq"), int)]
+    # only seqs the schema allows: a huge one (unsigned, or signed by a faulty device) must not
+    # reach the store's 64-bit column; its record is rejected as ``schema`` below
+    seqs = [p["seq"] for p in decoded if p and _valid_seq(p.get("seq"))]
     ids = [str(p["id"]) for p in decoded if p and "id" in p]
     stored, known_ids = store.records_near(device, seqs, ids)
     batch_hash: dict[int, str] = {}

@@ -4,8 +4,11 @@ Both storage backends; synthetic data only."""
 
 from __future__ import annotations
 
+import base64
+import json
 import secrets
 
+from daemon.records import GENESIS, sign_record
 from hil.refapi.testing import InProcess, SimDevice
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}
@@ -29,3 +32,33 @@ async def test_a_public_key_that_is_not_ascii_is_refused_and_the_code_still_work
     assert api.storage.device(dev.device) is None
     r = await api.client.post("/v1/enrol", json=dev.enrol_body(code))
     assert r.status_code == 201
+
+
+async def test_a_number_too_big_for_the_store_in_a_query_or_path_is_a_422(
+    api: InProcess, dev: SimDevice
+) -> None:
+    for url in [
+        f"/v1/admin/devices/{dev.device}/records?after_seq={TOO_BIG}",
+        f"/v1/admin/access-log?after_id={TOO_BIG}",
+        f"/v1/admin/devices/{dev.device}/records/{TOO_BIG}/review",
+    ]:
+        r = await api.client.get(url, headers=OFFICER)
+        assert r.status_code == 422, (url, r.text)
+
+
+async def test_a_record_whose_seq_no_store_can_hold_is_rejected_not_a_crash(
+    api: InProcess, dev: SimDevice
+) -> None:
+    clock = {"synced": True, "boot_id": "00000000-0000-4000-8000-000000000001", "mono_ns": 1}
+    huge = [sign_record(dev.payload(s, GENESIS, clock=clock), dev.key)
+            for s in (2**53, TOO_BIG - 1, TOO_BIG)]  # fmt: skip
+    r = await api.push(dev, huge)
+    assert r.status_code == 200, r.text
+    assert [x["reason"] for x in r.json()["results"]] == ["schema"] * 3
+    assert api.storage.count(dev.device) == 0
+    # nor from anyone naming the device: a record nobody signed, its header a forgery
+    payload = base64.urlsafe_b64encode(json.dumps({"seq": 2**70}).encode()).rstrip(b"=")
+    unsigned = f"eyJhbGciOiJFUzI1NiJ9.{payload.decode()}.AAAA"
+    r = await api.push(SimDevice(device=dev.device, clock=dev.clock), [unsigned])
+    assert r.status_code == 401 and r.json()["error"] == "unauthorised", r.text
+    assert api.storage.count(dev.device) == 0
