@@ -694,7 +694,9 @@ def create_app(settings: Settings) -> FastAPI:
         if not isinstance(body, dict):
             raise _error(422, "schema", "the heartbeat must be a JSON object")
         try:
-            Heartbeat.model_validate(body)
+            # strict: a figure of another JSON type (false for a count, "3" for a number) is
+            # refused, not coerced; the heartbeat is kept as sent, so it must be as documented
+            Heartbeat.model_validate(body, strict=True)
         except ValueError as exc:
             raise _error(422, "schema", "a heartbeat figure has the wrong type") from exc
         store.heartbeat(device, body, settings.clock())

@@ -62,3 +62,14 @@ async def test_a_record_whose_seq_no_store_can_hold_is_rejected_not_a_crash(
     r = await api.push(SimDevice(device=dev.device, clock=dev.clock), [unsigned])
     assert r.status_code == 401 and r.json()["error"] == "unauthorised", r.text
     assert api.storage.count(dev.device) == 0
+
+
+async def test_a_heartbeat_figure_of_another_json_type_is_refused_and_not_kept(
+    api: InProcess, dev: SimDevice
+) -> None:
+    path = f"/v1/devices/{dev.device}/heartbeat"
+    for body in [{"roster_dropped_count": False}, {"queue_depth": "3"}, {"parked": True}]:
+        raw = json.dumps(body).encode()
+        r = await api.client.post(path, content=raw, headers=dev.auth("POST", path, raw))
+        assert r.status_code == 422 and r.json()["error"] == "schema", (body, r.text)
+    assert api.storage.heartbeats(dev.device) == []
