@@ -24,10 +24,12 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request, Response
 from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from daemon.errors import DeviceKeyError, RecordError
 from daemon.keys import PublicKey, alg_of, load_public_pem
@@ -231,6 +233,40 @@ class ErrorBody(BaseModel):
     detail: str
 
 
+class FieldProblem(BaseModel):
+    """One part of a request that is not what the contract says: where, and what is wrong
+    (never the value sent)."""
+
+    field: str
+    what: str
+
+
+class RequestRefused(ErrorBody):
+    """``422``: the request breaks the contract (``schema``: its parameters or body, each fault
+    in ``problems``) or the server refused a value (``error`` names which); nothing is stored."""
+
+    problems: list[FieldProblem] = []
+
+
+#: problems listed in one ``422 schema`` answer (the count is in ``detail``)
+PROBLEMS_LISTED = 50
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Declared error answers (OpenAPI ``responses``) in the ``{"error", "detail"}`` shape;
+    ``422`` as :class:`RequestRefused`."""
+    return {s: {"model": RequestRefused if s == 422 else ErrorBody} for s in statuses}
+
+
+#: what every device endpoint may answer besides its own: a KioskSig that is missing, does not
+#: verify, names an unknown device or a time too far off (401); a device acting for another,
+#: or a retired one (403); parameters that break the contract (422)
+DEVICE_ERRORS = _errors(401, 403, 422)
+#: what every admin endpoint may answer besides its own: a wrong admin token (401); admin off,
+#: or a read of personal data without X-Operator and X-Purpose (403); a malformed request (422)
+ADMIN_ERRORS = _errors(401, 403, 422)
+
+
 class RemovedBody(BaseModel):
     """A blob that was held and is no more: when, and why (``retention``: the retention
     policy; ``applied``: enrolment templates put in the rosters)."""
@@ -368,14 +404,45 @@ def create_app(settings: Settings) -> FastAPI:
     )
     store = settings.storage
 
-    @app.exception_handler(HTTPException)
-    async def _http_error(_request: Request, exc: HTTPException) -> Response:
-        body = (
-            exc.detail
-            if isinstance(exc.detail, dict)
-            else {"error": "error", "detail": str(exc.detail)}
-        )
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+        """Every error in the contract's ``{"error", "detail"}`` shape, the framework's too."""
+        if isinstance(exc.detail, dict):
+            body = exc.detail
+        elif exc.status_code == 400:
+            # the only 400 is the framework's: a JSON body it could not read (not UTF-8, say);
+            # a body that breaks the contract, like any other (docs/api.md)
+            return JSONResponse(
+                RequestRefused(
+                    error="schema",
+                    detail="body: not JSON text (UTF-8). Correct the request and send it "
+                    "again (docs/openapi.json); nothing was stored.",
+                    problems=[FieldProblem(field="body", what="not JSON text (UTF-8)")],
+                ).model_dump(),
+                status_code=422,
+            )
+        else:
+            error = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
+            body = {"error": error, "detail": str(exc.detail)}
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_request: Request, exc: RequestValidationError) -> Response:
+        """``422 schema`` in the contract's error shape, naming every fault (never a value
+        sent: a request may carry personal data)."""
+        problems = [
+            FieldProblem(field=".".join(str(part) for part in e["loc"]), what=e["msg"])
+            for e in exc.errors()
+        ] or [FieldProblem(field="request", what="does not match the contract")]
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more: see problems)" if len(problems) > 1 else ""
+        body = RequestRefused(
+            error="schema",
+            detail=f"{first.field}: {first.what}{more}. Correct the request and send it again "
+            "(docs/openapi.json); nothing was stored.",
+            problems=problems[:PROBLEMS_LISTED],
+        )
+        return JSONResponse(body.model_dump(), status_code=422)
 
     @app.middleware("http")
     async def _faults(
@@ -511,6 +578,8 @@ def create_app(settings: Settings) -> FastAPI:
         if not hmac.compare_digest(given.encode(), token.encode()):
             raise _error(401, "unauthorised", "wrong admin token")
 
+    admin_api = APIRouter(dependencies=[Depends(admin)], responses=ADMIN_ERRORS)
+
     def logged(
         op: Acting | str,
         action: str,
@@ -539,7 +608,13 @@ def create_app(settings: Settings) -> FastAPI:
         "/v1/enrol",
         status_code=201,
         response_model=EnrolAnswer,
-        responses={403: {"model": ErrorBody}, 409: {"model": ErrorBody}},
+        responses={
+            200: {
+                "model": EnrolAnswer,
+                "description": "already enrolled with this key (a retried enrolment): harmless",
+            },
+            **_errors(403, 409, 422),
+        },
     )
     def enrol(body: EnrolRequest, response: Response) -> EnrolAnswer:
         try:
@@ -578,7 +653,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.post(
         "/v1/devices/{device}/records",
         response_model=BatchAnswer,
-        responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+        responses=DEVICE_ERRORS,
         openapi_extra=_json_body(Batch),
     )
     async def records(
@@ -626,7 +701,7 @@ def create_app(settings: Settings) -> FastAPI:
                 "description": "already held, or removed under the retention policy (then "
                 "``removed`` says when and why; it is not stored again)"
             },
-            422: {"model": ErrorBody},
+            **DEVICE_ERRORS,
         },
         openapi_extra={
             "requestBody": {
@@ -661,7 +736,8 @@ def create_app(settings: Settings) -> FastAPI:
                 "content": {"application/json": {"schema": Roster.model_json_schema()}},
             },
             304: {"description": "not modified (If-None-Match matched the ETag)"},
-            404: {"model": ErrorBody},
+            **DEVICE_ERRORS,
+            **_errors(404),
         },
     )
     async def roster(
@@ -682,7 +758,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.post(
         "/v1/devices/{device}/heartbeat",
         response_model=HeartbeatAnswer,
-        responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+        responses=DEVICE_ERRORS,
         openapi_extra=_json_body(Heartbeat),
     )
     async def heartbeat(device: str, request: Request) -> HeartbeatAnswer:
@@ -703,18 +779,23 @@ def create_app(settings: Settings) -> FastAPI:
         return HeartbeatAnswer(server_time=settings.clock())
 
     # --- admin -----------------------------------------------------------------------------
-    @app.post("/v1/admin/enrolment-codes", response_model=CodeAnswer, dependencies=[Depends(admin)])
+    @admin_api.post("/v1/admin/enrolment-codes", response_model=CodeAnswer)
     def mint_code(ttl_s: Annotated[float, Query(gt=0, le=MAX_CODE_TTL_S)] = 3600.0) -> CodeAnswer:
         code = secrets.token_urlsafe(12)
         expires = settings.clock() + ttl_s
         store.add_code(code, expires)
         return CodeAnswer(code=code, expires=expires)
 
-    @app.put(
+    @admin_api.put(
         "/v1/admin/devices/{device}/roster",
-        dependencies=[Depends(admin)],
         openapi_extra=_json_body(Roster),
-        responses={422: {"model": RosterRefusedBody}},
+        responses={
+            422: {
+                "model": RosterRefusedBody | RequestRefused,
+                "description": "``roster_invalid``: the kiosk would refuse the roster; or the "
+                "request itself is malformed (``schema``, ``operator``)",
+            }
+        },
     )
     async def put_roster(device: str, request: Request, op: NamedOperator) -> dict[str, str]:
         """Publish a device's roster; served byte for byte with a strong ETag. It is checked
@@ -735,7 +816,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
         return {"etag": etag}
 
-    @app.get("/v1/admin/devices", dependencies=[Depends(admin)])
+    @admin_api.get("/v1/admin/devices")
     def fleet() -> dict[str, Any]:
         """Every enrolled kiosk with what needs someone (the same ``problems`` as its status),
         those with problems first, the most urgent first (a kiosk nobody can check in at, or
@@ -762,7 +843,7 @@ def create_app(settings: Settings) -> FastAPI:
             ]
         }
 
-    @app.get("/v1/admin/devices/{device}", dependencies=[Depends(admin)])
+    @admin_api.get("/v1/admin/devices/{device}", responses=_errors(404))
     def device_status(device: str) -> dict[str, Any]:
         known = store.device(device)
         earlier = store.retirements(device_of_chain(device))
@@ -802,9 +883,8 @@ def create_app(settings: Settings) -> FastAPI:
             "retired_chains": [r.chain for r in earlier if RETIRED_MARK not in device],
         }
 
-    @app.post(
+    @admin_api.post(
         "/v1/admin/devices/{device}/retire",
-        dependencies=[Depends(admin)],
         response_model=Retirement,
         responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}},
     )
@@ -825,7 +905,7 @@ def create_app(settings: Settings) -> FastAPI:
                last_seq=done.last_seq)  # fmt: skip
         return done
 
-    @app.get("/v1/admin/devices/{device}/records", dependencies=[Depends(admin)])
+    @admin_api.get("/v1/admin/devices/{device}/records")
     def list_records(
         device: str,
         op: Operator,
@@ -837,14 +917,14 @@ def create_app(settings: Settings) -> FastAPI:
         logged(op, "records.list", device=device, after_seq=after_seq, returned=len(found))
         return found
 
-    @app.get("/v1/admin/devices/{device}/heartbeats", dependencies=[Depends(admin)])
+    @admin_api.get("/v1/admin/devices/{device}/heartbeats")
     def list_heartbeats(
         device: str, limit: Annotated[int, Query(ge=1, le=1000)] = 100
     ) -> list[dict[str, Any]]:
         """The latest heartbeats of one device, newest first."""
         return store.heartbeats(device, limit)
 
-    @app.get("/v1/admin/receipts/{code}", dependencies=[Depends(admin)])
+    @admin_api.get("/v1/admin/receipts/{code}", responses=_errors(404))
     def receipt(code: str, op: Operator) -> dict[str, Any]:
         """The record a person's attendance reference names (shown on the kiosk when their
         record was saved): device, seq, type, flags, when it arrived. Usually one; a second
@@ -865,7 +945,7 @@ def create_app(settings: Settings) -> FastAPI:
             raise _error(404, "unknown_receipt", "no stored record has that reference (yet?)")
         return {"code": normal, "records": found}
 
-    @app.get("/v1/admin/devices/{device}/missed", dependencies=[Depends(admin)])
+    @admin_api.get("/v1/admin/devices/{device}/missed", responses=_errors(404))
     def missed(
         device: str, op: Operator, grace_days: Annotated[float, Query(ge=0, le=60)] = 3.0
     ) -> dict[str, Any]:
@@ -896,10 +976,10 @@ def create_app(settings: Settings) -> FastAPI:
         logged(op, "missed.list", device=device, grace_days=grace_days, tasks=len(tasks))
         return {"device": device, "as_of": now, "grace_days": grace_days, "tasks": tasks}
 
-    @app.put(
+    @admin_api.put(
         "/v1/admin/devices/{device}/records/{seq}/review",
-        dependencies=[Depends(admin)],
         status_code=201,
+        responses=_errors(404, 409),
     )
     def review(device: str, seq: Seq, body: Review, op: Operator) -> dict[str, Any]:
         """Record the decision on one record (confirmed, confirmed with concern, rejected) by
@@ -919,7 +999,7 @@ def create_app(settings: Settings) -> FastAPI:
             raise _error(409, "already_reviewed", "that record already has a decision; it stands")
         return {"device": device, "seq": seq, **saved}
 
-    @app.get("/v1/admin/devices/{device}/records/{seq}/review", dependencies=[Depends(admin)])
+    @admin_api.get("/v1/admin/devices/{device}/records/{seq}/review", responses=_errors(404))
     def get_review(device: str, seq: Seq, op: Operator) -> dict[str, Any]:
         found = store.review(device, seq)
         logged(op, "review.read", outcome="ok" if found else "not_found", device=device, seq=seq)
@@ -927,7 +1007,7 @@ def create_app(settings: Settings) -> FastAPI:
             raise _error(404, "not_reviewed", "no decision has been recorded for that record")
         return {"device": device, "seq": seq, **found}
 
-    @app.get("/v1/admin/tasks", dependencies=[Depends(admin)])
+    @admin_api.get("/v1/admin/tasks")
     def officer_tasks(
         op: Operator,
         state: Annotated[Literal["open", "all"], Query()] = "open",
@@ -963,10 +1043,10 @@ def create_app(settings: Settings) -> FastAPI:
         logged(op, "tasks.list", device=device, state=state, returned=len(found))
         return {"as_of": now, "tasks": found}
 
-    @app.put(
+    @admin_api.put(
         "/v1/admin/devices/{device}/records/{seq}/tasks/{kind}",
-        dependencies=[Depends(admin)],
         status_code=201,
+        responses=_errors(404, 409),
     )
     def close_task(
         device: str,
@@ -996,7 +1076,7 @@ def create_app(settings: Settings) -> FastAPI:
             raise _error(409, "already_closed", "that task already has an outcome; it stands")
         return {"device": device, "seq": seq, "kind": kind, **saved}
 
-    @app.get("/v1/admin/figures", dependencies=[Depends(admin)])
+    @admin_api.get("/v1/admin/figures")
     def evaluation_figures(
         op: Operator, days: Annotated[float, Query(gt=0, le=3660)] = 28.0
     ) -> dict[str, Any]:
@@ -1042,15 +1122,14 @@ def create_app(settings: Settings) -> FastAPI:
         logged(op, "figures.read", days=days, falling_back=len(out["falling_back"]))
         return out
 
-    @app.get("/v1/admin/alerts", dependencies=[Depends(admin)])
+    @admin_api.get("/v1/admin/alerts")
     def alerts(op: Operator) -> list[dict[str, Any]]:
         found = store.alerts()
         logged(op, "alerts.list", returned=len(found))
         return found
 
-    @app.get(
+    @admin_api.get(
         "/v1/admin/blobs/{sha256}",
-        dependencies=[Depends(admin)],
         response_model=BlobInfo,
         responses={404: {"model": ErrorBody}, 410: {"model": RemovedBody}},
     )
@@ -1076,7 +1155,7 @@ def create_app(settings: Settings) -> FastAPI:
                                       **removed})  # fmt: skip
         raise _error(404, "unknown_blob", "no blob with that hash was ever stored")
 
-    @app.get("/v1/admin/access-log", dependencies=[Depends(admin)])
+    @admin_api.get("/v1/admin/access-log")
     def access_log(
         op: Operator,
         after_id: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
@@ -1090,7 +1169,7 @@ def create_app(settings: Settings) -> FastAPI:
         logged(op, "access_log.read", after_id=after_id, returned=len(found))
         return found
 
-    @app.post("/v1/admin/faults", dependencies=[Depends(admin)])
+    @admin_api.post("/v1/admin/faults")
     def faults(plan: list[str]) -> dict[str, int]:
         if not settings.faults.enabled:
             raise _error(403, "faults_disabled", "start the server with fault injection enabled")
@@ -1104,6 +1183,7 @@ def create_app(settings: Settings) -> FastAPI:
         settings.faults.plan.extend(plan)
         return {"queued": len(settings.faults.plan)}
 
+    app.include_router(admin_api)
     return app
 
 

@@ -9,6 +9,7 @@ import json
 import secrets
 
 from daemon.records import GENESIS, sign_record
+from hil.refapi.app import openapi_document
 from hil.refapi.testing import InProcess, SimDevice
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}
@@ -64,6 +65,37 @@ async def test_a_record_whose_seq_no_store_can_hold_is_rejected_not_a_crash(
     assert api.storage.count(dev.device) == 0
 
 
+async def test_a_request_that_breaks_the_contract_gets_the_contract_error_shape(
+    api: InProcess,
+) -> None:
+    body = SimDevice().enrol_body("short") | {"alg": "RS256"}
+    r = await api.client.post("/v1/enrol", json=body)
+    assert r.status_code == 422, r.text
+    answer = r.json()
+    assert answer["error"] == "schema"
+    assert {p["field"] for p in answer["problems"]} == {"body.code", "body.alg"}
+    assert "body.code" in answer["detail"] and "send it again" in answer["detail"]
+    assert "short" not in r.text and "RS256" not in r.text  # never echoes what was sent
+
+
+async def test_a_body_that_is_not_json_text_is_a_422_schema(api: InProcess) -> None:
+    r = await api.client.post(
+        "/v1/enrol", content=b"\xff\xfe{", headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 422 and r.json()["error"] == "schema", r.text
+    r = await api.client.post(
+        "/v1/admin/faults", content=b"\x80", headers=ADMIN | {"Content-Type": "application/json"}
+    )
+    assert r.status_code == 422 and r.json()["error"] == "schema", r.text
+
+
+async def test_an_unknown_path_or_method_gets_the_contract_error_shape(api: InProcess) -> None:
+    r = await api.client.get("/v1/nowhere")
+    assert r.status_code == 404 and r.json()["error"] == "not_found"
+    r = await api.client.delete("/v1/health")
+    assert r.status_code == 405 and r.json()["error"] == "method_not_allowed"
+
+
 async def test_a_heartbeat_figure_of_another_json_type_is_refused_and_not_kept(
     api: InProcess, dev: SimDevice
 ) -> None:
@@ -73,3 +105,24 @@ async def test_a_heartbeat_figure_of_another_json_type_is_refused_and_not_kept(
         r = await api.client.post(path, content=raw, headers=dev.auth("POST", path, raw))
         assert r.status_code == 422 and r.json()["error"] == "schema", (body, r.text)
     assert api.storage.heartbeats(dev.device) == []
+
+
+def test_the_contract_documents_every_refusal_the_server_makes() -> None:
+    paths = openapi_document()["paths"]
+    refused = {"$ref": "#/components/schemas/RequestRefused"}
+    for path, ops in paths.items():
+        for method, op in ops.items():
+            answers = op["responses"]
+            if (
+                path.startswith("/v1/admin/")
+                or path.startswith("/v1/devices/")
+                or (path.startswith("/v1/blobs/"))
+            ):
+                assert {"401", "403", "422"} <= set(answers), (method, path)
+            if "422" in answers:
+                schema = answers["422"]["content"]["application/json"]["schema"]
+                assert schema == refused or refused in schema.get("anyOf", []), (method, path)
+    assert "200" in paths["/v1/enrol"]["post"]["responses"]  # a retried enrolment
+    assert {"404", "409"} <= set(
+        paths["/v1/admin/devices/{device}/records/{seq}/review"]["put"]["responses"]
+    )
