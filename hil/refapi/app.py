@@ -187,12 +187,26 @@ class RosterRefusedBody(BaseModel):
     problems: list[RosterProblem]
 
 
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    """A reference to ``model``'s schema in the document's components: the models of
+    the bodies read as raw bytes (signed) and of the roster served as stored, which FastAPI
+    does not see, are put there by ``create_app``'s ``document``."""
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _component_schemas(model: type[BaseModel]) -> dict[str, Any]:
+    """``model``'s schema and those of the models in it, for ``components.schemas``: its
+    references point there, not to a ``$defs`` no client of the document can resolve."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    return {**schema.pop("$defs", {}), model.__name__: schema}
+
+
 def _json_body(model: type[BaseModel]) -> dict[str, Any]:
     """An OpenAPI requestBody for an endpoint that reads the raw bytes (they are signed)."""
     return {
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": model.model_json_schema()}},
+            "content": {"application/json": {"schema": _ref(model)}},
         }
     }
 
@@ -733,7 +747,7 @@ def create_app(settings: Settings) -> FastAPI:
         responses={
             200: {
                 "description": "the roster, with a strong ETag",
-                "content": {"application/json": {"schema": Roster.model_json_schema()}},
+                "content": {"application/json": {"schema": _ref(Roster)}},
             },
             304: {"description": "not modified (If-None-Match matched the ETag)"},
             **DEVICE_ERRORS,
@@ -1184,6 +1198,15 @@ def create_app(settings: Settings) -> FastAPI:
         return {"queued": len(settings.faults.plan)}
 
     app.include_router(admin_api)
+
+    def document() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schemas = FastAPI.openapi(app).setdefault("components", {}).setdefault("schemas", {})
+            for model in (Batch, Heartbeat, Roster):
+                schemas.update(_component_schemas(model))
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = document  # type: ignore[method-assign]
     return app
 
 
