@@ -353,7 +353,10 @@ def _named_operator(
         str | None,
         Header(
             description="the staff number (or service id) of who is acting, for the access "
-            "log (DPA 2018 s.62); required to read personal data"
+            "log (DPA 2018 s.62); required to read personal data (403 operator_required); "
+            "one not of this form: 422 operator",
+            # in the contract; checked below, to answer with its own error code
+            json_schema_extra={"pattern": f"^{OPERATOR_ID.pattern}$"},
         ),
     ] = None,
 ) -> str | None:
@@ -379,7 +382,9 @@ def _operator(
         str | None,
         Header(
             description="why personal data is consulted, for the access log (DPA 2018 "
-            f"s.62(3)): one of {', '.join(PURPOSES)}"
+            f"s.62(3)): one of {', '.join(PURPOSES)}; required to read personal data "
+            "(403 purpose_required)",
+            json_schema_extra={"enum": list(PURPOSES)},
         ),
     ] = None,
 ) -> Acting:
