@@ -75,7 +75,7 @@ class EnrolRequest(BaseModel):
     alg: Literal["ES256", "EdDSA"]
     public_key_pem: str = Field(max_length=4096)
     #: the device's X25519 roster key (base64), to which roster templates are sealed
-    roster_public_key: str = Field(default="", max_length=64)
+    roster_public_key: str = Field(default="", max_length=64, pattern=r"^[A-Za-z0-9+/]*={0,2}$")
 
 
 class EnrolAnswer(BaseModel):
@@ -296,7 +296,8 @@ class RetireRequest(BaseModel):
     """Why a device is retired, in plain words (no names): it is kept with the retirement."""
 
     model_config = {"extra": "forbid"}
-    reason: str = Field(min_length=3, max_length=200)
+    #: plain words: no control characters (a NUL, say, no store can keep)
+    reason: str = Field(min_length=3, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")
 
 
 class BlobInfo(BaseModel):
@@ -405,6 +406,20 @@ def _operator(
         )
     return Acting(op, x_purpose)
 
+
+#: a device id (docs/api.md), or a retired device's chain (``<device>~<n>``)
+DEVICE_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}(~[0-9]{1,9})?$"
+#: a device in a path: anything else is no device (422, before any store sees it)
+DeviceId = Annotated[
+    str, PathParam(pattern=DEVICE_ID, description="a device id, or a retired chain <device>~<n>")
+]
+DeviceQuery = Annotated[
+    str | None,
+    Query(pattern=DEVICE_ID, description="a device id, or a retired chain <device>~<n>"),
+]
+
+#: a sealed blob's name in a path: the SHA-256 of its bytes, in hex
+Sha256 = Annotated[str, PathParam(pattern="^[0-9a-fA-F]{64}$")]
 
 #: a record's seq in a path: beyond :data:`MAX_SEQ` no record can be (422, not a store error)
 Seq = Annotated[int, PathParam(ge=1, le=MAX_SEQ)]
@@ -676,7 +691,7 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_extra=_json_body(Batch),
     )
     async def records(
-        device: str,
+        device: DeviceId,
         request: Request,
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> Any:
@@ -733,7 +748,7 @@ def create_app(settings: Settings) -> FastAPI:
             }
         },
     )
-    async def put_blob(sha256: str, request: Request, response: Response) -> dict[str, Any]:
+    async def put_blob(sha256: Sha256, request: Request, response: Response) -> dict[str, Any]:
         device = await device_auth(request)
         data = await request.body()
         if hashlib.sha256(data).hexdigest() != sha256.lower():
@@ -760,7 +775,7 @@ def create_app(settings: Settings) -> FastAPI:
         },
     )
     async def roster(
-        device: str,
+        device: DeviceId,
         request: Request,
         if_none_match: Annotated[str | None, Header()] = None,
     ) -> Response:
@@ -780,7 +795,7 @@ def create_app(settings: Settings) -> FastAPI:
         responses=DEVICE_ERRORS,
         openapi_extra=_json_body(Heartbeat),
     )
-    async def heartbeat(device: str, request: Request) -> HeartbeatAnswer:
+    async def heartbeat(device: DeviceId, request: Request) -> HeartbeatAnswer:
         await device_auth(request, device)
         try:
             body = json.loads(await request.body())
@@ -816,7 +831,7 @@ def create_app(settings: Settings) -> FastAPI:
             }
         },
     )
-    async def put_roster(device: str, request: Request, op: NamedOperator) -> dict[str, str]:
+    async def put_roster(device: DeviceId, request: Request, op: NamedOperator) -> dict[str, str]:
         """Publish a device's roster; served byte for byte with a strong ETag. It is checked
         first with the kiosk's own parser (daemon/roster.py): a roster the kiosk would refuse,
         or in which it would leave anyone out, is refused here (``422 roster_invalid`` naming
@@ -863,7 +878,7 @@ def create_app(settings: Settings) -> FastAPI:
         }
 
     @admin_api.get("/v1/admin/devices/{device}", responses=_errors(404))
-    def device_status(device: str) -> dict[str, Any]:
+    def device_status(device: DeviceId) -> dict[str, Any]:
         known = store.device(device)
         earlier = store.retirements(device_of_chain(device))
         if known is None:
@@ -907,7 +922,7 @@ def create_app(settings: Settings) -> FastAPI:
         response_model=Retirement,
         responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}},
     )
-    def retire(device: str, body: RetireRequest, op: Operator) -> Retirement:
+    def retire(device: DeviceId, body: RetireRequest, op: Operator) -> Retirement:
         """Retire a device whose key is lost or whose unit was replaced: its key can no longer
         send (403 ``device_retired``); its records, keys, reviews and tasks are kept under
         its retired chain's name (``<device>~<n>``), listed and exported as before; the
@@ -926,7 +941,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @admin_api.get("/v1/admin/devices/{device}/records")
     def list_records(
-        device: str,
+        device: DeviceId,
         op: Operator,
         after_seq: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -938,7 +953,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @admin_api.get("/v1/admin/devices/{device}/heartbeats")
     def list_heartbeats(
-        device: str, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+        device: DeviceId, limit: Annotated[int, Query(ge=1, le=1000)] = 100
     ) -> list[dict[str, Any]]:
         """The latest heartbeats of one device, newest first."""
         return store.heartbeats(device, limit)
@@ -966,7 +981,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @admin_api.get("/v1/admin/devices/{device}/missed", responses=_errors(404))
     def missed(
-        device: str, op: Operator, grace_days: Annotated[float, Query(ge=0, le=60)] = 3.0
+        device: DeviceId, op: Operator, grace_days: Annotated[float, Query(ge=0, le=60)] = 3.0
     ) -> dict[str, Any]:
         """People on this kiosk's roster whose appointment passed more than ``grace_days``
         ago with no record of them at this kiosk or any other of its office (the roster's
@@ -1000,7 +1015,7 @@ def create_app(settings: Settings) -> FastAPI:
         status_code=201,
         responses=_errors(404, 409),
     )
-    def review(device: str, seq: Seq, body: Review, op: Operator) -> dict[str, Any]:
+    def review(device: DeviceId, seq: Seq, body: Review, op: Operator) -> dict[str, Any]:
         """Record the decision on one record (confirmed, confirmed with concern, rejected) by
         the reviewing officer, who is the operator (``reviewer`` must equal ``X-Operator``).
         Kept, never overwritten: a second decision is refused (409). A reviewed record
@@ -1019,7 +1034,7 @@ def create_app(settings: Settings) -> FastAPI:
         return {"device": device, "seq": seq, **saved}
 
     @admin_api.get("/v1/admin/devices/{device}/records/{seq}/review", responses=_errors(404))
-    def get_review(device: str, seq: Seq, op: Operator) -> dict[str, Any]:
+    def get_review(device: DeviceId, seq: Seq, op: Operator) -> dict[str, Any]:
         found = store.review(device, seq)
         logged(op, "review.read", outcome="ok" if found else "not_found", device=device, seq=seq)
         if found is None:
@@ -1030,7 +1045,7 @@ def create_app(settings: Settings) -> FastAPI:
     def officer_tasks(
         op: Operator,
         state: Annotated[Literal["open", "all"], Query()] = "open",
-        device: str | None = None,
+        device: DeviceQuery = None,
     ) -> dict[str, Any]:
         """The officers' worklist (hil/refapi/tasks.py): a callback or a flagged answer is
         due the same working day, an identity review or a visit a fault cut short by the end
@@ -1068,7 +1083,7 @@ def create_app(settings: Settings) -> FastAPI:
         responses=_errors(404, 409),
     )
     def close_task(
-        device: str,
+        device: DeviceId,
         seq: Seq,
         kind: Literal["callback", "attention", "fault_followup"],
         body: TaskOutcome,
@@ -1152,7 +1167,7 @@ def create_app(settings: Settings) -> FastAPI:
         response_model=BlobInfo,
         responses={404: {"model": ErrorBody}, 410: {"model": RemovedBody}},
     )
-    def blob_status(sha256: str, op: Operator) -> Any:
+    def blob_status(sha256: Sha256, op: Operator) -> Any:
         """Whether a sealed blob (a photo, an enrolment's templates) is held: who sent it,
         when, its size; never its bytes (a reviewer opens a photo with ``kiosk-refapi
         open-photo``). ``410`` when it was removed under the retention policy or after its
@@ -1180,7 +1195,7 @@ def create_app(settings: Settings) -> FastAPI:
         after_id: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         operator: Annotated[str | None, Query(pattern=f"^{OPERATOR_ID.pattern}$")] = None,
-        device: str | None = None,
+        device: DeviceQuery = None,
     ) -> list[dict[str, Any]]:
         """The access log (DPA 2018 s.62) in order, a page at a time (``after_id``), of one
         operator or one device if asked. Reading it is logged too."""

@@ -126,3 +126,38 @@ def test_the_contract_documents_every_refusal_the_server_makes() -> None:
     assert {"404", "409"} <= set(
         paths["/v1/admin/devices/{device}/records/{seq}/review"]["put"]["responses"]
     )
+
+
+async def test_a_nul_or_a_malformed_name_is_refused_before_any_store_sees_it(
+    api: InProcess, dev: SimDevice
+) -> None:
+    """PostgreSQL cannot hold a NUL in text: a device, chain, blob name, reason or roster
+    key with one was a 500 on that backend. What a name may be is in the contract now."""
+    reads = [
+        "/v1/admin/devices/a%00b",
+        "/v1/admin/devices/a%00b/records",
+        "/v1/admin/devices/a%00b/heartbeats",
+        "/v1/admin/devices/a%00b/missed",
+        "/v1/admin/devices/a%00b/records/1/review",
+        "/v1/admin/tasks?device=a%00b",
+        "/v1/admin/access-log?device=a%00b",
+        "/v1/admin/blobs/a%00b",
+        "/v1/admin/blobs/not-a-sha256",
+    ]
+    for url in reads:
+        r = await api.client.get(url, headers=OFFICER)
+        assert r.status_code == 422 and r.json()["error"] == "schema", (url, r.text)
+    r = await api.client.post(
+        f"/v1/admin/devices/{dev.device}/retire", json={"reason": "lo\x00st"}, headers=OFFICER
+    )
+    assert r.status_code == 422 and r.json()["problems"][0]["field"] == "body.reason", r.text
+    assert api.storage.retirements() == []
+    other, code = SimDevice(), await _code(api)
+    r = await api.client.post(
+        "/v1/enrol", json=other.enrol_body(code) | {"roster_public_key": "AAAA\x00"}
+    )
+    assert r.status_code == 422 and r.json()["error"] == "schema", r.text
+    assert api.storage.device(other.device) is None
+    # a retired chain's name is a device name too
+    r = await api.client.get(f"/v1/admin/devices/{dev.device}~1", headers=OFFICER)
+    assert r.status_code == 404 and r.json()["error"] == "unknown_device", r.text
