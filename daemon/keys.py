@@ -18,7 +18,7 @@ import stat
 from pathlib import Path
 from typing import Literal, Protocol
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import (
@@ -184,10 +184,11 @@ def public_pem(key: PublicKey) -> str:
 
 
 def load_public_pem(pem: str | bytes) -> PublicKey:
-    data = pem.encode("ascii") if isinstance(pem, str) else pem
     try:
+        # a PEM is ASCII: other text is refused like any non-PEM (UnicodeEncodeError is one)
+        data = pem.encode("ascii") if isinstance(pem, str) else pem
         key = serialization.load_pem_public_key(data)
-    except ValueError as exc:
+    except (ValueError, UnsupportedAlgorithm) as exc:
         raise DeviceKeyError("not a PEM public key") from exc
     if isinstance(key, ed25519.Ed25519PublicKey):
         return key

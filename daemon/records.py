@@ -36,6 +36,9 @@ VERSION = 1
 JWS_TYPE = "kiosk-record+jws"
 #: ``prev`` of the first record: base64url of 32 zero bytes (the shape of every other ``prev``).
 GENESIS = "A" * 43
+#: the highest ``seq``: a JSON-safe integer, far beyond any kiosk's life, that a store's 64-bit
+#: column holds with its neighbours (a larger one is refused as ``schema``, never a crash)
+MAX_SEQ = 2**53 - 1
 RECORD_TYPES = frozenset(
     {
         "checkin",
@@ -282,8 +285,8 @@ def validate_payload(p: Mapping[str, Any]) -> None:
     if not isinstance(p["device"], str) or not _DEVICE.match(p["device"]):
         raise _schema_fail("device must be 1-64 of [A-Za-z0-9._-]")
     seq = p["seq"]
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
-        raise _schema_fail("seq must be an integer >= 1")
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 1 <= seq <= MAX_SEQ:
+        raise _schema_fail("seq must be an integer from 1 to 2^53 - 1")
     if not isinstance(p["prev"], str) or len(p["prev"]) != 43 or not _B64URL.match(p["prev"]):
         raise _schema_fail("prev must be a base64url SHA-256")
     if p["type"] not in RECORD_TYPES:

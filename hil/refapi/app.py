@@ -24,15 +24,18 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request, Response
 from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from daemon.errors import DeviceKeyError, RecordError
 from daemon.keys import PublicKey, alg_of, load_public_pem
 from daemon.purposes import OPERATOR_ID, PURPOSES
 from daemon.records import (
+    MAX_SEQ,
     decode_unverified,
     normal_receipt_code,
     receipt_code_of_hash,
@@ -72,7 +75,7 @@ class EnrolRequest(BaseModel):
     alg: Literal["ES256", "EdDSA"]
     public_key_pem: str = Field(max_length=4096)
     #: the device's X25519 roster key (base64), to which roster templates are sealed
-    roster_public_key: str = Field(default="", max_length=64)
+    roster_public_key: str = Field(default="", max_length=64, pattern=r"^[A-Za-z0-9+/]*={0,2}$")
 
 
 class EnrolAnswer(BaseModel):
@@ -184,12 +187,26 @@ class RosterRefusedBody(BaseModel):
     problems: list[RosterProblem]
 
 
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    """A reference to ``model``'s schema in the document's components: the models of
+    the bodies read as raw bytes (signed) and of the roster served as stored, which FastAPI
+    does not see, are put there by ``create_app``'s ``document``."""
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _component_schemas(model: type[BaseModel]) -> dict[str, Any]:
+    """``model``'s schema and those of the models in it, for ``components.schemas``: its
+    references point there, not to a ``$defs`` no client of the document can resolve."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    return {**schema.pop("$defs", {}), model.__name__: schema}
+
+
 def _json_body(model: type[BaseModel]) -> dict[str, Any]:
     """An OpenAPI requestBody for an endpoint that reads the raw bytes (they are signed)."""
     return {
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": model.model_json_schema()}},
+            "content": {"application/json": {"schema": _ref(model)}},
         }
     }
 
@@ -230,6 +247,40 @@ class ErrorBody(BaseModel):
     detail: str
 
 
+class FieldProblem(BaseModel):
+    """One part of a request that is not what the contract says: where, and what is wrong
+    (never the value sent)."""
+
+    field: str
+    what: str
+
+
+class RequestRefused(ErrorBody):
+    """``422``: the request breaks the contract (``schema``: its parameters or body, each fault
+    in ``problems``) or the server refused a value (``error`` names which); nothing is stored."""
+
+    problems: list[FieldProblem] = []
+
+
+#: problems listed in one ``422 schema`` answer (the count is in ``detail``)
+PROBLEMS_LISTED = 50
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Declared error answers (OpenAPI ``responses``) in the ``{"error", "detail"}`` shape;
+    ``422`` as :class:`RequestRefused`."""
+    return {s: {"model": RequestRefused if s == 422 else ErrorBody} for s in statuses}
+
+
+#: what every device endpoint may answer besides its own: a KioskSig that is missing, does not
+#: verify, names an unknown device or a time too far off (401); a device acting for another,
+#: or a retired one (403); parameters that break the contract (422)
+DEVICE_ERRORS = _errors(401, 403, 422)
+#: what every admin endpoint may answer besides its own: a wrong admin token (401); admin off,
+#: or a read of personal data without X-Operator and X-Purpose (403); a malformed request (422)
+ADMIN_ERRORS = _errors(401, 403, 422)
+
+
 class RemovedBody(BaseModel):
     """A blob that was held and is no more: when, and why (``retention``: the retention
     policy; ``applied``: enrolment templates put in the rosters)."""
@@ -245,7 +296,8 @@ class RetireRequest(BaseModel):
     """Why a device is retired, in plain words (no names): it is kept with the retirement."""
 
     model_config = {"extra": "forbid"}
-    reason: str = Field(min_length=3, max_length=200)
+    #: plain words: no control characters (a NUL, say, no store can keep)
+    reason: str = Field(min_length=3, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")
 
 
 class BlobInfo(BaseModel):
@@ -302,7 +354,10 @@ def _named_operator(
         str | None,
         Header(
             description="the staff number (or service id) of who is acting, for the access "
-            "log (DPA 2018 s.62); required to read personal data"
+            "log (DPA 2018 s.62); required to read personal data (403 operator_required); "
+            "one not of this form: 422 operator",
+            # in the contract; checked below, to answer with its own error code
+            json_schema_extra={"pattern": f"^{OPERATOR_ID.pattern}$"},
         ),
     ] = None,
 ) -> str | None:
@@ -328,7 +383,9 @@ def _operator(
         str | None,
         Header(
             description="why personal data is consulted, for the access log (DPA 2018 "
-            f"s.62(3)): one of {', '.join(PURPOSES)}"
+            f"s.62(3)): one of {', '.join(PURPOSES)}; required to read personal data "
+            "(403 purpose_required)",
+            json_schema_extra={"enum": list(PURPOSES)},
         ),
     ] = None,
 ) -> Acting:
@@ -350,6 +407,23 @@ def _operator(
     return Acting(op, x_purpose)
 
 
+#: a device id (docs/api.md), or a retired device's chain (``<device>~<n>``)
+DEVICE_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}(~[0-9]{1,9})?$"
+#: a device in a path: anything else is no device (422, before any store sees it)
+DeviceId = Annotated[
+    str, PathParam(pattern=DEVICE_ID, description="a device id, or a retired chain <device>~<n>")
+]
+DeviceQuery = Annotated[
+    str | None,
+    Query(pattern=DEVICE_ID, description="a device id, or a retired chain <device>~<n>"),
+]
+
+#: a sealed blob's name in a path: the SHA-256 of its bytes, in hex
+Sha256 = Annotated[str, PathParam(pattern="^[0-9a-fA-F]{64}$")]
+
+#: a record's seq in a path: beyond :data:`MAX_SEQ` no record can be (422, not a store error)
+Seq = Annotated[int, PathParam(ge=1, le=MAX_SEQ)]
+
 #: the operator of a read of personal data (required); of another admin act (optional)
 Operator = Annotated[Acting, Depends(_operator)]
 NamedOperator = Annotated[str | None, Depends(_named_operator)]
@@ -364,14 +438,45 @@ def create_app(settings: Settings) -> FastAPI:
     )
     store = settings.storage
 
-    @app.exception_handler(HTTPException)
-    async def _http_error(_request: Request, exc: HTTPException) -> Response:
-        body = (
-            exc.detail
-            if isinstance(exc.detail, dict)
-            else {"error": "error", "detail": str(exc.detail)}
-        )
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+        """Every error in the contract's ``{"error", "detail"}`` shape, the framework's too."""
+        if isinstance(exc.detail, dict):
+            body = exc.detail
+        elif exc.status_code == 400:
+            # the only 400 is the framework's: a JSON body it could not read (not UTF-8, say);
+            # a body that breaks the contract, like any other (docs/api.md)
+            return JSONResponse(
+                RequestRefused(
+                    error="schema",
+                    detail="body: not JSON text (UTF-8). Correct the request and send it "
+                    "again (docs/openapi.json); nothing was stored.",
+                    problems=[FieldProblem(field="body", what="not JSON text (UTF-8)")],
+                ).model_dump(),
+                status_code=422,
+            )
+        else:
+            error = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
+            body = {"error": error, "detail": str(exc.detail)}
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_request: Request, exc: RequestValidationError) -> Response:
+        """``422 schema`` in the contract's error shape, naming every fault (never a value
+        sent: a request may carry personal data)."""
+        problems = [
+            FieldProblem(field=".".join(str(part) for part in e["loc"]), what=e["msg"])
+            for e in exc.errors()
+        ] or [FieldProblem(field="request", what="does not match the contract")]
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more: see problems)" if len(problems) > 1 else ""
+        body = RequestRefused(
+            error="schema",
+            detail=f"{first.field}: {first.what}{more}. Correct the request and send it again "
+            "(docs/openapi.json); nothing was stored.",
+            problems=problems[:PROBLEMS_LISTED],
+        )
+        return JSONResponse(body.model_dump(), status_code=422)
 
     @app.middleware("http")
     async def _faults(
@@ -507,6 +612,8 @@ def create_app(settings: Settings) -> FastAPI:
         if not hmac.compare_digest(given.encode(), token.encode()):
             raise _error(401, "unauthorised", "wrong admin token")
 
+    admin_api = APIRouter(dependencies=[Depends(admin)], responses=ADMIN_ERRORS)
+
     def logged(
         op: Acting | str,
         action: str,
@@ -535,7 +642,13 @@ def create_app(settings: Settings) -> FastAPI:
         "/v1/enrol",
         status_code=201,
         response_model=EnrolAnswer,
-        responses={403: {"model": ErrorBody}, 409: {"model": ErrorBody}},
+        responses={
+            200: {
+                "model": EnrolAnswer,
+                "description": "already enrolled with this key (a retried enrolment): harmless",
+            },
+            **_errors(403, 409, 422),
+        },
     )
     def enrol(body: EnrolRequest, response: Response) -> EnrolAnswer:
         try:
@@ -574,11 +687,11 @@ def create_app(settings: Settings) -> FastAPI:
     @app.post(
         "/v1/devices/{device}/records",
         response_model=BatchAnswer,
-        responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+        responses=DEVICE_ERRORS,
         openapi_extra=_json_body(Batch),
     )
     async def records(
-        device: str,
+        device: DeviceId,
         request: Request,
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> Any:
@@ -622,7 +735,7 @@ def create_app(settings: Settings) -> FastAPI:
                 "description": "already held, or removed under the retention policy (then "
                 "``removed`` says when and why; it is not stored again)"
             },
-            422: {"model": ErrorBody},
+            **DEVICE_ERRORS,
         },
         openapi_extra={
             "requestBody": {
@@ -635,7 +748,7 @@ def create_app(settings: Settings) -> FastAPI:
             }
         },
     )
-    async def put_blob(sha256: str, request: Request, response: Response) -> dict[str, Any]:
+    async def put_blob(sha256: Sha256, request: Request, response: Response) -> dict[str, Any]:
         device = await device_auth(request)
         data = await request.body()
         if hashlib.sha256(data).hexdigest() != sha256.lower():
@@ -654,14 +767,15 @@ def create_app(settings: Settings) -> FastAPI:
         responses={
             200: {
                 "description": "the roster, with a strong ETag",
-                "content": {"application/json": {"schema": Roster.model_json_schema()}},
+                "content": {"application/json": {"schema": _ref(Roster)}},
             },
             304: {"description": "not modified (If-None-Match matched the ETag)"},
-            404: {"model": ErrorBody},
+            **DEVICE_ERRORS,
+            **_errors(404),
         },
     )
     async def roster(
-        device: str,
+        device: DeviceId,
         request: Request,
         if_none_match: Annotated[str | None, Header()] = None,
     ) -> Response:
@@ -678,10 +792,10 @@ def create_app(settings: Settings) -> FastAPI:
     @app.post(
         "/v1/devices/{device}/heartbeat",
         response_model=HeartbeatAnswer,
-        responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+        responses=DEVICE_ERRORS,
         openapi_extra=_json_body(Heartbeat),
     )
-    async def heartbeat(device: str, request: Request) -> HeartbeatAnswer:
+    async def heartbeat(device: DeviceId, request: Request) -> HeartbeatAnswer:
         await device_auth(request, device)
         try:
             body = json.loads(await request.body())
@@ -690,27 +804,34 @@ def create_app(settings: Settings) -> FastAPI:
         if not isinstance(body, dict):
             raise _error(422, "schema", "the heartbeat must be a JSON object")
         try:
-            Heartbeat.model_validate(body)
+            # strict: a figure of another JSON type (false for a count, "3" for a number) is
+            # refused, not coerced; the heartbeat is kept as sent, so it must be as documented
+            Heartbeat.model_validate(body, strict=True)
         except ValueError as exc:
             raise _error(422, "schema", "a heartbeat figure has the wrong type") from exc
         store.heartbeat(device, body, settings.clock())
         return HeartbeatAnswer(server_time=settings.clock())
 
     # --- admin -----------------------------------------------------------------------------
-    @app.post("/v1/admin/enrolment-codes", response_model=CodeAnswer, dependencies=[Depends(admin)])
+    @admin_api.post("/v1/admin/enrolment-codes", response_model=CodeAnswer)
     def mint_code(ttl_s: Annotated[float, Query(gt=0, le=MAX_CODE_TTL_S)] = 3600.0) -> CodeAnswer:
         code = secrets.token_urlsafe(12)
         expires = settings.clock() + ttl_s
         store.add_code(code, expires)
         return CodeAnswer(code=code, expires=expires)
 
-    @app.put(
+    @admin_api.put(
         "/v1/admin/devices/{device}/roster",
-        dependencies=[Depends(admin)],
         openapi_extra=_json_body(Roster),
-        responses={422: {"model": RosterRefusedBody}},
+        responses={
+            422: {
+                "model": RosterRefusedBody | RequestRefused,
+                "description": "``roster_invalid``: the kiosk would refuse the roster; or the "
+                "request itself is malformed (``schema``, ``operator``)",
+            }
+        },
     )
-    async def put_roster(device: str, request: Request, op: NamedOperator) -> dict[str, str]:
+    async def put_roster(device: DeviceId, request: Request, op: NamedOperator) -> dict[str, str]:
         """Publish a device's roster; served byte for byte with a strong ETag. It is checked
         first with the kiosk's own parser (daemon/roster.py): a roster the kiosk would refuse,
         or in which it would leave anyone out, is refused here (``422 roster_invalid`` naming
@@ -729,7 +850,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
         return {"etag": etag}
 
-    @app.get("/v1/admin/devices", dependencies=[Depends(admin)])
+    @admin_api.get("/v1/admin/devices")
     def fleet() -> dict[str, Any]:
         """Every enrolled kiosk with what needs someone (the same ``problems`` as its status),
         those with problems first, the most urgent first (a kiosk nobody can check in at, or
@@ -756,8 +877,8 @@ def create_app(settings: Settings) -> FastAPI:
             ]
         }
 
-    @app.get("/v1/admin/devices/{device}", dependencies=[Depends(admin)])
-    def device_status(device: str) -> dict[str, Any]:
+    @admin_api.get("/v1/admin/devices/{device}", responses=_errors(404))
+    def device_status(device: DeviceId) -> dict[str, Any]:
         known = store.device(device)
         earlier = store.retirements(device_of_chain(device))
         if known is None:
@@ -796,13 +917,12 @@ def create_app(settings: Settings) -> FastAPI:
             "retired_chains": [r.chain for r in earlier if RETIRED_MARK not in device],
         }
 
-    @app.post(
+    @admin_api.post(
         "/v1/admin/devices/{device}/retire",
-        dependencies=[Depends(admin)],
         response_model=Retirement,
         responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}},
     )
-    def retire(device: str, body: RetireRequest, op: Operator) -> Retirement:
+    def retire(device: DeviceId, body: RetireRequest, op: Operator) -> Retirement:
         """Retire a device whose key is lost or whose unit was replaced: its key can no longer
         send (403 ``device_retired``); its records, keys, reviews and tasks are kept under
         its retired chain's name (``<device>~<n>``), listed and exported as before; the
@@ -819,11 +939,11 @@ def create_app(settings: Settings) -> FastAPI:
                last_seq=done.last_seq)  # fmt: skip
         return done
 
-    @app.get("/v1/admin/devices/{device}/records", dependencies=[Depends(admin)])
+    @admin_api.get("/v1/admin/devices/{device}/records")
     def list_records(
-        device: str,
+        device: DeviceId,
         op: Operator,
-        after_seq: Annotated[int, Query(ge=0)] = 0,
+        after_seq: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[dict[str, Any]]:
         """Stored records of one device in seq order, a page at a time (``after_seq``)."""
@@ -831,14 +951,14 @@ def create_app(settings: Settings) -> FastAPI:
         logged(op, "records.list", device=device, after_seq=after_seq, returned=len(found))
         return found
 
-    @app.get("/v1/admin/devices/{device}/heartbeats", dependencies=[Depends(admin)])
+    @admin_api.get("/v1/admin/devices/{device}/heartbeats")
     def list_heartbeats(
-        device: str, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+        device: DeviceId, limit: Annotated[int, Query(ge=1, le=1000)] = 100
     ) -> list[dict[str, Any]]:
         """The latest heartbeats of one device, newest first."""
         return store.heartbeats(device, limit)
 
-    @app.get("/v1/admin/receipts/{code}", dependencies=[Depends(admin)])
+    @admin_api.get("/v1/admin/receipts/{code}", responses=_errors(404))
     def receipt(code: str, op: Operator) -> dict[str, Any]:
         """The record a person's attendance reference names (shown on the kiosk when their
         record was saved): device, seq, type, flags, when it arrived. Usually one; a second
@@ -859,9 +979,9 @@ def create_app(settings: Settings) -> FastAPI:
             raise _error(404, "unknown_receipt", "no stored record has that reference (yet?)")
         return {"code": normal, "records": found}
 
-    @app.get("/v1/admin/devices/{device}/missed", dependencies=[Depends(admin)])
+    @admin_api.get("/v1/admin/devices/{device}/missed", responses=_errors(404))
     def missed(
-        device: str, op: Operator, grace_days: Annotated[float, Query(ge=0, le=60)] = 3.0
+        device: DeviceId, op: Operator, grace_days: Annotated[float, Query(ge=0, le=60)] = 3.0
     ) -> dict[str, Any]:
         """People on this kiosk's roster whose appointment passed more than ``grace_days``
         ago with no record of them at this kiosk or any other of its office (the roster's
@@ -890,14 +1010,12 @@ def create_app(settings: Settings) -> FastAPI:
         logged(op, "missed.list", device=device, grace_days=grace_days, tasks=len(tasks))
         return {"device": device, "as_of": now, "grace_days": grace_days, "tasks": tasks}
 
-    @app.put(
+    @admin_api.put(
         "/v1/admin/devices/{device}/records/{seq}/review",
-        dependencies=[Depends(admin)],
         status_code=201,
+        responses=_errors(404, 409),
     )
-    def review(
-        device: str, seq: Annotated[int, PathParam(ge=1)], body: Review, op: Operator
-    ) -> dict[str, Any]:
+    def review(device: DeviceId, seq: Seq, body: Review, op: Operator) -> dict[str, Any]:
         """Record the decision on one record (confirmed, confirmed with concern, rejected) by
         the reviewing officer, who is the operator (``reviewer`` must equal ``X-Operator``).
         Kept, never overwritten: a second decision is refused (409). A reviewed record
@@ -915,21 +1033,19 @@ def create_app(settings: Settings) -> FastAPI:
             raise _error(409, "already_reviewed", "that record already has a decision; it stands")
         return {"device": device, "seq": seq, **saved}
 
-    @app.get("/v1/admin/devices/{device}/records/{seq}/review", dependencies=[Depends(admin)])
-    def get_review(
-        device: str, seq: Annotated[int, PathParam(ge=1)], op: Operator
-    ) -> dict[str, Any]:
+    @admin_api.get("/v1/admin/devices/{device}/records/{seq}/review", responses=_errors(404))
+    def get_review(device: DeviceId, seq: Seq, op: Operator) -> dict[str, Any]:
         found = store.review(device, seq)
         logged(op, "review.read", outcome="ok" if found else "not_found", device=device, seq=seq)
         if found is None:
             raise _error(404, "not_reviewed", "no decision has been recorded for that record")
         return {"device": device, "seq": seq, **found}
 
-    @app.get("/v1/admin/tasks", dependencies=[Depends(admin)])
+    @admin_api.get("/v1/admin/tasks")
     def officer_tasks(
         op: Operator,
         state: Annotated[Literal["open", "all"], Query()] = "open",
-        device: str | None = None,
+        device: DeviceQuery = None,
     ) -> dict[str, Any]:
         """The officers' worklist (hil/refapi/tasks.py): a callback or a flagged answer is
         due the same working day, an identity review or a visit a fault cut short by the end
@@ -961,14 +1077,14 @@ def create_app(settings: Settings) -> FastAPI:
         logged(op, "tasks.list", device=device, state=state, returned=len(found))
         return {"as_of": now, "tasks": found}
 
-    @app.put(
+    @admin_api.put(
         "/v1/admin/devices/{device}/records/{seq}/tasks/{kind}",
-        dependencies=[Depends(admin)],
         status_code=201,
+        responses=_errors(404, 409),
     )
     def close_task(
-        device: str,
-        seq: Annotated[int, PathParam(ge=1)],
+        device: DeviceId,
+        seq: Seq,
         kind: Literal["callback", "attention", "fault_followup"],
         body: TaskOutcome,
         op: Operator,
@@ -994,7 +1110,7 @@ def create_app(settings: Settings) -> FastAPI:
             raise _error(409, "already_closed", "that task already has an outcome; it stands")
         return {"device": device, "seq": seq, "kind": kind, **saved}
 
-    @app.get("/v1/admin/figures", dependencies=[Depends(admin)])
+    @admin_api.get("/v1/admin/figures")
     def evaluation_figures(
         op: Operator, days: Annotated[float, Query(gt=0, le=3660)] = 28.0
     ) -> dict[str, Any]:
@@ -1040,19 +1156,18 @@ def create_app(settings: Settings) -> FastAPI:
         logged(op, "figures.read", days=days, falling_back=len(out["falling_back"]))
         return out
 
-    @app.get("/v1/admin/alerts", dependencies=[Depends(admin)])
+    @admin_api.get("/v1/admin/alerts")
     def alerts(op: Operator) -> list[dict[str, Any]]:
         found = store.alerts()
         logged(op, "alerts.list", returned=len(found))
         return found
 
-    @app.get(
+    @admin_api.get(
         "/v1/admin/blobs/{sha256}",
-        dependencies=[Depends(admin)],
         response_model=BlobInfo,
         responses={404: {"model": ErrorBody}, 410: {"model": RemovedBody}},
     )
-    def blob_status(sha256: str, op: Operator) -> Any:
+    def blob_status(sha256: Sha256, op: Operator) -> Any:
         """Whether a sealed blob (a photo, an enrolment's templates) is held: who sent it,
         when, its size; never its bytes (a reviewer opens a photo with ``kiosk-refapi
         open-photo``). ``410`` when it was removed under the retention policy or after its
@@ -1074,13 +1189,13 @@ def create_app(settings: Settings) -> FastAPI:
                                       **removed})  # fmt: skip
         raise _error(404, "unknown_blob", "no blob with that hash was ever stored")
 
-    @app.get("/v1/admin/access-log", dependencies=[Depends(admin)])
+    @admin_api.get("/v1/admin/access-log")
     def access_log(
         op: Operator,
-        after_id: Annotated[int, Query(ge=0)] = 0,
+        after_id: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         operator: Annotated[str | None, Query(pattern=f"^{OPERATOR_ID.pattern}$")] = None,
-        device: str | None = None,
+        device: DeviceQuery = None,
     ) -> list[dict[str, Any]]:
         """The access log (DPA 2018 s.62) in order, a page at a time (``after_id``), of one
         operator or one device if asked. Reading it is logged too."""
@@ -1088,7 +1203,7 @@ def create_app(settings: Settings) -> FastAPI:
         logged(op, "access_log.read", after_id=after_id, returned=len(found))
         return found
 
-    @app.post("/v1/admin/faults", dependencies=[Depends(admin)])
+    @admin_api.post("/v1/admin/faults")
     def faults(plan: list[str]) -> dict[str, int]:
         if not settings.faults.enabled:
             raise _error(403, "faults_disabled", "start the server with fault injection enabled")
@@ -1102,6 +1217,16 @@ def create_app(settings: Settings) -> FastAPI:
         settings.faults.plan.extend(plan)
         return {"queued": len(settings.faults.plan)}
 
+    app.include_router(admin_api)
+
+    def document() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schemas = FastAPI.openapi(app).setdefault("components", {}).setdefault("schemas", {})
+            for model in (Batch, Heartbeat, Roster):
+                schemas.update(_component_schemas(model))
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = document  # type: ignore[method-assign]
     return app
 
 
@@ -1307,6 +1432,10 @@ def _last_boot(store: Storage, device: str) -> dict[str, Any] | None:
     }
 
 
+def _valid_seq(seq: object) -> bool:
+    return isinstance(seq, int) and not isinstance(seq, bool) and 1 <= seq <= MAX_SEQ
+
+
 def _process_batch_locked(
     store: Storage,
     device: str,
@@ -1334,7 +1463,9 @@ def _process_batch_locked(
         except RecordError:
             parts.append(None)
     decoded = [None if p is None else p[1] for p in parts]
-    seqs = [p["seq"] for p in decoded if p and isinstance(p.get("seq"), int)]
+    # only seqs the schema allows: a huge one (unsigned, or signed by a faulty device) must not
+    # reach the store's 64-bit column; its record is rejected as ``schema`` below
+    seqs = [p["seq"] for p in decoded if p and _valid_seq(p.get("seq"))]
     ids = [str(p["id"]) for p in decoded if p and "id" in p]
     stored, known_ids = store.records_near(device, seqs, ids)
     batch_hash: dict[int, str] = {}

@@ -30,3 +30,29 @@ def test_contract_covers_every_device_endpoint() -> None:
         ("/v1/devices/{device}/heartbeat", "post"),
     ]:
         assert method in paths[path], (path, method)
+
+
+def test_every_reference_in_the_contract_resolves() -> None:
+    """A client (or a fuzzer) reading the document must find every ``$ref`` it names: a
+    model's own ``$defs`` left inside a request body pointed nowhere."""
+    doc = json.loads(json.dumps(openapi_document()))
+    refs: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("$ref"), str):
+                refs.append(node["$ref"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(doc)
+    assert refs
+    for ref in refs:
+        assert ref.startswith("#/"), ref
+        target: object = doc
+        for part in ref[2:].split("/"):
+            assert isinstance(target, dict) and part in target, f"{ref} does not resolve"
+            target = target[part]
