@@ -32,9 +32,8 @@ from daemon.outbox import Outbox, Recovery
 from daemon.records import Record
 from daemon.recovery import open_or_recover
 from daemon.sealing import PhotoSealer, RosterKey, roster_key_path
-from daemon.syncd import WAKE_SOCKET
 from daemon.tokenkey import key_backend
-from daemon.wake import poke
+from daemon.wake import WAKE_SOCKET, poke
 
 log = logging.getLogger(__name__)
 HEALTH_INTERVAL_S = 2.0

@@ -24,10 +24,9 @@ from daemon.errors import StorageError
 from daemon.outbox import Outbox
 from daemon.sync import SyncClient
 from daemon.tokenkey import key_backend
-from daemon.wake import WakeListener
+from daemon.wake import WAKE_SOCKET, WakeListener
 
 log = logging.getLogger(__name__)
-WAKE_SOCKET = "sync.wake"
 
 
 def status_line(client: SyncClient, outbox: Outbox) -> str:

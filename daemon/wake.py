@@ -15,6 +15,10 @@ import os
 import socket
 from pathlib import Path
 
+#: the wake-up socket's name in the data directory. Here, not in daemon.syncd, so that
+#: kiosk.service, which only pokes it, does not import the sync client and httpx with it
+WAKE_SOCKET = "sync.wake"
+
 
 def poke(path: Path) -> None:
     """Send one wake-up datagram, never blocking and never failing."""
