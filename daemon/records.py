@@ -264,6 +264,12 @@ def _schema_fail(what: str) -> RecordError:
     return RecordError(f"record schema: {what}", reason="schema")
 
 
+def is_seq(value: object) -> bool:
+    """Whether ``value`` is a ``seq`` the schema allows: an integer (not a bool) from 1 to
+    :data:`MAX_SEQ`."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_SEQ
+
+
 def validate_payload(p: Mapping[str, Any]) -> None:
     """Check the payload against the v1 schema (docs/api.md); raise RecordError(schema)."""
     required = {"v", "id", "device", "seq", "prev", "type", "at", "clock", "flags", "app"}
@@ -284,8 +290,7 @@ def validate_payload(p: Mapping[str, Any]) -> None:
         raise _schema_fail("id must be a lower-case UUIDv7")
     if not isinstance(p["device"], str) or not _DEVICE.match(p["device"]):
         raise _schema_fail("device must be 1-64 of [A-Za-z0-9._-]")
-    seq = p["seq"]
-    if not isinstance(seq, int) or isinstance(seq, bool) or not 1 <= seq <= MAX_SEQ:
+    if not is_seq(p["seq"]):
         raise _schema_fail("seq must be an integer from 1 to 2^53 - 1")
     if not isinstance(p["prev"], str) or len(p["prev"]) != 43 or not _B64URL.match(p["prev"]):
         raise _schema_fail("prev must be a base64url SHA-256")

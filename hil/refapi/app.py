@@ -37,6 +37,7 @@ from daemon.purposes import OPERATOR_ID, PURPOSES
 from daemon.records import (
     MAX_SEQ,
     decode_unverified,
+    is_seq,
     normal_receipt_code,
     receipt_code_of_hash,
     receipt_hash_prefixes,
@@ -1432,10 +1433,6 @@ def _last_boot(store: Storage, device: str) -> dict[str, Any] | None:
     }
 
 
-def _valid_seq(seq: object) -> bool:
-    return isinstance(seq, int) and not isinstance(seq, bool) and 1 <= seq <= MAX_SEQ
-
-
 def _process_batch_locked(
     store: Storage,
     device: str,
@@ -1465,7 +1462,7 @@ def _process_batch_locked(
     decoded = [None if p is None else p[1] for p in parts]
     # only seqs the schema allows: a huge one (unsigned, or signed by a faulty device) must not
     # reach the store's 64-bit column; its record is rejected as ``schema`` below
-    seqs = [p["seq"] for p in decoded if p and _valid_seq(p.get("seq"))]
+    seqs = [p["seq"] for p in decoded if p and is_seq(p.get("seq"))]
     ids = [str(p["id"]) for p in decoded if p and "id" in p]
     stored, known_ids = store.records_near(device, seqs, ids)
     batch_hash: dict[int, str] = {}
