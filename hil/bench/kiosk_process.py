@@ -1,0 +1,316 @@
+"""The real kiosk.service process, driven from outside the way its screen and sensor drive it.
+
+``python -m daemon run`` (kiosk.service's command line) on a simulated kiosk, with nothing of
+the bench inside it:
+
+- the fingerprint sensor is the emulator in *this* process, served on a pty; the daemon opens
+  that pty with its ``serial`` backend, as it opens ``/dev/serial0`` on a Pi, and speaks the
+  sensor's byte protocol to it;
+- taps go to the daemon's local UI on 127.0.0.1 as the page sends them (``POST tap``, with the
+  screen they were made on), screens are read from its event stream, and the page's heartbeat
+  is sent every two seconds;
+- the camera is the synthetic one and GPIO the mock (``allow_simulated``);
+- nothing listens at the API address: records stay in the outbox, as they do offline.
+
+Used for ``daemon.ready_s`` and ``daemon.rss_mb`` (hil/bench/checkin.py) and by a test that
+checks people in through it (tests/integration/test_kiosk_process.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from daemon.demo_script import DEFAULT_ANSWERS
+from daemon.demo_support import Person, dob_hmac
+from daemon.keys import FileKeyBackend
+from daemon.outbox import Outbox
+from daemon.sealing import (
+    RosterKey,
+    generate_keypair,
+    public_from_private,
+    public_to_b64,
+    roster_key_path,
+    seal_template,
+)
+from hil.fingerprint.emulator import SensorEmulator
+from hil.fingerprint.fingers import make_template
+
+ROOT = Path(__file__).resolve().parents[2]
+#: screens a check-in ends on
+ENDS = ("done", "see_reception")
+
+
+class KioskProcessError(RuntimeError):
+    """The daemon did not start, or a check-in did not get where it should."""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def simulated_device(folder: Path, *, fingerprint: str, ui_port: int = 8088) -> Path:
+    """A simulated kiosk's keys and kiosk.toml (not enrolled: nothing here talks to an API);
+    ``fingerprint`` is the body of its ``[fingerprint]`` table. Returns the config's path."""
+    data = folder / "data"
+    kb = FileKeyBackend(data / "device-key.pem")
+    kb.create()
+    RosterKey.create(roster_key_path(kb.path))
+    private, _ = generate_keypair()
+    cfg = folder / "kiosk.toml"
+    cfg.write_text(
+        f'[device]\nid = "kiosk-bench"\ndata_dir = "{data}"\nallow_simulated = true\n'
+        f'[api]\nurl = "https://127.0.0.1:9/"\n'
+        f'seal_public_key = "{public_to_b64(public_from_private(private))}"\n'
+        f"[ui]\nport = {ui_port}\n"
+        f"[fingerprint]\n{fingerprint}\n"
+        '[camera]\nbackend = "simulated"\n[gpio]\nbackend = "mock"\n'
+        '[display]\nbackend = "simulated"\n'
+    )
+    return cfg
+
+
+def write_roster(data_dir: Path, people: list[Person]) -> None:
+    """The roster kiosk-sync would have downloaded: each person's date of birth (salted HMAC)
+    and one fingerprint template, sealed to this kiosk's roster key."""
+    roster_pub = RosterKey.load(roster_key_path(data_dir / "device-key.pem")).public_bytes()
+    salt = os.urandom(16)
+    roster = {
+        "office": "bench", "generated_at": "2026-11-23T08:00:00Z",
+        "dob_salt": base64.b64encode(salt).decode(),
+        "people": [
+            {"ref": p.ref, "dob_hmac": dob_hmac(salt, p.dob),
+             "templates": [{"finger": "right_index", "sealed": base64.b64encode(
+                 seal_template(make_template(p.ref, p.finger, 1536), roster_pub)).decode()}],
+             "next_appointment": None, "messages": [], "questions": []}
+            for p in people
+        ],
+    }  # fmt: skip
+    (data_dir / "roster.json").write_text(json.dumps(roster))
+
+
+class KioskProcess:
+    """One ``python -m daemon run`` process on a simulated kiosk in ``folder``.
+
+    Use as a context manager: on entry the process is started and READY (``ready_s`` says how
+    long that took), the event stream is open and the page's heartbeat runs; on exit it is
+    stopped with SIGTERM, as systemd stops it.
+    """
+
+    def __init__(self, folder: Path, people: list[Person]) -> None:
+        self.folder = folder
+        self.people = people
+        self.emulator = SensorEmulator("R503", time_scale=0.0)
+        self.cfg_path = folder / "kiosk.toml"
+        self.data_dir = folder / "data"
+        self.proc: subprocess.Popen[bytes] | None = None
+        #: start → READY=1 on the notify socket; start → the page served on 127.0.0.1
+        self.ready_s = self.ui_ready_s = 0.0
+        #: the daemon's exit status once closed (0: it stopped cleanly on SIGTERM)
+        self.returncode: int | None = None
+        self._http: httpx.Client | None = None
+        self._base = ""
+        self._cond = threading.Condition()
+        self._event: dict[str, Any] = {"seq": -1, "screen": "", "view": {}}
+        self._closing = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # --- start and stop ---------------------------------------------------------------------
+    def __enter__(self) -> KioskProcess:
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        port = self.emulator.start_pty(self.folder / "sensor")
+        serial = f'backend = "serial"\nport = "{port}"'  # the driver a Pi uses, on the pty
+        simulated_device(self.folder, fingerprint=serial, ui_port=_free_port())
+        write_roster(self.data_dir, self.people)
+        notify = self.folder / "notify.sock"
+        rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        rx.bind(str(notify))
+        rx.settimeout(0.2)
+        env = dict(os.environ, NOTIFY_SOCKET=str(notify), PYTHONPATH=str(ROOT))
+        log = (self.folder / "daemon.log").open("wb")
+        t = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "daemon", "run", "--config", str(self.cfg_path)],
+            env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        log.close()
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    if rx.recv(4096).startswith(b"READY=1"):
+                        break
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise KioskProcessError(f"the daemon did not get READY: {self.log_tail()}")
+            self.ready_s = time.perf_counter() - t
+        finally:
+            rx.close()
+        self._http = httpx.Client(timeout=10)
+        url_file = self.data_dir / "ui-url"  # written once the UI listens (after READY)
+        while not url_file.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise KioskProcessError(f"the daemon published no UI address: {self.log_tail()}")
+            time.sleep(0.005)
+        self._base = url_file.read_text().strip()
+        self._http.get(self._base).raise_for_status()
+        self.ui_ready_s = time.perf_counter() - t
+        for target in (self._read_events, self._heartbeat):
+            th = threading.Thread(target=target, daemon=True)
+            th.start()
+            self._threads.append(th)
+        self.wait_for(lambda e: e["seq"] >= 0, "the first screen")
+
+    def close(self) -> None:
+        self._closing.set()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc is not None:
+            self.returncode = self.proc.returncode
+        for th in self._threads:
+            th.join(5)
+        if self._http is not None:
+            self._http.close()
+        self.emulator.close()
+
+    def log_tail(self, lines: int = 20) -> str:
+        path = self.folder / "daemon.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    # --- the page's side --------------------------------------------------------------------
+    def _read_events(self) -> None:
+        assert self._http is not None
+        with self._http.stream("GET", self._base + "events", timeout=None) as resp:
+            for line in resp.iter_lines():
+                if self._closing.is_set():
+                    return
+                if line.startswith("data: "):
+                    event = json.loads(line[6:])
+                    with self._cond:
+                        self._event = event
+                        self._cond.notify_all()
+
+    def _heartbeat(self) -> None:
+        assert self._http is not None
+        while not self._closing.wait(2.0):
+            with contextlib.suppress(httpx.HTTPError):
+                self._http.post(self._base + "heartbeat")
+
+    @property
+    def event(self) -> dict[str, Any]:
+        with self._cond:
+            return self._event
+
+    def wait_for(self, ok: Any, what: str, timeout_s: float = 30.0) -> dict[str, Any]:
+        with self._cond:
+            if not self._cond.wait_for(lambda: ok(self._event), timeout_s):
+                raise KioskProcessError(f"waited {timeout_s} s for {what}: at {self._event}")
+            return self._event
+
+    def tap(self, action: str, **data: Any) -> None:
+        """Tap as the page does, naming the screen the tap was made on; then wait for the
+        next screen (a tap that changes nothing visible times out quietly after 2 s)."""
+        assert self._http is not None
+        seen = self.event
+        body = {"action": action, "data": data, "screen": seen["screen"]}
+        resp = self._http.post(self._base + "tap", json=body)
+        if resp.status_code == 409 and resp.json().get("reason") == "stale_tap":
+            return  # the screen moved on under us: look again
+        if resp.status_code != 204:
+            raise KioskProcessError(f"tap {action} on {seen['screen']}: {resp.status_code}")
+        self.next_screen(seen["seq"], 2.0)
+
+    def next_screen(self, after_seq: int, timeout_s: float) -> None:
+        """Wait (quietly, at most ``timeout_s``) for an event after ``after_seq``."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._event["seq"] > after_seq, timeout_s)
+
+    # --- a person ---------------------------------------------------------------------------
+    def check_in(self, person: Person, timeout_s: float = 30.0) -> str:
+        """One check-in from idle back to idle: case reference and date of birth typed, the
+        finger on the sensor, the photo, the questions, confirm. Returns the screen it ended
+        on (``done`` for a normal check-in)."""
+        self.wait_for(lambda e: e["screen"] == "idle", "the idle screen")
+        self.tap("start", lang="en")
+        for d in person.ref.removeprefix("CR-"):
+            self.tap("key", digit=d)
+        self.tap("submit")
+        yyyy, mm, dd = person.dob.split("-")
+        for d in dd + mm + yyyy:
+            self.tap("key", digit=d)
+        self.emulator.present_finger(person.ref, person.finger)
+        self.tap("submit")
+        deadline = time.monotonic() + timeout_s
+        try:
+            while (screen := self.event["screen"]) not in ENDS:
+                if time.monotonic() > deadline:
+                    raise KioskProcessError(f"the check-in stopped at {self.event}")
+                view = self.event["view"]
+                if screen == "fallback" or (
+                    screen == "fingerprint" and view.get("phase") in ("retry", "no_finger")
+                ):
+                    self.tap("continue")
+                elif screen == "photo" and view.get("phase") == "notice":
+                    self.emulator.lift_finger()
+                    self.tap("photo")
+                elif screen == "questions":
+                    q = view["question"]
+                    self.tap("answer", id=q["id"], value=DEFAULT_ANSWERS.get(q["id"], "yes"))
+                elif screen == "messages":
+                    self.tap("read", id=view["message"]["id"])
+                elif screen == "confirm" and not view.get("saving"):
+                    self.tap("finish")
+                else:  # the sensor, the camera or the outbox at work: the next screen
+                    self.next_screen(self.event["seq"], 1.0)
+        finally:
+            self.emulator.lift_finger()
+        self.tap("continue")
+        return str(screen)
+
+    # --- what the process holds -------------------------------------------------------------
+    def status_kb(self, field: str) -> int:
+        """A ``/proc/<pid>/status`` figure of the daemon in kB (``VmRSS``, ``VmHWM``)."""
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+        raise KioskProcessError(f"/proc/{self.proc.pid}/status has no {field}")
+
+    def records(self, type_: str) -> int:
+        """How many records of ``type_`` the daemon has committed (read-only, beside it)."""
+        uri = f"file:{self.data_dir / Outbox.FILE}?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+            return int(
+                db.execute("SELECT count(*) FROM records WHERE type = ?", (type_,)).fetchone()[0]
+            )
