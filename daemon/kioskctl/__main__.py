@@ -415,7 +415,7 @@ def _dispatch(args: argparse.Namespace, ctx: Context, out: TextIO, err: TextIO) 
 
 def _sensor(args: argparse.Namespace, ctx: Context, out: TextIO) -> int:
     if args.action == "info":
-        print(hwcmd.format_info(hwcmd.sensor_info(ctx), ctx.cfg.fingerprint.port), file=out)
+        print(hwcmd.format_info(hwcmd.sensor_info(ctx), ctx.cfg.fingerprint), file=out)
         return 0
     if args.action == "set-baud":
         old, new = hwcmd.set_baud(ctx, args.baud, args.from_baud)

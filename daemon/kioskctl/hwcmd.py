@@ -16,7 +16,12 @@ from daemon.errors import DriverError
 from daemon.keys import write_private_file
 from daemon.kioskctl.checks_hw import STANDARD_BAUDS, find_sensor_baud
 from daemon.kioskctl.context import Context
-from drivers.fingerprint.interface import Match, SensorInfo, SensorNotAnswering
+from drivers.fingerprint.interface import (
+    FingerprintSettings,
+    Match,
+    SensorInfo,
+    SensorNotAnswering,
+)
 
 
 def sensor_info(ctx: Context) -> SensorInfo:
@@ -25,10 +30,12 @@ def sensor_info(ctx: Context) -> SensorInfo:
         return sensor.info()
 
 
-def format_info(info: SensorInfo, port: str) -> str:
+def format_info(info: SensorInfo, settings: FingerprintSettings) -> str:
+    # the emulator backend has no port: it is a simulated sensor inside this command
+    port = "none, a simulated sensor" if settings.backend == "emulator" else settings.port
     return "\n".join(
         [
-            f"port:            {port} ({info.backend})",
+            f"port:            {port} ({settings.backend})",
             f"baud:            {info.baud}",
             f"capacity:        {info.capacity} templates",
             f"library:         {info.library_count} stored "

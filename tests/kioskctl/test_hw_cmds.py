@@ -14,8 +14,17 @@ from tests.kioskctl.conftest import Kiosk
 def test_sensor_info(kiosk: Kiosk) -> None:
     code, out, err = kiosk.run("sensor", "info")
     assert code == 0, err
+    assert f"port:            {kiosk.cfg.fingerprint.port} (serial)" in out
     assert "baud:            57600" in out
     assert "library:         0 stored (ok: must be empty)" in out
+
+
+def test_sensor_info_on_the_emulator_names_no_port(kiosk: Kiosk) -> None:
+    # the demo's sensor lives inside the command: no serial port to name (not /dev/serial0)
+    kiosk.edit("fingerprint", backend="emulator")
+    code, out, err = kiosk.run("sensor", "info")
+    assert code == 0, err
+    assert "port:            none, a simulated sensor (emulator)" in out
 
 
 def test_sensor_unplugged_says_what_to_do(kiosk: Kiosk) -> None:
