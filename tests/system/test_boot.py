@@ -47,6 +47,30 @@ def test_both_units_reach_ready_under_their_hardening(box: Box) -> None:
     assert owner == ["kiosk", "750"]
 
 
+def _ordered_after(box: Box, unit: str) -> set[str]:
+    """Every unit ``unit`` waits for at boot (its After= closure, recursively)."""
+    out = box.container.sh(
+        ["systemctl", "list-dependencies", "--after", "--all", "--plain", "--no-pager", unit]
+    )
+    return {line.strip() for line in out.splitlines()[1:] if line.strip()}
+
+
+def test_no_network_on_the_kiosks_critical_path(box: Box) -> None:
+    # The screen and check-ins must come up with the cable out: nothing kiosk.service or the
+    # screen waits for at boot may wait for the network to be online. kiosk-sync does, and
+    # that is its job (the check below that it does keeps this test able to fail).
+    assert "network-online.target" in _ordered_after(box, "kiosk-sync.service")
+    for unit in ("kiosk.service", "kiosk-ui.service"):
+        waits_for = _ordered_after(box, unit)
+        assert "kiosk-sync.service" not in waits_for, unit
+        online = {u for u in waits_for if u.startswith("network-online")
+                  or u.endswith("wait-online.service")}  # fmt: skip
+        assert not online, f"{unit} waits for {online} at boot"
+    # and what actually held kiosk.service up on this boot had nothing to do with a network
+    chain = box.container.sh(["systemd-analyze", "critical-chain", "--no-pager", "kiosk.service"])
+    assert "kiosk.service" in chain and "network" not in chain, chain
+
+
 def test_journal_has_a_stable_identifier_and_structured_fields(box: Box) -> None:
     c = box.container
     c.wait_for("kiosk.service", 60, ActiveState="active")
