@@ -41,3 +41,18 @@ def test_people_check_in_through_the_real_process_and_its_serial_sensor(tmp_path
     for c in checkins:
         assert c["verify"]["method"] == "fingerprint" and c["verify"]["attempts"] == 1
         assert (kiosk.data_dir / "blobs" / str(c["photo"])).stat().st_size > 0
+
+
+def test_the_daemon_does_not_grow_with_each_check_in(tmp_path: Path) -> None:
+    # A kiosk runs for months between restarts: anything kept per check-in (a photo, a
+    # session, a record) would end in the OOM killer. 60 check-ins after a warm-up of 10 may
+    # add allocator noise, not 60 photos (one sealed photo is ~80 kB: 60 are ~4.7 MB).
+    with KioskProcess(tmp_path, list(PEOPLE)) as kiosk:
+        for i in range(10):
+            kiosk.check_in(PEOPLE[i % len(PEOPLE)])
+        warm = kiosk.status_kb("VmRSS")
+        for i in range(60):
+            kiosk.check_in(PEOPLE[i % len(PEOPLE)])
+        grown_kb = kiosk.status_kb("VmRSS") - warm
+        assert kiosk.records("checkin") == 70
+    assert grown_kb < 1536, f"the daemon grew {grown_kb} kB over 60 check-ins"
