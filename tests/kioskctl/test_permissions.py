@@ -8,6 +8,7 @@ import io
 import json
 import os
 import shutil
+import site
 import subprocess
 import sys
 import tarfile
@@ -24,20 +25,57 @@ NOBODY = 65534
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _can_run_as_nobody() -> str | None:
-    """Why the tests that run kioskctl as another user cannot run here, or None."""
+#: where the checkout is shown to uid 65534 (in a mount namespace of its own, for one
+#: command): a clone in a private folder (``mktemp -d`` makes it 0700) is out of that user's
+#: reach, and so would kioskctl be. A tmpfs (0755) there, with each of the checkout's
+#: top-level folders bind-mounted into it, lets it in without changing anything on disk.
+SRC = Path(tempfile.gettempdir()) / f"kiosk-perm-src-{os.getuid()}"
+_MOUNT = (
+    'mount -t tmpfs -o mode=0755 kiosk-src "$1" || exit 1; '
+    'for e in "$0"/* "$0"/.venv; do [ -d "$e" ] || continue; '
+    'mkdir "$1/${e##*/}" && mount --bind "$e" "$1/${e##*/}" || exit 1; done; '
+    'shift; exec "$@"'
+)
+
+
+def _as_nobody(argv: list[str]) -> list[str]:
+    """``argv`` run as uid 65534 with this checkout mounted at :data:`SRC`."""
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", _MOUNT, str(ROOT),
+            str(SRC), "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+            *argv]  # fmt: skip
+
+
+def _nobody_env(python: str) -> dict[str, str]:
+    """The checkout (at SRC) and, for the system's interpreter, the venv's packages."""
+    paths = [str(SRC)]
+    if not python.startswith(str(SRC)):
+        venv = Path(sys.prefix)
+        paths += [str(SRC / Path(p).relative_to(ROOT)) if venv.is_relative_to(ROOT) else p
+                  for p in site.getsitepackages()]  # fmt: skip
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+
+
+def _interpreter_for_nobody() -> tuple[str | None, str]:
+    """A Python of this version that uid 65534 can run kioskctl with: this environment's,
+    seen through SRC, or the system's with the environment's packages. (path, "") or
+    (None, why not)."""
     if os.geteuid() != 0:
-        return "needs root, to run kioskctl as another user"
-    if shutil.which("setpriv") is None:
-        return "needs setpriv (util-linux)"
-    probe = subprocess.run(
-        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-         sys.executable, "-c", "import daemon.kioskctl.__main__"],
-        cwd="/", capture_output=True, check=False,
-    )  # fmt: skip
-    if probe.returncode != 0:
-        return "this checkout is not readable by uid 65534"
-    return None
+        return None, "needs root, to run kioskctl as another user"
+    if shutil.which("setpriv") is None or shutil.which("unshare") is None:
+        return None, "needs setpriv and unshare (util-linux)"
+    SRC.mkdir(mode=0o755, exist_ok=True)
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    ours = Path(sys.executable)
+    if ours.is_relative_to(ROOT):
+        ours = SRC / ours.relative_to(ROOT)
+    for python in dict.fromkeys([str(ours), f"/usr/bin/{version}"]):
+        probe = subprocess.run(
+            _as_nobody([python, "-c", "import daemon.kioskctl.__main__"]),
+            cwd="/", capture_output=True, check=False, env=_nobody_env(python),
+        )  # fmt: skip
+        if probe.returncode == 0:
+            return python, ""
+    return None, f"uid 65534 can run no {version} that imports kioskctl from this checkout"
 
 
 @pytest.fixture
@@ -64,18 +102,18 @@ def shared(kiosk: Kiosk) -> Iterator[Path]:
 
 def as_nobody(folder: Path, *argv: str) -> tuple[int, str, str]:
     done = subprocess.run(
-        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-         sys.executable, "-m", "daemon.kioskctl", "--config", str(folder / "kiosk.toml"), *argv],
+        _as_nobody([str(PYTHON), "-m", "daemon.kioskctl",
+                    "--config", str(folder / "kiosk.toml"), *argv]),
         cwd=folder, capture_output=True, text=True, timeout=60, check=False,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env=_nobody_env(str(PYTHON)),
     )  # fmt: skip
     return done.returncode, done.stdout, done.stderr
 
 
-NOT_HERE = _can_run_as_nobody()
+PYTHON, NOT_HERE = _interpreter_for_nobody()
 
 
-@pytest.mark.skipif(NOT_HERE is not None, reason=NOT_HERE or "")
+@pytest.mark.skipif(PYTHON is None, reason=NOT_HERE)
 def test_the_wrong_user_is_told_to_use_root_or_the_kiosk_user(shared: Path) -> None:
     code, out, err = as_nobody(shared, "doctor", "--no-hardware", "--json")
     assert code == 1 and "Traceback" not in err, err
@@ -110,7 +148,7 @@ def test_the_wrong_user_is_told_to_use_root_or_the_kiosk_user(shared: Path) -> N
     assert any("outbox" in o and "permission denied" in o for o in manifest["omitted"])
 
 
-@pytest.mark.skipif(NOT_HERE is not None, reason=NOT_HERE or "")
+@pytest.mark.skipif(PYTHON is None, reason=NOT_HERE)
 def test_an_unreadable_configuration_says_whom_to_run_as(shared: Path) -> None:
     (shared / "kiosk.toml").chmod(0o600)
     code, _out, err = as_nobody(shared, "status")
