@@ -102,11 +102,15 @@ class KioskCore:
         fields: dict[str, Any],
         blob: bytes | None = None,
         blob_field: str = "photo",
+        *,
+        end_session: bool = False,
     ) -> Record:
         """Sign and queue a record durably, then wake the sync process. Raises DiskFull /
-        StorageError (nothing was queued)."""
+        StorageError (nothing was queued). ``end_session``: Outbox.append's."""
         assert self.outbox is not None
-        record = self.outbox.append(type_, fields, blob=blob, blob_field=blob_field)
+        record = self.outbox.append(
+            type_, fields, blob=blob, blob_field=blob_field, end_session=end_session
+        )
         poke(self.cfg.device.data_dir / WAKE_SOCKET)
         for listener in self.commit_listeners:
             listener(record)

@@ -33,10 +33,12 @@ from typing import Any
 
 from daemon import __version__, health
 from daemon.app import KioskCore
+from daemon.clock import rfc3339
 from daemon.config import StaffConfig
 from daemon.diskspace import MB, Level
 from daemon.errors import DeviceKeyError, DriverError, KioskError, StorageError
 from daemon.flow import FlowConfig, Stage, effects, events, initial, step, taps, view
+from daemon.flow.machine import record_verify
 from daemon.flow.state import Kiosk
 from daemon.records import receipt_code
 from daemon.roster import RosterInvalid, parse_roster
@@ -126,6 +128,8 @@ class CheckinRunner:
         #: the data disk's level as last told to the flow (None: not yet read)
         self.disk: Level | None = None
         self._disk_unreadable = False
+        #: the check-in under way as last noted in the outbox (Outbox.mark_session), or None
+        self._marked: dict[str, Any] | None = None
 
     # --- the UI bridge ------------------------------------------------------------------------
     def current_view(self) -> dict[str, Any]:
@@ -419,8 +423,12 @@ class CheckinRunner:
                 )
                 return
             blob_field = "templates"
+        marked = self._marked
+        ends = eff.session is not None and marked is not None and marked["session"] == eff.session
         try:
-            record = self.core.commit(eff.type, eff.fields(), blob=blob, blob_field=blob_field)
+            record = self.core.commit(
+                eff.type, eff.fields(), blob=blob, blob_field=blob_field, end_session=ends
+            )
         except (StorageError, DeviceKeyError) as exc:  # a full disk; a token that stopped
             self.post(
                 events.CommitFailed(
@@ -428,6 +436,8 @@ class CheckinRunner:
                 )
             )
             return
+        if ends:
+            self._marked = None  # gone with the record, in the same transaction
         self.post(
             events.RecordCommitted(
                 now=time.monotonic(),
@@ -512,9 +522,88 @@ class CheckinRunner:
         self._publish()
         for eff in effs:
             self._carry_out(eff)
+        self._note_session()
+
+    # --- a check-in a restart would cut short -------------------------------------------------
+    def _session_mark(self) -> dict[str, Any] | None:
+        """What the record of the check-in under way would say if the kiosk restarted now
+        (who, how verified so far, in which language), or None when there is nothing to
+        lose: nobody identified yet, or the check-in's own record is being or was saved."""
+        k = self.state
+        s = k.session
+        if s is None or s.person is None or s.commit_id is not None or s.committed:
+            return None
+        return {"session": s.id, "person": s.person.ref, "lang": k.lang,
+                "verify": record_verify(s, k)}  # fmt: skip
+
+    def _note_session(self) -> None:
+        """Keep the outbox's note of the check-in under way in step with the flow: written
+        when a person is identified (and when their verification changes), removed when the
+        check-in ends without a record of its own. A note that cannot be written is logged,
+        never a reason to stop the check-in."""
+        want = self._session_mark()
+        marked = self._marked
+        if want is not None:
+            same = marked is not None and marked["session"] == want["session"]
+            want["at"] = marked["at"] if same and marked else rfc3339(self.core.clock.wall())
+            if want == marked:
+                return
+        elif marked is None:
+            return
+        outbox = self.core.outbox
+        assert outbox is not None
+        try:
+            if want is None:
+                outbox.clear_session()
+            else:
+                outbox.mark_session(want)
+        except StorageError as exc:
+            log.error(
+                "could not note the check-in under way (%s): a restart now would leave no "
+                "record of it",
+                exc.reason,
+                extra={"kiosk_reason": exc.reason},
+            )
+        self._marked = want
+
+    def _resume_interrupted(self) -> None:
+        """A check-in the last run noted and never saved (a crash, a power cut, an update in
+        the middle of it): save a ``fault`` record for the person, so an officer follows it
+        up and the visit counts, and alert the staff. Exactly once: the record and the
+        note's removal are one transaction."""
+        outbox = self.core.outbox
+        assert outbox is not None
+        body = outbox.open_session()
+        if body is None:
+            return
+        person, verify = body.get("person"), body.get("verify")
+        if not isinstance(person, str) or not isinstance(verify, dict):
+            outbox.clear_session()  # not ours to read: nothing to say about anyone
+            return
+        flags = ["fault", "no_photo"]  # the photo, if one was taken, was in memory only
+        if verify.get("method") != "fingerprint":
+            flags.insert(0, "id_review")
+        detail = {"part": "kiosk", "reason": "restarted", "interrupted_checkin": True,
+                  "lang": body.get("lang"), "identified_at": body.get("at")}  # fmt: skip
+        try:
+            self.core.commit(
+                "fault",
+                {"person": person, "verify": verify, "flags": flags, "detail": detail},
+                end_session=True,
+            )
+        except (StorageError, DeviceKeyError) as exc:  # kept: tried again at the next start
+            log.error("a check-in cut short by a restart could not be saved yet (%s)",
+                      exc.reason, extra={"kiosk_reason": exc.reason})  # fmt: skip
+            return
+        log.warning(
+            "a check-in was cut short by a restart; saved as a fault for an officer to follow up",
+            extra={"kiosk_reason": "interrupted_checkin"},
+        )
+        self.post(events.PartFailed(now=time.monotonic(), part="kiosk", reason="restarted"))
 
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
+        self._resume_interrupted()
         self._watch_hardware(loop)
         self._reload_roster()
         disk = self._disk_changed()

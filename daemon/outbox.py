@@ -54,7 +54,7 @@ from daemon.records import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # The records table is append-only: one B-tree page touched per check-in, as cheap as a raw
 # insert. Sync progress is derived, not stored per row: every seq <= acked_upto is resolved
 # (acknowledged, or parked when it is in `parked`); everything above is pending.
@@ -96,6 +96,15 @@ _MIGRATIONS: dict[int, str] = {
         hash TEXT NOT NULL
     );
     """,
+    # 3 -> 4: the check-in under way (a person identified, their record not yet saved), so a
+    # restart in the middle (a crash, a power cut, an update) still leaves a record for an
+    # officer: see Outbox.mark_session and daemon/kiosk.py
+    4: """
+    CREATE TABLE session_open (
+        one  INTEGER PRIMARY KEY CHECK (one = 1),
+        body TEXT NOT NULL
+    );
+    """,
 }
 
 #: The oldest software (by its SCHEMA_VERSION) that can still read and append to a file after
@@ -105,7 +114,9 @@ _MIGRATIONS: dict[int, str] = {
 #: fill), and says here how far back it stays usable: one version back at least, so a
 #: rollback keeps checking people in (docs/updates.md, "Rollback and the outbox").
 #: 3: older code would not know the anchor, and would restart a recovered chain at genesis.
-READABLE_BY: dict[int, int] = {1: 1, 2: 1, 3: 3}
+#: 4: older code ignores the open-session row; one left by a restart under the new code is
+#: turned into its record when the new code runs again.
+READABLE_BY: dict[int, int] = {1: 1, 2: 1, 3: 3, 4: 3}
 _COMPAT_TABLE = (
     "CREATE TABLE IF NOT EXISTS schema_compat ("
     " one INTEGER PRIMARY KEY CHECK (one = 1), readable_by INTEGER NOT NULL)"
@@ -501,12 +512,15 @@ class Outbox:
         *,
         blob: bytes | None = None,
         blob_field: str = "photo",
+        end_session: bool = False,
     ) -> Record:
         """Make, sign and durably queue one record; return it once committed.
 
         ``fields`` adds ``person``, ``verify``, ``answers``, ``flags``, ``detail``. ``blob`` is a
         sealed photo: its file is made durable first, then its row and the record (whose
-        ``photo`` names its hash) commit in the same transaction.
+        ``photo`` names its hash) commit in the same transaction. ``end_session``: this is
+        the record of the check-in :meth:`mark_session` marked; the mark goes in the same
+        transaction, so a restart finds exactly one of the two.
 
         Concurrency: optimistic. The record is signed against the cached chain head and
         inserted in a single statement (one implicit transaction, one fsync); records are
@@ -561,15 +575,18 @@ class Outbox:
                 now,
             )
             try:
-                if blob is None:  # one INSERT in autocommit mode: its own committed transaction
-                    cursor.execute(_INSERT_RECORD, row)
+                if blob is None and not end_session:  # one INSERT in autocommit mode: its
+                    cursor.execute(_INSERT_RECORD, row)  # own committed transaction
                 else:
                     with self._write() as db:
                         db.execute(_INSERT_RECORD, row)
-                        db.execute(
-                            "INSERT OR IGNORE INTO blobs(sha256, size) VALUES (?, ?)",
-                            (blob_sha, len(blob)),
-                        )
+                        if blob is not None:
+                            db.execute(
+                                "INSERT OR IGNORE INTO blobs(sha256, size) VALUES (?, ?)",
+                                (blob_sha, len(blob)),
+                            )
+                        if end_session:
+                            db.execute("DELETE FROM session_open")
             except sqlite3.IntegrityError:
                 self._head_cache = None  # another writer took this seq: re-read, re-sign
                 continue
@@ -582,6 +599,30 @@ class Outbox:
             self._head_cache = head
             return record
         raise StorageError("could not append: the chain head kept moving (another writer?)")
+
+    # --- the check-in under way ------------------------------------------------------------
+    def mark_session(self, body: Mapping[str, Any]) -> None:
+        """Durably note the check-in under way (a person identified, no record yet): what its
+        record would say if the kiosk restarted before saving it. One row, replaced; cleared
+        by the check-in's own record (``append(end_session=True)``) or
+        :meth:`clear_session`. No biometric data: who, how they were verified, when."""
+        text = json.dumps(dict(body), separators=(",", ":"), sort_keys=True)
+        with self._write() as db:
+            db.execute("INSERT OR REPLACE INTO session_open(one, body) VALUES (1, ?)", (text,))
+
+    def clear_session(self) -> None:
+        """The check-in under way ended without a record of its own (the person cancelled or
+        walked away, or another record covers it)."""
+        with self._write() as db:
+            db.execute("DELETE FROM session_open")
+
+    def open_session(self) -> dict[str, Any] | None:
+        """The check-in a restart interrupted (what :meth:`mark_session` noted), or None."""
+        row = self.db.execute("SELECT body FROM session_open").fetchone()
+        if row is None:
+            return None
+        body = json.loads(row[0])  # written by mark_session, in the same file as the records
+        return body if isinstance(body, dict) else None
 
     # --- sync side ------------------------------------------------------------------------
     def _acked_upto(self) -> int:

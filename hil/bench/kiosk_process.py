@@ -38,6 +38,7 @@ from daemon.demo_script import DEFAULT_ANSWERS
 from daemon.demo_support import Person, dob_hmac
 from daemon.keys import FileKeyBackend
 from daemon.outbox import Outbox
+from daemon.records import decode_unverified
 from daemon.sealing import (
     RosterKey,
     generate_keypair,
@@ -133,7 +134,16 @@ class KioskProcess:
     # --- start and stop ---------------------------------------------------------------------
     def __enter__(self) -> KioskProcess:
         try:
-            self._start()
+            self.folder.mkdir(parents=True, exist_ok=True)
+            port = self.emulator.start_pty(self.folder / "sensor")
+            serial = f'backend = "serial"\nport = "{port}"'  # the driver a Pi uses, on the pty
+            simulated_device(self.folder, fingerprint=serial, ui_port=_free_port())
+            write_roster(self.data_dir, self.people)
+            self._http = httpx.Client(timeout=10)
+            beat = threading.Thread(target=self._heartbeat, daemon=True)
+            beat.start()
+            self._threads.append(beat)
+            self.start()
         except BaseException:
             self.close()
             raise
@@ -142,61 +152,74 @@ class KioskProcess:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _start(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        port = self.emulator.start_pty(self.folder / "sensor")
-        serial = f'backend = "serial"\nport = "{port}"'  # the driver a Pi uses, on the pty
-        simulated_device(self.folder, fingerprint=serial, ui_port=_free_port())
-        write_roster(self.data_dir, self.people)
+    def start(self) -> None:
+        """Start the daemon (again, after :meth:`kill` or :meth:`stop`) and wait until it is
+        READY and its page is served; its first screen is then in :attr:`event`."""
+        assert self._http is not None
+        url_file = self.data_dir / "ui-url"  # written once the UI listens (after READY)
+        url_file.unlink(missing_ok=True)  # a killed daemon leaves its old one behind
+        with self._cond:
+            self._event = {"seq": -1, "screen": "", "view": {}}
         notify = self.folder / "notify.sock"
+        notify.unlink(missing_ok=True)
         rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         rx.bind(str(notify))
         rx.settimeout(0.2)
         env = dict(os.environ, NOTIFY_SOCKET=str(notify), PYTHONPATH=str(ROOT))
-        log = (self.folder / "daemon.log").open("wb")
+        log = (self.folder / "daemon.log").open("ab")
         t = time.perf_counter()
-        self.proc = subprocess.Popen(
+        proc = self.proc = subprocess.Popen(
             [sys.executable, "-m", "daemon", "run", "--config", str(self.cfg_path)],
             env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         log.close()
+        deadline = time.monotonic() + 30
         try:
-            deadline = time.monotonic() + 30
             while True:
                 with contextlib.suppress(TimeoutError):
                     if rx.recv(4096).startswith(b"READY=1"):
                         break
-                if self.proc.poll() is not None or time.monotonic() > deadline:
+                if proc.poll() is not None or time.monotonic() > deadline:
                     raise KioskProcessError(f"the daemon did not get READY: {self.log_tail()}")
             self.ready_s = time.perf_counter() - t
         finally:
             rx.close()
-        self._http = httpx.Client(timeout=10)
-        url_file = self.data_dir / "ui-url"  # written once the UI listens (after READY)
         while not url_file.exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
+            if proc.poll() is not None or time.monotonic() > deadline:
                 raise KioskProcessError(f"the daemon published no UI address: {self.log_tail()}")
             time.sleep(0.005)
         self._base = url_file.read_text().strip()
         self._http.get(self._base).raise_for_status()
         self.ui_ready_s = time.perf_counter() - t
-        for target in (self._read_events, self._heartbeat):
-            th = threading.Thread(target=target, daemon=True)
-            th.start()
-            self._threads.append(th)
+        reader = threading.Thread(target=self._read_events, args=(self._base,), daemon=True)
+        reader.start()
+        self._threads.append(reader)
         self.wait_for(lambda e: e["seq"] >= 0, "the first screen")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or a power cut ends it: nothing is flushed or stopped."""
+        self._end(signal.SIGKILL)
+
+    def stop(self) -> None:
+        """SIGTERM, as systemd stops it."""
+        self._end(signal.SIGTERM)
+
+    def _end(self, sig: int) -> None:
+        proc = self.proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.returncode = proc.returncode
 
     def close(self) -> None:
         self._closing.set()
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc is not None:
-            self.returncode = self.proc.returncode
+        self.stop()
         for th in self._threads:
             th.join(5)
         if self._http is not None:
@@ -209,11 +232,15 @@ class KioskProcess:
         return "\n".join(text.splitlines()[-lines:])
 
     # --- the page's side --------------------------------------------------------------------
-    def _read_events(self) -> None:
+    def _read_events(self, base: str) -> None:
+        """The page's event stream from one run of the daemon, until it ends."""
         assert self._http is not None
-        with self._http.stream("GET", self._base + "events", timeout=None) as resp:
+        with (
+            contextlib.suppress(httpx.HTTPError),
+            self._http.stream("GET", base + "events", timeout=None) as resp,
+        ):
             for line in resp.iter_lines():
-                if self._closing.is_set():
+                if self._closing.is_set() or base != self._base:
                     return
                 if line.startswith("data: "):
                     event = json.loads(line[6:])
@@ -257,10 +284,9 @@ class KioskProcess:
             self._cond.wait_for(lambda: self._event["seq"] > after_seq, timeout_s)
 
     # --- a person ---------------------------------------------------------------------------
-    def check_in(self, person: Person, timeout_s: float = 30.0) -> str:
-        """One check-in from idle back to idle: case reference and date of birth typed, the
-        finger on the sensor, the photo, the questions, confirm. Returns the screen it ended
-        on (``done`` for a normal check-in)."""
+    def begin(self, person: Person) -> None:
+        """From idle: the case reference and date of birth typed, the finger on the sensor,
+        and Next touched (the person is identified; the sensor matches the finger next)."""
         self.wait_for(lambda e: e["screen"] == "idle", "the idle screen")
         self.tap("start", lang="en")
         for d in person.ref.removeprefix("CR-"):
@@ -271,6 +297,12 @@ class KioskProcess:
             self.tap("key", digit=d)
         self.emulator.present_finger(person.ref, person.finger)
         self.tap("submit")
+
+    def check_in(self, person: Person, timeout_s: float = 30.0) -> str:
+        """One check-in from idle back to idle: case reference and date of birth typed, the
+        finger on the sensor, the photo, the questions, confirm. Returns the screen it ended
+        on (``done`` for a normal check-in)."""
+        self.begin(person)
         deadline = time.monotonic() + timeout_s
         try:
             while (screen := self.event["screen"]) not in ENDS:
@@ -307,10 +339,17 @@ class KioskProcess:
                 return int(line.split()[1])
         raise KioskProcessError(f"/proc/{self.proc.pid}/status has no {field}")
 
-    def records(self, type_: str) -> int:
-        """How many records of ``type_`` the daemon has committed (read-only, beside it)."""
+    def compacts(self) -> list[str]:
+        """Every record the daemon has committed, in seq order (read-only, beside it)."""
         uri = f"file:{self.data_dir / Outbox.FILE}?mode=ro"
         with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
-            return int(
-                db.execute("SELECT count(*) FROM records WHERE type = ?", (type_,)).fetchone()[0]
-            )
+            return [c for (c,) in db.execute("SELECT compact FROM records ORDER BY seq")]
+
+    def payloads(self, type_: str) -> list[dict[str, Any]]:
+        """The payloads of the records of ``type_``, in seq order."""
+        out = [decode_unverified(c)[1] for c in self.compacts()]
+        return [p for p in out if p["type"] == type_]
+
+    def records(self, type_: str) -> int:
+        """How many records of ``type_`` the daemon has committed."""
+        return len(self.payloads(type_))

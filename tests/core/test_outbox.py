@@ -283,8 +283,43 @@ def test_migration_from_version_1_keeps_data(tmp_path: Path) -> None:
     db.commit()
     db.close()
     with open_outbox(tmp_path) as ob:
-        assert ob.db.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert ob.db.execute("PRAGMA user_version").fetchone()[0] == outbox_mod.SCHEMA_VERSION
         assert ob.db.execute("SELECT created_at FROM records").fetchone()[0] == 0
+        assert ob.open_session() is None  # the newest table is there, and empty
+
+
+def test_the_check_in_under_way_is_noted_until_its_own_record_saves_it(tmp_path: Path) -> None:
+    key = make_key()
+    note = {"session": 3, "person": "CR-900101", "verify": {"method": "fingerprint"}}
+    with open_outbox(tmp_path, key) as ob:
+        assert ob.open_session() is None
+        ob.mark_session(note)
+        ob.append("staff_action", {"detail": {"action": "unlock"}})  # another record: kept
+    with open_outbox(tmp_path, key) as ob:  # durable: a restart finds it
+        assert ob.open_session() == note
+        ob.mark_session({**note, "verify": {"method": "dob_photo"}})  # replaced, not added
+        assert ob.open_session() == {**note, "verify": {"method": "dob_photo"}}
+        rec = ob.append("checkin", synthetic_checkin(1), end_session=True)
+        assert ob.open_session() is None  # gone in the record's own transaction
+        assert rec.seq == 2
+        ob.mark_session(note)
+        ob.clear_session()  # the person cancelled: nothing owed
+        assert ob.open_session() is None
+
+
+def test_a_record_that_fails_to_save_keeps_the_note(tmp_path: Path) -> None:
+    key = make_key()
+    note = {"session": 1, "person": "CR-900101"}
+    with open_outbox(tmp_path, key) as ob:
+        ob.mark_session(note)
+        # the file may not grow: a record needing new pages fails inside its transaction
+        pages = ob.db.execute("PRAGMA page_count").fetchone()[0]
+        ob.db.execute(f"PRAGMA max_page_count = {pages}")
+        big = {**synthetic_checkin(2), "detail": {"note": "x" * 20_000}}
+        with pytest.raises(DiskFull):
+            ob.append("checkin", big, end_session=True)
+        assert ob.open_session() == note  # rolled back whole: the note is still owed
+        assert ob.stats().depth == 0
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -296,16 +331,20 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     assert not isinstance(err.value, OutboxCorrupt)  # never set aside as damaged
 
 
+NEXT = outbox_mod.SCHEMA_VERSION + 1
+NOW = outbox_mod.SCHEMA_VERSION
+
+
 def _future_schema(monkeypatch: pytest.MonkeyPatch, readable_by: int) -> None:
-    """Make this process the next release: schema 4, one more migration, which declares the
-    oldest software that can still use the file after it."""
-    monkeypatch.setattr(outbox_mod, "SCHEMA_VERSION", 4)
+    """Make this process the next release: one more schema version and migration, which
+    declares the oldest software that can still use the file after it."""
+    monkeypatch.setattr(outbox_mod, "SCHEMA_VERSION", NEXT)
     monkeypatch.setitem(
         outbox_mod._MIGRATIONS,
-        4,
+        NEXT,
         "ALTER TABLE records ADD COLUMN lang TEXT; CREATE TABLE future_notes (seq INTEGER)",
     )
-    monkeypatch.setitem(outbox_mod.READABLE_BY, 4, readable_by)
+    monkeypatch.setitem(outbox_mod.READABLE_BY, NEXT, readable_by)
 
 
 def test_a_rolled_back_update_keeps_using_an_outbox_it_migrated(
@@ -318,17 +357,17 @@ def test_a_rolled_back_update_keeps_using_an_outbox_it_migrated(
     with open_outbox(tmp_path, key) as ob:  # the old release, before the update
         ob.append("checkin", synthetic_checkin(1))
     with monkeypatch.context() as m:  # the trial boot of the update
-        _future_schema(m, readable_by=3)
+        _future_schema(m, readable_by=NOW)
         with open_outbox(tmp_path, key) as ob:
-            assert ob.schema == (4, 4)
+            assert ob.schema == (NEXT, NEXT)
             for i in (2, 3):
                 ob.append("checkin", synthetic_checkin(i))
     with open_outbox(tmp_path, key) as ob:  # rolled back: the old release again
-        assert ob.schema == (4, 3)
+        assert ob.schema == (NEXT, NOW)
         assert [p.seq for p in ob.pending()] == [1, 2, 3]  # the trial's check-ins go out
         assert ob.append("checkin", synthetic_checkin(4)).seq == 4
     with monkeypatch.context() as m:  # the fixed update, later
-        _future_schema(m, readable_by=3)
+        _future_schema(m, readable_by=NOW)
         with open_outbox(tmp_path, key) as ob:
             ob.append("checkin", synthetic_checkin(5))
             compacts = [c for _s, _st, c in ob.all_compact()]
@@ -340,7 +379,7 @@ def test_a_migration_older_software_cannot_use_is_refused_and_nothing_changes(
 ) -> None:
     key = make_key()
     with monkeypatch.context() as m:
-        _future_schema(m, readable_by=4)
+        _future_schema(m, readable_by=NEXT)
         with open_outbox(tmp_path, key) as ob:
             ob.append("checkin", synthetic_checkin(1))
     with pytest.raises(StorageError, match="made by newer kiosk software") as err:
@@ -350,7 +389,7 @@ def test_a_migration_older_software_cannot_use_is_refused_and_nothing_changes(
     assert not isinstance(err.value, OutboxCorrupt)  # never set aside as damaged
     db = sqlite3.connect(tmp_path / Outbox.FILE)
     assert db.execute("SELECT count(*) FROM records").fetchone()[0] == 1
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 4
+    assert db.execute("PRAGMA user_version").fetchone()[0] == NEXT
     db.close()
 
 

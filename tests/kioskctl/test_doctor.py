@@ -406,15 +406,16 @@ def test_an_outbox_migrated_by_a_rolled_back_update_is_a_warning_not_a_failure(
     kiosk: Kiosk, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with monkeypatch.context() as m:  # the update's trial boot migrated the outbox
-        m.setattr(outbox_mod, "SCHEMA_VERSION", 4)
-        m.setitem(outbox_mod._MIGRATIONS, 4, "CREATE TABLE future_notes (seq INTEGER)")
-        m.setitem(outbox_mod.READABLE_BY, 4, 3)
+        now = outbox_mod.SCHEMA_VERSION
+        m.setattr(outbox_mod, "SCHEMA_VERSION", now + 1)
+        m.setitem(outbox_mod._MIGRATIONS, now + 1, "CREATE TABLE future_notes (seq INTEGER)")
+        m.setitem(outbox_mod.READABLE_BY, now + 1, now)
         dev = kiosk.cfg.device
         outbox_mod.Outbox(dev.data_dir, device=dev.id, key=None, clock=FakeClock()).open().close()
     _code, rows = doctor(kiosk, "--no-hardware")
     row = rows["outbox integrity"]
     assert row["status"] == "warn", row
-    assert "schema 4, made by newer software" in row["detail"]
+    assert f"schema {outbox_mod.SCHEMA_VERSION + 1}, made by newer software" in row["detail"]
     assert "rolled back" in row["fix"]
     assert rows["outbox queue"]["status"] == "pass"  # the old software reads the queue
 
