@@ -130,6 +130,9 @@ class CheckinRunner:
         self._disk_unreadable = False
         #: the check-in under way as last noted in the outbox (Outbox.mark_session), or None
         self._marked: dict[str, Any] | None = None
+        #: a check-in cut short by the last restart whose fault record could not be saved
+        #: yet: its note must not be replaced by the next one
+        self._owed = False
 
     # --- the UI bridge ------------------------------------------------------------------------
     def current_view(self) -> dict[str, Any]:
@@ -550,6 +553,10 @@ class CheckinRunner:
                 return
         elif marked is None:
             return
+        if self._owed:
+            self._resume_interrupted()  # try again; its note is the only copy
+            if self._owed:
+                return
         outbox = self.core.outbox
         assert outbox is not None
         try:
@@ -591,10 +598,12 @@ class CheckinRunner:
                 {"person": person, "verify": verify, "flags": flags, "detail": detail},
                 end_session=True,
             )
-        except (StorageError, DeviceKeyError) as exc:  # kept: tried again at the next start
+        except (StorageError, DeviceKeyError) as exc:  # kept: tried again before the next
+            self._owed = True  # check-in's note would replace it, and at the next start
             log.error("a check-in cut short by a restart could not be saved yet (%s)",
                       exc.reason, extra={"kiosk_reason": exc.reason})  # fmt: skip
             return
+        self._owed = False
         log.warning(
             "a check-in was cut short by a restart; saved as a fault for an officer to follow up",
             extra={"kiosk_reason": "interrupted_checkin"},
