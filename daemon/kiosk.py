@@ -530,7 +530,8 @@ class CheckinRunner:
     # --- a check-in a restart would cut short -------------------------------------------------
     def _session_mark(self) -> dict[str, Any] | None:
         """What the record of the check-in under way would say if the kiosk restarted now
-        (who, how verified so far, in which language), or None when there is nothing to
+        (who, how verified so far, in which language; :meth:`_note_session` adds when they
+        were identified), or None when there is nothing to
         lose: nobody identified yet, or the check-in's own record is being or was saved."""
         k = self.state
         s = k.session
@@ -546,9 +547,14 @@ class CheckinRunner:
         never a reason to stop the check-in."""
         want = self._session_mark()
         marked = self._marked
-        if want is not None:
-            same = marked is not None and marked["session"] == want["session"]
-            want["at"] = marked["at"] if same and marked else rfc3339(self.core.clock.wall())
+        if want is not None:  # when they were identified, in the terms a record uses
+            if marked is not None and marked["session"] == want["session"]:
+                want["at"], want["clock"] = marked["at"], marked["clock"]
+            else:
+                clock = self.core.clock
+                want["at"] = rfc3339(clock.wall())
+                want["clock"] = {"synced": clock.synced(), "boot_id": clock.boot_id(),
+                                 "mono_ns": clock.monotonic_ns()}  # fmt: skip
             if want == marked:
                 return
         elif marked is None:
@@ -590,8 +596,11 @@ class CheckinRunner:
         flags = ["fault", "no_photo"]  # the photo, if one was taken, was in memory only
         if verify.get("method") != "fingerprint":
             flags.insert(0, "id_review")
+        # ``identified``: when the person was at the kiosk (this record is made later, at
+        # the restart, perhaps the next day): the API credits the visit to that time
+        identified = {"at": body.get("at"), "clock": body.get("clock")}
         detail = {"part": "kiosk", "reason": "restarted", "interrupted_checkin": True,
-                  "lang": body.get("lang"), "identified_at": body.get("at")}  # fmt: skip
+                  "lang": body.get("lang"), "identified": identified}  # fmt: skip
         try:
             self.core.commit(
                 "fault",

@@ -47,8 +47,19 @@ def attendances(records: Iterable[tuple[str, float]]) -> dict[str, list[float]]:
         person = p.get("person")
         if p.get("type") not in ATTENDED or not isinstance(person, str):
             continue
-        seen.setdefault(person, []).append(boots.time_of(p, received))
+        seen.setdefault(person, []).append(boots.time_of(_when_there(p), received))
     return seen
+
+
+def _when_there(payload: dict[str, Any]) -> dict[str, Any]:
+    """The time and clock that date the person's visit: the record's own, except for a
+    check-in cut short by a restart (``detail.identified``: when they were identified; the
+    record itself was made at the restart, which may be the next day)."""
+    detail = payload.get("detail")
+    seen = detail.get("identified") if isinstance(detail, dict) else None
+    if isinstance(seen, dict) and isinstance(seen.get("at"), str):
+        return {"at": seen["at"], "clock": seen.get("clock")}
+    return payload
 
 
 def _clock(payload: dict[str, Any]) -> tuple[bool, str | None, int | None]:

@@ -77,7 +77,10 @@ def test_a_restart_in_the_middle_of_a_check_in_leaves_one_fault_record_for_an_of
         fault = faults[0]
         assert fault["detail"]["part"] == "kiosk" and fault["detail"]["reason"] == "restarted"
         assert fault["detail"]["interrupted_checkin"] is True
-        assert fault["detail"]["identified_at"] and fault["detail"]["lang"] == "en"
+        assert fault["detail"]["lang"] == "en"
+        identified = fault["detail"]["identified"]  # when they were there, for the API
+        assert identified["at"] < fault["at"] and identified["clock"]["mono_ns"] > 0
+        assert identified["clock"]["boot_id"] == fault["clock"]["boot_id"]  # one machine boot
         # matched by fingerprint before the restart: no identity review, but no photo kept
         assert fault["verify"]["method"] == "fingerprint"
         assert fault["flags"] == ["fault", "no_photo"]

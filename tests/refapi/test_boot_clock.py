@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
-from hil.refapi.missed import BootClock
+from daemon.records import b64url
+from hil.refapi.missed import BootClock, attendances
 
 BOOT, OTHER = "boot-a", "boot-b"
 T0 = 1_795_000_000.0  # true Unix time at the boot's monotonic zero
@@ -50,3 +52,25 @@ def test_a_record_is_never_dated_after_the_api_received_it() -> None:
     early = _rec(100, synced=False)
     boots = BootClock([early, _rec(200, synced=True, skew=3600)])  # a bad anchor: an hour fast
     assert boots.time_of(early, T0 + 1000) == T0 + 1000
+
+
+def _compact(payload: dict[str, Any]) -> str:
+    """A record's shape for attendances(), which reads records it does not verify."""
+    return ".".join(b64url(json.dumps(part).encode()) for part in ({"alg": "ES256"}, payload, {}))
+
+
+def test_a_check_in_cut_short_overnight_counts_for_the_day_the_person_came() -> None:
+    # identified at 16:55 on the boot before a power cut (the clock synchronised); the kiosk
+    # came back the next morning and only then made the fault record
+    there = _rec(1000, synced=True)
+    fault = {**_rec(50, synced=True, boot=OTHER, skew=15 * 3600), "type": "fault",
+             "person": "CR-900101",
+             "detail": {"part": "kiosk", "reason": "restarted", "identified": there}}  # fmt: skip
+    seen = attendances([(_compact(fault), T0 + 86400)])
+    assert seen == {"CR-900101": [T0 + 1000]}
+    # and with an unsynchronised clock it is re-based on that boot's synchronised records
+    early = {**_rec(1000, synced=False, skew=-9 * 86400)}
+    anchor = {**_rec(5000, synced=True), "type": "boot"}
+    fault["detail"] = {"part": "kiosk", "reason": "restarted", "identified": early}
+    seen = attendances([(_compact(anchor), T0 + 5000), (_compact(fault), T0 + 86400)])
+    assert abs(seen["CR-900101"][0] - (T0 + 1000)) < 0.01
