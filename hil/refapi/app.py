@@ -1003,11 +1003,18 @@ def create_app(settings: Settings) -> FastAPI:
         # a visit to a unit since retired counts (its chain is kept under another name)
         kiosks += [r.chain for k in list(kiosks) for r in store.retirements(k)]
         seen: dict[str, list[float]] = {}
+        running: list[float] = []  # when any of the office's kiosks said it was running
+        known_since = float("-inf")  # before this, the heartbeats kept say nothing
         for kiosk in kiosks:
             for person, times in attendances(_received_records(store, kiosk)).items():
                 seen.setdefault(person, []).extend(times)
+            beats = store.heartbeats(kiosk, HEARTBEATS_READ)
+            running += [float(h["received"]) for h in beats if h["body"].get("kiosk") == "running"]
+            if len(beats) == HEARTBEATS_READ:  # older ones exist but were not read
+                known_since = max(known_since, float(beats[-1]["received"]))
         now = settings.clock()
-        tasks = review_tasks(roster[1], seen, now, grace_days)
+        tasks = review_tasks(roster[1], seen, now, grace_days, running=sorted(running),
+                             known_since=known_since)  # fmt: skip
         logged(op, "missed.list", device=device, grace_days=grace_days, tasks=len(tasks))
         return {"device": device, "as_of": now, "grace_days": grace_days, "tasks": tasks}
 

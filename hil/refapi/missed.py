@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import itertools
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from daemon.records import decode_unverified
@@ -118,12 +119,48 @@ def appointment_times(person: dict[str, Any]) -> list[str]:
     return sorted({at for at in found if at}, key=_unix)
 
 
+#: heartbeats further apart than this leave a gap: the kiosk was not known to be running
+HEARTBEAT_GAP_S = 5 * 60
+
+
+def _iso(unix: float) -> str:
+    return dt.datetime.fromtimestamp(unix, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def not_running(running: Sequence[float], since: float, until: float) -> list[dict[str, str]]:
+    """The stretches of ``since``..``until`` (at least :data:`HEARTBEAT_GAP_S` long) not
+    covered by ``running``: the sorted times of heartbeats that said a kiosk was running
+    (an office's kiosks together), two of them at most HEARTBEAT_GAP_S apart covering the
+    time between. Down, switched off or offline: the API cannot tell which."""
+    lo = bisect.bisect_left(running, since - HEARTBEAT_GAP_S)
+    hi = bisect.bisect_right(running, until + HEARTBEAT_GAP_S)
+    beats = [float("-inf"), *running[lo:hi], float("inf")]
+    gaps = []
+    for a, b in itertools.pairwise(beats):
+        start, end = max(a, since), min(b, until)
+        if b - a > HEARTBEAT_GAP_S and end - start >= HEARTBEAT_GAP_S:
+            gaps.append({"from": _iso(start), "to": _iso(end)})
+    return gaps
+
+
 def review_tasks(
-    roster: bytes, seen: dict[str, list[float]], now: float, grace_days: float
+    roster: bytes,
+    seen: dict[str, list[float]],
+    now: float,
+    grace_days: float,
+    *,
+    running: Sequence[float] = (),
+    known_since: float = float("-inf"),
 ) -> list[dict[str, Any]]:
     """One task per appointment that passed more than ``grace_days`` ago unattended, oldest
     first. An appointment is attended by a record from 12 hours before it until 12 hours
-    before the person's next one."""
+    before the person's next one.
+
+    Each task also says when, from 12 hours before the appointment to 12 hours after it, no
+    kiosk of the office said it was running (``kiosk_not_running``, from ``running``: see
+    :func:`not_running`), so the officer sees at once a visit the machine may have
+    prevented; ``None`` when the heartbeats kept do not reach back that far
+    (``known_since``)."""
     tasks = []
     for person in json.loads(roster).get("people", []):
         times = seen.get(person["ref"], [])
@@ -141,6 +178,11 @@ def review_tasks(
                     "appointment_at": at,
                     "days_overdue": round((now - due) / 86400, 1),
                     "last_seen": max(times, default=None),
+                    "kiosk_not_running": (
+                        not_running(running, due - EARLY_S, min(due + EARLY_S, now))
+                        if due - EARLY_S >= known_since
+                        else None
+                    ),
                     "action": "review",  # never "breach": a person decides
                 }
             )

@@ -7,7 +7,10 @@ import hashlib
 import json
 from pathlib import Path
 
+import pytest
+
 from daemon.records import receipt_code
+from hil.refapi import app as refapi_app
 from hil.refapi.app import device_problems
 from hil.refapi.testing import InProcess, SimDevice, in_process, roster_doc
 from tests.refapi.conftest import FakeClock
@@ -440,6 +443,10 @@ async def test_a_receipt_code_finds_exactly_its_record(api: InProcess, dev: SimD
     assert (await api.client.get(f"/v1/admin/receipts/{other}")).status_code == 401
 
 
+def _unix(text: str) -> float:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
 def _iso(unix: float) -> str:
     return dt.datetime.fromtimestamp(unix, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
@@ -485,6 +492,43 @@ async def test_a_missed_appointment_becomes_a_review_task_after_the_grace_period
     r = await api.client.get("/v1/admin/devices/kiosk-nobody/missed", headers=OFFICER)
     assert r.status_code == 404
     assert (await api.client.get(url)).status_code == 401
+
+
+async def test_a_missed_appointment_says_when_the_kiosk_was_not_running(
+    api: InProcess, dev: SimDevice, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone who did not check in while the kiosk was down: the task says so, beside the
+    appointment, so the officer sees at once that the machine may be why (a machine fault is
+    never a missed report). A kiosk that ran all along says nothing."""
+    now, day, hour = clock.now, 86400.0, 3600.0
+    place = {"place_en": "x", "place_cy": "x"}
+    down_day, up_day = now - 6 * day, now - 4 * day
+    roster = roster_doc(
+        {"ref": "CR-000401", "next_appointment": {"at": _iso(down_day), **place}},
+        {"ref": "CR-000402", "next_appointment": {"at": _iso(up_day), **place}},
+    )
+    r = await api.client.put(f"/v1/admin/devices/{dev.device}/roster", json=roster, headers=ADMIN)
+    assert r.status_code == 200
+    # a heartbeat a minute for the whole week, but "not_reporting" (the check-in daemon
+    # down) from an hour before the first appointment to three hours after it
+    for minute in range(7 * 1440):
+        t = now - 7 * day + 60 * minute
+        down = down_day - hour <= t < down_day + 3 * hour
+        body = {"queue_depth": 0, "kiosk": "not_reporting" if down else "running"}
+        api.storage.heartbeat(dev.device, body, t)
+    url = f"/v1/admin/devices/{dev.device}/missed"
+    tasks = {t["ref"]: t for t in (await api.client.get(url, headers=OFFICER)).json()["tasks"]}
+    assert set(tasks) == {"CR-000401", "CR-000402"}
+    gaps = tasks["CR-000401"]["kiosk_not_running"]
+    assert len(gaps) == 1
+    start, end = (_unix(gaps[0][k]) for k in ("from", "to"))
+    assert abs(start - (down_day - hour)) <= 60 and abs(end - (down_day + 3 * hour)) <= 60
+    assert tasks["CR-000402"]["kiosk_not_running"] == []
+    # heartbeats the API no longer reads (it reads a kiosk's newest HEARTBEATS_READ) cannot
+    # say the kiosk was down: unknown, not an outage
+    monkeypatch.setattr(refapi_app, "HEARTBEATS_READ", 1440)  # the last day only
+    tasks = {t["ref"]: t for t in (await api.client.get(url, headers=OFFICER)).json()["tasks"]}
+    assert tasks["CR-000401"]["kiosk_not_running"] is None
 
 
 async def test_each_appointment_in_the_roster_is_attended_or_becomes_its_own_task(
