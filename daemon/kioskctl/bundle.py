@@ -95,7 +95,8 @@ _PATTERNS = [
     re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),  # JWS / JWT
     re.compile(r"\b[A-Z]{1,4}-?\d{5,}\b"),  # case references (CR-000123, X12345678)
     re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+"),  # e-mail
-    re.compile(r"(?<!\d)(?:\+44\s?|0)\d{3,4}[\s-]?\d{3}[\s-]?\d{3,4}(?!\d)"),  # UK phone
+    # UK phone; not a run of digits inside a hex ID (a boot or machine ID: 5f040109235373e)
+    re.compile(r"(?<![0-9A-Za-z])(?:\+44\s?|0)\d{3,4}[\s-]?\d{3}[\s-]?\d{3,4}(?![0-9A-Za-z])"),
     re.compile(r"\b(?:19|20)\d\d-[01]\d-[0-3]\d\b(?!T)"),  # bare dates (birth dates)
     # dates as people write them: 14/03/1985, 14-3-85, 14.03.1985 (with dots only with the
     # century, so that versions such as 1.4.12 stay readable)

@@ -223,5 +223,9 @@ def test_what_an_engineer_reads_in_a_log_survives_the_scrubbing() -> None:
         "kiosk 1.4.12, update to 2.1.20; "
         "10.0.0.1 port 8443; seq 1234; schema 3/3; 5/5 ok\n"
         "the staff PIN was refused; pin lockout for 300 s; token expired; spin=3\n"
+        # boot and machine IDs are random hex: some hold a run of digits shaped like a phone
+        # number, and an engineer matching boots needs them whole
+        " -2 67e3232591f040109235373e456a500d Tue 2026-11-24T05:41:37 UTC\n"
     )
     assert Scrubber()(text) == text
+    assert Scrubber()(f"call {PHONE}, tel:02079460018.") == "call [removed], tel:[removed]."
