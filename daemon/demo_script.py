@@ -80,10 +80,11 @@ class Visitor:
             await self.tap("key", digit=d)
 
     async def visit(
-        self, v: Visit, timeout_s: float = 30.0, *, leave: bool = True
+        self, v: Visit, timeout_s: float = 30.0, *, leave: bool = True, until: str = ""
     ) -> Record | None:
         """One check-in from idle to done; returns the record it committed (None if none).
-        ``leave`` taps on from the last screen (done / see reception) back to idle."""
+        ``leave`` taps on from the last screen (done / see reception) back to idle; ``until``
+        names a screen to stop on, mid-check-in, the person still at the kiosk."""
         hw = self.core.hardware
         assert hw is not None
         before = len(self.committed)
@@ -104,7 +105,7 @@ class Visitor:
             while time.monotonic() < deadline:
                 s = self.runner.state.session
                 scr = self.screen
-                if s is None or scr in ("done", "see_reception", "idle"):
+                if s is None or scr in ("done", "see_reception", "idle", until):
                     break
                 retry = scr == "fingerprint" and s.finger_phase in ("retry", "no_finger")
                 if retry or scr == "fallback":
@@ -122,7 +123,8 @@ class Visitor:
                 else:
                     await asyncio.sleep(0.01)
         finally:
-            hw.emulator.lift_finger()
+            if self.screen != until:
+                hw.emulator.lift_finger()
         if leave and self.screen in ("done", "see_reception") and self.runner.state.session:
             await self.tap("continue")
         return self.committed[-1] if len(self.committed) > before else None
@@ -294,7 +296,6 @@ async def run_scene(
         people = sum(r.type != "finger_enrolment" and bool(r.payload.get("person"))
                      for r in me.committed)  # fmt: skip
         _save_slips(core, cfg.device.data_dir.parent / "slips", say, people)
-        return core.outbox.head()[0]
     finally:
         if ui is not None:
             await ui.close()
@@ -303,6 +304,53 @@ async def run_scene(
             with contextlib.suppress(asyncio.CancelledError):
                 await running
         health_file.unlink(missing_ok=True)  # as kiosk.service does when it stops
+        core.close()
+    return await _power_cut_scene(cfg, say)
+
+
+async def _power_cut_scene(cfg: Config, say: Callable[[str], None]) -> int:
+    """The power goes while someone is checking in (their finger has matched): the kiosk's
+    process dies with the flow's state in memory. When it is back, the note it kept of the
+    check-in under way becomes a fault record: the visit counts and an officer follows it
+    up. Returns the outbox's head seq."""
+    person = PEOPLE[0]
+    core = KioskCore(cfg)
+    await core.open()
+    runner = CheckinRunner(core)
+    task = asyncio.create_task(runner.run(asyncio.Event()))
+    try:
+        me = Visitor(runner, core)
+        for _ in range(300):
+            if runner.state.roster.people:
+                break
+            await asyncio.sleep(0.01)
+        await me.visit(Visit(person), until="photo", leave=False)
+    finally:  # the power goes: no clean stop, nothing is tidied away
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        core.close()
+    core = KioskCore(cfg)  # the power is back: kiosk.service starts again
+    await core.open()
+    stop = asyncio.Event()
+    runner = CheckinRunner(core)
+    saved: list[Record] = []
+    core.commit_listeners.append(saved.append)
+    task = asyncio.create_task(runner.run(stop))
+    try:
+        for _ in range(500):
+            if saved:
+                break
+            await asyncio.sleep(0.01)
+        say(f"{person.ref[:5]}***: the power goes in the middle of the check-in; when the "
+            f"kiosk is back -> {_describe(saved[0] if saved else None)} (the visit counts; "
+            "an officer follows it up)")  # fmt: skip
+        assert core.outbox is not None
+        return core.outbox.head()[0]
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
         core.close()
 
 

@@ -632,10 +632,15 @@ class CheckinRunner:
             while not stop.is_set():
                 getter = asyncio.ensure_future(self.queue.get())
                 stopper = asyncio.ensure_future(stop.wait())
-                done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                stopper.cancel()
-                if getter not in done:
-                    getter.cancel()
+                try:
+                    done, _ = await asyncio.wait(
+                        {getter, stopper}, return_when=asyncio.FIRST_COMPLETED
+                    )
+                finally:  # cancelled too: leave no waiter behind
+                    stopper.cancel()
+                    if not getter.done():
+                        getter.cancel()
+                if getter not in done or getter.cancelled():
                     break
                 event = getter.result()
                 disk = self._disk_changed()
