@@ -531,8 +531,8 @@ class CheckinRunner:
     def _session_mark(self) -> dict[str, Any] | None:
         """What the record of the check-in under way would say if the kiosk restarted now
         (who, how verified so far, in which language; :meth:`_note_session` adds when they
-        were identified), or None when there is nothing to
-        lose: nobody identified yet, or the check-in's own record is being or was saved."""
+        were identified), or None when there is nothing to lose: nobody identified yet, or
+        the check-in's own record is being or was saved."""
         k = self.state
         s = k.session
         if s is None or s.person is None or s.commit_id is not None or s.committed:
