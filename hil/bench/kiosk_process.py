@@ -128,6 +128,8 @@ class KioskProcess:
         self._base = ""
         self._cond = threading.Condition()
         self._event: dict[str, Any] = {"seq": -1, "screen": "", "view": {}}
+        #: every screen the page was shown, in order, across restarts
+        self.screens: list[str] = []
         self._closing = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -235,18 +237,23 @@ class KioskProcess:
     def _read_events(self, base: str) -> None:
         """The page's event stream from one run of the daemon, until it ends."""
         assert self._http is not None
-        with (
-            contextlib.suppress(httpx.HTTPError),
-            self._http.stream("GET", base + "events", timeout=None) as resp,
-        ):
-            for line in resp.iter_lines():
-                if self._closing.is_set() or base != self._base:
-                    return
-                if line.startswith("data: "):
-                    event = json.loads(line[6:])
-                    with self._cond:
-                        self._event = event
-                        self._cond.notify_all()
+        try:
+            with (
+                contextlib.suppress(httpx.HTTPError),
+                self._http.stream("GET", base + "events", timeout=None) as resp,
+            ):
+                for line in resp.iter_lines():
+                    if self._closing.is_set() or base != self._base:
+                        return
+                    if line.startswith("data: "):
+                        event = json.loads(line[6:])
+                        with self._cond:
+                            self._event = event
+                            self.screens.append(str(event.get("screen")))
+                            self._cond.notify_all()
+        finally:  # the daemon went: whoever waits for a screen hears it now
+            with self._cond:
+                self._cond.notify_all()
 
     def _heartbeat(self) -> None:
         assert self._http is not None
@@ -259,10 +266,18 @@ class KioskProcess:
         with self._cond:
             return self._event
 
+    def _gone(self) -> bool:
+        """The daemon has exited (killed, crashed): no screen will change any more."""
+        return self.proc is None or self.proc.poll() is not None
+
     def wait_for(self, ok: Any, what: str, timeout_s: float = 30.0) -> dict[str, Any]:
+        """Wait for an event ``ok`` accepts; KioskProcessError after ``timeout_s``, or at
+        once when the daemon has exited."""
         with self._cond:
-            if not self._cond.wait_for(lambda: ok(self._event), timeout_s):
+            if not self._cond.wait_for(lambda: ok(self._event) or self._gone(), timeout_s):
                 raise KioskProcessError(f"waited {timeout_s} s for {what}: at {self._event}")
+            if not ok(self._event):
+                raise KioskProcessError(f"the daemon exited while waiting for {what}")
             return self._event
 
     def tap(self, action: str, **data: Any) -> None:
@@ -306,7 +321,7 @@ class KioskProcess:
         deadline = time.monotonic() + timeout_s
         try:
             while (screen := self.event["screen"]) not in ENDS:
-                if time.monotonic() > deadline:
+                if time.monotonic() > deadline or self._gone():
                     raise KioskProcessError(f"the check-in stopped at {self.event}")
                 view = self.event["view"]
                 if screen == "fallback" or (
@@ -349,6 +364,10 @@ class KioskProcess:
         """The payloads of the records of ``type_``, in seq order."""
         out = [decode_unverified(c)[1] for c in self.compacts()]
         return [p for p in out if p["type"] == type_]
+
+    def payloads_after(self, count: int) -> list[dict[str, Any]]:
+        """The payloads of the records after the first ``count``, in seq order."""
+        return [decode_unverified(c)[1] for c in self.compacts()[count:]]
 
     def records(self, type_: str) -> int:
         """How many records of ``type_`` the daemon has committed."""
