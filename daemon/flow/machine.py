@@ -683,6 +683,8 @@ def _part_failed(k: Kiosk, e: ev.PartFailed) -> Result:
     s = k.session
     if e.part == "printer":  # optional: staff fit paper; nobody's check-in changes
         return _alert(k, "printer")
+    if e.part == "kiosk":  # the kiosk restarted mid-check-in: that visit is saved as a fault;
+        return _alert(k, "interrupted")  # the person may still be nearby, unsure it counted
     if e.part == "fingerprint":
         if s is not None and s.stage == Stage.FINGERPRINT and k.staff is None:
             k2, fx = _to_fallback(k, s, "sensor_fault")

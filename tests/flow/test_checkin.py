@@ -472,6 +472,15 @@ def test_part_failure_before_identification_makes_no_record() -> None:
     assert run.screen == "see_reception" and run.view["reason"] == "fault"
 
 
+def test_a_check_in_cut_short_by_a_restart_tells_staff_not_the_next_person() -> None:
+    # posted by the runner once it has saved the cut-short visit's fault record at start
+    run = Run()
+    fx = run.send(ev.PartFailed, part="kiosk", reason="restarted")
+    assert AlertStaff(reason="interrupted") in fx
+    assert StatusLight(state="alert") in fx  # someone may be waiting: not a broken part
+    assert run.screen == "idle" and run.commits() == []  # the next person starts as usual
+
+
 def test_commit_failure_sends_to_reception_and_keeps_the_attendance_for_staff() -> None:
     run = Run()
     run.to_confirm()
