@@ -12,8 +12,10 @@ the bench inside it:
 - the camera is the synthetic one and GPIO the mock (``allow_simulated``);
 - nothing listens at the API address: records stay in the outbox, as they do offline.
 
-Used for ``daemon.ready_s`` and ``daemon.rss_mb`` (hil/bench/checkin.py) and by a test that
-checks people in through it (tests/integration/test_kiosk_process.py).
+It can be killed (SIGKILL, as a crash or a power cut) and started again on the same data.
+Used for ``daemon.ready_s`` and ``daemon.rss_mb`` (hil/bench/checkin.py), by the tests that
+check people in through it (tests/integration/test_kiosk_process.py) and by the campaign that
+kills it mid-check-in (tests/faults/test_process_kill.py).
 """
 
 from __future__ import annotations
@@ -110,7 +112,8 @@ class KioskProcess:
 
     Use as a context manager: on entry the process is started and READY (``ready_s`` says how
     long that took), the event stream is open and the page's heartbeat runs; on exit it is
-    stopped with SIGTERM, as systemd stops it.
+    stopped with SIGTERM, as systemd stops it. In between, :meth:`kill` or :meth:`stop` and
+    :meth:`start` restart it; the emulated sensor stays plugged in throughout.
     """
 
     def __init__(self, folder: Path, people: list[Person]) -> None:
