@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hil.refapi.missed import ATTENDED, EARLY_S, BootClock, appointment_times
+from hil.refapi.missed import ATTENDED, EARLY_S, HEARTBEAT_GAP_S, BootClock, appointment_times
 from hil.refapi.tasks import (
     BY_CHOICE,
     ENGLAND_AND_WALES,
@@ -35,8 +35,6 @@ TARGET_S = 180.0  # the service's target for one visit: under three minutes
 #: people who needed the fallback this often in the period: offer them re-enrolment (never
 #: someone who chose not to give fingerprints: their route is not a fallback)
 FALLBACK_REENROL = 3
-#: a kiosk that heartbeats every minute is up between two heartbeats this close together
-HEARTBEAT_GAP_S = 5 * 60
 
 
 @dataclass

@@ -119,7 +119,8 @@ def appointment_times(person: dict[str, Any]) -> list[str]:
     return sorted({at for at in found if at}, key=_unix)
 
 
-#: heartbeats further apart than this leave a gap: the kiosk was not known to be running
+#: a kiosk that heartbeats every minute is up between two heartbeats this close together
+#: (kiosk uptime in the figures, the stretches a missed appointment's task lists)
 HEARTBEAT_GAP_S = 5 * 60
 
 
