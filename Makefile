@@ -38,10 +38,12 @@ sysdeps:
 
 test: sysdeps lint typecheck unit
 
+# The benchmarks drive Chromium (ui.*) and a throwaway PostgreSQL (sync.drain_postgres_*).
 bench: venv
+	sh hil/test_deps.sh
 	$(PY) -m hil.bench
 
-soak: venv
+soak: sysdeps venv
 	$(PY) -m pytest -m soak --timeout 7200
 
 clean:
