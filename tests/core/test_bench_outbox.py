@@ -1,0 +1,46 @@
+"""The outbox benchmark compares like with like: `make bench` must run, and the raw side's rows
+must be the size of the records ours writes (a smaller raw row would flatter the baseline)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from daemon.keys import SoftwareKey, generate
+from hil.bench import outbox as bench
+
+
+def test_figures_are_named_and_the_ratio_is_ours_over_raw(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bench, "ROUNDS", 2)
+    monkeypatch.setattr(bench, "PER_ROUND", 20)
+    figs = bench.figures()
+    assert set(figs) == {
+        "outbox.enqueue_per_s",
+        "outbox.raw_insert_per_s",
+        "outbox.enqueue_ratio",
+    }
+    ours = figs["outbox.enqueue_per_s"]["value"]
+    raw = figs["outbox.raw_insert_per_s"]["value"]
+    assert ours > 0 and raw > 0
+    assert figs["outbox.enqueue_ratio"]["value"] == pytest.approx(ours / raw, abs=0.002)
+    assert figs["outbox.enqueue_ratio"]["target"] == ">= 0.7"
+
+
+def test_raw_rows_are_as_long_as_our_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bench, "PER_ROUND", 5)
+    _, record_len = bench._ours(tmp_path / "ours", SoftwareKey(generate("ES256")), 0)
+    assert record_len > 500  # a real signed check-in record, not an empty row
+    bench._raw(tmp_path, record_len)
+    db = sqlite3.connect(tmp_path / "raw.sqlite3")
+    lengths = {n for (n,) in db.execute("SELECT length(body) FROM t")}
+    mode = db.execute("PRAGMA journal_mode").fetchone()[0]
+    db.close()
+    assert lengths == {record_len}
+    assert mode == "wal"
+    ours = sqlite3.connect(tmp_path / "ours" / "outbox.sqlite3")
+    assert ours.execute("SELECT count(*) FROM records").fetchone()[0] == 5
+    ours.close()
