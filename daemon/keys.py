@@ -54,6 +54,10 @@ class SoftwareKey:
     def __init__(self, private: PrivateKey) -> None:
         self._private = private
         self._alg: Alg = "EdDSA" if isinstance(private, ed25519.Ed25519PrivateKey) else "ES256"
+        # which signer, decided once: an isinstance against cryptography's abstract classes
+        # costs ~1 µs, and sign() is on the check-in's durable path
+        self._ed = private if isinstance(private, ed25519.Ed25519PrivateKey) else None
+        self._ec = private if isinstance(private, ec.EllipticCurvePrivateKey) else None
         if isinstance(private, ec.EllipticCurvePrivateKey) and not isinstance(
             private.curve, ec.SECP256R1
         ):
@@ -67,10 +71,10 @@ class SoftwareKey:
         return self._alg
 
     def sign(self, data: bytes) -> bytes:
-        if isinstance(self._private, ed25519.Ed25519PrivateKey):
-            return self._private.sign(data)
-        der = self._private.sign(data, _ECDSA_SHA256)
-        r, s = decode_dss_signature(der)
+        if self._ec is None:
+            assert self._ed is not None  # PrivateKey is one or the other
+            return self._ed.sign(data)
+        r, s = decode_dss_signature(self._ec.sign(data, _ECDSA_SHA256))
         return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
     def public_key(self) -> PublicKey:
