@@ -51,6 +51,7 @@ from daemon.sealing import (
 )
 from hil.fingerprint.emulator import SensorEmulator
 from hil.fingerprint.fingers import make_template
+from hil.refapi.server import free_loopback_port
 
 ROOT = Path(__file__).resolve().parents[2]
 #: screens a check-in ends on
@@ -59,12 +60,6 @@ ENDS = ("done", "see_reception")
 
 class KioskProcessError(RuntimeError):
     """The daemon did not start, or a check-in did not get where it should."""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def simulated_device(folder: Path, *, fingerprint: str, ui_port: int = 8088) -> Path:
@@ -142,7 +137,7 @@ class KioskProcess:
             self.folder.mkdir(parents=True, exist_ok=True)
             port = self.emulator.start_pty(self.folder / "sensor")
             serial = f'backend = "serial"\nport = "{port}"'  # the driver a Pi uses, on the pty
-            simulated_device(self.folder, fingerprint=serial, ui_port=_free_port())
+            simulated_device(self.folder, fingerprint=serial, ui_port=free_loopback_port())
             write_roster(self.data_dir, self.people)
             self._http = httpx.Client(timeout=10)
             beat = threading.Thread(target=self._heartbeat, daemon=True)

@@ -25,6 +25,15 @@ from hil.refapi.storage import SqliteStorage, Storage
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def free_loopback_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on just now (the kernel's pick; closed
+    again at once, so a caller binds it soon after: fine for tests and the demo, which own
+    the loopback)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @dataclass
 class RefApi:
     """A reference API in ``folder`` (database, PKI, admin token)."""
@@ -54,9 +63,7 @@ class RefApi:
             token_file.write_text(self.admin_token)
             token_file.chmod(0o600)
         if not self.port:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                self.port = s.getsockname()[1]
+            self.port = free_loopback_port()
 
     @property
     def url(self) -> str:

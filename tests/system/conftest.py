@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from daemon.demo_support import DemoDevice, provision, publish_roster
-from hil.refapi.server import RefApi
+from hil.refapi.server import RefApi, free_loopback_port
 from tests.system import nspawn
 
 # Per-test drop-ins: a short watchdog so a hung daemon is caught in seconds, and a copy of the
@@ -37,12 +36,6 @@ class Box:
     root: Path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _kiosk_ids(root: Path) -> tuple[int, int]:
     for line in (root / "etc" / "passwd").read_text().splitlines():
         fields = line.split(":")
@@ -57,7 +50,7 @@ def _install_config(root: Path, device: DemoDevice, api: RefApi) -> None:
     text = device.config_path.read_text()
     text = re.sub(r'(?m)^data_dir = ".*"$', 'data_dir = "/var/lib/kiosk"', text)
     text = re.sub(r'(?m)^ca_bundle = ".*"$', 'ca_bundle = "/etc/kiosk/api-ca.pem"', text)
-    text += f"\n[ui]\nport = {_free_port()}\n"
+    text += f"\n[ui]\nport = {free_loopback_port()}\n"
     (etc / "kiosk.toml").write_text(text)
     (etc / "bad.toml").write_text(text.replace("[device]", "[device]\nno_such_key = 1", 1))
     shutil.copy(device.folder / "api-ca.pem", etc / "api-ca.pem")

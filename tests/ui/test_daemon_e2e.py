@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import subprocess
 import sys
 import threading
@@ -35,7 +34,7 @@ from daemon.ui.present import spell_datetime
 from daemon.ui.shell import page_alive
 from hil.bench.ui import answer_questions, seq, tap, wait_screen
 from hil.fingerprint.fingers import Condition
-from hil.refapi.server import RefApi
+from hil.refapi.server import RefApi, free_loopback_port
 from tests.ui.conftest import needs_browser
 
 pytestmark = [needs_browser, pytest.mark.slow]
@@ -77,12 +76,6 @@ class RealKiosk:
         return verify_chain(compacts, public, self.device.id, head_seq=len(compacts))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def real_kiosk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealKiosk]:
     folder = tmp_path_factory.mktemp("real-kiosk")
@@ -92,7 +85,7 @@ def real_kiosk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealKiosk]:
     thread: threading.Thread | None = None
     box: dict[str, Any] = {}
     try:
-        device = provision(api, folder / "kiosk", extra=f"\n[ui]\nport = {_free_port()}\n")
+        device = provision(api, folder / "kiosk", extra=f"\n[ui]\nport = {free_loopback_port()}\n")
         publish_roster(api, device)
         with (folder / "sync.log").open("wb") as log:
             sync = subprocess.Popen(
