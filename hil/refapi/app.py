@@ -1008,10 +1008,10 @@ def create_app(settings: Settings) -> FastAPI:
         for kiosk in kiosks:
             for person, times in attendances(_received_records(store, kiosk)).items():
                 seen.setdefault(person, []).extend(times)
-            beats = store.heartbeats(kiosk, HEARTBEATS_READ)
-            running += [float(h["received"]) for h in beats if h["body"].get("kiosk") == "running"]
+            beats = store.heartbeat_states(kiosk, HEARTBEATS_READ)
+            running += [received for received, up in beats if up]
             if len(beats) == HEARTBEATS_READ:  # older ones exist but were not read
-                known_since = max(known_since, float(beats[-1]["received"]))
+                known_since = max(known_since, beats[-1][0])
         now = settings.clock()
         tasks = review_tasks(roster[1], seen, now, grace_days, running=sorted(running),
                              known_since=known_since)  # fmt: skip
@@ -1136,10 +1136,7 @@ def create_app(settings: Settings) -> FastAPI:
         ]
         outcomes = {k: (v["outcome"], v["at"]) for k, v in store.task_outcomes().items()}
         rosters = {d: json.loads(r[1]) for d in kiosks if (r := store.get_roster(d))}
-        beats = {
-            d: [(float(h["received"]), h["body"]) for h in store.heartbeats(d, HEARTBEATS_READ)]
-            for d in kiosks
-        }
+        beats = {d: store.heartbeat_states(d, HEARTBEATS_READ) for d in kiosks}
         # a kiosk's in-service time starts at its first enrolment: its oldest chain's first
         # key (a chain keeps its keys when retired)
         enrolled: dict[str, float] = {}

@@ -49,11 +49,9 @@ class Inputs:
     reviews: Mapping[tuple[str, int], float] = field(default_factory=dict)
     #: (device, seq, kind) -> (outcome, when) for tasks an officer closed
     outcomes: Mapping[tuple[str, int, str], tuple[str, float]] = field(default_factory=dict)
-    #: device -> heartbeats as (received, body), any order: every enrolled kiosk (none yet
-    #: is an empty list) and every retired chain
-    heartbeats: Mapping[str, Sequence[tuple[float, Mapping[str, Any]]]] = field(
-        default_factory=dict
-    )
+    #: device -> heartbeats as (received, whether it said the kiosk was running), any
+    #: order: every enrolled kiosk (none yet is an empty list) and every retired chain
+    heartbeats: Mapping[str, Sequence[tuple[float, bool]]] = field(default_factory=dict)
     #: retired chain (``<device>~<n>``) -> (its device id, when it was retired)
     retired: Mapping[str, tuple[str, float]] = field(default_factory=dict)
     #: device id -> when it was first enrolled (its first chain's enrolment: a unit enrolled
@@ -222,7 +220,7 @@ def _uptimes(inp: Inputs) -> dict[str, float]:
         end[device] = max(end.get(device, stop), stop)
         first = start(device)
         times.setdefault(device, []).extend(
-            t for t, body in beats if first <= t < stop and body.get("kiosk") == "running"
+            t for t, running in beats if first <= t < stop and running
         )
     return {
         device: _uptime(sorted(times[device]), start(device), end[device])

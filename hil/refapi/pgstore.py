@@ -500,6 +500,14 @@ class PostgresStorage:
         )
         return [{"received": float(r), "body": json.loads(b)} for r, b in rows]
 
+    def heartbeat_states(self, device: str, limit: int) -> list[tuple[float, bool]]:
+        rows = self._db().execute(
+            "SELECT received, coalesce((body::json ->> 'kiosk') = 'running', false) "
+            "FROM heartbeats WHERE device = %s ORDER BY received DESC LIMIT %s",
+            (device, limit),
+        )
+        return [(float(r), bool(up)) for r, up in rows]
+
     def last_of_type(self, device: str, type_: str) -> tuple[int, str, float] | None:
         row = (
             self._db()

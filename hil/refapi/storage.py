@@ -436,6 +436,9 @@ class Storage(Protocol):
         self, device: str, after_seq: int = 0, limit: int = 100
     ) -> list[dict[str, Any]]: ...
     def heartbeats(self, device: str, limit: int = 100) -> list[dict[str, Any]]: ...
+    # (received, whether it said the kiosk was running), newest first: the bodies stay in
+    # the database (the uptime figures and missed-appointment tasks read tens of thousands)
+    def heartbeat_states(self, device: str, limit: int) -> list[tuple[float, bool]]: ...
     def by_hash_prefix(self, prefixes: Sequence[str]) -> list[dict[str, Any]]: ...
     def add_review(
         self, device: str, seq: int, outcome: str, reviewer: str, now: float
@@ -977,6 +980,17 @@ class SqliteStorage:
                 (device, limit),
             ).fetchall()
         return [{"received": r, "body": json.loads(b)} for r, b in rows]
+
+    def heartbeat_states(self, device: str, limit: int) -> list[tuple[float, bool]]:
+        """(received, whether the body said ``"kiosk": "running"``) of the latest ``limit``
+        heartbeats of ``device``, newest first; the JSON is read inside SQLite."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT received, coalesce(json_extract(body, '$.kiosk') = 'running', 0) "
+                "FROM heartbeats WHERE device = ? ORDER BY received DESC LIMIT ?",
+                (device, limit),
+            ).fetchall()
+        return [(float(r), bool(up)) for r, up in rows]
 
     def last_of_type(self, device: str, type_: str) -> tuple[int, str, float] | None:
         """(seq, compact, received) of the device's newest record of ``type_``."""

@@ -699,3 +699,28 @@ async def test_the_central_team_sees_a_rejected_update_in_the_device_status(
     status = await api.client.get(f"/v1/admin/devices/{dev.device}", headers=ADMIN)
     last = status.json()["last_boot"]
     assert (last["seq"], last["app"], last["slots"]) == (4, "1.3.0", back)
+
+
+async def test_heartbeat_states_read_only_whether_the_kiosk_said_it_was_running(
+    api: InProcess, dev: SimDevice, clock: FakeClock
+) -> None:
+    """The uptime figures and the missed-appointment tasks read tens of thousands of
+    heartbeats: each backend answers (received, running) with the JSON read in the
+    database. Only ``"kiosk": "running"`` counts; an older kiosk's heartbeat without the
+    field, or a value of another type, is not taken for running."""
+    t = clock.now
+    bodies = [
+        {"queue_depth": 0, "kiosk": "running"},
+        {"queue_depth": 0},  # software from before the field
+        {"kiosk": "not_reporting"},
+        {"kiosk": True},
+        {"kiosk": ["running"]},
+        {"kiosk": "running", "faults": {"camera": "blank"}},
+    ]
+    for i, body in enumerate(bodies):
+        api.storage.heartbeat(dev.device, body, t + i)
+    states = api.storage.heartbeat_states(dev.device, 100)
+    assert states == [(t + 5, True), (t + 4, False), (t + 3, False), (t + 2, False),
+                      (t + 1, False), (t, True)]  # fmt: skip
+    assert api.storage.heartbeat_states(dev.device, 2) == [(t + 5, True), (t + 4, False)]
+    assert api.storage.heartbeat_states("kiosk-nobody", 100) == []

@@ -73,7 +73,7 @@ def test_the_figures_an_evaluation_needs() -> None:
             {"ref": "CR-000002", "next_appointment": thursday},
         ]
     }
-    beats = [(MON + i * 60.0, {"kiosk": "running"}) for i in range(0, 24 * 60 * 7)]
+    beats = [(MON + i * 60.0, True) for i in range(0, 24 * 60 * 7)]
     beats = [b for b in beats if not MON + 2 * DAY <= b[0] < MON + 3 * DAY]  # a day down
     out = figures(
         Inputs(
@@ -147,9 +147,9 @@ def test_a_retired_chain_is_its_kiosk_until_it_was_retired_not_a_kiosk_of_its_ow
     enrolled again is measured up to then, not as a kiosk that went silent."""
     since, until = MON, MON + 180 * 60
 
-    def beats(first: int, last: int) -> list[tuple[float, dict[str, Any]]]:
+    def beats(first: int, last: int) -> list[tuple[float, bool]]:
         """A heartbeat a minute, from minute ``first`` to ``last`` of the period."""
-        return [(since + 60.0 * i, {"kiosk": "running"}) for i in range(first, last + 1)]
+        return [(since + 60.0 * i, True) for i in range(first, last + 1)]
 
     out = figures(
         Inputs(
@@ -176,9 +176,9 @@ def test_a_retired_chain_is_its_kiosk_until_it_was_retired_not_a_kiosk_of_its_ow
     }
 
 
-def _running(first: float, last: float) -> list[tuple[float, dict[str, Any]]]:
+def _running(first: float, last: float) -> list[tuple[float, bool]]:
     """A running heartbeat a minute from ``first`` to ``last`` (Unix seconds, inclusive)."""
-    return [(t, {"kiosk": "running"}) for t in map(float, range(int(first), int(last) + 1, 60))]
+    return [(t, True) for t in map(float, range(int(first), int(last) + 1, 60))]
 
 
 def test_a_kiosk_enrolled_part_way_through_is_measured_from_its_enrolment() -> None:
