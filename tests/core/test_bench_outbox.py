@@ -26,6 +26,11 @@ def test_figures_are_named_and_the_ratio_is_ours_over_raw(monkeypatch: pytest.Mo
     assert ours > 0 and raw > 0
     assert figs["outbox.enqueue_ratio"]["value"] == pytest.approx(ours / raw, abs=0.002)
     assert figs["outbox.enqueue_ratio"]["target"] == ">= 0.7"
+    # the spread of the rounds is shown, and the figure (a weighted mean of them) lies in it
+    note = figs["outbox.enqueue_ratio"]["note"]
+    low, high = (float(x) for x in note.split("ratio ")[1].split(",")[0].split("-"))
+    assert note.startswith("2 rounds of 20;")
+    assert low - 0.005 <= figs["outbox.enqueue_ratio"]["value"] <= high + 0.005
 
 
 def test_raw_rows_are_as_long_as_our_records(
