@@ -31,7 +31,7 @@ from hil.bench import Figure
 
 #: Twenty, not ten: the disk's flush time drifts within a run (5,000 to 6,600 raw commits per
 #: second in one session), and the ratio moves with it. Ten rounds gave 0.69-0.76 over nine
-#: runs, twenty 0.69-0.75 over six (docs/benchmarks.md); the outbox part still takes ~5 s.
+#: runs, twenty 0.69-0.75 over nine, one of them in make bench (docs/benchmarks.md); ~5 s.
 ROUNDS = 20
 PER_ROUND = 500
 ROOT = Path(__file__).resolve().parents[2] / ".cache"
