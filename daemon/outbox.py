@@ -45,10 +45,9 @@ from daemon.records import (
     GENESIS,
     VERSION,
     Record,
+    RecordSigner,
     decode_unverified,
-    encoded_header,
     record_hash,
-    sign_record,
     uuid7,
 )
 
@@ -244,7 +243,7 @@ class Outbox:
         self._free_est = 0
         self._head_cache: tuple[int, str] | None = None
         self._free_at = -1.0
-        self._header = "" if key is None else encoded_header(key.alg, device)
+        self._signer = None if key is None else RecordSigner(key, device)
         #: (the file's schema version, this software's) once open
         self.schema: tuple[int, int] = (0, SCHEMA_VERSION)
         #: the seq this open continued the chain after, its records having been lost
@@ -528,52 +527,37 @@ class Outbox:
         insert fails, the head is re-read and the record re-signed. The chain cannot fork.
         Raises :class:`DiskFull` (nothing queued) or :class:`StorageError`.
         """
-        if self._key is None:
+        signer = self._signer
+        if signer is None:
             raise StorageError("this outbox was opened read-only (no signing key)")
         cursor = self._append_cursor
         if cursor is None:
             raise StorageError("the outbox is not open (call open() first)")
         self._check_space(len(blob) if blob else 0)
-        fields = {k: v for k, v in (fields or {}).items() if v is not None}
-        blob_sha = None
+        fields = {k: v for k, v in fields.items() if v is not None} if fields else {}
         if blob is not None:  # a sealed photo, or sealed enrolment templates ("templates")
-            blob_sha = fields[blob_field] = self._write_blob_file(blob)
-        flags = list(fields.pop("flags", []))
+            fields[blob_field] = self._write_blob_file(blob)
+        photo = fields.get(blob_field if blob is not None else "photo")  # the blob it names
         clock = self._clock
         now = clock.wall()
+        mono_ns = clock.monotonic_ns()
+        payload: dict[str, Any] = {
+            **fields,
+            "v": VERSION,
+            "id": uuid7(int(now * 1000)),
+            "device": self.device,
+            "type": type_,
+            "at": rfc3339(now),
+            "clock": {"synced": clock.synced(), "boot_id": clock.boot_id(), "mono_ns": mono_ns},
+            "flags": list(fields.get("flags", ())),
+            "app": self._app,
+        }
         for _attempt in range(100):
-            if self._head_cache is None:
-                self._head_cache = self.head()
-            head_seq, head_hash = self._head_cache
-            payload: dict[str, Any] = {
-                "v": VERSION,
-                "id": uuid7(int(now * 1000)),
-                "device": self.device,
-                "seq": head_seq + 1,
-                "prev": head_hash,
-                "type": type_,
-                "at": rfc3339(now),
-                "clock": {
-                    "synced": clock.synced(),
-                    "boot_id": clock.boot_id(),
-                    "mono_ns": clock.monotonic_ns(),
-                },
-                "flags": flags,
-                "app": self._app,
-                **fields,
-            }
-            compact = sign_record(payload, self._key, self._header)
-            head = (head_seq + 1, record_hash(compact))
-            record = Record(compact=compact, header={}, payload=payload)
-            row = (
-                head_seq + 1,
-                payload["id"],
-                type_,
-                compact,
-                blob_sha or payload.get("photo"),  # the blob the record names, whatever field
-                payload["clock"]["mono_ns"],
-                now,
-            )
+            head_seq, head_hash = self._head_cache or self.head()
+            payload["seq"] = seq = head_seq + 1
+            payload["prev"] = head_hash
+            compact, chain_hash = signer.sign(payload)
+            row = (seq, payload["id"], type_, compact, photo, mono_ns, now)
             try:
                 if blob is None and not end_session:  # one INSERT in autocommit mode: its
                     cursor.execute(_INSERT_RECORD, row)  # own committed transaction
@@ -583,7 +567,7 @@ class Outbox:
                         if blob is not None:
                             db.execute(
                                 "INSERT OR IGNORE INTO blobs(sha256, size) VALUES (?, ?)",
-                                (blob_sha, len(blob)),
+                                (photo, len(blob)),
                             )
                         if end_session:
                             db.execute("DELETE FROM session_open")
@@ -596,8 +580,8 @@ class Outbox:
             except StorageError:
                 self._head_cache = None
                 raise
-            self._head_cache = head
-            return record
+            self._head_cache = (seq, chain_hash)
+            return Record(compact, {}, payload)
         raise StorageError("could not append: the chain head kept moving (another writer?)")
 
     # --- the check-in under way ------------------------------------------------------------

@@ -230,12 +230,31 @@ def encoded_header(alg: str, device: str) -> str:
     return b64url(canonical_json({"alg": alg, "typ": JWS_TYPE, "kid": device}))
 
 
-def sign_record(payload: Mapping[str, Any], key: SigningKey, header: str | None = None) -> str:
-    """Sign ``payload`` (already schema-valid) with ``key``; return the compact JWS.
-    ``header`` may pass a cached :func:`encoded_header` for this device and key."""
-    header = header or encoded_header(key.alg, payload["device"])
-    signing_input = b"%s.%s" % (header.encode(), _b64url_bytes(canonical_json(payload)))
-    return (b"%s.%s" % (signing_input, _b64url_bytes(key.sign(signing_input)))).decode()
+class RecordSigner:
+    """Signs one device's records with its key: the outbox's per-check-in signer.
+
+    What is the same for every record (the protected header, the key's ``sign``) is prepared
+    once, and the chain hash is taken from the signed bytes before they become text. This is
+    the check-in's durable path: between two disk flushes every step runs with cold caches,
+    so each one left out is measurable (docs/benchmarks.md)."""
+
+    __slots__ = ("_prefix", "_sign")
+
+    def __init__(self, key: SigningKey, device: str) -> None:
+        self._prefix = encoded_header(key.alg, device).encode() + b"."
+        self._sign = key.sign
+
+    def sign(self, payload: Mapping[str, Any]) -> tuple[str, str]:
+        """(compact JWS, its chain hash :func:`record_hash`) of ``payload``, already
+        schema-valid."""
+        signing_input = self._prefix + _b64url_bytes(canonical_json(payload))
+        compact = b"%s.%s" % (signing_input, _b64url_bytes(self._sign(signing_input)))
+        return compact.decode(), _b64url_bytes(hashlib.sha256(compact).digest()).decode()
+
+
+def sign_record(payload: Mapping[str, Any], key: SigningKey) -> str:
+    """Sign ``payload`` (already schema-valid) with ``key``; return the compact JWS."""
+    return RecordSigner(key, payload["device"]).sign(payload)[0]
 
 
 def decode_unverified(compact: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:

@@ -44,6 +44,20 @@ def test_records_survive_reopen_and_chain_verifies(tmp_path: Path) -> None:
     verify_chain(compacts, key.public_key(), "kiosk-t1", head_seq=21)
 
 
+def test_a_caller_s_fields_cannot_move_the_chain(tmp_path: Path) -> None:
+    """The chain's own keys come from the outbox, whatever a caller's fields say: a stray
+    ``seq``, ``prev`` or ``device`` cannot fork the chain or sign for another kiosk."""
+    key = make_key()
+    with open_outbox(tmp_path, key) as ob:
+        first = ob.append("checkin", synthetic_checkin(1))
+        odd = {"seq": 1, "prev": "A" * 43, "device": "kiosk-other", "type": "boot"}
+        rec = ob.append("checkin", {**synthetic_checkin(2), **odd})
+        assert (rec.seq, rec.device, rec.type) == (2, "kiosk-t1", "checkin")
+        compacts = [c for _s, _st, c in ob.all_compact()]
+    assert compacts == [first.compact, rec.compact]
+    verify_chain(compacts, key.public_key(), "kiosk-t1", head_seq=2)
+
+
 def test_ack_retires_and_park_keeps_with_reason(tmp_path: Path) -> None:
     with open_outbox(tmp_path) as ob:
         for i in range(5):

@@ -30,7 +30,7 @@ from daemon.errors import DeviceKeyError, RecordError
 from daemon.flow import events, step, view
 from daemon.keys import PublicKey, SigningKey
 from daemon.kiosk import CheckinRunner
-from daemon.records import Record, receipt_code
+from daemon.records import Record, RecordSigner, receipt_code
 from daemon.sealing import generate_keypair, open_sealed
 from daemon.sync import SyncClient
 from daemon.ui.catalog import Catalogue
@@ -804,16 +804,21 @@ async def test_a_real_disk_filling_up_and_emptied_again(api: RefApi) -> None:
         shutil.rmtree(mnt.parent, ignore_errors=True)
 
 
-class _SilentToken:
-    """The device key as a hardware token that has stopped answering: it raises what
-    daemon.tokenkey.TokenKey raises when its PKCS#11 call fails."""
+class _FlakyToken:
+    """The device key as a hardware token that can stop answering: while ``silent`` it raises
+    what daemon.tokenkey.TokenKey raises when its PKCS#11 call fails."""
 
     def __init__(self, real: SigningKey) -> None:
         self.real = real
         self.alg = real.alg
+        self.silent = False
 
     def sign(self, data: bytes) -> bytes:
-        raise DeviceKeyError("the hardware key did not sign (DeviceRemoved)", reason="hardware_key")
+        if self.silent:
+            raise DeviceKeyError(
+                "the hardware key did not sign (DeviceRemoved)", reason="hardware_key"
+            )
+        return self.real.sign(data)
 
     def public_key(self) -> PublicKey:
         return self.real.public_key()
@@ -824,14 +829,15 @@ async def test_a_hardware_key_that_stops_answering_sends_the_person_to_reception
 ) -> None:
     outbox = kiosk.core.outbox
     assert outbox is not None and outbox._key is not None
-    real = outbox._key
-    outbox._key = _SilentToken(real)
+    token = _FlakyToken(outbox._key)
+    outbox._signer = RecordSigner(token, outbox.device)
+    token.silent = True
     rec = await kiosk.me.visit(Visit(PEOPLE[0]), leave=False)
     assert rec is None  # nothing unsigned was written, and the person is sent to a person:
     assert kiosk.runner.current_view()["screen"] == "see_reception"
     assert "commit_failed" in kiosk.runner.alerts
     assert outbox.stats().depth == 1  # only the boot record
-    outbox._key = real  # the token is back: the next person checks in as normal
+    token.silent = False  # the token is back: the next person checks in as normal
     await kiosk.me.tap("continue")
     assert await kiosk.me.visit(Visit(PEOPLE[1])) is not None
 
