@@ -234,9 +234,8 @@ class RecordSigner:
     """Signs one device's records with its key: the outbox's per-check-in signer.
 
     What is the same for every record (the protected header, the key's ``sign``) is prepared
-    once, and the chain hash is taken from the signed bytes before they become text. This is
-    the check-in's durable path: between two disk flushes every step runs with cold caches,
-    so each one left out is measurable (docs/benchmarks.md)."""
+    once, and the chain hash is taken from the signed bytes before they become text. Where an
+    append's time goes, signature included: docs/benchmarks.md."""
 
     __slots__ = ("_prefix", "_sign")
 
