@@ -101,7 +101,11 @@ def b64url_decode(text: str) -> bytes:
 
 def record_hash(compact: str) -> str:
     """The chain hash of a record: base64url(SHA-256(compact JWS as ASCII))."""
-    return b64url(hashlib.sha256(compact.encode("ascii")).digest())
+    return _chain_hash(compact.encode("ascii"))
+
+
+def _chain_hash(compact: bytes) -> str:
+    return b64url(hashlib.sha256(compact).digest())
 
 
 #: Crockford's base32: no I, L, O or U, so a code read aloud or copied by hand is unambiguous
@@ -248,7 +252,7 @@ class RecordSigner:
         schema-valid."""
         signing_input = self._prefix + _b64url_bytes(canonical_json(payload))
         compact = b"%s.%s" % (signing_input, _b64url_bytes(self._sign(signing_input)))
-        return compact.decode(), _b64url_bytes(hashlib.sha256(compact).digest()).decode()
+        return compact.decode(), _chain_hash(compact)
 
 
 def sign_record(payload: Mapping[str, Any], key: SigningKey) -> str:
