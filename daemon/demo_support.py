@@ -265,7 +265,7 @@ def summarise(api: RefApi, device: DemoDevice, created: int) -> Summary:
     store = api.storage()
     try:
         compacts = [c for _d, _s, c in store.export(device.id)]
-        beats = [b["body"] for b in store.heartbeats(device.id, limit=10_000)]
+        beats = store.heartbeat_states(device.id, limit=10_000)
     finally:
         store.close()
     intact = True
@@ -288,6 +288,6 @@ def summarise(api: RefApi, device: DemoDevice, created: int) -> Summary:
             found += answer.status_code == 200 and any(
                 x["seq"] == r.seq for x in answer.json()["records"]
             )
-    running = sum(b.get("kiosk") == "running" for b in beats)
+    running = sum(up for _received, up in beats)
     return Summary(created, len(compacts), len(records), intact, by_type, flagged,
                    (found, len(people)), (len(beats), running))  # fmt: skip

@@ -53,11 +53,11 @@ class SoftwareKey:
 
     def __init__(self, private: PrivateKey) -> None:
         self._private = private
-        self._alg: Alg = "EdDSA" if isinstance(private, ed25519.Ed25519PrivateKey) else "ES256"
         # which signer, decided once: an isinstance against cryptography's abstract classes
         # costs ~1 µs, and sign() is on the check-in's durable path
         self._ed = private if isinstance(private, ed25519.Ed25519PrivateKey) else None
         self._ec = private if isinstance(private, ec.EllipticCurvePrivateKey) else None
+        self._alg: Alg = "EdDSA" if self._ed is not None else "ES256"
         if isinstance(private, ec.EllipticCurvePrivateKey) and not isinstance(
             private.curve, ec.SECP256R1
         ):
